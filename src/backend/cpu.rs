@@ -1,0 +1,1 @@
+//! CPU backend (stub, being written).

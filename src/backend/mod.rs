@@ -1,0 +1,234 @@
+//! The backend trait: exactly the operations of SPEC §5b, over backend-owned tensor
+//! handles. The solver (SPEC §4, §6) and the baselines (SPEC §7) are written once against
+//! this trait; the CPU backend (`cpu.rs`, ndarray + BLAS) is the reference twin of every
+//! GPU kernel (`gpu/`, WGSL through wgpu).
+//!
+//! Conventions shared by every implementation:
+//! - A matrix holds one sample per **column** (SPEC notation) and is row-major `rows×cols`.
+//!   Vectors (biases, shrink factors) are `n×1` matrices, except column-group shrink factors
+//!   which are `1×d`.
+//! - Outputs are `&mut`, inputs `&`: Rust's borrow rules then forbid an output aliasing an
+//!   input, which is also what a GPU binding (read vs read_write) requires.
+//! - Reductions never return a value directly: they write into a *scalar slot* of the
+//!   backend's small register file, and [`Backend::read_slots`] reads any set of slots in
+//!   one readback. This is how an Armijo trial costs one readback (SPEC §5b: the host
+//!   decides from a few scalars).
+//! - Host transfers of whole tensors (`upload`, `write`, `download`) are for data, model
+//!   I/O and tests; the solver only moves parameter-sized matrices that way (best-W
+//!   bookkeeping, optional exact blocks), never anything that grows with `N`.
+
+pub mod cpu;
+pub mod gpu;
+
+use crate::error::BackendError;
+use ndarray::{Array2, ArrayView2};
+
+/// Index of a scalar slot in the backend's register file (`0..NUM_SLOTS`).
+pub type Slot = usize;
+/// Number of scalar slots every backend provides.
+pub const NUM_SLOTS: usize = 256;
+
+pub type BResult<T> = Result<T, BackendError>;
+
+/// Which groups the `‖·‖_{2,1}` penalty uses for a weight matrix (SPEC §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Axis {
+    /// One group per row: a neuron's incoming weights. A zero row removes the neuron.
+    Rows,
+    /// One group per column: an input feature (W₁) or a last hidden neuron (W_L).
+    Cols,
+}
+
+/// The smooth loss ℓ of SPEC §1, always averaged over the `N` columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossKind {
+    /// `(1/N)‖Ŷ − Y‖²`, the paper's setting; gradient `2(Ŷ − Y)/N`.
+    Squared,
+    /// `(1/N) Σ_j [logsumexp(ŷ_j) − ⟨y_j, ŷ_j⟩]` over columns; gradient `(softmax(Ŷ) − Y)/N`.
+    SoftmaxCe,
+}
+
+/// Work counters a backend keeps, printed with `--verbose` (issue 3: dispatches and
+/// readbacks per sweep).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Kernel launches (GPU dispatches; CPU: operations executed).
+    pub dispatches: u64,
+    /// Device→host scalar readbacks (`read_slots` calls).
+    pub readbacks: u64,
+    /// Command-buffer submissions (GPU only).
+    pub submits: u64,
+}
+
+/// The operations of SPEC §5b. Every method has a CPU twin of the same name and argument
+/// order in `cpu.rs`, and a WGSL kernel in `shaders/`.
+pub trait Backend {
+    /// A device-owned matrix.
+    type Mat;
+
+    /// Human-readable description (for `GPU` the adapter name and driver).
+    fn name(&self) -> String;
+
+    // ---- memory -------------------------------------------------------------------------
+    /// A new `rows×cols` matrix of zeros.
+    fn zeros(&self, rows: usize, cols: usize) -> BResult<Self::Mat>;
+    /// A new matrix holding `host`.
+    fn upload(&self, host: ArrayView2<f32>) -> BResult<Self::Mat>;
+    /// Overwrite `dst` (same shape) with `host`, reusing its storage.
+    fn write(&self, dst: &mut Self::Mat, host: ArrayView2<f32>) -> BResult<()>;
+    /// Read a whole matrix back (model I/O, tests; never in the solver's hot loop).
+    fn download(&self, m: &Self::Mat) -> BResult<Array2<f32>>;
+    /// `(rows, cols)`.
+    fn shape(&self, m: &Self::Mat) -> (usize, usize);
+    /// `dst ← src` (same shape).
+    fn copy(&self, dst: &mut Self::Mat, src: &Self::Mat) -> BResult<()>;
+    /// `dst ← value` everywhere.
+    fn fill(&self, dst: &mut Self::Mat, value: f32) -> BResult<()>;
+    /// `out[:, j] ← src[:, idx[j]]` for `j < idx.len()` (minibatches, SPEC §7).
+    /// `out` has `idx.len()` columns.
+    fn gather_cols(&self, out: &mut Self::Mat, src: &Self::Mat, idx: &[u32]) -> BResult<()>;
+
+    // ---- matmuls (SPEC §3: W V + b1ᵀ, G Vᵀ, Wᵀ G) -----------------------------------------
+    /// `C ← A·B + bias·1ᵀ + beta·C` (`bias` is `rows(C)×1`; `beta = 0` ignores old `C`,
+    /// even if it holds NaN).
+    fn matmul_nn(
+        &self,
+        c: &mut Self::Mat,
+        a: &Self::Mat,
+        b: &Self::Mat,
+        bias: Option<&Self::Mat>,
+        beta: f32,
+    ) -> BResult<()>;
+    /// `C ← A·Bᵀ + beta·C` (weight gradients `G_U V_{l−1}ᵀ`).
+    fn matmul_nt(&self, c: &mut Self::Mat, a: &Self::Mat, b: &Self::Mat, beta: f32) -> BResult<()>;
+    /// `C ← Aᵀ·B + beta·C` (back-propagated `W_{l+1}ᵀ G_U`).
+    fn matmul_tn(&self, c: &mut Self::Mat, a: &Self::Mat, b: &Self::Mat, beta: f32) -> BResult<()>;
+    /// `out ← A·1 + beta·out` (bias gradients `G_U 1`; `out` is `rows(A)×1`).
+    fn row_sum(&self, out: &mut Self::Mat, a: &Self::Mat, beta: f32) -> BResult<()>;
+
+    // ---- elementwise ----------------------------------------------------------------------
+    /// `out ← a·x + b·y`.
+    fn axpby(&self, out: &mut Self::Mat, a: f32, x: &Self::Mat, b: f32, y: &Self::Mat) -> BResult<()>;
+    /// `y ← y + a·x`.
+    fn axpy(&self, y: &mut Self::Mat, a: f32, x: &Self::Mat) -> BResult<()>;
+    /// `x ← a·x`.
+    fn scale(&self, x: &mut Self::Mat, a: f32) -> BResult<()>;
+    /// `out ← σ(u)`, leaky ReLU `max(u, αu)` (SPEC §1).
+    fn leaky_relu(&self, out: &mut Self::Mat, u: &Self::Mat, alpha: f32) -> BResult<()>;
+    /// `d ← d ⊙ σ'(u)` (backprop; `σ'(u) = 1` if `u > 0` else `α`).
+    fn mul_leaky_deriv(&self, d: &mut Self::Mat, u: &Self::Mat, alpha: f32) -> BResult<()>;
+
+    // ---- the constraint residual kernel (SPEC §3) -----------------------------------------
+    /// The fused pass over `(U, V, Λ)`: `H = V − σ(U)`, `S = Λ + ρH`,
+    /// `G_U = −(S ⊙ σ'(U))·inv_n`, `G_V = S·inv_n` (the direct V gradient). Writes the
+    /// slots `slot` ← `‖H‖²`, `slot+1` ← `⟨Λ, H⟩`, `slot+2` ← `‖σ(U)‖²`.
+    #[allow(clippy::too_many_arguments)]
+    fn constraint_residual(
+        &self,
+        u: &Self::Mat,
+        v: &Self::Mat,
+        lam: &Self::Mat,
+        rho: f32,
+        alpha: f32,
+        inv_n: f32,
+        h: &mut Self::Mat,
+        s: &mut Self::Mat,
+        gu: &mut Self::Mat,
+        gv: &mut Self::Mat,
+        slot: Slot,
+    ) -> BResult<()>;
+    /// The same three sums as [`Backend::constraint_residual`] without writing any matrix:
+    /// the value of a trial point (SPEC §6). `slot` ← `‖H‖²`, `slot+1` ← `⟨Λ,H⟩`,
+    /// `slot+2` ← `‖σ(U)‖²`.
+    fn constraint_value(
+        &self,
+        u: &Self::Mat,
+        v: &Self::Mat,
+        lam: &Self::Mat,
+        alpha: f32,
+        slot: Slot,
+    ) -> BResult<()>;
+    /// Multiplier update `Λ ← Λ + ρH` (SPEC §4).
+    fn multiplier_update(&self, lam: &mut Self::Mat, h: &Self::Mat, rho: f32) -> BResult<()>;
+
+    // ---- group sparsity (SPEC §3 prox, §6 matmul-free trials) --------------------------------
+    /// Group soft-thresholding in place: each group `w ← w·max(0, 1 − thresh/‖w‖₂)`.
+    /// `shrink` receives the factors (`rows×1` for `Axis::Rows`, `1×cols` for `Axis::Cols`);
+    /// `slot` ← `Σ‖group‖₂` after the prox, `slot+1` ← number of zero groups after the prox.
+    fn group_prox(
+        &self,
+        w: &mut Self::Mat,
+        thresh: f32,
+        axis: Axis,
+        shrink: &mut Self::Mat,
+        slot: Slot,
+    ) -> BResult<()>;
+    /// `slot` ← `Σ‖group‖₂`, `slot+1` ← number of groups that are exactly zero.
+    fn group_norms(&self, w: &Self::Mat, axis: Axis, slot: Slot) -> BResult<()>;
+    /// The matmul-free W-trial pre-activation of SPEC §6 (row groups):
+    /// `out ← diag(s)(U − b_old 1ᵀ − t·B) + b_new 1ᵀ`, with `B = ∇W · V_{l−1}`.
+    #[allow(clippy::too_many_arguments)]
+    fn w_trial_preact(
+        &self,
+        out: &mut Self::Mat,
+        u: &Self::Mat,
+        b_old: &Self::Mat,
+        b_new: &Self::Mat,
+        bmat: &Self::Mat,
+        shrink: &Self::Mat,
+        t: f32,
+    ) -> BResult<()>;
+
+    // ---- losses (SPEC §1) -------------------------------------------------------------------
+    /// `slot` ← `ℓ(Ŷ, Y)` (mean over columns).
+    fn loss(&self, yhat: &Self::Mat, y: &Self::Mat, kind: LossKind, slot: Slot) -> BResult<()>;
+    /// `g ← ∂ℓ/∂Ŷ`, and `slot` ← `ℓ(Ŷ, Y)`.
+    fn loss_grad(
+        &self,
+        yhat: &Self::Mat,
+        y: &Self::Mat,
+        kind: LossKind,
+        g: &mut Self::Mat,
+        slot: Slot,
+    ) -> BResult<()>;
+    /// `slot` ← number of columns whose argmax differs between `yhat` and `y` (first index
+    /// wins ties, both sides).
+    fn count_errors(&self, yhat: &Self::Mat, y: &Self::Mat, slot: Slot) -> BResult<()>;
+
+    // ---- reductions ---------------------------------------------------------------------------
+    /// `slot` ← `⟨a, b⟩` (Frobenius).
+    fn dot(&self, a: &Self::Mat, b: &Self::Mat, slot: Slot) -> BResult<()>;
+    /// `slot` ← `‖a‖²`.
+    fn sq_norm(&self, a: &Self::Mat, slot: Slot) -> BResult<()>;
+    /// Read the given slots in one readback.
+    fn read_slots(&self, slots: &[Slot]) -> BResult<Vec<f64>>;
+
+    // ---- optimiser updates for the baselines (SPEC §7) ---------------------------------------
+    /// Adam step: `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
+    /// `w ← w − lr·m̂/(√v̂ + eps)` with bias corrections for step `step ≥ 1`.
+    #[allow(clippy::too_many_arguments)]
+    fn adam_update(
+        &self,
+        w: &mut Self::Mat,
+        g: &Self::Mat,
+        m: &mut Self::Mat,
+        v: &mut Self::Mat,
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        step: u32,
+    ) -> BResult<()>;
+
+    // ---- bookkeeping --------------------------------------------------------------------------
+    /// Wait for all submitted work (timing). CPU: no-op.
+    fn sync(&self) -> BResult<()> {
+        Ok(())
+    }
+    /// Work counters since creation.
+    fn counters(&self) -> Counters {
+        Counters::default()
+    }
+}

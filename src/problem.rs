@@ -1,0 +1,1 @@
+//! SPEC §1–§3 (stub, being written).

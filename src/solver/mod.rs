@@ -1,0 +1,1 @@
+//! Solvers (stub, being written).
