@@ -1,1 +1,238 @@
-fn main(){}
+//! Per-kernel GPU vs CPU benchmarks at the three layer sizes of the project:
+//! digits (64→100, N = 1437), teacher (50→64, N = 5000) and a Fashion-MNIST layer
+//! (784→256, N = 60000): matmul NN (`U = W V + b1ᵀ`), NT (`G_U Vᵀ`), TN (`Wᵀ G_U`), the
+//! constraint residual kernel and group_prox.
+//!
+//! Two parts, both in one run:
+//! 1. criterion groups (`sample_size(10)`, short windows) for digits and teacher, and for
+//!    Fashion only when the adapter is not a CPU (software) one, since a single Fashion
+//!    matmul takes seconds there;
+//! 2. a summary table measured by a plain timing loop over all three sizes: GFLOP/s for
+//!    matmuls, GB/s (bytes read + written) for residual and group_prox, and the GPU/CPU
+//!    ratio of the same run.
+//!
+//! GPU timings include recording, submission and waiting (`sync` after a batch of ops).
+//! `SPARSE_ALM_BENCH_SIZES=digits,teacher` restricts the sizes.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use ndarray::Array2;
+use sparse_alm::backend::cpu::CpuBackend;
+use sparse_alm::backend::gpu::{GpuBackend, GpuOptions};
+use sparse_alm::backend::{Axis, Backend};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy)]
+struct Case {
+    name: &'static str,
+    d_in: usize,
+    d_out: usize,
+    n: usize,
+}
+
+const CASES: [Case; 3] = [
+    Case { name: "digits", d_in: 64, d_out: 100, n: 1437 },
+    Case { name: "teacher", d_in: 50, d_out: 64, n: 5000 },
+    Case { name: "fashion", d_in: 784, d_out: 256, n: 60000 },
+];
+
+const KERNELS: [&str; 5] = ["matmul_nn", "matmul_nt", "matmul_tn", "residual", "group_prox"];
+
+fn cases() -> Vec<Case> {
+    match std::env::var("SPARSE_ALM_BENCH_SIZES") {
+        Ok(s) => CASES.iter().copied().filter(|c| s.split(',').any(|x| x.trim() == c.name)).collect(),
+        Err(_) => CASES.to_vec(),
+    }
+}
+
+/// Deterministic pseudo-random fill (no RNG state needed across backends).
+fn host(r: usize, c: usize, seed: u64) -> Array2<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    Array2::from_shape_simple_fn((r, c), || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    })
+}
+
+struct Mats<B: Backend> {
+    w: B::Mat,
+    b: B::Mat,
+    v: B::Mat,
+    u: B::Mat,
+    vo: B::Mat,
+    lam: B::Mat,
+    h: B::Mat,
+    s: B::Mat,
+    gu: B::Mat,
+    gv: B::Mat,
+    g: B::Mat,
+    bt: B::Mat,
+    shrink: B::Mat,
+}
+
+fn setup<B: Backend>(be: &B, c: Case) -> Mats<B> {
+    let up = |a: Array2<f32>| be.upload(a.view()).expect("upload");
+    let z = |r, k| be.zeros(r, k).expect("zeros");
+    Mats {
+        w: up(host(c.d_out, c.d_in, 1)),
+        b: up(host(c.d_out, 1, 2)),
+        v: up(host(c.d_in, c.n, 3)),
+        u: up(host(c.d_out, c.n, 4)),
+        vo: up(host(c.d_out, c.n, 5)),
+        lam: up(host(c.d_out, c.n, 6)),
+        h: z(c.d_out, c.n),
+        s: z(c.d_out, c.n),
+        gu: up(host(c.d_out, c.n, 7)),
+        gv: z(c.d_out, c.n),
+        g: z(c.d_out, c.d_in),
+        bt: z(c.d_in, c.n),
+        shrink: z(c.d_out, 1),
+    }
+}
+
+fn run<B: Backend>(be: &B, m: &mut Mats<B>, kernel: &str, c: Case) {
+    let r = match kernel {
+        "matmul_nn" => be.matmul_nn(&mut m.u, &m.w, &m.v, Some(&m.b), 0.0),
+        "matmul_nt" => be.matmul_nt(&mut m.g, &m.gu, &m.v, 0.0),
+        "matmul_tn" => be.matmul_tn(&mut m.bt, &m.w, &m.gu, 0.0),
+        "residual" => be.constraint_residual(
+            &m.u,
+            &m.vo,
+            &m.lam,
+            3.0,
+            0.1,
+            1.0 / c.n as f32,
+            &mut m.h,
+            &mut m.s,
+            &mut m.gu,
+            &mut m.gv,
+            0,
+        ),
+        // A tiny threshold keeps W (mostly) non-zero across repetitions.
+        "group_prox" => be.group_prox(&mut m.w, 1e-6, Axis::Rows, &mut m.shrink, 3),
+        _ => unreachable!(),
+    };
+    r.expect(kernel);
+}
+
+/// Work of one call: (amount, unit) — flops for matmuls, bytes moved otherwise.
+fn work(kernel: &str, c: Case) -> (f64, &'static str) {
+    let (i, o, n) = (c.d_in as f64, c.d_out as f64, c.n as f64);
+    match kernel {
+        "matmul_nn" | "matmul_nt" | "matmul_tn" => (2.0 * o * i * n, "GFLOP/s"),
+        "residual" => (7.0 * 4.0 * o * n, "GB/s"),
+        "group_prox" => (3.0 * 4.0 * o * i, "GB/s"),
+        _ => unreachable!(),
+    }
+}
+
+/// Seconds per call: one timed call to size a batch, then the best of up to 3 batches
+/// (each ends with `sync`) within about `budget`.
+fn time_per_call<B: Backend>(be: &B, m: &mut Mats<B>, kernel: &str, c: Case, budget: Duration) -> f64 {
+    let t0 = Instant::now();
+    run(be, m, kernel, c);
+    be.sync().expect("sync");
+    let first = t0.elapsed().as_secs_f64();
+    if first > budget.as_secs_f64() / 2.0 {
+        return first;
+    }
+    let reps = ((budget.as_secs_f64() / 3.0 / first) as usize).clamp(1, 500);
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let t = Instant::now();
+        for _ in 0..reps {
+            run(be, m, kernel, c);
+        }
+        be.sync().expect("sync");
+        best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+    }
+    best
+}
+
+fn open_gpu() -> Option<GpuBackend> {
+    match GpuBackend::new(GpuOptions::from_env()) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            eprintln!("*** SKIPPED GPU benches: {e}");
+            None
+        }
+    }
+}
+
+fn benches(crit: &mut Criterion) {
+    let cpu = CpuBackend::<f32>::new();
+    let gpu = open_gpu();
+    let software = gpu.as_ref().is_some_and(|g| g.adapter_info().device_type == "Cpu");
+    if let Some(g) = &gpu {
+        println!("GPU adapter: {}", g.adapter_info());
+    }
+    println!("CPU backend: {}", cpu.name());
+
+    // Part 1: criterion.
+    for c in cases() {
+        let mut cm = setup(&cpu, c);
+        let mut gm = gpu.as_ref().map(|g| setup(g, c));
+        let mut group = crit.benchmark_group(c.name);
+        group.sample_size(10).warm_up_time(Duration::from_millis(200)).measurement_time(Duration::from_secs(1));
+        for k in KERNELS {
+            let slow = c.name == "fashion";
+            if !slow {
+                group.bench_function(format!("cpu/{k}"), |bch| bch.iter(|| run(&cpu, &mut cm, k, c)));
+            }
+            if let (Some(g), Some(gm)) = (&gpu, gm.as_mut()) {
+                if slow && software {
+                    continue;
+                }
+                group.bench_function(format!("gpu/{k}"), |bch| {
+                    bch.iter_custom(|iters| {
+                        let t = Instant::now();
+                        for _ in 0..iters {
+                            run(g, gm, k, c);
+                        }
+                        g.sync().expect("sync");
+                        t.elapsed()
+                    })
+                });
+            }
+        }
+        group.finish();
+    }
+
+    // Part 2: the summary table, measured in this run.
+    println!();
+    println!("{:<8} {:<11} {:>12} {:>12} {:>10} {:>9}  unit", "size", "kernel", "cpu ms", "gpu ms", "gpu rate", "speedup");
+    for c in cases() {
+        let budget = Duration::from_millis(if c.name == "fashion" { 500 } else { 300 });
+        let mut cm = setup(&cpu, c);
+        let mut gm = gpu.as_ref().map(|g| setup(g, c));
+        for k in KERNELS {
+            let tc = time_per_call(&cpu, &mut cm, k, c, budget);
+            let (amount, unit) = work(k, c);
+            let (tg, rate, ratio) = match (&gpu, gm.as_mut()) {
+                (Some(g), Some(gm)) => {
+                    let tg = time_per_call(g, gm, k, c, budget);
+                    (tg * 1e3, amount / tg / 1e9, tc / tg)
+                }
+                _ => (f64::NAN, f64::NAN, f64::NAN),
+            };
+            println!(
+                "{:<8} {:<11} {:>12.3} {:>12.3} {:>10.2} {:>9.3}  {unit} (cpu {:.2})",
+                c.name,
+                k,
+                tc * 1e3,
+                tg,
+                rate,
+                ratio,
+                amount / tc / 1e9
+            );
+        }
+    }
+    if let Some(g) = &gpu {
+        let k = g.counters();
+        println!("GPU counters: {} dispatches, {} submits, {} readbacks", k.dispatches, k.submits, k.readbacks);
+    }
+}
+
+criterion_group!(kernels, benches);
+criterion_main!(kernels);

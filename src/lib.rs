@@ -5,6 +5,7 @@
 //! Data flows one way: [`data`] → [`problem`] → [`solver`] → [`backend`] → kernels; results
 //! come back as a few scalars and a trained [`model::Network`].
 
+pub mod app;
 pub mod backend;
 pub mod config;
 pub mod data;

@@ -1,1 +1,333 @@
-fn main() {}
+//! The `sparse-alm` command line: argument parsing and printing only; the commands live
+//! in [`sparse_alm::app`].
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sparse_alm::app::{self, CompareOptions, Notice, TrainOptions, Verbosity};
+use sparse_alm::config::DeviceChoice;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Train sparse leaky ReLU networks by an inexact augmented Lagrangian method (and the
+/// proximal baselines), on a GPU (wgpu) or the CPU.
+#[derive(Parser, Debug)]
+#[command(name = "sparse-alm", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train one network (default: the built-in digits problem, method warm+alm).
+    Train(TrainArgs),
+    /// Run several methods from one shared initialisation and tabulate them.
+    Compare(CompareArgs),
+    /// Evaluate a saved model on a data file.
+    Eval(EvalArgs),
+    /// List GPU adapters and the CPU backend.
+    Info,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum DeviceArg {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+impl DeviceArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeviceArg::Auto => "auto",
+            DeviceArg::Gpu => "gpu",
+            DeviceArg::Cpu => "cpu",
+        }
+    }
+    fn choice(self) -> DeviceChoice {
+        match self {
+            DeviceArg::Auto => DeviceChoice::Auto,
+            DeviceArg::Gpu => DeviceChoice::Gpu,
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+        }
+    }
+}
+
+/// Flags shared by train and compare; each becomes a `--set` override, so the config's
+/// validation reports bad values by field name.
+#[derive(Args, Debug, Default)]
+struct Overrides {
+    /// Override a config value: `--set train.lambda=1e-3`, `--set model.hidden=[64,32]`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Output directory (default: runs/<UTC timestamp>).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Where to run: auto (GPU if found, else CPU), gpu or cpu (train.device).
+    #[arg(long, value_enum)]
+    device: Option<DeviceArg>,
+    /// Work budget in passes (train.max_passes).
+    #[arg(long, value_name = "P", allow_hyphen_values = true)]
+    passes: Option<String>,
+    /// Wall-time budget in seconds (train.max_seconds).
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
+    seconds: Option<String>,
+    /// Print backend counters (dispatches, readbacks, submits).
+    #[arg(long, short)]
+    verbose: bool,
+    /// No header line and no progress bars.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Config file (TOML); default: the built-in digits configuration.
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    common: Overrides,
+    /// CSV data file (data.path; sets data.source = csv).
+    #[arg(long, value_name = "FILE")]
+    data: Option<String>,
+    /// Target column of the CSV (data.target).
+    #[arg(long, value_name = "COL")]
+    target: Option<String>,
+    /// classification or regression (data.task).
+    #[arg(long)]
+    task: Option<String>,
+    /// Hidden layer widths, comma separated: `64,32` (model.hidden).
+    #[arg(long, value_name = "W1,W2,..")]
+    hidden: Option<String>,
+    /// Group penalty weight λ (train.lambda).
+    #[arg(long, allow_hyphen_values = true)]
+    lambda: Option<String>,
+    /// Fraction held out for testing (data.test_fraction).
+    #[arg(long, value_name = "F", allow_hyphen_values = true)]
+    test_fraction: Option<String>,
+    /// alm, prox-sgd, prox-adam, prox-gd or warm+alm (train.method).
+    #[arg(long, value_name = "M")]
+    method: Option<String>,
+    /// Seed of the minibatch order (train.seed).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    seed: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// Config file (TOML).
+    config: PathBuf,
+    #[command(flatten)]
+    common: Overrides,
+    /// Comma-separated methods (compare.methods), e.g. `alm,prox-sgd,warm+alm`.
+    #[arg(long, value_name = "M1,M2,..")]
+    methods: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// Run directory, model.safetensors or model.json.
+    model: PathBuf,
+    /// Data: a .csv file, `X.npy,Y.npy`, `IMAGES,LABELS` (IDX) or a directory of IDX files.
+    data: PathBuf,
+    /// Where to run: auto, gpu or cpu.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+}
+
+/// A TOML string literal, so any text (a path like `1.csv`, a column named `true`) stays
+/// a string when it reaches the config.
+fn quoted(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// `64,32` → `[64,32]` (the config reports bad widths by field name).
+fn list(s: &str) -> String {
+    format!(
+        "[{}]",
+        s.trim().trim_start_matches('[').trim_end_matches(']')
+    )
+}
+
+fn method_list(s: &str) -> String {
+    let items: Vec<String> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(quoted)
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+impl Overrides {
+    fn sets(&self) -> Vec<String> {
+        let mut sets = self.sets.clone();
+        if let Some(d) = self.device {
+            sets.push(format!("train.device={}", quoted(d.as_str())));
+        }
+        if let Some(p) = &self.passes {
+            sets.push(format!("train.max_passes={p}"));
+        }
+        if let Some(s) = &self.seconds {
+            sets.push(format!("train.max_seconds={s}"));
+        }
+        sets
+    }
+
+    fn verbosity(&self) -> Verbosity {
+        Verbosity {
+            quiet: self.quiet,
+            verbose: self.verbose,
+        }
+    }
+}
+
+impl TrainArgs {
+    fn sets(&self) -> Vec<String> {
+        let mut sets = self.common.sets();
+        if let Some(d) = &self.data {
+            sets.push("data.source=\"csv\"".into());
+            sets.push(format!("data.path={}", quoted(d)));
+        }
+        if let Some(t) = &self.target {
+            sets.push(format!("data.target={}", quoted(t)));
+        }
+        if let Some(t) = &self.task {
+            sets.push(format!("data.task={}", quoted(t)));
+        }
+        if let Some(h) = &self.hidden {
+            sets.push(format!("model.hidden={}", list(h)));
+        }
+        if let Some(l) = &self.lambda {
+            sets.push(format!("train.lambda={l}"));
+        }
+        if let Some(f) = &self.test_fraction {
+            sets.push(format!("data.test_fraction={f}"));
+        }
+        if let Some(m) = &self.method {
+            sets.push(format!("train.method={}", quoted(m)));
+        }
+        if let Some(s) = &self.seed {
+            sets.push(format!("train.seed={s}"));
+        }
+        sets
+    }
+}
+
+/// Prints a command's notices: header lines to stdout (unless quiet), warnings to stderr.
+fn printer(quiet: bool) -> impl FnMut(Notice) {
+    move |n| match n {
+        Notice::Info(s) => {
+            if !quiet {
+                println!("{s}");
+            }
+        }
+        Notice::Warn(s) => eprintln!("{s}"),
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(a) => {
+            let opts = TrainOptions {
+                config: a.config.clone(),
+                sets: a.sets(),
+                out: a.common.out.clone(),
+                verbosity: a.common.verbosity(),
+            };
+            let report = app::train(&opts, &mut printer(a.common.quiet)).context("train failed")?;
+            println!();
+            print!("{}", report.table());
+            if let Some(c) = &report.counters {
+                println!("{c}");
+            }
+            println!(
+                "saved model, metrics.jsonl and config.toml to {}",
+                report.out_dir.display()
+            );
+        }
+        Command::Compare(a) => {
+            let mut sets = a.common.sets();
+            if let Some(m) = &a.methods {
+                sets.push(format!("compare.methods={}", method_list(m)));
+            }
+            let opts = CompareOptions {
+                config: a.config.clone(),
+                sets,
+                out: a.common.out.clone(),
+                verbosity: a.common.verbosity(),
+            };
+            let report =
+                app::compare(&opts, &mut printer(a.common.quiet)).context("compare failed")?;
+            println!();
+            print!("{}", report.render());
+            if let Some(c) = &report.counters {
+                println!("{c}");
+            }
+            println!(
+                "saved compare.json, metrics-<method>.jsonl and <method>/ models to {}",
+                report.out_dir.display()
+            );
+        }
+        Command::Eval(a) => {
+            let report = app::eval(&a.model, &a.data, a.device.choice(), &mut printer(false))
+                .with_context(|| {
+                    format!(
+                        "eval of {} on {} failed",
+                        a.model.display(),
+                        a.data.display()
+                    )
+                })?;
+            print!("{}", report.render());
+        }
+        Command::Info => print!("{}", app::info()),
+    }
+    Ok(())
+}
+
+/// The error chain joined by `: `, leaving out a cause whose text the message already
+/// shows (several error types print their source inline).
+fn error_message(err: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let c = cause.to_string();
+        if c.is_empty() || msg.contains(&c) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&c);
+    }
+    msg
+}
+
+/// 2 for what the user must fix in their input (config, data, model files), 1 otherwise.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    use sparse_alm::Error;
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<Error>() {
+            return match e {
+                Error::Config(_) | Error::Data(_) | Error::Model(_) => 2,
+                _ => 1,
+            };
+        }
+    }
+    1
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = error_message(&e);
+            if std::io::stderr().is_terminal() {
+                eprintln!("\x1b[1;31merror\x1b[0m: {msg}");
+            } else {
+                eprintln!("error: {msg}");
+            }
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}

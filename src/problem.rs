@@ -1,1 +1,188 @@
-//! SPEC §1–§3 (stub, being written).
+//! The mathematics of SPEC §1–§3 written once over the [`Backend`] trait: the network's
+//! parameters on the device, the true forward pass and backprop of (P0) (§1, used by every
+//! method and by the measures of §5), the adjoint multipliers of §4, and the flop
+//! accounting that defines a *pass* (§5).
+//!
+//! The lifted model's state and its block updates live in `solver/` (§4, §6); what is here
+//! is shared by the ALM and the baselines.
+
+use crate::backend::{Axis, BResult, Backend, LossKind, Slot};
+use crate::model::Network;
+
+/// The fixed data of a (P0) instance (SPEC §1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    /// Layer sizes `[n0, …, nL]`.
+    pub sizes: Vec<usize>,
+    /// Leaky ReLU slope α.
+    pub alpha: f32,
+    /// Group penalty weight λ.
+    pub lambda: f32,
+    pub loss: LossKind,
+    /// Group axis per layer (`axes[l]` for `W_{l+1}`): rows by default; columns of W₁
+    /// (feature selection) or of W_L (never removes an output) as options.
+    pub axes: Vec<Axis>,
+}
+
+impl Spec {
+    pub fn new(sizes: Vec<usize>, alpha: f32, lambda: f32, loss: LossKind, input: Axis, output: Axis) -> Self {
+        let layers = sizes.len() - 1;
+        let mut axes = vec![Axis::Rows; layers];
+        axes[0] = input;
+        if layers > 1 {
+            axes[layers - 1] = output;
+        } else if output == Axis::Cols {
+            axes[0] = Axis::Cols;
+        }
+        Spec { sizes, alpha, lambda, loss, axes }
+    }
+
+    /// Number of weight layers `L`.
+    pub fn layers(&self) -> usize {
+        self.sizes.len() - 1
+    }
+
+    /// Multiply-adds of layer `l` (0-based) per sample: `n_{l+1}·n_l`.
+    pub fn layer_macs(&self, l: usize) -> f64 {
+        (self.sizes[l] * self.sizes[l + 1]) as f64
+    }
+
+    /// Fraction of one full forward pass that a matmul of layer `l` over `cols` of the
+    /// `n` samples costs (SPEC §5: a pass is the matmul work of one full-data forward pass).
+    pub fn pass_fraction(&self, l: usize, cols: usize, n: usize) -> f64 {
+        let total: f64 = (0..self.layers()).map(|k| self.layer_macs(k)).sum();
+        self.layer_macs(l) / total * cols as f64 / n as f64
+    }
+
+    /// Shape of the shrink-factor vector for layer `l`.
+    pub fn shrink_shape(&self, l: usize) -> (usize, usize) {
+        match self.axes[l] {
+            Axis::Rows => (self.sizes[l + 1], 1),
+            Axis::Cols => (1, self.sizes[l]),
+        }
+    }
+}
+
+/// Network parameters `(W_l, b_l)` on the device.
+pub struct Params<B: Backend> {
+    pub w: Vec<B::Mat>,
+    pub b: Vec<B::Mat>,
+}
+
+impl<B: Backend> Params<B> {
+    pub fn upload(be: &B, net: &Network) -> BResult<Self> {
+        let w = net.w.iter().map(|w| be.upload(w.view())).collect::<BResult<Vec<_>>>()?;
+        let b = net.b.iter().map(|b| be.upload(b.view())).collect::<BResult<Vec<_>>>()?;
+        Ok(Params { w, b })
+    }
+
+    pub fn zeros_like(be: &B, spec: &Spec) -> BResult<Self> {
+        let mut w = Vec::new();
+        let mut b = Vec::new();
+        for l in 0..spec.layers() {
+            w.push(be.zeros(spec.sizes[l + 1], spec.sizes[l])?);
+            b.push(be.zeros(spec.sizes[l + 1], 1)?);
+        }
+        Ok(Params { w, b })
+    }
+
+    /// `self ← other` (device copies; parameter-sized, used for best-W bookkeeping).
+    pub fn assign(&mut self, be: &B, other: &Params<B>) -> BResult<()> {
+        for (d, s) in self.w.iter_mut().zip(&other.w) {
+            be.copy(d, s)?;
+        }
+        for (d, s) in self.b.iter_mut().zip(&other.b) {
+            be.copy(d, s)?;
+        }
+        Ok(())
+    }
+
+    pub fn download(&self, be: &B, alpha: f32) -> BResult<Network> {
+        Ok(Network {
+            alpha,
+            w: self.w.iter().map(|m| be.download(m)).collect::<BResult<_>>()?,
+            b: self.b.iter().map(|m| be.download(m)).collect::<BResult<_>>()?,
+        })
+    }
+}
+
+/// Workspace for the true forward pass and backprop of (P0) over a fixed number of columns.
+/// Allocated once per problem and data set; never reallocated in a loop.
+pub struct Net<B: Backend> {
+    /// Columns this workspace serves.
+    pub cols: usize,
+    /// Pre-activations `U_l` (`l = 1..L`; `u[L-1]` is Ŷ).
+    pub u: Vec<B::Mat>,
+    /// Activations `A_l = σ(U_l)` (`l = 1..L−1`).
+    pub a: Vec<B::Mat>,
+    /// Backprop adjoints `δ_l` (`l = 1..L`).
+    pub delta: Vec<B::Mat>,
+    /// Gradients of ℓ w.r.t. `(W_l, b_l)`.
+    pub grad: Params<B>,
+}
+
+impl<B: Backend> Net<B> {
+    pub fn new(be: &B, spec: &Spec, cols: usize) -> BResult<Self> {
+        let l = spec.layers();
+        let mut u = Vec::new();
+        let mut a = Vec::new();
+        let mut delta = Vec::new();
+        for k in 0..l {
+            u.push(be.zeros(spec.sizes[k + 1], cols)?);
+            delta.push(be.zeros(spec.sizes[k + 1], cols)?);
+            if k + 1 < l {
+                a.push(be.zeros(spec.sizes[k + 1], cols)?);
+            }
+        }
+        Ok(Net { cols, u, a, delta, grad: Params::zeros_like(be, spec)? })
+    }
+
+    /// The true forward pass of SPEC §1: `A_0 = X`, `U_l = W_l A_{l−1} + b_l 1ᵀ`,
+    /// `A_l = σ(U_l)`; `u[L−1] = Ŷ`.
+    pub fn forward(&mut self, be: &B, spec: &Spec, p: &Params<B>, x: &B::Mat) -> BResult<()> {
+        let layers = spec.layers();
+        for l in 0..layers {
+            let input = if l == 0 { x } else { &self.a[l - 1] };
+            be.matmul_nn(&mut self.u[l], &p.w[l], input, Some(&p.b[l]), 0.0)?;
+            if l + 1 < layers {
+                be.leaky_relu(&mut self.a[l], &self.u[l], spec.alpha)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ŷ after [`Net::forward`].
+    pub fn output(&self) -> &B::Mat {
+        self.u.last().expect("at least one layer")
+    }
+
+    /// Backprop of ℓ after [`Net::forward`] (SPEC §3 with `Λ` = adjoint, §7): fills
+    /// `grad` and `delta`; writes ℓ into `loss_slot`.
+    pub fn backward(&mut self, be: &B, spec: &Spec, p: &Params<B>, x: &B::Mat, y: &B::Mat, loss_slot: Slot) -> BResult<()> {
+        let layers = spec.layers();
+        be.loss_grad(&self.u[layers - 1], y, spec.loss, &mut self.delta[layers - 1], loss_slot)?;
+        for l in (0..layers).rev() {
+            let input = if l == 0 { x } else { &self.a[l - 1] };
+            be.matmul_nt(&mut self.grad.w[l], &self.delta[l], input, 0.0)?;
+            be.row_sum(&mut self.grad.b[l], &self.delta[l], 0.0)?;
+            if l > 0 {
+                let (lo, hi) = self.delta.split_at_mut(l);
+                be.matmul_tn(&mut lo[l - 1], &p.w[l], &hi[0], 0.0)?;
+                be.mul_leaky_deriv(&mut lo[l - 1], &self.u[l - 1], spec.alpha)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Passes (SPEC §5) of one forward over this workspace's columns out of `n`.
+    pub fn forward_passes(&self, spec: &Spec, n: usize) -> f64 {
+        (0..spec.layers()).map(|l| spec.pass_fraction(l, self.cols, n)).sum()
+    }
+
+    /// Passes of one backward (weight gradients for every layer, adjoints for l ≥ 2).
+    pub fn backward_passes(&self, spec: &Spec, n: usize) -> f64 {
+        (0..spec.layers())
+            .map(|l| spec.pass_fraction(l, self.cols, n) * if l > 0 { 2.0 } else { 1.0 })
+            .sum()
+    }
+}

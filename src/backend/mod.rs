@@ -223,6 +223,12 @@ pub trait Backend {
     ) -> BResult<()>;
 
     // ---- bookkeeping --------------------------------------------------------------------------
+    /// Machine epsilon of the backend's arithmetic: Armijo tests allow a slack of a few
+    /// of these relative to the values compared (reductions round; an exact step must not
+    /// be rejected forever), and no more (an f64 run must stay monotone to ~1e-15).
+    fn epsilon(&self) -> f64 {
+        f32::EPSILON as f64
+    }
     /// Wait for all submitted work (timing). CPU: no-op.
     fn sync(&self) -> BResult<()> {
         Ok(())

@@ -1,1 +1,262 @@
-//! Solvers (stub, being written).
+//! The solvers: the inexact ALM (SPEC §4 outer loop in `alm.rs`, §6 inner block solver in
+//! `inner.rs`), the baselines of SPEC §7 (`baselines.rs`) and the measures of SPEC §5
+//! (`measures.rs`). All of them are written once against [`Backend`] and read back only
+//! scalars; this module owns what they share: the run record, the work budget and the
+//! clock, and [`train`], which runs one method from one initialisation.
+
+pub mod alm;
+pub mod baselines;
+pub mod inner;
+pub mod measures;
+
+use crate::backend::{BResult, Backend};
+use crate::config::{Config, Method};
+use crate::model::Network;
+use crate::problem::{Params, Spec};
+use measures::{DeviceData, Evaluator, Measures};
+use std::time::{Duration, Instant};
+
+/// One line of `metrics.jsonl`: every SPEC §5 measure at one outer iteration / epoch.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Record {
+    pub method: String,
+    /// `sgd`, `adam`, `gd`, `alm` (warm+alm has an `sgd` then an `alm` phase).
+    pub phase: String,
+    /// Outer iteration (ALM), epoch (SGD/Adam) or iteration (GD), counted within the phase.
+    pub iter: usize,
+    /// Work so far in passes (SPEC §5).
+    pub passes: f64,
+    /// Wall time of the method so far (measurements excluded).
+    pub seconds: f64,
+    pub p0: f64,
+    pub loss: f64,
+    pub reg: f64,
+    pub train_error: f64,
+    pub test_error: Option<f64>,
+    pub zero_rows: Vec<usize>,
+    /// `cert` of SPEC §5, relative to its value at the shared initialisation.
+    pub cert: f64,
+    /// (P0) of the model the method would return now (the ALM returns its best W).
+    pub best_p0: f64,
+    /// ALM only: `‖H‖/‖σ(U)‖`.
+    pub feas: Option<f64>,
+    /// ALM only: the Lagrangian's prox-gradient mapping relative to its start value.
+    pub kkt: Option<f64>,
+    pub rho: Option<f64>,
+    /// ALM only: inner sweeps in this outer iteration.
+    pub sweeps: Option<usize>,
+}
+
+impl Record {
+    fn from_measures(m: &Measures, cert0: f64) -> Self {
+        Record {
+            p0: m.p0,
+            loss: m.loss,
+            reg: m.reg,
+            train_error: m.train_error,
+            test_error: m.test_error,
+            zero_rows: m.zero_rows.clone(),
+            cert: m.cert_abs / cert0,
+            best_p0: m.p0,
+            ..Default::default()
+        }
+    }
+}
+
+/// A stopwatch that is paused while measures are evaluated, so `seconds` is the method's
+/// own time only (every method is measured the same way, at different cadences).
+#[derive(Clone, Debug)]
+pub struct Clock {
+    acc: Duration,
+    since: Option<Instant>,
+}
+
+impl Clock {
+    pub fn started() -> Self {
+        Clock { acc: Duration::ZERO, since: Some(Instant::now()) }
+    }
+    pub fn pause(&mut self) {
+        if let Some(s) = self.since.take() {
+            self.acc += s.elapsed();
+        }
+    }
+    pub fn resume(&mut self) {
+        if self.since.is_none() {
+            self.since = Some(Instant::now());
+        }
+    }
+    pub fn seconds(&self) -> f64 {
+        (self.acc + self.since.map(|s| s.elapsed()).unwrap_or_default()).as_secs_f64()
+    }
+}
+
+/// Work and time budget shared by the phases of one run.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    pub max_passes: f64,
+    pub max_seconds: f64,
+    pub passes: f64,
+    pub clock: Clock,
+}
+
+impl Budget {
+    pub fn new(max_passes: f64, max_seconds: f64) -> Self {
+        Budget { max_passes, max_seconds, passes: 0.0, clock: Clock::started() }
+    }
+    pub fn spent(&self) -> bool {
+        self.passes >= self.max_passes || self.clock.seconds() >= self.max_seconds
+    }
+}
+
+/// What every phase needs to record its progress: the evaluator, the shared `cert`
+/// normaliser, the sink for records, and a record cadence.
+pub struct Recorder<'a, B: Backend> {
+    pub eval: &'a mut Evaluator<B>,
+    pub cert0: f64,
+    pub method: String,
+    pub sink: &'a mut dyn FnMut(&Record),
+    pub records: Vec<Record>,
+    /// Minimum passes between two records of the baselines (keeps measuring cheap on
+    /// large data; the ALM records every outer iteration).
+    pub min_interval: f64,
+    last_at: f64,
+}
+
+impl<'a, B: Backend> Recorder<'a, B> {
+    pub fn new(eval: &'a mut Evaluator<B>, cert0: f64, method: Method, min_interval: f64, sink: &'a mut dyn FnMut(&Record)) -> Self {
+        Recorder {
+            eval,
+            cert0,
+            method: method.to_string(),
+            sink,
+            records: Vec::new(),
+            min_interval,
+            last_at: f64::NEG_INFINITY,
+        }
+    }
+
+    /// Whether a baseline should record now (always true when the budget is spent).
+    pub fn due(&self, budget: &Budget) -> bool {
+        budget.spent() || budget.passes - self.last_at >= self.min_interval
+    }
+
+    /// Measure `p` with the clock paused and emit a record; `fill` adds phase-specific
+    /// fields. Returns the measures.
+    pub fn record(
+        &mut self,
+        be: &B,
+        p: &Params<B>,
+        data: &DeviceData<B>,
+        budget: &mut Budget,
+        phase: &str,
+        iter: usize,
+        fill: impl FnOnce(&mut Record),
+    ) -> BResult<Measures> {
+        budget.clock.pause();
+        let m = self.eval.measure(be, p, data)?;
+        let mut r = Record::from_measures(&m, self.cert0);
+        r.method = self.method.clone();
+        r.phase = phase.to_string();
+        r.iter = iter;
+        r.passes = budget.passes;
+        r.seconds = budget.clock.seconds();
+        fill(&mut r);
+        (self.sink)(&r);
+        self.records.push(r);
+        self.last_at = budget.passes;
+        budget.clock.resume();
+        Ok(m)
+    }
+}
+
+/// The outcome of one method's run.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub method: Method,
+    /// The returned network (the ALM's best W by true (P0); the baselines' last iterate).
+    pub net: Network,
+    /// Measures of the returned network.
+    pub final_measures: Measures,
+    /// `cert` of the returned network, relative to the initialisation's.
+    pub cert: f64,
+    pub records: Vec<Record>,
+    pub passes: f64,
+    pub seconds: f64,
+    /// (P0) of the empty network (SPEC §1), for the "worse than empty" flag.
+    pub empty_p0: f64,
+}
+
+impl RunResult {
+    /// SPEC §1: flag results worse than the empty network.
+    pub fn worse_than_empty(&self) -> bool {
+        self.final_measures.p0 > self.empty_p0
+    }
+}
+
+/// Build the problem spec of a config for data with `d` inputs and `m` outputs.
+pub fn spec_for(cfg: &Config, d: usize, m: usize) -> Spec {
+    let mut sizes = vec![d];
+    sizes.extend(&cfg.model.hidden);
+    sizes.push(m);
+    Spec::new(
+        sizes,
+        cfg.model.alpha as f32,
+        cfg.train.lambda as f32,
+        cfg.model.loss,
+        cfg.model.input_groups,
+        cfg.model.output_groups,
+    )
+}
+
+/// Run `method` from `init` on device data, with the budget of `cfg.train`. `sink` sees
+/// every record as it is made (progress bar, metrics log).
+pub fn train<B: Backend>(
+    be: &B,
+    cfg: &Config,
+    method: Method,
+    spec: &Spec,
+    data: &DeviceData<B>,
+    init: &Network,
+    empty_p0: f64,
+    sink: &mut dyn FnMut(&Record),
+) -> crate::Result<RunResult> {
+    let mut eval = Evaluator::new(be, spec, data)?;
+    let mut p = Params::upload(be, init)?;
+    let m0 = eval.measure(be, &p, data)?;
+    let cert0 = if m0.cert_abs > 0.0 { m0.cert_abs } else { 1.0 };
+    let mut budget = Budget::new(cfg.train.max_passes, cfg.train.max_seconds);
+    // A record cadence that gives ~150 points over a finite budget.
+    let interval = if cfg.train.max_passes.is_finite() { cfg.train.max_passes / 150.0 } else { 0.0 };
+    let mut rec = Recorder::new(&mut eval, cert0, method, interval, sink);
+    match method {
+        Method::Alm => {
+            alm::run(be, spec, &cfg.alm, cfg.alm.rho0, data, &mut p, &mut budget, &mut rec)?;
+        }
+        Method::ProxSgd => baselines::prox_sgd(be, spec, cfg, None, data, &mut p, &mut budget, &mut rec)?,
+        Method::ProxAdam => baselines::prox_sgd(be, spec, cfg, Some(&cfg.adam), data, &mut p, &mut budget, &mut rec)?,
+        Method::ProxGd => baselines::prox_gd(be, spec, &cfg.gd, data, &mut p, &mut budget, &mut rec)?,
+        Method::WarmAlm => {
+            let mut warm = budget.clone();
+            warm.max_passes = cfg.warm.passes.min(budget.max_passes);
+            baselines::prox_sgd(be, spec, cfg, None, data, &mut p, &mut warm, &mut rec)?;
+            budget.passes = warm.passes;
+            budget.clock = warm.clock;
+            if !budget.spent() {
+                alm::run(be, spec, &cfg.alm, cfg.alm.rho0_warm, data, &mut p, &mut budget, &mut rec)?;
+            }
+        }
+    }
+    budget.clock.pause();
+    let final_measures = rec.eval.measure(be, &p, data)?;
+    let net = p.download(be, spec.alpha)?;
+    Ok(RunResult {
+        method,
+        net,
+        cert: final_measures.cert_abs / cert0,
+        final_measures,
+        records: std::mem::take(&mut rec.records),
+        passes: budget.passes,
+        seconds: budget.clock.seconds(),
+        empty_p0,
+    })
+}

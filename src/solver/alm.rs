@@ -1,0 +1,169 @@
+//! SPEC §4: the outer loop of the inexact augmented Lagrangian method, on the host.
+//! Inner solves (§6, `inner.rs`) to a tolerance `ε_k` relative to the run's first sweep,
+//! the multiplier update `Λ ← Λ + ρH`, the ρ rule (never decreased; block steps follow),
+//! the ε schedule, recomputing `U` each outer iteration, best-W bookkeeping by true (P0),
+//! and the stopping rules (KKT tolerance, outer iterations, passes, seconds).
+
+use super::inner::Lifted;
+use super::measures::DeviceData;
+use super::{Budget, Recorder};
+use crate::backend::{BResult, Backend, Slot};
+use crate::config::AlmConfig;
+use crate::problem::{Params, Spec};
+
+/// Slots of the KKT evaluation: residual sums at `3l`, mapping pieces at `32 + 3l`, the
+/// prox's own sums at 64 (up to 10 layers; the measures reuse these slots between calls).
+const S_KKT: Slot = 0;
+
+/// The Lagrangian's prox-gradient mapping of SPEC §5 (unit step for W/b, V part scaled by
+/// N) together with the constraint residual, at the current point and multipliers.
+/// With `rho = 0` this is the plain Lagrangian, whose gradient at the updated multipliers
+/// `Λ⁺ = Λ + ρH` equals the inner problem's: the KKT residual of (LE). With `rho = ρ` it
+/// is the gradient of `L_ρ` itself (the gradient tests use that). Returns
+/// `(kkt_abs, ‖H‖, ‖σ(U)‖)`. Leaves fresh `H` in the state's workspace.
+pub fn kkt<B: Backend>(be: &B, st: &mut Lifted<B>, data: &DeviceData<B>, rho: f64) -> BResult<(f64, f64, f64)> {
+    let layers = st.spec.layers();
+    let lam = st.spec.lambda;
+    let n = st.n as f64;
+    let alpha = st.spec.alpha;
+    for l in 0..layers {
+        if l + 1 < layers {
+            be.constraint_residual(
+                &st.u[l],
+                &st.v[l],
+                &st.lam[l],
+                rho as f32,
+                alpha,
+                1.0 / st.n as f32,
+                &mut st.h[l],
+                &mut st.s[l],
+                &mut st.gu[l],
+                &mut st.gv[l],
+                S_KKT + 3 * l,
+            )?;
+        } else {
+            be.loss_grad(&st.u[l], &data.y, st.spec.loss, &mut st.gu[l], S_KKT + 3 * l)?;
+        }
+    }
+    let mut slots = Vec::new();
+    for l in 0..layers {
+        let input = if l == 0 { &data.x } else { &st.v[l - 1] };
+        be.matmul_nt(&mut st.g.w[l], &st.gu[l], input, 0.0)?;
+        be.row_sum(&mut st.g.b[l], &st.gu[l], 0.0)?;
+        st.passes += st.spec.pass_fraction(l, st.n, st.n);
+        be.axpby(&mut st.trial.w[l], 1.0, &st.p.w[l], -1.0, &st.g.w[l])?;
+        be.group_prox(&mut st.trial.w[l], lam, st.spec.axes[l], &mut st.shrink[l], S_KKT + 64)?;
+        be.axpby(&mut st.diff.w[l], 1.0, &st.p.w[l], -1.0, &st.trial.w[l])?;
+        let base = S_KKT + 32 + 3 * l;
+        be.sq_norm(&st.diff.w[l], base)?;
+        be.sq_norm(&st.g.b[l], base + 1)?;
+        slots.extend([base, base + 1]);
+        if l + 1 < layers {
+            be.matmul_tn(&mut st.gv[l], &st.p.w[l + 1], &st.gu[l + 1], 1.0)?;
+            st.passes += st.spec.pass_fraction(l + 1, st.n, st.n);
+            be.sq_norm(&st.gv[l], base + 2)?;
+            slots.extend([base + 2, S_KKT + 3 * l, S_KKT + 3 * l + 2]);
+        }
+    }
+    let v = be.read_slots(&slots)?;
+    let (mut k2, mut hh, mut ss) = (0.0, 0.0, 0.0);
+    let mut i = 0;
+    for l in 0..layers {
+        k2 += v[i] + v[i + 1];
+        i += 2;
+        if l + 1 < layers {
+            k2 += n * n * v[i];
+            hh += v[i + 1];
+            ss += v[i + 2];
+            i += 3;
+        }
+    }
+    Ok(((k2 + hh).sqrt(), hh.sqrt(), ss.sqrt()))
+}
+
+/// Run the ALM from the parameters in `p` (which on return hold the best W by true (P0)).
+#[allow(clippy::too_many_arguments)]
+pub fn run<B: Backend>(
+    be: &B,
+    spec: &Spec,
+    cfg: &AlmConfig,
+    rho0: f64,
+    data: &DeviceData<B>,
+    p: &mut Params<B>,
+    budget: &mut Budget,
+    rec: &mut Recorder<'_, B>,
+) -> crate::Result<()> {
+    let mut st = Lifted::new(be, spec, data.n, p, rho0)?;
+    let mut best = Params::zeros_like(be, spec)?;
+    best.assign(be, p)?;
+    st.init_feasible(be, data)?;
+    let (kkt0, _, _) = kkt(be, &mut st, data, 0.0)?;
+    let kkt0 = if kkt0 > 0.0 { kkt0 } else { 1.0 };
+    let charge = |st: &mut Lifted<B>, budget: &mut Budget| {
+        budget.passes += st.passes;
+        st.passes = 0.0;
+    };
+    charge(&mut st, budget);
+    let m0 = rec.record(be, &st.p, data, budget, "alm", 0, |r| {
+        r.feas = Some(0.0);
+        r.kkt = Some(1.0);
+        r.rho = Some(st.rho);
+        r.sweeps = Some(0);
+    })?;
+    let mut best_p0 = m0.p0;
+    let mut eps = cfg.eps0;
+    let mut r_ref: Option<f64> = None;
+    let mut h_prev = f64::INFINITY;
+    for k in 1..=cfg.max_outer {
+        if budget.spent() {
+            break;
+        }
+        // Inner phase (SPEC §6): sweeps until residual ≤ ε_k · (first sweep's residual).
+        let mut sweeps = 0;
+        for _ in 0..cfg.inner_cap {
+            let rep = st.sweep(be, data, cfg.block_steps)?;
+            charge(&mut st, budget);
+            sweeps += 1;
+            let r0 = *r_ref.get_or_insert(rep.residual.max(f64::MIN_POSITIVE));
+            if rep.residual <= eps * r0 || budget.spent() {
+                break;
+            }
+        }
+        // Multiplier update with the residual at the inner solution.
+        let (_, h_norm, _) = kkt(be, &mut st, data, 0.0)?;
+        for l in 0..st.lam.len() {
+            be.multiplier_update(&mut st.lam[l], &st.h[l], st.rho as f32)?;
+        }
+        if h_norm > cfg.tau * h_prev {
+            st.rho *= cfg.gamma;
+            for t in st.step_w.iter_mut().chain(st.step_v.iter_mut()) {
+                *t /= cfg.gamma;
+            }
+        }
+        h_prev = h_norm;
+        eps = (cfg.theta * eps).max(cfg.eps_min);
+        st.recompute_u(be, &data.x)?;
+        let (kkt_abs, h_norm, su_norm) = kkt(be, &mut st, data, 0.0)?;
+        charge(&mut st, budget);
+        // The true forward pass for best-W bookkeeping is part of the method's work.
+        budget.passes += (0..spec.layers()).map(|l| spec.pass_fraction(l, data.n, data.n)).sum::<f64>();
+        let rel_kkt = kkt_abs / kkt0;
+        let rho = st.rho;
+        let m = rec.record(be, &st.p, data, budget, "alm", k, |r| {
+            r.feas = Some(if su_norm > 0.0 { h_norm / su_norm } else { h_norm });
+            r.kkt = Some(rel_kkt);
+            r.rho = Some(rho);
+            r.sweeps = Some(sweeps);
+            r.best_p0 = r.p0.min(best_p0);
+        })?;
+        if m.p0 < best_p0 {
+            best_p0 = m.p0;
+            best.assign(be, &st.p)?;
+        }
+        if rel_kkt <= cfg.kkt_tol {
+            break;
+        }
+    }
+    p.assign(be, &best)?;
+    Ok(())
+}

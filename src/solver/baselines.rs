@@ -1,0 +1,212 @@
+//! SPEC §7: the baselines on (P0), with the same data, model, initialisation and measures
+//! as the ALM. prox-SGD (optional momentum) and prox-Adam: a minibatch step, then row
+//! group soft-thresholding with threshold `λ·lr`; prox-GD: full-batch proximal gradient
+//! with Armijo backtracking. The warm start of `warm+alm` is prox-SGD (`solver::train`).
+
+use super::measures::DeviceData;
+use super::{Budget, Recorder};
+use crate::backend::{Backend, Slot};
+use crate::config::{AdamConfig, Config, GdConfig};
+use crate::problem::{Net, Params, Spec};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+const S_GD: Slot = 176; // 176, 177: loss now / at the trial
+const S_SCRATCH: Slot = 178; // prox sums nobody reads
+
+/// Per-layer optimiser state: momentum / Adam moments and prox shrink scratch.
+struct OptState<B: Backend> {
+    m: Params<B>,
+    v: Params<B>,
+    shrink: Vec<B::Mat>,
+}
+
+impl<B: Backend> OptState<B> {
+    fn new(be: &B, spec: &Spec) -> crate::Result<Self> {
+        let shrink = (0..spec.layers())
+            .map(|l| {
+                let (r, c) = spec.shrink_shape(l);
+                be.zeros(r, c)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(OptState { m: Params::zeros_like(be, spec)?, v: Params::zeros_like(be, spec)?, shrink })
+    }
+}
+
+/// Minibatch prox-SGD (`adam = None`) or prox-Adam, one record per epoch (throttled by the
+/// recorder's cadence), until the budget is spent.
+#[allow(clippy::too_many_arguments)]
+pub fn prox_sgd<B: Backend>(
+    be: &B,
+    spec: &Spec,
+    cfg: &Config,
+    adam: Option<&AdamConfig>,
+    data: &DeviceData<B>,
+    p: &mut Params<B>,
+    budget: &mut Budget,
+    rec: &mut Recorder<'_, B>,
+) -> crate::Result<()> {
+    let n = data.n;
+    let batch = match adam {
+        Some(a) => a.batch,
+        None => cfg.sgd.batch,
+    }
+    .clamp(1, n);
+    let (phase, lr) = match adam {
+        Some(a) => ("adam", a.lr as f32),
+        None => ("sgd", cfg.sgd.lr as f32),
+    };
+    let momentum = cfg.sgd.momentum as f32;
+    let rest = n % batch;
+    // Workspaces for full batches and for the last, shorter one: allocated once.
+    let (d, m) = (spec.sizes[0], spec.sizes[spec.layers()]);
+    let mut full = (Net::new(be, spec, batch)?, be.zeros(d, batch)?, be.zeros(m, batch)?);
+    let mut tail = if rest > 0 {
+        Some((Net::new(be, spec, rest)?, be.zeros(d, rest)?, be.zeros(m, rest)?))
+    } else {
+        None
+    };
+    let mut opt = OptState::new(be, spec)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.train.seed);
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut step: u32 = 0;
+    let layers = spec.layers();
+    let thresh = spec.lambda * lr;
+    let mut epoch = 0;
+    while !budget.spent() {
+        order.shuffle(&mut rng);
+        for chunk in order.chunks(batch) {
+            let (net, xb, yb) = if chunk.len() == batch { &mut full } else { tail.as_mut().expect("tail exists") };
+            be.gather_cols(xb, &data.x, chunk)?;
+            be.gather_cols(yb, &data.y, chunk)?;
+            net.forward(be, spec, p, xb)?;
+            net.backward(be, spec, p, xb, yb, S_GD)?;
+            budget.passes += net.forward_passes(spec, n) + net.backward_passes(spec, n);
+            step += 1;
+            for l in 0..layers {
+                match adam {
+                    Some(a) => {
+                        let (b1, b2, eps) = (a.beta1 as f32, a.beta2 as f32, a.eps as f32);
+                        be.adam_update(&mut p.w[l], &net.grad.w[l], &mut opt.m.w[l], &mut opt.v.w[l], lr, b1, b2, eps, step)?;
+                        be.adam_update(&mut p.b[l], &net.grad.b[l], &mut opt.m.b[l], &mut opt.v.b[l], lr, b1, b2, eps, step)?;
+                    }
+                    None if momentum > 0.0 => {
+                        be.scale(&mut opt.m.w[l], momentum)?;
+                        be.axpy(&mut opt.m.w[l], 1.0, &net.grad.w[l])?;
+                        be.axpy(&mut p.w[l], -lr, &opt.m.w[l])?;
+                        be.scale(&mut opt.m.b[l], momentum)?;
+                        be.axpy(&mut opt.m.b[l], 1.0, &net.grad.b[l])?;
+                        be.axpy(&mut p.b[l], -lr, &opt.m.b[l])?;
+                    }
+                    None => {
+                        be.axpy(&mut p.w[l], -lr, &net.grad.w[l])?;
+                        be.axpy(&mut p.b[l], -lr, &net.grad.b[l])?;
+                    }
+                }
+                // SPEC §7: the prox of the group penalty with threshold λ·lr.
+                be.group_prox(&mut p.w[l], thresh, spec.axes[l], &mut opt.shrink[l], S_SCRATCH)?;
+            }
+            if budget.spent() {
+                break;
+            }
+        }
+        epoch += 1;
+        if rec.due(budget) {
+            rec.record(be, p, data, budget, phase, epoch, |_| {})?;
+        }
+    }
+    if rec.records.last().map(|r| r.passes) != Some(budget.passes) {
+        rec.record(be, p, data, budget, phase, epoch, |_| {})?;
+    }
+    Ok(())
+}
+
+/// Full-batch proximal gradient on (P0) with Armijo backtracking (each trial starts at
+/// twice the last accepted step; one readback per trial).
+#[allow(clippy::too_many_arguments)]
+pub fn prox_gd<B: Backend>(
+    be: &B,
+    spec: &Spec,
+    gd: &GdConfig,
+    data: &DeviceData<B>,
+    p: &mut Params<B>,
+    budget: &mut Budget,
+    rec: &mut Recorder<'_, B>,
+) -> crate::Result<()> {
+    let n = data.n;
+    let layers = spec.layers();
+    let lam = spec.lambda as f64;
+    let mut net = Net::new(be, spec, n)?;
+    let mut trial_net = Net::new(be, spec, n)?;
+    let mut trial = Params::zeros_like(be, spec)?;
+    let mut diff = Params::zeros_like(be, spec)?;
+    let mut opt = OptState::new(be, spec)?;
+    let fwd = net.forward_passes(spec, n);
+    let bwd = net.backward_passes(spec, n);
+    net.forward(be, spec, p, &data.x)?;
+    budget.passes += fwd;
+    let mut t_last = gd.step0 / 2.0;
+    let mut iter = 0;
+    while !budget.spent() {
+        net.backward(be, spec, p, &data.x, &data.y, S_GD)?;
+        budget.passes += bwd;
+        let mut t = 2.0 * t_last;
+        let mut phi = None;
+        let mut moved = false;
+        for _ in 0..60 {
+            for l in 0..layers {
+                be.axpby(&mut trial.w[l], 1.0, &p.w[l], -(t as f32), &net.grad.w[l])?;
+                be.group_prox(&mut trial.w[l], (lam * t) as f32, spec.axes[l], &mut opt.shrink[l], S_SCRATCH)?;
+                be.axpby(&mut trial.b[l], 1.0, &p.b[l], -(t as f32), &net.grad.b[l])?;
+                be.axpby(&mut diff.w[l], 1.0, &trial.w[l], -1.0, &p.w[l])?;
+                be.axpby(&mut diff.b[l], 1.0, &trial.b[l], -1.0, &p.b[l])?;
+            }
+            // ℓ(trial), then ⟨∇, Δ⟩ and ‖Δ‖² per layer: one readback per trial.
+            let mut slots = vec![S_GD + 1];
+            trial_net.forward(be, spec, &trial, &data.x)?;
+            budget.passes += fwd;
+            be.loss(trial_net.output(), &data.y, spec.loss, S_GD + 1)?;
+            let mut gd_slots = Vec::new();
+            for l in 0..layers {
+                let base = 200 + 4 * l;
+                be.dot(&net.grad.w[l], &diff.w[l], base)?;
+                be.dot(&net.grad.b[l], &diff.b[l], base + 1)?;
+                be.sq_norm(&diff.w[l], base + 2)?;
+                be.sq_norm(&diff.b[l], base + 3)?;
+                gd_slots.extend(base..base + 4);
+            }
+            slots.extend(&gd_slots);
+            if phi.is_none() {
+                slots.push(S_GD);
+            }
+            let v = be.read_slots(&slots)?;
+            let phi_now = *phi.get_or_insert(v[v.len() - 1]);
+            let (mut gdot, mut d2) = (0.0, 0.0);
+            for l in 0..layers {
+                gdot += v[1 + 4 * l] + v[2 + 4 * l];
+                d2 += v[3 + 4 * l] + v[4 + 4 * l];
+            }
+            let slack = 8.0 * be.epsilon() * phi_now.abs();
+            if v[0] <= phi_now + gdot + d2 / (2.0 * t) + slack {
+                std::mem::swap(p, &mut trial);
+                std::mem::swap(&mut net, &mut trial_net);
+                t_last = t;
+                moved = true;
+                break;
+            }
+            t *= 0.5;
+        }
+        iter += 1;
+        if !moved || rec.due(budget) {
+            rec.record(be, p, data, budget, "gd", iter, |_| {})?;
+        }
+        if !moved {
+            // No decrease at any step: a stationary point to float precision.
+            break;
+        }
+    }
+    if rec.records.last().map(|r| r.passes) != Some(budget.passes) {
+        rec.record(be, p, data, budget, "gd", iter, |_| {})?;
+    }
+    Ok(())
+}

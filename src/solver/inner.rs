@@ -1,0 +1,405 @@
+//! SPEC §6: the inner solver. The lifted state `(W, b, V, U, Λ)` of SPEC §2 on the device,
+//! and one Gauss–Seidel sweep of block proximal gradient over
+//! `W_1,b_1 | V_1 | W_2,b_2 | … | V_{L−1} | W_L,b_L`, each block with its own step and
+//! Armijo backtracking.
+//!
+//! Trials are matmul-free (SPEC §6): a W-trial's pre-activation is
+//! `diag(s)(U − b1ᵀ − tB) + b⁺1ᵀ` with `B = ∇W·V_{l−1}` computed once per step and `s`
+//! the row shrink factors; a V-trial's next pre-activation is `U_{l+1} − t·W_{l+1}G_V` with
+//! `W_{l+1}G_V` computed once. Each trial costs elementwise work and ONE scalar readback.
+//! Column-grouped layers (SPEC §1 options) cannot use the shrink trick and pay a matmul per
+//! trial.
+
+use crate::backend::{Axis, BResult, Backend, Slot};
+use crate::problem::{Params, Spec};
+use crate::solver::measures::DeviceData;
+
+/// Slots used by the inner solver (the measures use 0..160).
+const S_PHI: Slot = 160; // 160..163 current value pieces
+const S_TRIAL: Slot = 170; // 170..180 trial scalars
+const S_RES: Slot = 192; // + 3l: residual sums of hidden layer l
+
+/// Relative slack in the Armijo tests, in units of the backend's epsilon: the values
+/// compared are reductions over up to millions of terms; on an f32 device their rounding
+/// is ~1e-7 relative, and a slack below that would reject exact steps forever.
+const ARMIJO_SLACK_EPS: f64 = 8.0;
+/// Backtracking gives up after this many halvings (the block then keeps its point).
+const MAX_BACKTRACK: usize = 40;
+
+/// The lifted state and its workspaces, allocated once per problem.
+pub struct Lifted<B: Backend> {
+    pub spec: Spec,
+    pub n: usize,
+    pub p: Params<B>,
+    /// `V_l`, hidden layers `l = 1..L−1` (index `l−1`).
+    pub v: Vec<B::Mat>,
+    /// `U_l`, `l = 1..L` (index `l−1`); `u[L−1]` is the network output.
+    pub u: Vec<B::Mat>,
+    /// `Λ_l`, hidden layers.
+    pub lam: Vec<B::Mat>,
+    pub rho: f64,
+    /// Current block steps (W blocks per layer, V blocks per hidden layer).
+    pub step_w: Vec<f64>,
+    pub step_v: Vec<f64>,
+    /// Passes spent (SPEC §5), charged by every matmul the solver issues.
+    pub passes: f64,
+    // workspaces (public for the gradient tests)
+    pub h: Vec<B::Mat>,
+    pub s: Vec<B::Mat>,
+    pub gu: Vec<B::Mat>,
+    pub gv: Vec<B::Mat>,
+    pub g: Params<B>,
+    pub trial: Params<B>,
+    pub diff: Params<B>,
+    pub bmat: Vec<B::Mat>,
+    pub u_trial: Vec<B::Mat>,
+    pub v_trial: Vec<B::Mat>,
+    pub shrink: Vec<B::Mat>,
+}
+
+/// What one sweep reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SweepReport {
+    /// Norm of the blocks' gradient mappings at their first step (W: `‖Δ‖/t`,
+    /// V: `N‖G_V‖`, as in the `kkt` of SPEC §5).
+    pub residual: f64,
+    pub trials: usize,
+    pub rejected_blocks: usize,
+}
+
+impl<B: Backend> Lifted<B> {
+    /// Allocate the state for `spec` and `n` samples, starting at parameters `p`;
+    /// `V`, `U`, `Λ` are set by [`Lifted::init_feasible`].
+    pub fn new(be: &B, spec: &Spec, n: usize, p: &Params<B>, rho: f64) -> BResult<Self> {
+        let layers = spec.layers();
+        let mut st = Lifted {
+            spec: spec.clone(),
+            n,
+            p: Params::zeros_like(be, spec)?,
+            v: Vec::new(),
+            u: Vec::new(),
+            lam: Vec::new(),
+            rho,
+            step_w: vec![1.0; layers],
+            step_v: vec![n as f64; layers - 1],
+            passes: 0.0,
+            h: Vec::new(),
+            s: Vec::new(),
+            gu: Vec::new(),
+            gv: Vec::new(),
+            g: Params::zeros_like(be, spec)?,
+            trial: Params::zeros_like(be, spec)?,
+            diff: Params::zeros_like(be, spec)?,
+            bmat: Vec::new(),
+            u_trial: Vec::new(),
+            v_trial: Vec::new(),
+            shrink: Vec::new(),
+        };
+        st.p.assign(be, p)?;
+        for l in 0..layers {
+            let r = spec.sizes[l + 1];
+            st.u.push(be.zeros(r, n)?);
+            st.gu.push(be.zeros(r, n)?);
+            st.bmat.push(be.zeros(r, n)?);
+            st.u_trial.push(be.zeros(r, n)?);
+            let (sr, sc) = spec.shrink_shape(l);
+            st.shrink.push(be.zeros(sr, sc)?);
+            if l + 1 < layers {
+                for vec in [&mut st.v, &mut st.lam, &mut st.h, &mut st.s, &mut st.gv, &mut st.v_trial] {
+                    vec.push(be.zeros(r, n)?);
+                }
+            }
+        }
+        Ok(st)
+    }
+
+    fn frac(&self, l: usize) -> f64 {
+        self.spec.pass_fraction(l, self.n, self.n)
+    }
+
+    /// Recompute every `U_l = W_l V_{l−1} + b_l 1ᵀ` from scratch (SPEC §4: no drift).
+    pub fn recompute_u(&mut self, be: &B, x: &B::Mat) -> BResult<()> {
+        for l in 0..self.spec.layers() {
+            let input = if l == 0 { x } else { &self.v[l - 1] };
+            be.matmul_nn(&mut self.u[l], &self.p.w[l], input, Some(&self.p.b[l]), 0.0)?;
+            self.passes += self.frac(l);
+        }
+        Ok(())
+    }
+
+    /// SPEC §4 init: `V = forward pass of W` (feasible, `H = 0`) and the adjoint
+    /// multipliers `Λ_{L−1} = −N W_Lᵀ ∂ℓ/∂Ŷ`, `Λ_l = W_{l+1}ᵀ(Λ_{l+1} ⊙ σ'(U_{l+1}))`.
+    pub fn init_feasible(&mut self, be: &B, data: &DeviceData<B>) -> BResult<()> {
+        let layers = self.spec.layers();
+        let alpha = self.spec.alpha;
+        for l in 0..layers {
+            let input = if l == 0 { &data.x } else { &self.v[l - 1] };
+            be.matmul_nn(&mut self.u[l], &self.p.w[l], input, Some(&self.p.b[l]), 0.0)?;
+            self.passes += self.frac(l);
+            if l + 1 < layers {
+                be.leaky_relu(&mut self.v[l], &self.u[l], alpha)?;
+            }
+        }
+        self.adjoint_multipliers(be, &data.y)
+    }
+
+    /// The adjoint multipliers of SPEC §4 at the current `(W, U)`.
+    pub fn adjoint_multipliers(&mut self, be: &B, y: &B::Mat) -> BResult<()> {
+        let layers = self.spec.layers();
+        if layers < 2 {
+            return Ok(());
+        }
+        let n = self.n as f32;
+        be.loss_grad(&self.u[layers - 1], y, self.spec.loss, &mut self.gu[layers - 1], S_PHI)?;
+        be.matmul_tn(&mut self.lam[layers - 2], &self.p.w[layers - 1], &self.gu[layers - 1], 0.0)?;
+        be.scale(&mut self.lam[layers - 2], -n)?;
+        self.passes += self.frac(layers - 1);
+        for l in (0..layers - 2).rev() {
+            // s[l+1] is free scratch here: Λ_{l+1} ⊙ σ'(U_{l+1}).
+            be.copy(&mut self.s[l + 1], &self.lam[l + 1])?;
+            be.mul_leaky_deriv(&mut self.s[l + 1], &self.u[l + 1], self.spec.alpha)?;
+            be.matmul_tn(&mut self.lam[l], &self.p.w[l + 1], &self.s[l + 1], 0.0)?;
+            self.passes += self.frac(l + 1);
+        }
+        Ok(())
+    }
+
+    /// The fused residual of hidden layer `l` at the current point (SPEC §3); its three
+    /// sums go to `S_RES + 3l`.
+    fn residual(&mut self, be: &B, l: usize) -> BResult<()> {
+        be.constraint_residual(
+            &self.u[l],
+            &self.v[l],
+            &self.lam[l],
+            self.rho as f32,
+            self.spec.alpha,
+            1.0 / self.n as f32,
+            &mut self.h[l],
+            &mut self.s[l],
+            &mut self.gu[l],
+            &mut self.gv[l],
+            S_RES + 3 * l,
+        )
+    }
+
+    /// Value of the smooth part that depends on `U_l` (layer index `l`), from the three
+    /// sums at `slot` (hidden: `(⟨Λ,H⟩ + ρ/2‖H‖²)/N`) or the loss at `slot` (output).
+    fn piece(&self, l: usize, v: &[f64]) -> f64 {
+        if l + 1 < self.spec.layers() {
+            (v[1] + 0.5 * self.rho * v[0]) / self.n as f64
+        } else {
+            v[0]
+        }
+    }
+
+    /// Compute the gradient `G_U` of the piece of layer `l` at the current `U_l` and write
+    /// its value's sums into `slot` (3 slots).
+    fn piece_grad(&mut self, be: &B, l: usize, y: &B::Mat, slot: Slot) -> BResult<()> {
+        if l + 1 < self.spec.layers() {
+            be.constraint_residual(
+                &self.u[l],
+                &self.v[l],
+                &self.lam[l],
+                self.rho as f32,
+                self.spec.alpha,
+                1.0 / self.n as f32,
+                &mut self.h[l],
+                &mut self.s[l],
+                &mut self.gu[l],
+                &mut self.gv[l],
+                slot,
+            )
+        } else {
+            be.loss_grad(&self.u[l], y, self.spec.loss, &mut self.gu[l], slot)
+        }
+    }
+
+    /// The value sums of layer `l`'s piece at pre-activation `u` (and `V_l` = `v` for a
+    /// hidden layer) into `slot`.
+    fn piece_value(&self, be: &B, l: usize, u: &B::Mat, v: Option<&B::Mat>, y: &B::Mat, slot: Slot) -> BResult<()> {
+        if l + 1 < self.spec.layers() {
+            be.constraint_value(u, v.unwrap_or(&self.v[l]), &self.lam[l], self.spec.alpha, slot)
+        } else {
+            be.loss(u, y, self.spec.loss, slot)
+        }
+    }
+
+    /// One Gauss–Seidel sweep over all blocks, `k` Armijo steps per block (SPEC §6).
+    pub fn sweep(&mut self, be: &B, data: &DeviceData<B>, k: usize) -> BResult<SweepReport> {
+        let layers = self.spec.layers();
+        let mut rep = SweepReport::default();
+        let mut res2 = 0.0;
+        for l in 0..layers {
+            for step in 0..k {
+                let (moved, map2, trials) = self.w_block(be, data, l)?;
+                rep.trials += trials;
+                if step == 0 {
+                    res2 += map2;
+                }
+                if !moved {
+                    rep.rejected_blocks += 1;
+                    break;
+                }
+            }
+            if l + 1 < layers {
+                for step in 0..k {
+                    let (moved, map2, trials) = self.v_block(be, data, l)?;
+                    rep.trials += trials;
+                    if step == 0 {
+                        res2 += map2;
+                    }
+                    if !moved {
+                        rep.rejected_blocks += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        rep.residual = res2.sqrt();
+        Ok(rep)
+    }
+
+    /// One Armijo step on block `(W_l, b_l)`. Returns (moved, squared gradient mapping
+    /// `‖Δ‖²/t²` of the first trial, trials).
+    fn w_block(&mut self, be: &B, data: &DeviceData<B>, l: usize) -> BResult<(bool, f64, usize)> {
+        let spec = self.spec.clone();
+        let axis = spec.axes[l];
+        let lam = spec.lambda as f64;
+        self.piece_grad(be, l, &data.y, S_PHI)?;
+        {
+            let input = if l == 0 { &data.x } else { &self.v[l - 1] };
+            be.matmul_nt(&mut self.g.w[l], &self.gu[l], input, 0.0)?;
+            be.row_sum(&mut self.g.b[l], &self.gu[l], 0.0)?;
+            self.passes += self.frac(l);
+            if axis == Axis::Rows {
+                be.matmul_nn(&mut self.bmat[l], &self.g.w[l], input, None, 0.0)?;
+                self.passes += self.frac(l);
+            }
+        }
+        let mut t = 2.0 * self.step_w[l];
+        let mut phi = None;
+        let mut first_map2 = None;
+        for trial in 1..=MAX_BACKTRACK {
+            be.axpby(&mut self.trial.w[l], 1.0, &self.p.w[l], -(t as f32), &self.g.w[l])?;
+            be.group_prox(&mut self.trial.w[l], (lam * t) as f32, axis, &mut self.shrink[l], S_TRIAL + 8)?;
+            be.axpby(&mut self.trial.b[l], 1.0, &self.p.b[l], -(t as f32), &self.g.b[l])?;
+            be.axpby(&mut self.diff.w[l], 1.0, &self.trial.w[l], -1.0, &self.p.w[l])?;
+            be.axpby(&mut self.diff.b[l], 1.0, &self.trial.b[l], -1.0, &self.p.b[l])?;
+            be.dot(&self.g.w[l], &self.diff.w[l], S_TRIAL)?;
+            be.dot(&self.g.b[l], &self.diff.b[l], S_TRIAL + 1)?;
+            be.sq_norm(&self.diff.w[l], S_TRIAL + 2)?;
+            be.sq_norm(&self.diff.b[l], S_TRIAL + 3)?;
+            be.group_norms(&self.p.w[l], axis, S_TRIAL + 10)?;
+            let input = if l == 0 { &data.x } else { &self.v[l - 1] };
+            match axis {
+                Axis::Rows => be.w_trial_preact(
+                    &mut self.u_trial[l],
+                    &self.u[l],
+                    &self.p.b[l],
+                    &self.trial.b[l],
+                    &self.bmat[l],
+                    &self.shrink[l],
+                    t as f32,
+                )?,
+                Axis::Cols => {
+                    be.matmul_nn(&mut self.u_trial[l], &self.trial.w[l], input, Some(&self.trial.b[l]), 0.0)?;
+                    self.passes += self.frac(l);
+                }
+            }
+            self.piece_value(be, l, &self.u_trial[l], None, &data.y, S_TRIAL + 4)?;
+            let mut slots = vec![S_TRIAL, S_TRIAL + 1, S_TRIAL + 2, S_TRIAL + 3, S_TRIAL + 4, S_TRIAL + 5, S_TRIAL + 6];
+            slots.extend([S_TRIAL + 8, S_TRIAL + 10]);
+            if phi.is_none() {
+                slots.extend([S_PHI, S_PHI + 1, S_PHI + 2]);
+            }
+            let v = be.read_slots(&slots)?;
+            let phi_now = *phi.get_or_insert_with(|| self.piece(l, &v[9..12]));
+            let phi_new = self.piece(l, &v[4..7]);
+            let gd = v[0] + v[1];
+            let d2 = v[2] + v[3];
+            if first_map2.is_none() {
+                first_map2 = Some(d2 / (t * t));
+            }
+            // Prox-gradient sufficient decrease on the whole block objective: smooth part
+            // by the quadratic model, plus the penalty (which the prox step never worsens
+            // against the model), so F(x⁺) ≤ F(x) is guaranteed when accepted.
+            let reg_new = lam * v[7];
+            let reg_old = lam * v[8];
+            let model = phi_now + gd + d2 / (2.0 * t);
+            let slack = ARMIJO_SLACK_EPS * be.epsilon() * (phi_now.abs() + reg_old.abs());
+            if phi_new <= model + slack && phi_new + reg_new <= phi_now + reg_old + slack {
+                std::mem::swap(&mut self.p.w[l], &mut self.trial.w[l]);
+                std::mem::swap(&mut self.p.b[l], &mut self.trial.b[l]);
+                std::mem::swap(&mut self.u[l], &mut self.u_trial[l]);
+                self.step_w[l] = t;
+                return Ok((true, first_map2.unwrap_or(0.0), trial));
+            }
+            t *= 0.5;
+        }
+        Ok((false, first_map2.unwrap_or(0.0), MAX_BACKTRACK))
+    }
+
+    /// One Armijo step on block `V_l` (hidden index `l`, SPEC §6).
+    fn v_block(&mut self, be: &B, data: &DeviceData<B>, l: usize) -> BResult<(bool, f64, usize)> {
+        let layers = self.spec.layers();
+        let n = self.n as f64;
+        self.residual(be, l)?;
+        self.piece_grad(be, l + 1, &data.y, S_PHI + 3)?;
+        // G_V = S_l/N + W_{l+1}ᵀ G_U_{l+1};  D = W_{l+1} G_V.
+        be.matmul_tn(&mut self.gv[l], &self.p.w[l + 1], &self.gu[l + 1], 1.0)?;
+        be.matmul_nn(&mut self.bmat[l + 1], &self.p.w[l + 1], &self.gv[l], None, 0.0)?;
+        self.passes += 2.0 * self.frac(l + 1);
+        be.sq_norm(&self.gv[l], S_TRIAL + 7)?;
+        let mut t = 2.0 * self.step_v[l];
+        let mut cur = None;
+        for trial in 1..=MAX_BACKTRACK {
+            be.axpby(&mut self.v_trial[l], 1.0, &self.v[l], -(t as f32), &self.gv[l])?;
+            be.axpby(&mut self.u_trial[l + 1], 1.0, &self.u[l + 1], -(t as f32), &self.bmat[l + 1])?;
+            be.constraint_value(&self.u[l], &self.v_trial[l], &self.lam[l], self.spec.alpha, S_TRIAL)?;
+            if l + 1 < layers - 1 {
+                be.constraint_value(&self.u_trial[l + 1], &self.v[l + 1], &self.lam[l + 1], self.spec.alpha, S_TRIAL + 3)?;
+            } else {
+                be.loss(&self.u_trial[l + 1], &data.y, self.spec.loss, S_TRIAL + 3)?;
+            }
+            let mut slots: Vec<Slot> = (S_TRIAL..S_TRIAL + 6).collect();
+            if cur.is_none() {
+                slots.push(S_TRIAL + 7);
+                slots.extend(S_RES + 3 * l..S_RES + 3 * l + 3);
+                slots.extend(S_PHI + 3..S_PHI + 6);
+            }
+            let v = be.read_slots(&slots)?;
+            let (phi, g2) = *cur.get_or_insert_with(|| {
+                (self.piece(l, &v[7..10]) + self.piece(l + 1, &v[10..13]), v[6])
+            });
+            let phi_new = self.piece(l, &v[0..3]) + self.piece(l + 1, &v[3..6]);
+            let slack = ARMIJO_SLACK_EPS * be.epsilon() * phi.abs();
+            if phi_new <= phi - 0.5 * t * g2 + slack {
+                std::mem::swap(&mut self.v[l], &mut self.v_trial[l]);
+                std::mem::swap(&mut self.u[l + 1], &mut self.u_trial[l + 1]);
+                self.step_v[l] = t;
+                return Ok((true, n * n * g2, trial));
+            }
+            t *= 0.5;
+        }
+        Ok((false, n * n * cur.map(|c| c.1).unwrap_or(0.0), MAX_BACKTRACK))
+    }
+
+    /// `L_ρ` at the current point (SPEC §3), one readback. For tests and logging.
+    pub fn lagrangian(&mut self, be: &B, y: &B::Mat) -> BResult<f64> {
+        let layers = self.spec.layers();
+        let mut slots = Vec::new();
+        for l in 0..layers {
+            self.piece_value(be, l, &self.u[l], None, y, S_RES + 3 * l)?;
+            be.group_norms(&self.p.w[l], self.spec.axes[l], S_TRIAL + 2 * l)?;
+            slots.extend([S_RES + 3 * l, S_RES + 3 * l + 1, S_RES + 3 * l + 2]);
+        }
+        let reg_slots: Vec<Slot> = (0..layers).map(|l| S_TRIAL + 2 * l).collect();
+        let v = be.read_slots(&[slots.clone(), reg_slots].concat())?;
+        let mut total = 0.0;
+        for l in 0..layers {
+            total += self.piece(l, &v[3 * l..3 * l + 3]);
+            total += self.spec.lambda as f64 * v[3 * layers + l];
+        }
+        Ok(total)
+    }
+}

@@ -1,0 +1,594 @@
+//! Every GPU kernel against its CPU twin (`CpuBackend<f32>`), on seeded random inputs, at
+//! sizes 1, 63, 65, 257 (around the 64-wide tiles and 256-wide workgroups) and a larger
+//! 300×1000 case; the same suites on a backend forced into tiny column chunks; shape errors.
+//!
+//! Adapter policy: without a GPU adapter every test prints `SKIPPED: no GPU adapter` and
+//! passes, unless `SPARSE_ALM_REQUIRE_GPU=1`, in which case it fails.
+//!
+//! Tolerance (one helper, [`compare`]): element `i` passes when
+//!   |got − want| ≤ max(1e-5, 1e-4·|want|) + 4·√n·ε·mag_i,   ε = f32 epsilon,
+//! where `n` is the number of terms accumulated into that output and `mag_i` is the sum of
+//! their magnitudes (for a matmul entry Σ_p |A_ip||B_pj| (+|β C| + |bias|); for a slot the
+//! sum of |terms|). Elementwise outputs have n = 1, mag = 0: the plain max(1e-5 abs, 1e-4
+//! rel) rule. Why the extra term: the GPU and BLAS sum in different orders, and an f32
+//! sum of n terms carries a rounding error of about √n·ε·Σ|terms| (random-walk model; the
+//! factor 4 covers both sides and the tail), which for long reductions (k = 1000 matmul
+//! entries, slots over 3·10⁵ elements, cancelling sums like ⟨Λ,H⟩) exceeds 1e-4 relative
+//! to the *result*. A real kernel bug produces O(1) relative errors and still fails.
+//! NaN must match NaN and infinities must match exactly.
+
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sparse_alm::backend::cpu::CpuBackend;
+use sparse_alm::backend::gpu::{GpuBackend, GpuOptions};
+use sparse_alm::backend::{Axis, Backend, LossKind};
+use sparse_alm::error::BackendError;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+// ---- adapter policy and shared backends ------------------------------------------------------
+
+fn require_gpu() -> bool {
+    std::env::var("SPARSE_ALM_REQUIRE_GPU").is_ok_and(|v| v == "1")
+}
+
+fn open(opts: GpuOptions) -> Option<GpuBackend> {
+    match GpuBackend::new(opts) {
+        Ok(g) => Some(g),
+        Err(BackendError::NoAdapter(msg)) => {
+            if require_gpu() {
+                panic!("SPARSE_ALM_REQUIRE_GPU=1 but no GPU adapter: {msg}");
+            }
+            None
+        }
+        Err(e) => panic!("GPU backend creation failed: {e}"),
+    }
+}
+
+/// The GPU tests share one backend (pipelines compile once) and run one at a time (they
+/// share its slot register file).
+fn gpu() -> Option<(MutexGuard<'static, ()>, &'static GpuBackend)> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    match GPU.get_or_init(|| open(GpuOptions::from_env())) {
+        Some(g) => Some((guard, g)),
+        None => {
+            eprintln!("\n*** SKIPPED: no GPU adapter (set SPARSE_ALM_REQUIRE_GPU=1 to fail instead) ***\n");
+            None
+        }
+    }
+}
+
+/// A second backend whose column chunks are capped at 16 KiB: a 300-row matrix is split
+/// every 13 columns, a 64-row one every 64, so operands of one op have different chunk
+/// boundaries.
+const TINY_CHUNK: u64 = 16 * 1024;
+fn gpu_chunked() -> Option<&'static GpuBackend> {
+    static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
+    GPU.get_or_init(|| open(GpuOptions { max_chunk_bytes: Some(TINY_CHUNK), ..GpuOptions::from_env() }))
+        .as_ref()
+}
+
+// ---- comparison ---------------------------------------------------------------------------------
+
+/// One output of a suite: a matrix (row-major) or a few slots, with what the tolerance
+/// needs (see the module doc).
+#[derive(Clone, Debug)]
+struct Out {
+    name: String,
+    vals: Vec<f64>,
+    /// Per element Σ|terms| (empty: 0).
+    mag: Vec<f64>,
+    /// Terms accumulated per element.
+    n: usize,
+}
+
+fn out(name: impl Into<String>, vals: Vec<f64>) -> Out {
+    Out { name: name.into(), vals, mag: Vec::new(), n: 1 }
+}
+
+const EPS: f64 = f32::EPSILON as f64;
+
+/// Compare `got` against the reference `want`; `Err` names the first bad index.
+fn compare(got: &Out, want: &Out) -> Result<(), String> {
+    if got.vals.len() != want.vals.len() {
+        return Err(format!("{}: length {} vs {}", want.name, got.vals.len(), want.vals.len()));
+    }
+    let mut worst: Option<(usize, f64)> = None;
+    for (i, (&g, &w)) in got.vals.iter().zip(&want.vals).enumerate() {
+        let ok = if w.is_nan() || g.is_nan() {
+            w.is_nan() && g.is_nan()
+        } else if w.is_infinite() || g.is_infinite() {
+            g == w
+        } else {
+            let mag = want.mag.get(i).copied().unwrap_or(0.0);
+            let tol = (1e-5f64).max(1e-4 * w.abs()) + 4.0 * (want.n as f64).sqrt() * EPS * mag;
+            let err = (g - w).abs();
+            if err > tol {
+                let ratio = err / tol;
+                if worst.is_none_or(|(_, r)| ratio > r) {
+                    worst = Some((i, ratio));
+                }
+            }
+            err <= tol
+        };
+        if !ok && (w.is_nan() || g.is_nan() || w.is_infinite() || g.is_infinite()) {
+            return Err(format!("{}: index {i}: got {g}, want {w}", want.name));
+        }
+    }
+    match worst {
+        None => Ok(()),
+        Some((i, ratio)) => Err(format!(
+            "{}: index {i} (of {}): got {}, want {} (|err| = {:.3e}, {ratio:.1}× tolerance)",
+            want.name,
+            want.vals.len(),
+            got.vals[i],
+            want.vals[i],
+            (got.vals[i] - want.vals[i]).abs()
+        )),
+    }
+}
+
+fn compare_all(label: &str, got: &[Out], want: &[Out]) {
+    assert_eq!(got.len(), want.len(), "{label}: output count");
+    let errs: Vec<String> = got.iter().zip(want).filter_map(|(g, w)| compare(g, w).err()).collect();
+    assert!(errs.is_empty(), "{label}: {} mismatches:\n  {}", errs.len(), errs.join("\n  "));
+}
+
+// ---- inputs -----------------------------------------------------------------------------------------
+
+fn rand_mat(rng: &mut ChaCha8Rng, r: usize, c: usize, lo: f32, hi: f32) -> Array2<f32> {
+    Array2::from_shape_simple_fn((r, c), || rng.random_range(lo..hi))
+}
+
+fn f64s(a: &Array2<f32>) -> Vec<f64> {
+    a.iter().map(|&x| x as f64).collect()
+}
+
+fn dl<B: Backend>(be: &B, m: &B::Mat) -> Vec<f64> {
+    f64s(&be.download(m).expect("download"))
+}
+
+fn up<B: Backend>(be: &B, a: &Array2<f32>) -> B::Mat {
+    be.upload(a.view()).expect("upload")
+}
+
+fn slots<B: Backend>(be: &B, s: &[usize]) -> Vec<f64> {
+    be.read_slots(s).expect("read_slots")
+}
+
+fn abs(a: &Array2<f32>) -> Array2<f32> {
+    a.mapv(f32::abs)
+}
+
+// ---- suites (generic over the backend; the CPU run is the reference) -----------------------
+
+/// Matmuls NN (with/without bias, β = 0 over a NaN-filled C, β ≠ 0), NT, TN for
+/// `C (m×n) = A (m×k) · B (k×n)` and the transposed layouts of the same sizes.
+fn matmul_suite<B: Backend>(be: &B, m: usize, k: usize, n: usize, seed: u64) -> Vec<Out> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let a = rand_mat(&mut rng, m, k, -1.0, 1.0);
+    let b = rand_mat(&mut rng, k, n, -1.0, 1.0);
+    let c0 = rand_mat(&mut rng, m, n, -1.0, 1.0);
+    let bias = rand_mat(&mut rng, m, 1, -1.0, 1.0);
+    let g = rand_mat(&mut rng, m, n, -1.0, 1.0); // NT: G (m×n) · Bᵀ with B (k×n)
+    let cn = rand_mat(&mut rng, m, k, -1.0, 1.0);
+    let (da, db, dbias, dg) = (up(be, &a), up(be, &b), up(be, &bias), up(be, &g));
+    let mut outs = Vec::new();
+    let mag = |x: Array2<f32>| -> Vec<f64> { f64s(&x) };
+    let ab = abs(&a).dot(&abs(&b));
+
+    // NN, β = 0 over NaN, with bias.
+    let mut dc = up(be, &Array2::from_elem((m, n), f32::NAN));
+    be.matmul_nn(&mut dc, &da, &db, Some(&dbias), 0.0).unwrap();
+    outs.push(Out { name: format!("nn+bias β=0 {m}×{k}×{n}"), vals: dl(be, &dc), mag: mag(&ab + &abs(&bias)), n: k });
+    // NN, β = 0.5, no bias.
+    let mut dc = up(be, &c0);
+    be.matmul_nn(&mut dc, &da, &db, None, 0.5).unwrap();
+    outs.push(Out { name: format!("nn β=.5 {m}×{k}×{n}"), vals: dl(be, &dc), mag: mag(&ab + &abs(&c0)), n: k });
+    // NN, β = -1 with bias.
+    let mut dc = up(be, &c0);
+    be.matmul_nn(&mut dc, &da, &db, Some(&dbias), -1.0).unwrap();
+    outs.push(Out {
+        name: format!("nn+bias β=-1 {m}×{k}×{n}"),
+        vals: dl(be, &dc),
+        mag: mag(&ab + &abs(&c0) + &abs(&bias)),
+        n: k,
+    });
+    // NT: C (m×k) = G (m×n) · Bᵀ, B (k×n).
+    let gbt = abs(&g).dot(&abs(&b).t());
+    let mut dcn = up(be, &Array2::from_elem((m, k), f32::NAN));
+    be.matmul_nt(&mut dcn, &dg, &db, 0.0).unwrap();
+    outs.push(Out { name: format!("nt β=0 {m}×{n}×{k}"), vals: dl(be, &dcn), mag: mag(gbt.clone()), n });
+    let mut dcn = up(be, &cn);
+    be.matmul_nt(&mut dcn, &dg, &db, 0.7).unwrap();
+    outs.push(Out { name: format!("nt β=.7 {m}×{n}×{k}"), vals: dl(be, &dcn), mag: mag(&gbt + &abs(&cn)), n });
+    // TN: C (k×n) = Aᵀ (k×m) · G (m×n).
+    let atg = abs(&a).t().dot(&abs(&g));
+    let ct = rand_mat(&mut rng, k, n, -1.0, 1.0);
+    let mut dct = up(be, &Array2::from_elem((k, n), f32::NAN));
+    be.matmul_tn(&mut dct, &da, &dg, 0.0).unwrap();
+    outs.push(Out { name: format!("tn β=0 {k}×{m}×{n}"), vals: dl(be, &dct), mag: mag(atg.clone()), n: m });
+    let mut dct = up(be, &ct);
+    be.matmul_tn(&mut dct, &da, &dg, 2.0).unwrap();
+    outs.push(Out { name: format!("tn β=2 {k}×{m}×{n}"), vals: dl(be, &dct), mag: mag(&atg + &(2.0 * &abs(&ct))), n: m });
+    outs
+}
+
+/// Every non-matmul op on `r × c` inputs.
+fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut outs = Vec::new();
+    let nt = r * c;
+    let x = rand_mat(&mut rng, r, c, -1.0, 1.0);
+    let y = rand_mat(&mut rng, r, c, -1.0, 1.0);
+    let (dx, dy) = (up(be, &x), up(be, &y));
+
+    // memory: upload/download, write, copy, fill
+    outs.push(out("upload/download", dl(be, &dx)));
+    let mut dw = be.zeros(r, c).unwrap();
+    outs.push(out("zeros", dl(be, &dw)));
+    be.write(&mut dw, y.view()).unwrap();
+    outs.push(out("write", dl(be, &dw)));
+    let xt = x.t().to_owned();
+    let mut dwt = be.zeros(c, r).unwrap();
+    be.write(&mut dwt, xt.t().t()).unwrap(); // non-standard layout source
+    outs.push(out("write(transposed view)", dl(be, &dwt)));
+    let mut dcp = be.zeros(r, c).unwrap();
+    be.copy(&mut dcp, &dx).unwrap();
+    outs.push(out("copy", dl(be, &dcp)));
+    be.fill(&mut dcp, 2.5).unwrap();
+    outs.push(out("fill", dl(be, &dcp)));
+
+    // elementwise
+    let mut o = up(be, &Array2::from_elem((r, c), f32::NAN));
+    be.axpby(&mut o, 0.3, &dx, -1.7, &dy).unwrap();
+    outs.push(out("axpby", dl(be, &o)));
+    let mut o = up(be, &y);
+    be.axpy(&mut o, -0.6, &dx).unwrap();
+    outs.push(out("axpy", dl(be, &o)));
+    be.scale(&mut o, 3.0).unwrap();
+    outs.push(out("scale", dl(be, &o)));
+    let mut o = be.zeros(r, c).unwrap();
+    be.leaky_relu(&mut o, &dx, 0.1).unwrap();
+    outs.push(out("leaky_relu", dl(be, &o)));
+    let mut o = up(be, &y);
+    be.mul_leaky_deriv(&mut o, &dx, 0.1).unwrap();
+    outs.push(out("mul_leaky_deriv", dl(be, &o)));
+
+    // constraint residual / value / multiplier update (SPEC §3, §4)
+    let lam = rand_mat(&mut rng, r, c, -2.0, 2.0);
+    let dlam = up(be, &lam);
+    let (mut h, mut s, mut gu, mut gv) =
+        (be.zeros(r, c).unwrap(), be.zeros(r, c).unwrap(), be.zeros(r, c).unwrap(), be.zeros(r, c).unwrap());
+    let inv_n = 1.0 / c as f32;
+    be.constraint_residual(&dx, &dy, &dlam, 3.0, 0.1, inv_n, &mut h, &mut s, &mut gu, &mut gv, 10).unwrap();
+    for (name, m) in [("H", &h), ("S", &s), ("G_U", &gu), ("G_V", &gv)] {
+        outs.push(out(format!("constraint_residual {name}"), dl(be, m)));
+    }
+    let sl = slots(be, &[10, 11, 12]);
+    let lam2: f64 = lam.iter().map(|&v| (v as f64).powi(2)).sum();
+    let res_mag = vec![sl[0], 0.5 * (lam2 + sl[0]), sl[2]];
+    outs.push(Out { name: "constraint_residual slots".into(), vals: sl, mag: res_mag.clone(), n: nt });
+    // constraint_value at a different point (writes nothing)
+    be.constraint_value(&dy, &dx, &dlam, 0.2, 20).unwrap();
+    let sl = slots(be, &[20, 21, 22]);
+    let mag = vec![sl[0], 0.5 * (lam2 + sl[0]), sl[2]];
+    outs.push(Out { name: "constraint_value slots".into(), vals: sl, mag, n: nt });
+    let mut dl2 = up(be, &lam);
+    be.multiplier_update(&mut dl2, &h, 3.0).unwrap();
+    outs.push(out("multiplier_update", dl(be, &dl2)));
+
+    // reductions
+    be.dot(&dx, &dy, 30).unwrap();
+    be.sq_norm(&dx, 31).unwrap();
+    let sl = slots(be, &[30, 31]);
+    let absdot: f64 = x.iter().zip(&y).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
+    let mag = vec![absdot, sl[1]];
+    outs.push(Out { name: "dot, sq_norm".into(), vals: sl, mag, n: nt });
+    let mut rs = up(be, &Array2::from_elem((r, 1), f32::NAN));
+    be.row_sum(&mut rs, &dx, 0.0).unwrap();
+    let rmag: Vec<f64> = abs(&x).rows().into_iter().map(|row| row.sum() as f64).collect();
+    outs.push(Out { name: "row_sum β=0".into(), vals: dl(be, &rs), mag: rmag.clone(), n: c });
+    be.row_sum(&mut rs, &dy, 0.5).unwrap();
+    let rmag2: Vec<f64> = abs(&y).rows().into_iter().zip(&rmag).map(|(row, m)| row.sum() as f64 + m).collect();
+    outs.push(Out { name: "row_sum β=.5".into(), vals: dl(be, &rs), mag: rmag2, n: c });
+
+    // group sparsity: some groups already zero, some shrunk to zero, some kept
+    for axis in [Axis::Rows, Axis::Cols] {
+        let mut w = rand_mat(&mut rng, r, c, -1.0, 1.0);
+        let (ng, len) = if axis == Axis::Rows { (r, c) } else { (c, r) };
+        for g in 0..ng {
+            let f = match g % 5 {
+                0 => 0.0,
+                1 => 0.1,
+                _ => 1.0,
+            };
+            if axis == Axis::Rows {
+                w.row_mut(g).mapv_inplace(|v| v * f);
+            } else {
+                w.column_mut(g).mapv_inplace(|v| v * f);
+            }
+        }
+        let thresh = 0.5 * (len as f32 / 3.0).sqrt();
+        let mut dw = up(be, &w);
+        be.group_norms(&dw, axis, 40).unwrap();
+        let sl = slots(be, &[40, 41]);
+        let mag = vec![sl[0], 0.0];
+        outs.push(Out { name: format!("group_norms {axis:?}"), vals: sl, mag, n: nt });
+        let mut shrink = if axis == Axis::Rows { be.zeros(r, 1).unwrap() } else { be.zeros(1, c).unwrap() };
+        be.group_prox(&mut dw, thresh, axis, &mut shrink, 42).unwrap();
+        outs.push(Out { name: format!("group_prox {axis:?} W"), vals: dl(be, &dw), mag: Vec::new(), n: 1 });
+        outs.push(out(format!("group_prox {axis:?} shrink"), dl(be, &shrink)));
+        let sl = slots(be, &[42, 43]);
+        let mag = vec![sl[0], 0.0];
+        outs.push(Out { name: format!("group_prox {axis:?} slots"), vals: sl, mag, n: nt });
+    }
+
+    // matmul-free W trial (SPEC §6)
+    let bo = rand_mat(&mut rng, r, 1, -1.0, 1.0);
+    let bn = rand_mat(&mut rng, r, 1, -1.0, 1.0);
+    let sh = rand_mat(&mut rng, r, 1, 0.0, 1.0);
+    let mut o = up(be, &Array2::from_elem((r, c), f32::NAN));
+    be.w_trial_preact(&mut o, &dx, &up(be, &bo), &up(be, &bn), &dy, &up(be, &sh), 0.37).unwrap();
+    outs.push(out("w_trial_preact", dl(be, &o)));
+
+    // losses: squared, and CE with one-hot targets
+    let n = c as f64;
+    let mut g = be.zeros(r, c).unwrap();
+    be.loss(&dx, &dy, LossKind::Squared, 50).unwrap();
+    be.loss_grad(&dx, &dy, LossKind::Squared, &mut g, 51).unwrap();
+    let sl = slots(be, &[50, 51]);
+    let mag = vec![sl[0], sl[1]];
+    outs.push(Out { name: "loss squared".into(), vals: sl, mag, n: nt });
+    outs.push(out("loss_grad squared G", dl(be, &g)));
+    let mut onehot = Array2::<f32>::zeros((r, c));
+    for j in 0..c {
+        onehot[[rng.random_range(0..r), j]] = 1.0;
+    }
+    let logits = rand_mat(&mut rng, r, c, -8.0, 8.0);
+    let (dlog, doh) = (up(be, &logits), up(be, &onehot));
+    be.loss(&dlog, &doh, LossKind::SoftmaxCe, 52).unwrap();
+    be.loss_grad(&dlog, &doh, LossKind::SoftmaxCe, &mut g, 53).unwrap();
+    let sl = slots(be, &[52, 53]);
+    let ce_mag: f64 = (0..c)
+        .map(|j| {
+            let col = logits.column(j);
+            let mx = col.iter().fold(0.0f64, |a, &v| a.max((v as f64).abs()));
+            mx + (r as f64).ln() + col.iter().zip(onehot.column(j)).map(|(&a, &t)| (a * t).abs() as f64).sum::<f64>()
+        })
+        .sum::<f64>()
+        / n;
+    outs.push(Out { name: "loss softmax-ce".into(), vals: sl, mag: vec![ce_mag, ce_mag], n: c * r });
+    outs.push(out("loss_grad softmax-ce G", dl(be, &g)));
+
+    // count_errors with many ties (values quantised to 3 levels): first index wins
+    let q = x.mapv(|v| (v * 1.5).round());
+    let q2 = y.mapv(|v| (v * 1.5).round());
+    be.count_errors(&up(be, &q), &up(be, &q2), 60).unwrap();
+    be.count_errors(&up(be, &q), &up(be, &q), 61).unwrap();
+    outs.push(out("count_errors", slots(be, &[60, 61])));
+
+    // gather_cols (repeats, out of order), twice in one submission with different indices
+    let m = c / 2 + 1;
+    let idx1: Vec<u32> = (0..m).map(|_| rng.random_range(0..c as u32)).collect();
+    let idx2: Vec<u32> = (0..m).map(|j| ((j * 7 + 3) % c) as u32).collect();
+    let mut o1 = be.zeros(r, m).unwrap();
+    let mut o2 = be.zeros(r, m).unwrap();
+    be.gather_cols(&mut o1, &dx, &idx1).unwrap();
+    be.gather_cols(&mut o2, &dx, &idx2).unwrap();
+    outs.push(out("gather_cols 1", dl(be, &o1)));
+    outs.push(out("gather_cols 2", dl(be, &o2)));
+
+    // Adam
+    let mut dw = up(be, &x);
+    let mut dm = up(be, &rand_mat(&mut rng, r, c, -0.1, 0.1));
+    let mut dv = up(be, &rand_mat(&mut rng, r, c, 0.0, 0.01));
+    be.adam_update(&mut dw, &dy, &mut dm, &mut dv, 1e-2, 0.9, 0.999, 1e-8, 3).unwrap();
+    outs.push(out("adam w", dl(be, &dw)));
+    outs.push(out("adam m", dl(be, &dm)));
+    outs.push(out("adam v", dl(be, &dv)));
+    outs
+}
+
+const OP_SIZES: &[(usize, usize)] =
+    &[(1, 1), (1, 257), (63, 1), (63, 65), (65, 63), (257, 257), (10, 1437), (300, 1000)];
+const MM_SIZES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (63, 63, 63),
+    (65, 65, 65),
+    (257, 257, 257),
+    (1, 65, 257),
+    (257, 1, 63),
+    (65, 257, 1),
+    (300, 64, 1000),
+];
+
+// ---- tests ------------------------------------------------------------------------------------------
+
+#[test]
+fn compare_rejects_perturbed_gpu_output() {
+    let Some((_l, g)) = gpu() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let (x, y) = (rand_mat(&mut rng, 5, 40, -1.0, 1.0), rand_mat(&mut rng, 5, 40, -1.0, 1.0));
+    let cpu = CpuBackend::<f32>::new();
+    let run = |be: &dyn Fn() -> Vec<f64>| out("axpby", be());
+    let want = run(&|| {
+        let mut o = cpu.zeros(5, 40).unwrap();
+        cpu.axpby(&mut o, 0.5, &up(&cpu, &x), 2.0, &up(&cpu, &y)).unwrap();
+        dl(&cpu, &o)
+    });
+    let got = run(&|| {
+        let mut o = g.zeros(5, 40).unwrap();
+        g.axpby(&mut o, 0.5, &up(g, &x), 2.0, &up(g, &y)).unwrap();
+        dl(g, &o)
+    });
+    compare(&got, &want).expect("unperturbed GPU output matches");
+    let mut bad = got.clone();
+    bad.vals[117] *= 1.0 + 1e-3;
+    let e = compare(&bad, &want).expect_err("perturbed output must be rejected");
+    assert!(e.contains("index 117"), "{e}");
+    let mut bad = got.clone();
+    bad.vals[3] = f64::NAN;
+    assert!(compare(&bad, &want).unwrap_err().contains("index 3"));
+    let mut bad = got.clone();
+    bad.vals[4] = f64::INFINITY;
+    assert!(compare(&bad, &want).is_err());
+    let nan = out("nan", vec![f64::NAN, f64::NEG_INFINITY]);
+    compare(&nan, &nan).expect("NaN matches NaN, -inf matches -inf");
+}
+
+#[test]
+fn matmuls_match_cpu() {
+    let Some((_l, g)) = gpu() else { return };
+    let cpu = CpuBackend::<f32>::new();
+    for (t, &(m, k, n)) in MM_SIZES.iter().enumerate() {
+        let want = matmul_suite(&cpu, m, k, n, 100 + t as u64);
+        let got = matmul_suite(g, m, k, n, 100 + t as u64);
+        compare_all(&format!("matmul {m}×{k}×{n}"), &got, &want);
+    }
+}
+
+#[test]
+fn ops_match_cpu() {
+    let Some((_l, g)) = gpu() else { return };
+    let cpu = CpuBackend::<f32>::new();
+    for (t, &(r, c)) in OP_SIZES.iter().enumerate() {
+        let want = op_suite(&cpu, r, c, 200 + t as u64);
+        let got = op_suite(g, r, c, 200 + t as u64);
+        compare_all(&format!("ops {r}×{c}"), &got, &want);
+    }
+}
+
+#[test]
+fn chunked_matches_unchunked_and_cpu() {
+    let Some((_l, g)) = gpu() else { return };
+    let gc = gpu_chunked().expect("chunked backend");
+    let cpu = CpuBackend::<f32>::new();
+    // The chunking really happens.
+    let probe = gc.zeros(300, 1000).unwrap();
+    assert!(probe.num_chunks() > 50, "{probe:?}");
+    for &(m, k, n) in &[(300, 64, 1000), (65, 257, 63), (64, 300, 777)] {
+        let want = matmul_suite(&cpu, m, k, n, 7);
+        let plain = matmul_suite(g, m, k, n, 7);
+        let chunked = matmul_suite(gc, m, k, n, 7);
+        compare_all(&format!("chunked vs unchunked matmul {m}×{k}×{n}"), &chunked, &plain);
+        compare_all(&format!("chunked vs cpu matmul {m}×{k}×{n}"), &chunked, &want);
+    }
+    for &(r, c) in &[(300, 1000), (64, 1437), (257, 63), (1, 5000)] {
+        let want = op_suite(&cpu, r, c, 9);
+        let plain = op_suite(g, r, c, 9);
+        let chunked = op_suite(gc, r, c, 9);
+        compare_all(&format!("chunked vs unchunked ops {r}×{c}"), &chunked, &plain);
+        compare_all(&format!("chunked vs cpu ops {r}×{c}"), &chunked, &want);
+    }
+}
+
+#[test]
+fn shape_mismatches_are_errors() {
+    let Some((_l, g)) = gpu() else { return };
+    let a = g.zeros(3, 4).unwrap();
+    let b = g.zeros(5, 6).unwrap();
+    let mut c = g.zeros(3, 6).unwrap();
+    let is_shape = |r: Result<(), BackendError>| matches!(r, Err(BackendError::Shape { .. }));
+    assert!(is_shape(g.matmul_nn(&mut c, &a, &b, None, 0.0)));
+    assert!(is_shape(g.matmul_nt(&mut c, &a, &b, 0.0)));
+    assert!(is_shape(g.matmul_tn(&mut c, &a, &b, 0.0)));
+    let bias = g.zeros(4, 1).unwrap();
+    let b4 = g.zeros(4, 6).unwrap();
+    assert!(is_shape(g.matmul_nn(&mut c, &a, &b4, Some(&bias), 0.0)));
+    let mut o = g.zeros(3, 4).unwrap();
+    assert!(is_shape(g.axpby(&mut o, 1.0, &a, 1.0, &b)));
+    assert!(is_shape(g.axpy(&mut c, 1.0, &a)));
+    assert!(is_shape(g.gather_cols(&mut o, &a, &[0, 1])));
+    assert!(is_shape(g.gather_cols(&mut o, &a, &[0, 1, 2, 9])));
+    let mut sh = g.zeros(1, 3).unwrap();
+    assert!(is_shape(g.group_prox(&mut o, 0.1, Axis::Rows, &mut sh, 0)));
+    assert!(is_shape(g.constraint_value(&a, &a, &a, 0.1, 254)));
+    assert!(is_shape(g.loss(&a, &b, LossKind::Squared, 0)));
+    assert!(matches!(g.read_slots(&[256]), Err(BackendError::Shape { .. })));
+    assert!(matches!(g.write(&mut o, Array2::<f32>::zeros((4, 3)).view()), Err(BackendError::Shape { .. })));
+    let mut v = g.zeros(3, 4).unwrap();
+    let mut m = g.zeros(3, 4).unwrap();
+    assert!(is_shape(g.adam_update(&mut o, &b, &mut m, &mut v, 0.1, 0.9, 0.99, 1e-8, 1)));
+    // The backend is still usable after the errors.
+    g.sq_norm(&a, 0).unwrap();
+    assert_eq!(g.read_slots(&[0]).unwrap(), vec![0.0]);
+}
+
+#[test]
+fn dot_into_last_slot_is_fine() {
+    let Some((_l, g)) = gpu() else { return };
+    let a = g.upload(Array2::from_elem((2, 3), 2.0f32).view()).unwrap();
+    g.dot(&a, &a, 255).unwrap();
+    assert_eq!(g.read_slots(&[255]).unwrap(), vec![24.0]);
+    assert!(matches!(g.sq_norm(&a, 256), Err(BackendError::Shape { .. })));
+    assert!(matches!(g.constraint_value(&a, &a, &a, 0.1, 254), Err(BackendError::Shape { .. })));
+}
+
+#[test]
+fn one_readback_per_read_slots_and_recording_is_lazy() {
+    let Some((_l, g)) = gpu() else { return };
+    let a = g.upload(Array2::from_elem((64, 100), 1.0f32).view()).unwrap();
+    let mut b = g.zeros(64, 100).unwrap();
+    g.sync().unwrap();
+    let c0 = g.counters();
+    for _ in 0..10 {
+        g.axpy(&mut b, 0.5, &a).unwrap();
+    }
+    g.sq_norm(&b, 1).unwrap();
+    g.dot(&a, &b, 2).unwrap();
+    let c1 = g.counters();
+    assert_eq!(c1.submits, c0.submits, "ops must only record");
+    assert_eq!(c1.readbacks, c0.readbacks);
+    assert!(c1.dispatches >= c0.dispatches + 14, "{c0:?} → {c1:?}");
+    let v = g.read_slots(&[1, 2]).unwrap();
+    let c2 = g.counters();
+    assert_eq!(c2.readbacks, c1.readbacks + 1);
+    assert_eq!(c2.submits, c1.submits + 1);
+    assert_eq!(v, vec![6400.0 * 25.0, 6400.0 * 5.0]);
+}
+
+#[test]
+fn adapter_report_and_name() {
+    let Some((_l, g)) = gpu() else { return };
+    let r = g.adapter_info();
+    assert!(!r.name.is_empty());
+    assert!(r.max_storage_buffer_binding_size > 0);
+    let s = r.to_string();
+    assert!(s.contains("max_storage_buffer_binding_size"), "{s}");
+    assert!(g.name().contains(&r.name));
+    let all = sparse_alm::backend::gpu::list_adapters();
+    assert!(all.iter().any(|a| a.name == r.name), "{all:?}");
+    eprintln!("adapter: {s}");
+}
+
+#[test]
+#[ignore]
+fn probe_overheads() {
+    let Some((_l, g)) = gpu() else { return };
+    let t = |name: &str, f: &mut dyn FnMut()| {
+        f();
+        g.sync().unwrap();
+        let reps = 200;
+        let t0 = std::time::Instant::now();
+        for _ in 0..reps {
+            f();
+        }
+        g.sync().unwrap();
+        eprintln!("{name}: {:.1} µs/call", t0.elapsed().as_secs_f64() * 1e6 / reps as f64);
+    };
+    let mut a = g.zeros(1, 1).unwrap();
+    t("scale 1×1", &mut || g.scale(&mut a, 1.0).unwrap());
+    let mut b = g.zeros(100, 1437).unwrap();
+    t("scale 100×1437", &mut || g.scale(&mut b, 1.0).unwrap());
+    t("sq_norm 100×1437", &mut || g.sq_norm(&b, 0).unwrap());
+    t("sq_norm 1×1", &mut || g.sq_norm(&a, 0).unwrap());
+    let mut w = g.zeros(100, 64).unwrap();
+    let mut sh = g.zeros(100, 1).unwrap();
+    t("group_prox 100×64", &mut || g.group_prox(&mut w, 0.1, Axis::Rows, &mut sh, 0).unwrap());
+    t("read_slots", &mut || {
+        g.read_slots(&[0]).unwrap();
+    });
+}
