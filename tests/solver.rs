@@ -229,7 +229,7 @@ fn inner_sweeps_never_increase_the_lagrangian() {
     let mut prev = st.lagrangian(&be, &data.y).unwrap();
     let first = prev;
     for sweep in 0..25 {
-        st.sweep(&be, &data, 2).unwrap();
+        st.sweep(&be, &data, 2, &|_| false).unwrap();
         let now = st.lagrangian(&be, &data.y).unwrap();
         assert!(now <= prev + 1e-12 * prev.abs(), "sweep {sweep}: L_ρ rose from {prev} to {now}");
         prev = now;
@@ -272,4 +272,61 @@ fn alm_converges_on_a_small_teacher() {
         res.final_measures.p0
     );
     assert!(res.final_measures.p0 < records[0].p0, "the ALM did not improve on its start");
+}
+
+/// SPEC §6 exact blocks: after the exact `V_{L−1}` solve the V gradient of L_ρ vanishes,
+/// after the exact `(W_L, b_L)` solve its prox-gradient mapping does, and sweeps with
+/// exact blocks do not increase L_ρ (to the f32 precision in which the small matrices
+/// cross the backend boundary).
+#[test]
+fn exact_blocks_solve_their_blocks() {
+    let be = Be::new();
+    let sizes = [5, 9, 6, 3];
+    let (mut spec, train, init) = problem(8, &sizes, 80, LossKind::Squared);
+    spec.lambda = 0.01;
+    let data = DeviceData::upload(&be, &train, &empty(&train)).unwrap();
+    let p = Params::upload(&be, &init).unwrap();
+    let mut st = Lifted::new(&be, &spec, train.n(), &p, 4.0).unwrap();
+    st.init_feasible(&be, &data).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for l in 0..st.v.len() {
+        let (r, c) = st.v[l].0.dim();
+        st.v[l].0 = &st.v[l].0 + &randn(&mut rng, r, c, 0.5);
+        st.lam[l].0 = randn(&mut rng, r, c, 0.2);
+    }
+    st.recompute_u(&be, &data.x).unwrap();
+    st.enable_exact(&be).unwrap();
+    let mut ex = st.exact.take().unwrap();
+    let before = st.lagrangian(&be, &data.y).unwrap();
+    st.exact_v_last(&be, &data, &mut ex).unwrap();
+    let after_v = st.lagrangian(&be, &data.y).unwrap();
+    assert!(after_v <= before + 1e-6 * before.abs(), "exact V raised L_ρ: {before} → {after_v}");
+    let rho = st.rho;
+    alm::kkt(&be, &mut st, &data, rho).unwrap();
+    let g = &st.gv[1].0;
+    let gmax = g.iter().fold(0.0f64, |m, v| m.max(v.abs())) * train.n() as f64;
+    assert!(gmax < 1e-4, "N·∇V₂ L_ρ = {gmax:e} after the exact V block");
+    st.exact_w_last(&be, &data, &mut ex).unwrap();
+    let after_w = st.lagrangian(&be, &data.y).unwrap();
+    assert!(after_w <= after_v + 1e-6 * after_v.abs(), "exact W raised L_ρ: {after_v} → {after_w}");
+    alm::kkt(&be, &mut st, &data, rho).unwrap();
+    // Prox-gradient mapping of the W_L block with unit step.
+    let w = &st.p.w[2].0;
+    let mut z = w - &st.g.w[2].0;
+    for mut row in z.rows_mut() {
+        let n = row.dot(&row).sqrt();
+        let f = if n > spec.lambda as f64 { 1.0 - spec.lambda as f64 / n } else { 0.0 };
+        row.mapv_inplace(|v| v * f);
+    }
+    let map = (w - &z).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let gb = st.g.b[2].0.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(map < 1e-5 && gb < 1e-5, "W_L block not solved: mapping {map:e}, ∇b {gb:e}");
+    st.exact = Some(ex);
+    let mut prev = after_w;
+    for sweep in 0..10 {
+        st.sweep(&be, &data, 2, &|_| false).unwrap();
+        let now = st.lagrangian(&be, &data.y).unwrap();
+        assert!(now <= prev + 1e-6 * prev.abs(), "sweep {sweep} with exact blocks raised L_ρ: {prev} → {now}");
+        prev = now;
+    }
 }

@@ -94,6 +94,9 @@ pub fn run<B: Backend>(
     rec: &mut Recorder<'_, B>,
 ) -> crate::Result<()> {
     let mut st = Lifted::new(be, spec, data.n, p, rho0)?;
+    if cfg.exact_blocks {
+        st.enable_exact(be)?;
+    }
     let mut best = Params::zeros_like(be, spec)?;
     best.assign(be, p)?;
     st.init_feasible(be, data)?;
@@ -121,9 +124,17 @@ pub fn run<B: Backend>(
         // Inner phase (SPEC §6): sweeps until residual ≤ ε_k · (first sweep's residual).
         let mut sweeps = 0;
         for _ in 0..cfg.inner_cap {
-            let rep = st.sweep(be, data, cfg.block_steps)?;
+            let stop = |spent: f64| {
+                let mut b = budget.clone();
+                b.passes += spent;
+                b.spent()
+            };
+            let rep = st.sweep(be, data, cfg.block_steps, &stop)?;
             charge(&mut st, budget);
             sweeps += 1;
+            if rep.stopped {
+                break;
+            }
             let r0 = *r_ref.get_or_insert(rep.residual.max(f64::MIN_POSITIVE));
             if rep.residual <= eps * r0 || budget.spent() {
                 break;

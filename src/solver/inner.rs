@@ -55,6 +55,9 @@ pub struct Lifted<B: Backend> {
     pub u_trial: Vec<B::Mat>,
     pub v_trial: Vec<B::Mat>,
     pub shrink: Vec<B::Mat>,
+    /// Workspaces of the optional exact blocks (SPEC §6); `None` = all blocks by
+    /// proximal gradient.
+    pub exact: Option<super::exact::ExactWork<B>>,
 }
 
 /// What one sweep reports.
@@ -65,6 +68,8 @@ pub struct SweepReport {
     pub residual: f64,
     pub trials: usize,
     pub rejected_blocks: usize,
+    /// The sweep ended early because `stop` said so.
+    pub stopped: bool,
 }
 
 impl<B: Backend> Lifted<B> {
@@ -94,6 +99,7 @@ impl<B: Backend> Lifted<B> {
             u_trial: Vec::new(),
             v_trial: Vec::new(),
             shrink: Vec::new(),
+            exact: None,
         };
         st.p.assign(be, p)?;
         for l in 0..layers {
@@ -111,6 +117,16 @@ impl<B: Backend> Lifted<B> {
             }
         }
         Ok(st)
+    }
+
+    /// Switch the `V_{L−1}` and `(W_L, b_L)` blocks to their exact solutions (SPEC §6;
+    /// squared loss, at least one hidden layer).
+    pub fn enable_exact(&mut self, be: &B) -> BResult<()> {
+        let layers = self.spec.layers();
+        if layers >= 2 && self.spec.loss == crate::backend::LossKind::Squared {
+            self.exact = Some(super::exact::ExactWork::new(be, self.spec.sizes[layers - 1], self.spec.sizes[layers])?);
+        }
+        Ok(())
     }
 
     fn frac(&self, l: usize) -> f64 {
@@ -225,11 +241,31 @@ impl<B: Backend> Lifted<B> {
     }
 
     /// One Gauss–Seidel sweep over all blocks, `k` Armijo steps per block (SPEC §6).
-    pub fn sweep(&mut self, be: &B, data: &DeviceData<B>, k: usize) -> BResult<SweepReport> {
+    /// `stop(passes)` is asked before each block with the passes this state has spent
+    /// since its last charge; a `true` ends the sweep early (work budgets).
+    pub fn sweep(
+        &mut self,
+        be: &B,
+        data: &DeviceData<B>,
+        k: usize,
+        stop: &dyn Fn(f64) -> bool,
+    ) -> BResult<SweepReport> {
         let layers = self.spec.layers();
         let mut rep = SweepReport::default();
         let mut res2 = 0.0;
         for l in 0..layers {
+            if stop(self.passes) {
+                rep.stopped = true;
+                break;
+            }
+            if l + 1 == layers {
+                if let Some(mut ex) = self.exact.take() {
+                    let r = self.exact_w_last(be, data, &mut ex);
+                    self.exact = Some(ex);
+                    r?;
+                    continue;
+                }
+            }
             for step in 0..k {
                 let (moved, map2, trials) = self.w_block(be, data, l)?;
                 rep.trials += trials;
@@ -239,6 +275,14 @@ impl<B: Backend> Lifted<B> {
                 if !moved {
                     rep.rejected_blocks += 1;
                     break;
+                }
+            }
+            if l + 2 == layers {
+                if let Some(mut ex) = self.exact.take() {
+                    let r = self.exact_v_last(be, data, &mut ex);
+                    self.exact = Some(ex);
+                    r?;
+                    continue;
                 }
             }
             if l + 1 < layers {

@@ -6,6 +6,7 @@
 
 pub mod alm;
 pub mod baselines;
+pub mod exact;
 pub mod inner;
 pub mod measures;
 

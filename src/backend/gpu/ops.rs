@@ -98,6 +98,9 @@ impl GpuBackend {
         if n == 0 {
             return Ok(());
         }
+        if n > PART_CAP {
+            return Err(kernel_err(k.name(), format!("{n} partial sums exceed the capacity {PART_CAP}")));
+        }
         if red.off + n > PART_CAP {
             self.finalize(st, red)?;
         }
@@ -229,8 +232,7 @@ impl GpuBackend {
             match axis {
                 Axis::Rows => {
                     p.flags = (t > 0) as u32;
-                    let maxg = self.limits.max_compute_workgroups_per_dimension as usize;
-                    let g = [w.rows.min(maxg) as u32, 1, 1];
+                    let g = [w.rows.min(self.caps.rows) as u32, 1, 1];
                     self.dispatch(st, K::RowSq, bytemuck::bytes_of(&p), &bufs, g)?;
                 }
                 Axis::Cols => {
@@ -240,6 +242,33 @@ impl GpuBackend {
             }
         }
         Ok(groups)
+    }
+
+    /// Single-chunk group kernels: norms (and with `thresh`, the prox with factors written
+    /// to `factors`) in one pass, then the sums into `slot, slot+1`.
+    fn group_fused(
+        &self,
+        st: &mut State,
+        w: &GpuMat,
+        axis: Axis,
+        thresh: Option<f32>,
+        factors: &wgpu::Buffer,
+        slot: Slot,
+    ) -> BResult<()> {
+        let mut red = Red::new(slot, 2, [1.0; 4]);
+        let mut p = Params::new(w.rows, w.cols);
+        p.ld[0] = w.cols as u32;
+        p.flags = thresh.is_some() as u32;
+        p.f[0] = thresh.unwrap_or(0.0);
+        let (k, g) = match axis {
+            Axis::Rows if self.caps.thread_per_row => {
+                (K::RowsFusedThread, [w.rows.div_ceil(WG).min(self.caps.rows) as u32, 1, 1])
+            }
+            Axis::Rows => (K::RowsFused, [w.rows.min(self.caps.rows).min(4096) as u32, 1, 1]),
+            Axis::Cols => (K::ColsFused, [w.cols.div_ceil(WG).min(self.caps.red_x * self.caps.red_y) as u32, 1, 1]),
+        };
+        self.red_dispatch(st, &mut red, k, p, &[&w.chunks[0].buf, factors], g)?;
+        self.finalize(st, &mut red)
     }
 
     /// One matmul dispatch over an `m × n × k` block, split if the grid is too large.
@@ -604,7 +633,6 @@ impl Backend for GpuBackend {
             return if beta == 0.0 { self.fill(out, 0.0) } else { self.scale(out, beta) };
         }
         let mut st = lock(&self.st);
-        let maxg = self.limits.max_compute_workgroups_per_dimension as usize;
         for (t, seg) in segments(&[a]).iter().enumerate() {
             let (c, off) = seg.at[0];
             let beta_t = if t == 0 { beta } else { 1.0 };
@@ -615,7 +643,7 @@ impl Backend for GpuBackend {
             p.ld[1] = 1;
             p.flags = ((beta_t != 0.0) as u32) << 1;
             p.f[0] = beta_t;
-            let g = [a.rows.min(maxg) as u32, 1, 1];
+            let g = [a.rows.min(self.caps.rows) as u32, 1, 1];
             let bufs = [&a.chunks[c].buf, &out.chunks[0].buf];
             self.dispatch(&mut st, K::RowSum, bytemuck::bytes_of(&p), &bufs, g)?;
         }
@@ -700,6 +728,10 @@ impl Backend for GpuBackend {
         same(op, "shrink", shrink, want)?;
         check_slots(op, slot, 2)?;
         let mut st = lock(&self.st);
+        if w.chunks.len() == 1 && shrink.chunks.len() == 1 {
+            let f = &shrink.chunks[0].buf;
+            return self.group_fused(&mut st, w, axis, Some(thresh), f, slot);
+        }
         let groups = self.group_sq(&mut st, w, axis)?;
         let scratch = st.scratch.clone();
         let mut red = Red::new(slot, 2, [1.0; 4]);
@@ -731,6 +763,10 @@ impl Backend for GpuBackend {
     fn group_norms(&self, w: &GpuMat, axis: Axis, slot: Slot) -> BResult<()> {
         check_slots("group_norms", slot, 2)?;
         let mut st = lock(&self.st);
+        if w.chunks.len() == 1 {
+            let dummy = st.dummy.clone();
+            return self.group_fused(&mut st, w, axis, None, &dummy, slot);
+        }
         let groups = self.group_sq(&mut st, w, axis)?;
         let scratch = st.scratch.clone();
         let mut red = Red::new(slot, 2, [1.0; 4]);
