@@ -1232,7 +1232,7 @@ impl Checker {
             theta: self.open_unit("alm.theta", a.theta.unwrap_or(0.3))?,
             eps_min,
             inner_cap: self.count("alm.inner_cap", a.inner_cap.unwrap_or(20))?,
-            block_steps: self.count("alm.block_steps", a.block_steps.unwrap_or(3))?,
+            block_steps: self.count("alm.block_steps", a.block_steps.unwrap_or(1))?,
             max_outer: self.count("alm.max_outer", a.max_outer.unwrap_or(10000))?,
             kkt_tol,
             exact_blocks: a.exact_blocks.unwrap_or(false),

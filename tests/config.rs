@@ -66,7 +66,7 @@ fn built_in_default_is_digits() {
     assert_eq!((c.alm.eps0, c.alm.theta, c.alm.eps_min), (0.3, 0.3, 1e-6));
     assert_eq!(
         (c.alm.inner_cap, c.alm.block_steps, c.alm.max_outer),
-        (20, 3, 10000)
+        (20, 1, 10000)
     );
     assert!(!c.alm.exact_blocks);
     assert_eq!((c.sgd.lr, c.sgd.momentum, c.sgd.batch), (0.02, 0.9, 128));

@@ -66,8 +66,26 @@ fn gpu() -> Option<(MutexGuard<'static, ()>, &'static GpuBackend)> {
 const TINY_CHUNK: u64 = 16 * 1024;
 fn gpu_chunked() -> Option<&'static GpuBackend> {
     static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
-    GPU.get_or_init(|| open(GpuOptions { max_chunk_bytes: Some(TINY_CHUNK), ..GpuOptions::from_env() }))
-        .as_ref()
+    GPU.get_or_init(|| {
+        open(GpuOptions {
+            max_chunk_bytes: Some(TINY_CHUNK),
+            ..GpuOptions::from_env()
+        })
+    })
+    .as_ref()
+}
+
+/// A third backend with the launch shapes of real GPUs (on a CPU adapter the default
+/// shapes differ: few workgroups, one invocation per row group).
+fn gpu_shaped() -> Option<&'static GpuBackend> {
+    static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        open(GpuOptions::from_env()).map(|mut g| {
+            g.use_gpu_launch_shapes();
+            g
+        })
+    })
+    .as_ref()
 }
 
 // ---- comparison ---------------------------------------------------------------------------------
@@ -85,7 +103,12 @@ struct Out {
 }
 
 fn out(name: impl Into<String>, vals: Vec<f64>) -> Out {
-    Out { name: name.into(), vals, mag: Vec::new(), n: 1 }
+    Out {
+        name: name.into(),
+        vals,
+        mag: Vec::new(),
+        n: 1,
+    }
 }
 
 const EPS: f64 = f32::EPSILON as f64;
@@ -93,7 +116,12 @@ const EPS: f64 = f32::EPSILON as f64;
 /// Compare `got` against the reference `want`; `Err` names the first bad index.
 fn compare(got: &Out, want: &Out) -> Result<(), String> {
     if got.vals.len() != want.vals.len() {
-        return Err(format!("{}: length {} vs {}", want.name, got.vals.len(), want.vals.len()));
+        return Err(format!(
+            "{}: length {} vs {}",
+            want.name,
+            got.vals.len(),
+            want.vals.len()
+        ));
     }
     let mut worst: Option<(usize, f64)> = None;
     for (i, (&g, &w)) in got.vals.iter().zip(&want.vals).enumerate() {
@@ -132,8 +160,17 @@ fn compare(got: &Out, want: &Out) -> Result<(), String> {
 
 fn compare_all(label: &str, got: &[Out], want: &[Out]) {
     assert_eq!(got.len(), want.len(), "{label}: output count");
-    let errs: Vec<String> = got.iter().zip(want).filter_map(|(g, w)| compare(g, w).err()).collect();
-    assert!(errs.is_empty(), "{label}: {} mismatches:\n  {}", errs.len(), errs.join("\n  "));
+    let errs: Vec<String> = got
+        .iter()
+        .zip(want)
+        .filter_map(|(g, w)| compare(g, w).err())
+        .collect();
+    assert!(
+        errs.is_empty(),
+        "{label}: {} mismatches:\n  {}",
+        errs.len(),
+        errs.join("\n  ")
+    );
 }
 
 // ---- inputs -----------------------------------------------------------------------------------------
@@ -182,11 +219,21 @@ fn matmul_suite<B: Backend>(be: &B, m: usize, k: usize, n: usize, seed: u64) -> 
     // NN, β = 0 over NaN, with bias.
     let mut dc = up(be, &Array2::from_elem((m, n), f32::NAN));
     be.matmul_nn(&mut dc, &da, &db, Some(&dbias), 0.0).unwrap();
-    outs.push(Out { name: format!("nn+bias β=0 {m}×{k}×{n}"), vals: dl(be, &dc), mag: mag(&ab + &abs(&bias)), n: k });
+    outs.push(Out {
+        name: format!("nn+bias β=0 {m}×{k}×{n}"),
+        vals: dl(be, &dc),
+        mag: mag(&ab + &abs(&bias)),
+        n: k,
+    });
     // NN, β = 0.5, no bias.
     let mut dc = up(be, &c0);
     be.matmul_nn(&mut dc, &da, &db, None, 0.5).unwrap();
-    outs.push(Out { name: format!("nn β=.5 {m}×{k}×{n}"), vals: dl(be, &dc), mag: mag(&ab + &abs(&c0)), n: k });
+    outs.push(Out {
+        name: format!("nn β=.5 {m}×{k}×{n}"),
+        vals: dl(be, &dc),
+        mag: mag(&ab + &abs(&c0)),
+        n: k,
+    });
     // NN, β = -1 with bias.
     let mut dc = up(be, &c0);
     be.matmul_nn(&mut dc, &da, &db, Some(&dbias), -1.0).unwrap();
@@ -200,19 +247,39 @@ fn matmul_suite<B: Backend>(be: &B, m: usize, k: usize, n: usize, seed: u64) -> 
     let gbt = abs(&g).dot(&abs(&b).t());
     let mut dcn = up(be, &Array2::from_elem((m, k), f32::NAN));
     be.matmul_nt(&mut dcn, &dg, &db, 0.0).unwrap();
-    outs.push(Out { name: format!("nt β=0 {m}×{n}×{k}"), vals: dl(be, &dcn), mag: mag(gbt.clone()), n });
+    outs.push(Out {
+        name: format!("nt β=0 {m}×{n}×{k}"),
+        vals: dl(be, &dcn),
+        mag: mag(gbt.clone()),
+        n,
+    });
     let mut dcn = up(be, &cn);
     be.matmul_nt(&mut dcn, &dg, &db, 0.7).unwrap();
-    outs.push(Out { name: format!("nt β=.7 {m}×{n}×{k}"), vals: dl(be, &dcn), mag: mag(&gbt + &abs(&cn)), n });
+    outs.push(Out {
+        name: format!("nt β=.7 {m}×{n}×{k}"),
+        vals: dl(be, &dcn),
+        mag: mag(&gbt + &abs(&cn)),
+        n,
+    });
     // TN: C (k×n) = Aᵀ (k×m) · G (m×n).
     let atg = abs(&a).t().dot(&abs(&g));
     let ct = rand_mat(&mut rng, k, n, -1.0, 1.0);
     let mut dct = up(be, &Array2::from_elem((k, n), f32::NAN));
     be.matmul_tn(&mut dct, &da, &dg, 0.0).unwrap();
-    outs.push(Out { name: format!("tn β=0 {k}×{m}×{n}"), vals: dl(be, &dct), mag: mag(atg.clone()), n: m });
+    outs.push(Out {
+        name: format!("tn β=0 {k}×{m}×{n}"),
+        vals: dl(be, &dct),
+        mag: mag(atg.clone()),
+        n: m,
+    });
     let mut dct = up(be, &ct);
     be.matmul_tn(&mut dct, &da, &dg, 2.0).unwrap();
-    outs.push(Out { name: format!("tn β=2 {k}×{m}×{n}"), vals: dl(be, &dct), mag: mag(&atg + &(2.0 * &abs(&ct))), n: m });
+    outs.push(Out {
+        name: format!("tn β=2 {k}×{m}×{n}"),
+        vals: dl(be, &dct),
+        mag: mag(&atg + &(2.0 * &abs(&ct))),
+        n: m,
+    });
     outs
 }
 
@@ -260,22 +327,39 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     // constraint residual / value / multiplier update (SPEC §3, §4)
     let lam = rand_mat(&mut rng, r, c, -2.0, 2.0);
     let dlam = up(be, &lam);
-    let (mut h, mut s, mut gu, mut gv) =
-        (be.zeros(r, c).unwrap(), be.zeros(r, c).unwrap(), be.zeros(r, c).unwrap(), be.zeros(r, c).unwrap());
+    let (mut h, mut s, mut gu, mut gv) = (
+        be.zeros(r, c).unwrap(),
+        be.zeros(r, c).unwrap(),
+        be.zeros(r, c).unwrap(),
+        be.zeros(r, c).unwrap(),
+    );
     let inv_n = 1.0 / c as f32;
-    be.constraint_residual(&dx, &dy, &dlam, 3.0, 0.1, inv_n, &mut h, &mut s, &mut gu, &mut gv, 10).unwrap();
+    be.constraint_residual(
+        &dx, &dy, &dlam, 3.0, 0.1, inv_n, &mut h, &mut s, &mut gu, &mut gv, 10,
+    )
+    .unwrap();
     for (name, m) in [("H", &h), ("S", &s), ("G_U", &gu), ("G_V", &gv)] {
         outs.push(out(format!("constraint_residual {name}"), dl(be, m)));
     }
     let sl = slots(be, &[10, 11, 12]);
     let lam2: f64 = lam.iter().map(|&v| (v as f64).powi(2)).sum();
     let res_mag = vec![sl[0], 0.5 * (lam2 + sl[0]), sl[2]];
-    outs.push(Out { name: "constraint_residual slots".into(), vals: sl, mag: res_mag.clone(), n: nt });
+    outs.push(Out {
+        name: "constraint_residual slots".into(),
+        vals: sl,
+        mag: res_mag.clone(),
+        n: nt,
+    });
     // constraint_value at a different point (writes nothing)
     be.constraint_value(&dy, &dx, &dlam, 0.2, 20).unwrap();
     let sl = slots(be, &[20, 21, 22]);
     let mag = vec![sl[0], 0.5 * (lam2 + sl[0]), sl[2]];
-    outs.push(Out { name: "constraint_value slots".into(), vals: sl, mag, n: nt });
+    outs.push(Out {
+        name: "constraint_value slots".into(),
+        vals: sl,
+        mag,
+        n: nt,
+    });
     let mut dl2 = up(be, &lam);
     be.multiplier_update(&mut dl2, &h, 3.0).unwrap();
     outs.push(out("multiplier_update", dl(be, &dl2)));
@@ -284,16 +368,44 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     be.dot(&dx, &dy, 30).unwrap();
     be.sq_norm(&dx, 31).unwrap();
     let sl = slots(be, &[30, 31]);
-    let absdot: f64 = x.iter().zip(&y).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
+    let absdot: f64 = x
+        .iter()
+        .zip(&y)
+        .map(|(&a, &b)| (a as f64 * b as f64).abs())
+        .sum();
     let mag = vec![absdot, sl[1]];
-    outs.push(Out { name: "dot, sq_norm".into(), vals: sl, mag, n: nt });
+    outs.push(Out {
+        name: "dot, sq_norm".into(),
+        vals: sl,
+        mag,
+        n: nt,
+    });
     let mut rs = up(be, &Array2::from_elem((r, 1), f32::NAN));
     be.row_sum(&mut rs, &dx, 0.0).unwrap();
-    let rmag: Vec<f64> = abs(&x).rows().into_iter().map(|row| row.sum() as f64).collect();
-    outs.push(Out { name: "row_sum β=0".into(), vals: dl(be, &rs), mag: rmag.clone(), n: c });
+    let rmag: Vec<f64> = abs(&x)
+        .rows()
+        .into_iter()
+        .map(|row| row.sum() as f64)
+        .collect();
+    outs.push(Out {
+        name: "row_sum β=0".into(),
+        vals: dl(be, &rs),
+        mag: rmag.clone(),
+        n: c,
+    });
     be.row_sum(&mut rs, &dy, 0.5).unwrap();
-    let rmag2: Vec<f64> = abs(&y).rows().into_iter().zip(&rmag).map(|(row, m)| row.sum() as f64 + m).collect();
-    outs.push(Out { name: "row_sum β=.5".into(), vals: dl(be, &rs), mag: rmag2, n: c });
+    let rmag2: Vec<f64> = abs(&y)
+        .rows()
+        .into_iter()
+        .zip(&rmag)
+        .map(|(row, m)| row.sum() as f64 + m)
+        .collect();
+    outs.push(Out {
+        name: "row_sum β=.5".into(),
+        vals: dl(be, &rs),
+        mag: rmag2,
+        n: c,
+    });
 
     // group sparsity: some groups already zero, some shrunk to zero, some kept
     for axis in [Axis::Rows, Axis::Cols] {
@@ -316,14 +428,34 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
         be.group_norms(&dw, axis, 40).unwrap();
         let sl = slots(be, &[40, 41]);
         let mag = vec![sl[0], 0.0];
-        outs.push(Out { name: format!("group_norms {axis:?}"), vals: sl, mag, n: nt });
-        let mut shrink = if axis == Axis::Rows { be.zeros(r, 1).unwrap() } else { be.zeros(1, c).unwrap() };
-        be.group_prox(&mut dw, thresh, axis, &mut shrink, 42).unwrap();
-        outs.push(Out { name: format!("group_prox {axis:?} W"), vals: dl(be, &dw), mag: Vec::new(), n: 1 });
+        outs.push(Out {
+            name: format!("group_norms {axis:?}"),
+            vals: sl,
+            mag,
+            n: nt,
+        });
+        let mut shrink = if axis == Axis::Rows {
+            be.zeros(r, 1).unwrap()
+        } else {
+            be.zeros(1, c).unwrap()
+        };
+        be.group_prox(&mut dw, thresh, axis, &mut shrink, 42)
+            .unwrap();
+        outs.push(Out {
+            name: format!("group_prox {axis:?} W"),
+            vals: dl(be, &dw),
+            mag: Vec::new(),
+            n: 1,
+        });
         outs.push(out(format!("group_prox {axis:?} shrink"), dl(be, &shrink)));
         let sl = slots(be, &[42, 43]);
         let mag = vec![sl[0], 0.0];
-        outs.push(Out { name: format!("group_prox {axis:?} slots"), vals: sl, mag, n: nt });
+        outs.push(Out {
+            name: format!("group_prox {axis:?} slots"),
+            vals: sl,
+            mag,
+            n: nt,
+        });
     }
 
     // matmul-free W trial (SPEC §6)
@@ -331,17 +463,32 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     let bn = rand_mat(&mut rng, r, 1, -1.0, 1.0);
     let sh = rand_mat(&mut rng, r, 1, 0.0, 1.0);
     let mut o = up(be, &Array2::from_elem((r, c), f32::NAN));
-    be.w_trial_preact(&mut o, &dx, &up(be, &bo), &up(be, &bn), &dy, &up(be, &sh), 0.37).unwrap();
+    be.w_trial_preact(
+        &mut o,
+        &dx,
+        &up(be, &bo),
+        &up(be, &bn),
+        &dy,
+        &up(be, &sh),
+        0.37,
+    )
+    .unwrap();
     outs.push(out("w_trial_preact", dl(be, &o)));
 
     // losses: squared, and CE with one-hot targets
     let n = c as f64;
     let mut g = be.zeros(r, c).unwrap();
     be.loss(&dx, &dy, LossKind::Squared, 50).unwrap();
-    be.loss_grad(&dx, &dy, LossKind::Squared, &mut g, 51).unwrap();
+    be.loss_grad(&dx, &dy, LossKind::Squared, &mut g, 51)
+        .unwrap();
     let sl = slots(be, &[50, 51]);
     let mag = vec![sl[0], sl[1]];
-    outs.push(Out { name: "loss squared".into(), vals: sl, mag, n: nt });
+    outs.push(Out {
+        name: "loss squared".into(),
+        vals: sl,
+        mag,
+        n: nt,
+    });
     outs.push(out("loss_grad squared G", dl(be, &g)));
     let mut onehot = Array2::<f32>::zeros((r, c));
     for j in 0..c {
@@ -350,17 +497,28 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     let logits = rand_mat(&mut rng, r, c, -8.0, 8.0);
     let (dlog, doh) = (up(be, &logits), up(be, &onehot));
     be.loss(&dlog, &doh, LossKind::SoftmaxCe, 52).unwrap();
-    be.loss_grad(&dlog, &doh, LossKind::SoftmaxCe, &mut g, 53).unwrap();
+    be.loss_grad(&dlog, &doh, LossKind::SoftmaxCe, &mut g, 53)
+        .unwrap();
     let sl = slots(be, &[52, 53]);
     let ce_mag: f64 = (0..c)
         .map(|j| {
             let col = logits.column(j);
             let mx = col.iter().fold(0.0f64, |a, &v| a.max((v as f64).abs()));
-            mx + (r as f64).ln() + col.iter().zip(onehot.column(j)).map(|(&a, &t)| (a * t).abs() as f64).sum::<f64>()
+            mx + (r as f64).ln()
+                + col
+                    .iter()
+                    .zip(onehot.column(j))
+                    .map(|(&a, &t)| (a * t).abs() as f64)
+                    .sum::<f64>()
         })
         .sum::<f64>()
         / n;
-    outs.push(Out { name: "loss softmax-ce".into(), vals: sl, mag: vec![ce_mag, ce_mag], n: c * r });
+    outs.push(Out {
+        name: "loss softmax-ce".into(),
+        vals: sl,
+        mag: vec![ce_mag, ce_mag],
+        n: c * r,
+    });
     outs.push(out("loss_grad softmax-ce G", dl(be, &g)));
 
     // count_errors with many ties (values quantised to 3 levels): first index wins
@@ -385,15 +543,24 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     let mut dw = up(be, &x);
     let mut dm = up(be, &rand_mat(&mut rng, r, c, -0.1, 0.1));
     let mut dv = up(be, &rand_mat(&mut rng, r, c, 0.0, 0.01));
-    be.adam_update(&mut dw, &dy, &mut dm, &mut dv, 1e-2, 0.9, 0.999, 1e-8, 3).unwrap();
+    be.adam_update(&mut dw, &dy, &mut dm, &mut dv, 1e-2, 0.9, 0.999, 1e-8, 3)
+        .unwrap();
     outs.push(out("adam w", dl(be, &dw)));
     outs.push(out("adam m", dl(be, &dm)));
     outs.push(out("adam v", dl(be, &dv)));
     outs
 }
 
-const OP_SIZES: &[(usize, usize)] =
-    &[(1, 1), (1, 257), (63, 1), (63, 65), (65, 63), (257, 257), (10, 1437), (300, 1000)];
+const OP_SIZES: &[(usize, usize)] = &[
+    (1, 1),
+    (1, 257),
+    (63, 1),
+    (63, 65),
+    (65, 63),
+    (257, 257),
+    (10, 1437),
+    (300, 1000),
+];
 const MM_SIZES: &[(usize, usize, usize)] = &[
     (1, 1, 1),
     (63, 63, 63),
@@ -411,12 +578,16 @@ const MM_SIZES: &[(usize, usize, usize)] = &[
 fn compare_rejects_perturbed_gpu_output() {
     let Some((_l, g)) = gpu() else { return };
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let (x, y) = (rand_mat(&mut rng, 5, 40, -1.0, 1.0), rand_mat(&mut rng, 5, 40, -1.0, 1.0));
+    let (x, y) = (
+        rand_mat(&mut rng, 5, 40, -1.0, 1.0),
+        rand_mat(&mut rng, 5, 40, -1.0, 1.0),
+    );
     let cpu = CpuBackend::<f32>::new();
     let run = |be: &dyn Fn() -> Vec<f64>| out("axpby", be());
     let want = run(&|| {
         let mut o = cpu.zeros(5, 40).unwrap();
-        cpu.axpby(&mut o, 0.5, &up(&cpu, &x), 2.0, &up(&cpu, &y)).unwrap();
+        cpu.axpby(&mut o, 0.5, &up(&cpu, &x), 2.0, &up(&cpu, &y))
+            .unwrap();
         dl(&cpu, &o)
     });
     let got = run(&|| {
@@ -473,16 +644,47 @@ fn chunked_matches_unchunked_and_cpu() {
         let want = matmul_suite(&cpu, m, k, n, 7);
         let plain = matmul_suite(g, m, k, n, 7);
         let chunked = matmul_suite(gc, m, k, n, 7);
-        compare_all(&format!("chunked vs unchunked matmul {m}×{k}×{n}"), &chunked, &plain);
-        compare_all(&format!("chunked vs cpu matmul {m}×{k}×{n}"), &chunked, &want);
+        compare_all(
+            &format!("chunked vs unchunked matmul {m}×{k}×{n}"),
+            &chunked,
+            &plain,
+        );
+        compare_all(
+            &format!("chunked vs cpu matmul {m}×{k}×{n}"),
+            &chunked,
+            &want,
+        );
     }
     for &(r, c) in &[(300, 1000), (64, 1437), (257, 63), (1, 5000)] {
         let want = op_suite(&cpu, r, c, 9);
         let plain = op_suite(g, r, c, 9);
         let chunked = op_suite(gc, r, c, 9);
-        compare_all(&format!("chunked vs unchunked ops {r}×{c}"), &chunked, &plain);
+        compare_all(
+            &format!("chunked vs unchunked ops {r}×{c}"),
+            &chunked,
+            &plain,
+        );
         compare_all(&format!("chunked vs cpu ops {r}×{c}"), &chunked, &want);
     }
+}
+
+#[test]
+fn gpu_launch_shapes_match_cpu() {
+    let Some((_l, _g)) = gpu() else { return };
+    let gs = gpu_shaped().expect("backend");
+    let cpu = CpuBackend::<f32>::new();
+    for &(r, c) in &[(1, 1), (65, 63), (300, 1000)] {
+        compare_all(
+            &format!("gpu-shaped ops {r}×{c}"),
+            &op_suite(gs, r, c, 11),
+            &op_suite(&cpu, r, c, 11),
+        );
+    }
+    compare_all(
+        "gpu-shaped matmul",
+        &matmul_suite(gs, 65, 63, 257, 12),
+        &matmul_suite(&cpu, 65, 63, 257, 12),
+    );
 }
 
 #[test]
@@ -507,11 +709,19 @@ fn shape_mismatches_are_errors() {
     assert!(is_shape(g.group_prox(&mut o, 0.1, Axis::Rows, &mut sh, 0)));
     assert!(is_shape(g.constraint_value(&a, &a, &a, 0.1, 254)));
     assert!(is_shape(g.loss(&a, &b, LossKind::Squared, 0)));
-    assert!(matches!(g.read_slots(&[256]), Err(BackendError::Shape { .. })));
-    assert!(matches!(g.write(&mut o, Array2::<f32>::zeros((4, 3)).view()), Err(BackendError::Shape { .. })));
+    assert!(matches!(
+        g.read_slots(&[256]),
+        Err(BackendError::Shape { .. })
+    ));
+    assert!(matches!(
+        g.write(&mut o, Array2::<f32>::zeros((4, 3)).view()),
+        Err(BackendError::Shape { .. })
+    ));
     let mut v = g.zeros(3, 4).unwrap();
     let mut m = g.zeros(3, 4).unwrap();
-    assert!(is_shape(g.adam_update(&mut o, &b, &mut m, &mut v, 0.1, 0.9, 0.99, 1e-8, 1)));
+    assert!(is_shape(g.adam_update(
+        &mut o, &b, &mut m, &mut v, 0.1, 0.9, 0.99, 1e-8, 1
+    )));
     // The backend is still usable after the errors.
     g.sq_norm(&a, 0).unwrap();
     assert_eq!(g.read_slots(&[0]).unwrap(), vec![0.0]);
@@ -523,14 +733,22 @@ fn dot_into_last_slot_is_fine() {
     let a = g.upload(Array2::from_elem((2, 3), 2.0f32).view()).unwrap();
     g.dot(&a, &a, 255).unwrap();
     assert_eq!(g.read_slots(&[255]).unwrap(), vec![24.0]);
-    assert!(matches!(g.sq_norm(&a, 256), Err(BackendError::Shape { .. })));
-    assert!(matches!(g.constraint_value(&a, &a, &a, 0.1, 254), Err(BackendError::Shape { .. })));
+    assert!(matches!(
+        g.sq_norm(&a, 256),
+        Err(BackendError::Shape { .. })
+    ));
+    assert!(matches!(
+        g.constraint_value(&a, &a, &a, 0.1, 254),
+        Err(BackendError::Shape { .. })
+    ));
 }
 
 #[test]
 fn one_readback_per_read_slots_and_recording_is_lazy() {
     let Some((_l, g)) = gpu() else { return };
-    let a = g.upload(Array2::from_elem((64, 100), 1.0f32).view()).unwrap();
+    let a = g
+        .upload(Array2::from_elem((64, 100), 1.0f32).view())
+        .unwrap();
     let mut b = g.zeros(64, 100).unwrap();
     g.sync().unwrap();
     let c0 = g.counters();
@@ -577,7 +795,10 @@ fn probe_overheads() {
             f();
         }
         g.sync().unwrap();
-        eprintln!("{name}: {:.1} µs/call", t0.elapsed().as_secs_f64() * 1e6 / reps as f64);
+        eprintln!(
+            "{name}: {:.1} µs/call",
+            t0.elapsed().as_secs_f64() * 1e6 / reps as f64
+        );
     };
     let mut a = g.zeros(1, 1).unwrap();
     t("scale 1×1", &mut || g.scale(&mut a, 1.0).unwrap());
@@ -587,8 +808,49 @@ fn probe_overheads() {
     t("sq_norm 1×1", &mut || g.sq_norm(&a, 0).unwrap());
     let mut w = g.zeros(100, 64).unwrap();
     let mut sh = g.zeros(100, 1).unwrap();
-    t("group_prox 100×64", &mut || g.group_prox(&mut w, 0.1, Axis::Rows, &mut sh, 0).unwrap());
+    t("group_prox 100×64", &mut || {
+        g.group_prox(&mut w, 0.1, Axis::Rows, &mut sh, 0).unwrap()
+    });
     t("read_slots", &mut || {
         g.read_slots(&[0]).unwrap();
     });
+}
+
+/// More dispatches than one uniform arena holds (4096) in one submission, with gathers
+/// interleaved: the arena flushes mid-stream and every dispatch keeps its own parameters
+/// and indices.
+#[test]
+fn arena_overflow_keeps_per_dispatch_parameters() {
+    let Some((_l, g)) = gpu() else { return };
+    let x = Array2::from_shape_fn((3, 8), |(i, j)| (i * 8 + j) as f32);
+    let dx = g.upload(x.view()).unwrap();
+    let mut acc = g.zeros(3, 8).unwrap();
+    let mut outs = Vec::new();
+    let s0 = g.counters().submits;
+    for t in 0..5000u32 {
+        g.axpy(&mut acc, (t % 7) as f32, &dx).unwrap();
+        if t % 1000 == 999 {
+            let idx: Vec<u32> = (0..4).map(|j| (j * 2 + t / 1000) % 8).collect();
+            let mut o = g.zeros(3, 4).unwrap();
+            g.gather_cols(&mut o, &dx, &idx).unwrap();
+            outs.push((idx, o));
+        }
+    }
+    let total: f32 = (0..5000u32).map(|t| (t % 7) as f32).sum();
+    let got = g.download(&acc).unwrap();
+    assert!(
+        g.counters().submits >= s0 + 2,
+        "the arena should have flushed"
+    );
+    for ((i, j), &v) in got.indexed_iter() {
+        assert_eq!(v, total * x[[i, j]], "acc[{i},{j}]");
+    }
+    for (idx, o) in outs {
+        let o = g.download(&o).unwrap();
+        for (j, &c) in idx.iter().enumerate() {
+            for i in 0..3 {
+                assert_eq!(o[[i, j]], x[[i, c as usize]], "gather {idx:?}");
+            }
+        }
+    }
 }

@@ -25,7 +25,10 @@ fn every_shader_parses_and_validates() {
         let module = match naga::front::wgsl::parse_str(&src) {
             Ok(m) => m,
             Err(e) => {
-                failures.push(format!("{name}: parse error\n{}", e.emit_to_string_with_path(&src, &name)));
+                failures.push(format!(
+                    "{name}: parse error\n{}",
+                    e.emit_to_string_with_path(&src, &name)
+                ));
                 continue;
             }
         };
@@ -34,17 +37,34 @@ fn every_shader_parses_and_validates() {
             naga::valid::Capabilities::empty(),
         );
         if let Err(e) = validator.validate(&module) {
-            failures.push(format!("{name}: validation error\n{}", e.emit_to_string(&src)));
+            failures.push(format!(
+                "{name}: validation error\n{}",
+                e.emit_to_string(&src)
+            ));
             continue;
         }
-        let entries: Vec<&str> = module.entry_points.iter().map(|e| e.name.as_str()).collect();
+        let entries: Vec<&str> = module
+            .entry_points
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
         assert!(!entries.is_empty(), "{name}: no entry points");
         for ep in &module.entry_points {
-            assert_eq!(ep.stage, naga::ShaderStage::Compute, "{name}:{} is not a compute entry point", ep.name);
+            assert_eq!(
+                ep.stage,
+                naga::ShaderStage::Compute,
+                "{name}:{} is not a compute entry point",
+                ep.name
+            );
         }
         eprintln!("ok {name}: {}", entries.join(", "));
     }
-    assert!(failures.is_empty(), "{} shader(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} shader(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Validation with only WebGPU's baseline capabilities: the kernels need no extensions.
@@ -55,7 +75,12 @@ fn shaders_need_no_optional_capabilities() {
         let module = naga::front::wgsl::parse_str(&src).unwrap();
         for ep in &module.entry_points {
             let [x, y, z] = ep.workgroup_size;
-            assert!(x * y * z <= 256, "{}:{} workgroup {x}×{y}×{z} > 256", path.display(), ep.name);
+            assert!(
+                x * y * z <= 256,
+                "{}:{} workgroup {x}×{y}×{z} > 256",
+                path.display(),
+                ep.name
+            );
         }
     }
 }

@@ -153,6 +153,8 @@ impl<'a, B: Backend> Recorder<'a, B> {
         iter: usize,
         fill: impl FnOnce(&mut Record),
     ) -> BResult<Measures> {
+        // Work a GPU has only recorded so far belongs to the method's time.
+        be.sync()?;
         budget.clock.pause();
         let m = self.eval.measure(be, p, data)?;
         let mut r = Record::from_measures(&m, self.cert0);
@@ -247,6 +249,7 @@ pub fn train<B: Backend>(
             }
         }
     }
+    be.sync()?;
     budget.clock.pause();
     let final_measures = rec.eval.measure(be, &p, data)?;
     let net = p.download(be, spec.alpha)?;

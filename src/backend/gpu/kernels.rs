@@ -96,69 +96,110 @@ const W: bool = true;
 impl K {
     pub(crate) fn def(self) -> KDef {
         use K::*;
-        let (src, entry, binds, consts): (Src, &str, &'static [(u32, bool)], &'static [(&str, f64)]) =
-            match self {
-                Axpby => (Src::Elementwise, "axpby", &[(1, W), (2, R), (3, R)], &[]),
-                Axpy => (Src::Elementwise, "axpy", &[(1, W), (2, R)], &[]),
-                Scale => (Src::Elementwise, "scale", &[(1, W)], &[]),
-                Fill => (Src::Elementwise, "fill", &[(1, W)], &[]),
-                LeakyRelu => (Src::Elementwise, "leaky_relu", &[(1, W), (2, R)], &[]),
-                MulLeakyDeriv => (Src::Elementwise, "mul_leaky_deriv", &[(1, W), (2, R)], &[]),
-                WTrialPreact => (
-                    Src::Elementwise,
-                    "w_trial_preact",
-                    &[(1, W), (2, R), (3, R), (4, R), (5, R), (6, R)],
-                    &[],
-                ),
-                Adam => (Src::Optim, "adam_update", &[(1, W), (2, R), (3, W), (4, W)], &[]),
-                Gather => (Src::Gather, "gather_cols", &[(1, W), (2, R), (3, R)], &[]),
-                Residual => (
-                    Src::Residual,
-                    "constraint_residual",
-                    &[(1, R), (2, R), (3, R), (4, W), (5, W), (6, W), (7, W), (8, W)],
-                    &[],
-                ),
-                ConstraintValue => {
-                    (Src::Residual, "constraint_value", &[(1, R), (2, R), (3, R), (8, W)], &[])
-                }
-                Dot => (Src::Reduce, "dot", &[(1, R), (2, R), (3, W)], &[]),
-                SqNorm => (Src::Reduce, "sq_norm", &[(1, R), (3, W)], &[]),
-                Finalize => (Src::Reduce, "finalize", &[(3, W), (4, W)], &[]),
-                RowSum => (Src::Reduce, "row_sum", &[(1, R), (3, W)], &[]),
-                LossSq => (Src::Loss, "loss_sq", &[(1, R), (2, R), (4, W)], &[]),
-                LossGradSq => (Src::Loss, "loss_grad_sq", &[(1, R), (2, R), (3, W), (4, W)], &[]),
-                LossCe => (Src::Loss, "loss_ce", &[(1, R), (2, R), (4, W)], &[]),
-                LossGradCe => (Src::Loss, "loss_grad_ce", &[(1, R), (2, R), (3, W), (4, W)], &[]),
-                CountErrors => (Src::Loss, "count_errors", &[(1, R), (2, R), (4, W)], &[]),
-                RowSq => (Src::GroupProx, "row_sq", &[(1, W), (2, W)], &[]),
-                ColSq => (Src::GroupProx, "col_sq", &[(1, W), (2, W)], &[]),
-                ProxFactor => (Src::GroupProx, "prox_factor", &[(2, W), (3, W)], &[]),
-                NormStats => (Src::GroupProx, "norm_stats", &[(2, W), (3, W)], &[]),
-                ScaleRows => (Src::GroupProx, "scale_rows", &[(1, W), (2, W)], &[]),
-                ScaleCols => (Src::GroupProx, "scale_cols", &[(1, W), (2, W)], &[]),
-                RowsFused => (Src::GroupProx, "rows_fused", &[(1, W), (2, W), (3, W)], &[]),
-                RowsFusedThread => (Src::GroupProx, "rows_fused_thread", &[(1, W), (2, W), (3, W)], &[]),
-                ColsFused => (Src::GroupProx, "cols_fused", &[(1, W), (2, W), (3, W)], &[]),
-                MatmulNN => (
-                    Src::Matmul,
-                    "matmul",
-                    &[(1, R), (2, R), (3, W), (4, R)],
-                    &[("TA", 0.0), ("TB", 0.0)],
-                ),
-                MatmulNT => (
-                    Src::Matmul,
-                    "matmul",
-                    &[(1, R), (2, R), (3, W), (4, R)],
-                    &[("TA", 0.0), ("TB", 1.0)],
-                ),
-                MatmulTN => (
-                    Src::Matmul,
-                    "matmul",
-                    &[(1, R), (2, R), (3, W), (4, R)],
-                    &[("TA", 1.0), ("TB", 0.0)],
-                ),
-            };
-        KDef { src, entry, binds, consts }
+        let (src, entry, binds, consts): (
+            Src,
+            &str,
+            &'static [(u32, bool)],
+            &'static [(&str, f64)],
+        ) = match self {
+            Axpby => (Src::Elementwise, "axpby", &[(1, W), (2, R), (3, R)], &[]),
+            Axpy => (Src::Elementwise, "axpy", &[(1, W), (2, R)], &[]),
+            Scale => (Src::Elementwise, "scale", &[(1, W)], &[]),
+            Fill => (Src::Elementwise, "fill", &[(1, W)], &[]),
+            LeakyRelu => (Src::Elementwise, "leaky_relu", &[(1, W), (2, R)], &[]),
+            MulLeakyDeriv => (Src::Elementwise, "mul_leaky_deriv", &[(1, W), (2, R)], &[]),
+            WTrialPreact => (
+                Src::Elementwise,
+                "w_trial_preact",
+                &[(1, W), (2, R), (3, R), (4, R), (5, R), (6, R)],
+                &[],
+            ),
+            Adam => (
+                Src::Optim,
+                "adam_update",
+                &[(1, W), (2, R), (3, W), (4, W)],
+                &[],
+            ),
+            Gather => (Src::Gather, "gather_cols", &[(1, W), (2, R), (3, R)], &[]),
+            Residual => (
+                Src::Residual,
+                "constraint_residual",
+                &[
+                    (1, R),
+                    (2, R),
+                    (3, R),
+                    (4, W),
+                    (5, W),
+                    (6, W),
+                    (7, W),
+                    (8, W),
+                ],
+                &[],
+            ),
+            ConstraintValue => (
+                Src::Residual,
+                "constraint_value",
+                &[(1, R), (2, R), (3, R), (8, W)],
+                &[],
+            ),
+            Dot => (Src::Reduce, "dot", &[(1, R), (2, R), (3, W)], &[]),
+            SqNorm => (Src::Reduce, "sq_norm", &[(1, R), (3, W)], &[]),
+            Finalize => (Src::Reduce, "finalize", &[(3, W), (4, W)], &[]),
+            RowSum => (Src::Reduce, "row_sum", &[(1, R), (3, W)], &[]),
+            LossSq => (Src::Loss, "loss_sq", &[(1, R), (2, R), (4, W)], &[]),
+            LossGradSq => (
+                Src::Loss,
+                "loss_grad_sq",
+                &[(1, R), (2, R), (3, W), (4, W)],
+                &[],
+            ),
+            LossCe => (Src::Loss, "loss_ce", &[(1, R), (2, R), (4, W)], &[]),
+            LossGradCe => (
+                Src::Loss,
+                "loss_grad_ce",
+                &[(1, R), (2, R), (3, W), (4, W)],
+                &[],
+            ),
+            CountErrors => (Src::Loss, "count_errors", &[(1, R), (2, R), (4, W)], &[]),
+            RowSq => (Src::GroupProx, "row_sq", &[(1, W), (2, W)], &[]),
+            ColSq => (Src::GroupProx, "col_sq", &[(1, W), (2, W)], &[]),
+            ProxFactor => (Src::GroupProx, "prox_factor", &[(2, W), (3, W)], &[]),
+            NormStats => (Src::GroupProx, "norm_stats", &[(2, W), (3, W)], &[]),
+            ScaleRows => (Src::GroupProx, "scale_rows", &[(1, W), (2, W)], &[]),
+            ScaleCols => (Src::GroupProx, "scale_cols", &[(1, W), (2, W)], &[]),
+            RowsFused => (Src::GroupProx, "rows_fused", &[(1, W), (2, W), (3, W)], &[]),
+            RowsFusedThread => (
+                Src::GroupProx,
+                "rows_fused_thread",
+                &[(1, W), (2, W), (3, W)],
+                &[],
+            ),
+            ColsFused => (Src::GroupProx, "cols_fused", &[(1, W), (2, W), (3, W)], &[]),
+            MatmulNN => (
+                Src::Matmul,
+                "matmul",
+                &[(1, R), (2, R), (3, W), (4, R)],
+                &[("TA", 0.0), ("TB", 0.0)],
+            ),
+            MatmulNT => (
+                Src::Matmul,
+                "matmul",
+                &[(1, R), (2, R), (3, W), (4, R)],
+                &[("TA", 0.0), ("TB", 1.0)],
+            ),
+            MatmulTN => (
+                Src::Matmul,
+                "matmul",
+                &[(1, R), (2, R), (3, W), (4, R)],
+                &[("TA", 1.0), ("TB", 0.0)],
+            ),
+        };
+        KDef {
+            src,
+            entry,
+            binds,
+            consts,
+        }
     }
 
     /// The name used in labels and error messages.
@@ -188,7 +229,11 @@ pub(crate) struct Params {
 
 impl Params {
     pub(crate) fn new(rows: usize, cols: usize) -> Self {
-        Params { rows: rows as u32, cols: cols as u32, ..Zeroable::zeroed() }
+        Params {
+            rows: rows as u32,
+            cols: cols as u32,
+            ..Zeroable::zeroed()
+        }
     }
 }
 

@@ -80,7 +80,11 @@ impl GpuOptions {
     }
 
     fn power(&self) -> BResult<wgpu::PowerPreference> {
-        match self.power_pref.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
+        match self
+            .power_pref
+            .as_deref()
+            .map(|s| s.trim().to_ascii_lowercase())
+        {
             None => Ok(wgpu::PowerPreference::HighPerformance),
             Some(s) => match s.as_str() {
                 "low" | "lowpower" | "low-power" => Ok(wgpu::PowerPreference::LowPower),
@@ -137,7 +141,12 @@ impl fmt::Display for AdapterReport {
             self.max_storage_buffer_binding_size,
             mib(self.max_storage_buffer_binding_size)
         )?;
-        writeln!(f, "  max_buffer_size: {} ({:.0} MiB)", self.max_buffer_size, mib(self.max_buffer_size))?;
+        writeln!(
+            f,
+            "  max_buffer_size: {} ({:.0} MiB)",
+            self.max_buffer_size,
+            mib(self.max_buffer_size)
+        )?;
         writeln!(
             f,
             "  max_compute_workgroup_storage_size: {} bytes",
@@ -203,7 +212,13 @@ impl GpuMat {
 
 impl fmt::Debug for GpuMat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GpuMat({}×{}, {} chunk(s))", self.rows, self.cols, self.chunks.len())
+        write!(
+            f,
+            "GpuMat({}×{}, {} chunk(s))",
+            self.rows,
+            self.cols,
+            self.chunks.len()
+        )
     }
 }
 
@@ -225,17 +240,39 @@ pub(crate) struct GridCaps {
 
 impl GridCaps {
     fn for_device(t: wgpu::DeviceType) -> Self {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 64);
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, 64);
         let mut c = match t {
             // Measured on lavapipe (2 cores): 8 workgroups beat 4096 by 2–5× on
             // elementwise and reduction kernels.
-            wgpu::DeviceType::Cpu => GridCaps { ew_x: 2, ew_y: threads, red_x: 2, red_y: threads, rows: 2 * threads, thread_per_row: true },
-            _ => GridCaps { ew_x: 64, ew_y: 64, red_x: 32, red_y: 32, rows: 65535, thread_per_row: false },
+            wgpu::DeviceType::Cpu => GridCaps {
+                ew_x: 2,
+                ew_y: threads,
+                red_x: 2,
+                red_y: threads,
+                rows: 2 * threads,
+                thread_per_row: true,
+            },
+            _ => GridCaps {
+                ew_x: 64,
+                ew_y: 64,
+                red_x: 32,
+                red_y: 32,
+                rows: 65535,
+                thread_per_row: false,
+            },
         };
         if let Ok(v) = std::env::var("SPARSE_ALM_GPU_GRID") {
             let n: Vec<usize> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
             if let [a, b, cc, d] = n[..] {
-                c = GridCaps { ew_x: a.max(1), ew_y: b.max(1), red_x: cc.max(1), red_y: d.max(1), ..c };
+                c = GridCaps {
+                    ew_x: a.max(1),
+                    ew_y: b.max(1),
+                    red_x: cc.max(1),
+                    red_y: d.max(1),
+                    ..c
+                };
             }
         }
         c
@@ -265,7 +302,7 @@ struct State {
 }
 
 /// Bytes of the uniform arena (one submission's worth of dispatch parameters).
-const UNIFORM_ARENA: u64 = 1 << 20;
+pub(crate) const UNIFORM_ARENA: u64 = 1 << 20;
 /// Partial-sum vec4 entries available to one reduction batch.
 pub(crate) const PART_CAP: u32 = 16384;
 
@@ -306,7 +343,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn kernel_err(kernel: impl Into<String>, msg: impl Into<String>) -> BackendError {
-    BackendError::Kernel { kernel: kernel.into(), msg: msg.into() }
+    BackendError::Kernel {
+        kernel: kernel.into(),
+        msg: msg.into(),
+    }
 }
 
 impl GpuBackend {
@@ -342,7 +382,10 @@ impl GpuBackend {
         let info = adapter.get_info();
         let limits = adapter.limits();
         if opts.verbose {
-            eprintln!("sparse-alm gpu: adapter {} ({:?}, {})", info.name, info.backend, info.driver);
+            eprintln!(
+                "sparse-alm gpu: adapter {} ({:?}, {})",
+                info.name, info.backend, info.driver
+            );
         }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("sparse-alm"),
@@ -399,15 +442,29 @@ impl GpuBackend {
             idx_cpu: Vec::new(),
             idx_buf: mk("gather index arena", 4096 * 4, U::STORAGE | U::COPY_DST),
             partials: mk("partials", PART_CAP as u64 * 16, U::STORAGE),
-            slots: mk("slots", NUM_SLOTS as u64 * 4, U::STORAGE | U::COPY_SRC | U::COPY_DST),
-            slot_staging: mk("slot staging", NUM_SLOTS as u64 * 4, U::MAP_READ | U::COPY_DST),
-            scratch: mk("group scratch", 4096 * 4, U::STORAGE | U::COPY_SRC | U::COPY_DST),
+            slots: mk(
+                "slots",
+                NUM_SLOTS as u64 * 4,
+                U::STORAGE | U::COPY_SRC | U::COPY_DST,
+            ),
+            slot_staging: mk(
+                "slot staging",
+                NUM_SLOTS as u64 * 4,
+                U::MAP_READ | U::COPY_DST,
+            ),
+            scratch: mk(
+                "group scratch",
+                4096 * 4,
+                U::STORAGE | U::COPY_SRC | U::COPY_DST,
+            ),
             dummy: mk("dummy", 16, U::STORAGE),
             dl_staging: None,
         };
         let report = AdapterReport::new(&info, &limits);
         let mut caps = GridCaps::for_device(info.device_type);
-        caps.rows = caps.rows.min(limits.max_compute_workgroups_per_dimension as usize);
+        caps.rows = caps
+            .rows
+            .min(limits.max_compute_workgroups_per_dimension as usize);
         let be = GpuBackend {
             device,
             queue,
@@ -443,12 +500,18 @@ impl GpuBackend {
                 let all = pollster::block_on(instance.enumerate_adapters(backends));
                 let names: Vec<String> = all.iter().map(|a| a.get_info().name).collect();
                 let w = want.to_lowercase();
-                all.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&w)).ok_or_else(|| {
-                    format!(
-                        ": no adapter name contains `{want}` (WGPU_ADAPTER_NAME); available: {}",
-                        if names.is_empty() { "none".to_string() } else { names.join(", ") }
-                    )
-                })
+                all.into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&w))
+                    .ok_or_else(|| {
+                        format!(
+                            ": no adapter name contains `{want}` (WGPU_ADAPTER_NAME); available: {}",
+                            if names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        )
+                    })
             }
             None => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: power,
@@ -458,6 +521,25 @@ impl GpuBackend {
             }))
             .map_err(|e| format!(" for backends {backends:?}: {e}")),
         }
+    }
+
+    /// Test hook: use the launch shapes tuned for real GPUs (many workgroups, one
+    /// workgroup per row group) even on a CPU adapter, so both code paths can be tested.
+    #[doc(hidden)]
+    pub fn use_gpu_launch_shapes(&mut self) {
+        let rows = self
+            .caps
+            .rows
+            .max(4096)
+            .min(self.limits.max_compute_workgroups_per_dimension as usize);
+        self.caps = GridCaps {
+            ew_x: 64,
+            ew_y: 64,
+            red_x: 32,
+            red_y: 32,
+            rows,
+            thread_per_row: false,
+        };
     }
 
     /// The adapter in use, with its key limits.
@@ -492,10 +574,13 @@ impl GpuBackend {
             let mut mods = lock(&self.modules);
             mods.entry(d.src)
                 .or_insert_with(|| {
-                    Arc::new(self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(d.src.file()),
-                        source: wgpu::ShaderSource::Wgsl(d.src.code().into()),
-                    }))
+                    Arc::new(
+                        self.device
+                            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                                label: Some(d.src.file()),
+                                source: wgpu::ShaderSource::Wgsl(d.src.code().into()),
+                            }),
+                    )
                 })
                 .clone()
         };
@@ -521,34 +606,48 @@ impl GpuBackend {
                 count: None,
             });
         }
-        let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(k.name()),
-            entries: &entries,
-        });
-        let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(k.name()),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(k.name()),
-            layout: Some(&pl),
-            module: &module,
-            entry_point: Some(d.entry),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: d.consts,
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        });
+        let layout = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(k.name()),
+                entries: &entries,
+            });
+        let pl = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(k.name()),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(k.name()),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some(d.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: d.consts,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
         if let Some(e) = pollster::block_on(scope_v.pop()) {
             return Err(kernel_err(
                 k.name(),
-                format!("pipeline creation failed ({}:{}): {e}", d.src.file(), d.entry),
+                format!(
+                    "pipeline creation failed ({}:{}): {e}",
+                    d.src.file(),
+                    d.entry
+                ),
             ));
         }
         if self.verbose {
-            eprintln!("sparse-alm gpu: compiled {} in {:.1} ms", k.name(), t0.elapsed().as_secs_f64() * 1e3);
+            eprintln!(
+                "sparse-alm gpu: compiled {} in {:.1} ms",
+                k.name(),
+                t0.elapsed().as_secs_f64() * 1e3
+            );
         }
         let p = Arc::new(Pipe { pipeline, layout });
         lock(&self.pipes).insert(k, p.clone());
@@ -576,7 +675,10 @@ impl GpuBackend {
     }
 
     fn new_encoder(&self) -> wgpu::CommandEncoder {
-        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("sparse-alm") })
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("sparse-alm"),
+            })
     }
 
     fn encoder<'a>(&self, st: &'a mut State) -> &'a mut wgpu::CommandEncoder {
@@ -598,7 +700,10 @@ impl GpuBackend {
         }
         let maxg = self.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > maxg) {
-            return Err(kernel_err(k.name(), format!("grid {groups:?} exceeds {maxg} per dimension")));
+            return Err(kernel_err(
+                k.name(),
+                format!("grid {groups:?} exceeds {maxg} per dimension"),
+            ));
         }
         let pipe = self.pipe(k)?;
         let d = k.def();
@@ -620,7 +725,10 @@ impl GpuBackend {
             }),
         });
         for (&(b, _), buf) in d.binds.iter().zip(bufs) {
-            entries.push(wgpu::BindGroupEntry { binding: b, resource: buf.as_entire_binding() });
+            entries.push(wgpu::BindGroupEntry {
+                binding: b,
+                resource: buf.as_entire_binding(),
+            });
         }
         let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(k.name()),
@@ -660,7 +768,8 @@ impl GpuBackend {
             self.queue.write_buffer(&st.uni_buf, 0, &st.uni_cpu);
         }
         if !st.idx_cpu.is_empty() {
-            self.queue.write_buffer(&st.idx_buf, 0, bytemuck::cast_slice(&st.idx_cpu));
+            self.queue
+                .write_buffer(&st.idx_buf, 0, bytemuck::cast_slice(&st.idx_cpu));
         }
         self.queue.submit([enc.finish()]);
         let e_val = pollster::block_on(s_val.pop());
@@ -671,7 +780,11 @@ impl GpuBackend {
         let batch = std::mem::take(&mut st.batch);
         self.count.submits.fetch_add(1, Ordering::Relaxed);
         if let Some(e) = e_val.or(e_int).or(e_oom) {
-            let names = if batch.is_empty() { "submit".to_string() } else { batch.join(",") };
+            let names = if batch.is_empty() {
+                "submit".to_string()
+            } else {
+                batch.join(",")
+            };
             return Err(kernel_err(names, e.to_string()));
         }
         self.check_async("submit")
@@ -695,7 +808,11 @@ impl GpuBackend {
         match rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(kernel_err(what, format!("map failed: {e}"))),
-            Err(_) => return Err(BackendError::Lost(format!("{what}: map callback never ran"))),
+            Err(_) => {
+                return Err(BackendError::Lost(format!(
+                    "{what}: map callback never ran"
+                )))
+            }
         }
         let bytes = {
             let view = buf
@@ -736,7 +853,13 @@ impl GpuBackend {
         Ok(v)
     }
 
-    fn alloc(&self, op: &str, rows: usize, cols: usize, host: Option<&ndarray::ArrayView2<f32>>) -> BResult<GpuMat> {
+    fn alloc(
+        &self,
+        op: &str,
+        rows: usize,
+        cols: usize,
+        host: Option<&ndarray::ArrayView2<f32>>,
+    ) -> BResult<GpuMat> {
         let plan = self.plan(op, rows, cols)?;
         self.set_current("alloc");
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -766,7 +889,8 @@ impl GpuBackend {
                             &owned
                         }
                     };
-                    view.slice(..data.len() * 4).copy_from_slice(bytemuck::cast_slice(data));
+                    view.slice(..data.len() * 4)
+                        .copy_from_slice(bytemuck::cast_slice(data));
                 }
                 buf.unmap();
             }

@@ -38,7 +38,11 @@ fn segments(mats: &[&GpuMat]) -> Vec<Seg> {
             end = end.min(c.col0 + c.cols);
             at[k] = (ci[k], j - c.col0);
         }
-        out.push(Seg { j0: j, len: end - j, at });
+        out.push(Seg {
+            j0: j,
+            len: end - j,
+            at,
+        });
         j = end;
     }
     out
@@ -52,7 +56,10 @@ fn same(op: &str, what: &str, a: &GpuMat, b: (usize, usize)) -> BResult<()> {
     if (a.rows, a.cols) == b {
         Ok(())
     } else {
-        Err(shape_err(op, format!("{what} is {}×{}, expected {}×{}", a.rows, a.cols, b.0, b.1)))
+        Err(shape_err(
+            op,
+            format!("{what} is {}×{}, expected {}×{}", a.rows, a.cols, b.0, b.1),
+        ))
     }
 }
 
@@ -60,7 +67,10 @@ fn check_slots(op: &str, slot: Slot, n: usize) -> BResult<()> {
     if slot + n <= NUM_SLOTS {
         Ok(())
     } else {
-        Err(shape_err(op, format!("slots {slot}..{} out of range (0..{NUM_SLOTS})", slot + n)))
+        Err(shape_err(
+            op,
+            format!("slots {slot}..{} out of range (0..{NUM_SLOTS})", slot + n),
+        ))
     }
 }
 
@@ -79,7 +89,13 @@ struct Red {
 
 impl Red {
     fn new(slot: Slot, k: u32, scale: [f32; 4]) -> Self {
-        Red { off: 0, accumulate: false, slot, k, scale }
+        Red {
+            off: 0,
+            accumulate: false,
+            slot,
+            k,
+            scale,
+        }
     }
 }
 
@@ -99,7 +115,10 @@ impl GpuBackend {
             return Ok(());
         }
         if n > PART_CAP {
-            return Err(kernel_err(k.name(), format!("{n} partial sums exceed the capacity {PART_CAP}")));
+            return Err(kernel_err(
+                k.name(),
+                format!("{n} partial sums exceed the capacity {PART_CAP}"),
+            ));
         }
         if red.off + n > PART_CAP {
             self.finalize(st, red)?;
@@ -120,7 +139,13 @@ impl GpuBackend {
         p.base[0] = red.slot as u32;
         p.f[..4].copy_from_slice(&red.scale);
         let (partials, slots) = (st.partials.clone(), st.slots.clone());
-        self.dispatch(st, K::Finalize, bytemuck::bytes_of(&p), &[&partials, &slots], [1, 1, 1])?;
+        self.dispatch(
+            st,
+            K::Finalize,
+            bytemuck::bytes_of(&p),
+            &[&partials, &slots],
+            [1, 1, 1],
+        )?;
         red.off = 0;
         red.accumulate = true;
         Ok(())
@@ -128,13 +153,7 @@ impl GpuBackend {
 
     /// Elementwise kernel over segments of `mats` (bound first, in order) plus
     /// single-chunk broadcast operands `extra` (bound after, addressed by row).
-    fn elementwise(
-        &self,
-        k: K,
-        mats: &[&GpuMat],
-        extra: &[&GpuMat],
-        f: [f32; 8],
-    ) -> BResult<()> {
+    fn elementwise(&self, k: K, mats: &[&GpuMat], extra: &[&GpuMat], f: [f32; 8]) -> BResult<()> {
         let mut st = lock(&self.st);
         let rows = mats[0].rows;
         for seg in segments(mats) {
@@ -152,7 +171,13 @@ impl GpuBackend {
                 p.ld[mats.len() + q] = e.chunks[0].cols as u32;
                 bufs.push(&e.chunks[0].buf);
             }
-            self.dispatch(&mut st, k, bytemuck::bytes_of(&p), &bufs, grid(seg.len, rows, self.caps.ew_x, self.caps.ew_y))?;
+            self.dispatch(
+                &mut st,
+                k,
+                bytemuck::bytes_of(&p),
+                &bufs,
+                grid(seg.len, rows, self.caps.ew_x, self.caps.ew_y),
+            )?;
         }
         Ok(())
     }
@@ -220,7 +245,8 @@ impl GpuBackend {
         self.scratch(st, groups);
         let scratch = st.scratch.clone();
         if axis == Axis::Rows && w.cols == 0 && groups > 0 {
-            self.encoder(st).clear_buffer(&scratch, 0, Some(groups as u64 * 4));
+            self.encoder(st)
+                .clear_buffer(&scratch, 0, Some(groups as u64 * 4));
         }
         for (t, seg) in segments(&[w]).iter().enumerate() {
             let (c, off) = seg.at[0];
@@ -261,11 +287,22 @@ impl GpuBackend {
         p.flags = thresh.is_some() as u32;
         p.f[0] = thresh.unwrap_or(0.0);
         let (k, g) = match axis {
-            Axis::Rows if self.caps.thread_per_row => {
-                (K::RowsFusedThread, [w.rows.div_ceil(WG).min(self.caps.rows) as u32, 1, 1])
-            }
-            Axis::Rows => (K::RowsFused, [w.rows.min(self.caps.rows).min(4096) as u32, 1, 1]),
-            Axis::Cols => (K::ColsFused, [w.cols.div_ceil(WG).min(self.caps.red_x * self.caps.red_y) as u32, 1, 1]),
+            Axis::Rows if self.caps.thread_per_row => (
+                K::RowsFusedThread,
+                [w.rows.div_ceil(WG).min(self.caps.rows) as u32, 1, 1],
+            ),
+            Axis::Rows => (
+                K::RowsFused,
+                [w.rows.min(self.caps.rows).min(4096) as u32, 1, 1],
+            ),
+            Axis::Cols => (
+                K::ColsFused,
+                [
+                    w.cols.div_ceil(WG).min(self.caps.red_x * self.caps.red_y) as u32,
+                    1,
+                    1,
+                ],
+            ),
         };
         self.red_dispatch(st, &mut red, k, p, &[&w.chunks[0].buf, factors], g)?;
         self.finalize(st, &mut red)
@@ -325,7 +362,8 @@ impl GpuBackend {
                 Some(s) => self.queue.write_buffer(&ch.buf, 0, bytemuck::cast_slice(s)),
                 None => {
                     let v: Vec<f32> = sub.iter().copied().collect();
-                    self.queue.write_buffer(&ch.buf, 0, bytemuck::cast_slice(&v));
+                    self.queue
+                        .write_buffer(&ch.buf, 0, bytemuck::cast_slice(&v));
                 }
             }
         }
@@ -337,7 +375,10 @@ impl Backend for GpuBackend {
     type Mat = GpuMat;
 
     fn name(&self) -> String {
-        format!("GPU {} ({:?}, {})", self.info.name, self.info.backend, self.info.driver)
+        format!(
+            "GPU {} ({:?}, {})",
+            self.info.name, self.info.backend, self.info.driver
+        )
     }
 
     fn zeros(&self, rows: usize, cols: usize) -> BResult<GpuMat> {
@@ -351,7 +392,10 @@ impl Backend for GpuBackend {
 
     fn write(&self, dst: &mut GpuMat, host: ArrayView2<f32>) -> BResult<()> {
         same("write", "host", dst, host.dim()).map_err(|_| {
-            shape_err("write", format!("host {:?} vs device {}×{}", host.dim(), dst.rows, dst.cols))
+            shape_err(
+                "write",
+                format!("host {:?} vs device {}×{}", host.dim(), dst.rows, dst.cols),
+            )
         })?;
         let mut st = lock(&self.st);
         // Queue writes land before the next submission: submit what was recorded first.
@@ -380,7 +424,8 @@ impl Backend for GpuBackend {
                 }));
             }
             let staging = st.dl_staging.clone().expect("staging set above");
-            self.encoder(&mut st).copy_buffer_to_buffer(&ch.buf, 0, &staging, 0, bytes);
+            self.encoder(&mut st)
+                .copy_buffer_to_buffer(&ch.buf, 0, &staging, 0, bytes);
             st.batch.push("download");
             self.flush(&mut st)?;
             let raw = self.map_read(&staging, bytes, "download")?;
@@ -420,11 +465,20 @@ impl Backend for GpuBackend {
         if (out.rows, out.cols) != (src.rows, idx.len()) {
             return Err(shape_err(
                 op,
-                format!("out is {}×{}, expected {}×{}", out.rows, out.cols, src.rows, idx.len()),
+                format!(
+                    "out is {}×{}, expected {}×{}",
+                    out.rows,
+                    out.cols,
+                    src.rows,
+                    idx.len()
+                ),
             ));
         }
         if let Some(&bad) = idx.iter().find(|&&j| j as usize >= src.cols) {
-            return Err(shape_err(op, format!("index {bad} out of range for {} columns", src.cols)));
+            return Err(shape_err(
+                op,
+                format!("index {bad} out of range for {} columns", src.cols),
+            ));
         }
         if idx.is_empty() || src.rows == 0 {
             return Ok(());
@@ -442,11 +496,18 @@ impl Backend for GpuBackend {
                 });
             }
         }
-        let ioff = st.idx_cpu.len();
+        let mut ioff = st.idx_cpu.len();
         st.idx_cpu.extend_from_slice(idx);
         let idx_buf = st.idx_buf.clone();
         for oc in &out.chunks {
             for sc in &src.chunks {
+                if st.uni_cpu.len() as u64 + self.uni_stride > super::UNIFORM_ARENA {
+                    // The submit below writes (and then clears) the index arena: append the
+                    // indices again for the dispatches still to come.
+                    self.flush(&mut st)?;
+                    ioff = st.idx_cpu.len();
+                    st.idx_cpu.extend_from_slice(idx);
+                }
                 let mut p = Params::new(src.rows, oc.cols);
                 p.base[0] = 0;
                 p.ld[0] = oc.cols as u32;
@@ -454,7 +515,13 @@ impl Backend for GpuBackend {
                 p.base[2] = sc.cols as u32;
                 p.base[3] = (ioff + oc.col0) as u32;
                 let g = grid(oc.cols, src.rows, self.caps.ew_x, self.caps.ew_y);
-                self.dispatch(&mut st, K::Gather, bytemuck::bytes_of(&p), &[&oc.buf, &sc.buf, &idx_buf], g)?;
+                self.dispatch(
+                    &mut st,
+                    K::Gather,
+                    bytemuck::bytes_of(&p),
+                    &[&oc.buf, &sc.buf, &idx_buf],
+                    g,
+                )?;
             }
         }
         Ok(())
@@ -473,7 +540,10 @@ impl Backend for GpuBackend {
         if b.rows != k || (c.rows, c.cols) != (m, n) {
             return Err(shape_err(
                 op,
-                format!("A {}×{} · B {}×{} → C {}×{}", a.rows, a.cols, b.rows, b.cols, c.rows, c.cols),
+                format!(
+                    "A {}×{} · B {}×{} → C {}×{}",
+                    a.rows, a.cols, b.rows, b.cols, c.rows, c.cols
+                ),
             ));
         }
         if let Some(bv) = bias {
@@ -484,7 +554,11 @@ impl Backend for GpuBackend {
         let psegs: Vec<(usize, usize, usize)> = if k == 0 {
             vec![(0, 0, 0)]
         } else {
-            a.chunks.iter().enumerate().map(|(i, ch)| (ch.col0, ch.cols, i)).collect()
+            a.chunks
+                .iter()
+                .enumerate()
+                .map(|(i, ch)| (ch.col0, ch.cols, i))
+                .collect()
         };
         for seg in segments(&[b, c]) {
             let (bc, boff) = seg.at[0];
@@ -509,7 +583,11 @@ impl Backend for GpuBackend {
                     beta: beta_t,
                     _pad1: [0.0; 3],
                 };
-                let bias_buf = if use_bias { bias.map(|bv| &bv.chunks[0].buf) } else { None };
+                let bias_buf = if use_bias {
+                    bias.map(|bv| &bv.chunks[0].buf)
+                } else {
+                    None
+                };
                 self.mm_block(
                     &mut st,
                     K::MatmulNN,
@@ -532,7 +610,10 @@ impl Backend for GpuBackend {
         if b.cols != k || (c.rows, c.cols) != (m, n) {
             return Err(shape_err(
                 op,
-                format!("A {}×{} · Bᵀ ({}×{}) → C {}×{}", a.rows, a.cols, b.rows, b.cols, c.rows, c.cols),
+                format!(
+                    "A {}×{} · Bᵀ ({}×{}) → C {}×{}",
+                    a.rows, a.cols, b.rows, b.cols, c.rows, c.cols
+                ),
             ));
         }
         let mut st = lock(&self.st);
@@ -540,7 +621,10 @@ impl Backend for GpuBackend {
         let psegs: Vec<(usize, usize, (usize, usize), (usize, usize))> = if k == 0 {
             vec![(0, 0, (0, 0), (0, 0))]
         } else {
-            segments(&[a, b]).iter().map(|s| (s.j0, s.len, s.at[0], s.at[1])).collect()
+            segments(&[a, b])
+                .iter()
+                .map(|s| (s.j0, s.len, s.at[0], s.at[1]))
+                .collect()
         };
         for cch in &c.chunks {
             let (j0, nj) = (cch.col0, cch.cols);
@@ -585,7 +669,10 @@ impl Backend for GpuBackend {
         if b.rows != k || (c.rows, c.cols) != (m, n) {
             return Err(shape_err(
                 op,
-                format!("Aᵀ ({}×{}) · B {}×{} → C {}×{}", a.rows, a.cols, b.rows, b.cols, c.rows, c.cols),
+                format!(
+                    "Aᵀ ({}×{}) · B {}×{} → C {}×{}",
+                    a.rows, a.cols, b.rows, b.cols, c.rows, c.cols
+                ),
             ));
         }
         let mut st = lock(&self.st);
@@ -630,7 +717,11 @@ impl Backend for GpuBackend {
     fn row_sum(&self, out: &mut GpuMat, a: &GpuMat, beta: f32) -> BResult<()> {
         same("row_sum", "out", out, (a.rows, 1))?;
         if a.cols == 0 {
-            return if beta == 0.0 { self.fill(out, 0.0) } else { self.scale(out, beta) };
+            return if beta == 0.0 {
+                self.fill(out, 0.0)
+            } else {
+                self.scale(out, beta)
+            };
         }
         let mut st = lock(&self.st);
         for (t, seg) in segments(&[a]).iter().enumerate() {
@@ -667,12 +758,22 @@ impl Backend for GpuBackend {
 
     fn leaky_relu(&self, out: &mut GpuMat, u: &GpuMat, alpha: f32) -> BResult<()> {
         same("leaky_relu", "out", out, (u.rows, u.cols))?;
-        self.elementwise(K::LeakyRelu, &[out, u], &[], [alpha, 0., 0., 0., 0., 0., 0., 0.])
+        self.elementwise(
+            K::LeakyRelu,
+            &[out, u],
+            &[],
+            [alpha, 0., 0., 0., 0., 0., 0., 0.],
+        )
     }
 
     fn mul_leaky_deriv(&self, d: &mut GpuMat, u: &GpuMat, alpha: f32) -> BResult<()> {
         same("mul_leaky_deriv", "d", d, (u.rows, u.cols))?;
-        self.elementwise(K::MulLeakyDeriv, &[d, u], &[], [alpha, 0., 0., 0., 0., 0., 0., 0.])
+        self.elementwise(
+            K::MulLeakyDeriv,
+            &[d, u],
+            &[],
+            [alpha, 0., 0., 0., 0., 0., 0., 0.],
+        )
     }
 
     fn constraint_residual(
@@ -691,7 +792,14 @@ impl Backend for GpuBackend {
     ) -> BResult<()> {
         let op = "constraint_residual";
         let d = (u.rows, u.cols);
-        for (name, m) in [("v", v), ("lam", lam), ("h", &*h), ("s", &*s), ("gu", &*gu), ("gv", &*gv)] {
+        for (name, m) in [
+            ("v", v),
+            ("lam", lam),
+            ("h", &*h),
+            ("s", &*s),
+            ("gu", &*gu),
+            ("gv", &*gv),
+        ] {
             same(op, name, m, d)?;
         }
         check_slots(op, slot, 3)?;
@@ -706,12 +814,27 @@ impl Backend for GpuBackend {
         )
     }
 
-    fn constraint_value(&self, u: &GpuMat, v: &GpuMat, lam: &GpuMat, alpha: f32, slot: Slot) -> BResult<()> {
+    fn constraint_value(
+        &self,
+        u: &GpuMat,
+        v: &GpuMat,
+        lam: &GpuMat,
+        alpha: f32,
+        slot: Slot,
+    ) -> BResult<()> {
         let op = "constraint_value";
         same(op, "v", v, (u.rows, u.cols))?;
         same(op, "lam", lam, (u.rows, u.cols))?;
         check_slots(op, slot, 3)?;
-        self.reduce(K::ConstraintValue, &[u, v, lam], [0., alpha, 0., 0., 0., 0., 0., 0.], slot, 3, [1.0; 4], false)
+        self.reduce(
+            K::ConstraintValue,
+            &[u, v, lam],
+            [0., alpha, 0., 0., 0., 0., 0., 0.],
+            slot,
+            3,
+            [1.0; 4],
+            false,
+        )
     }
 
     fn multiplier_update(&self, lam: &mut GpuMat, h: &GpuMat, rho: f32) -> BResult<()> {
@@ -719,7 +842,14 @@ impl Backend for GpuBackend {
         self.elementwise(K::Axpy, &[lam, h], &[], [rho, 0., 0., 0., 0., 0., 0., 0.])
     }
 
-    fn group_prox(&self, w: &mut GpuMat, thresh: f32, axis: Axis, shrink: &mut GpuMat, slot: Slot) -> BResult<()> {
+    fn group_prox(
+        &self,
+        w: &mut GpuMat,
+        thresh: f32,
+        axis: Axis,
+        shrink: &mut GpuMat,
+        slot: Slot,
+    ) -> BResult<()> {
         let op = "group_prox";
         let want = match axis {
             Axis::Rows => (w.rows, 1),
@@ -746,9 +876,19 @@ impl Backend for GpuBackend {
             p.base[0] = off as u32;
             p.ld[0] = w.chunks[c].cols as u32;
             p.base[1] = seg.j0 as u32;
-            let k = if axis == Axis::Rows { K::ScaleRows } else { K::ScaleCols };
+            let k = if axis == Axis::Rows {
+                K::ScaleRows
+            } else {
+                K::ScaleCols
+            };
             let g = grid(seg.len, w.rows, self.caps.ew_x, self.caps.ew_y);
-            self.dispatch(&mut st, k, bytemuck::bytes_of(&p), &[&w.chunks[c].buf, &scratch], g)?;
+            self.dispatch(
+                &mut st,
+                k,
+                bytemuck::bytes_of(&p),
+                &[&w.chunks[c].buf, &scratch],
+                g,
+            )?;
         }
         let enc = self.encoder(&mut st);
         for ch in &shrink.chunks {
@@ -793,7 +933,12 @@ impl Backend for GpuBackend {
         for (name, m) in [("b_old", b_old), ("b_new", b_new), ("shrink", shrink)] {
             same(op, name, m, (u.rows, 1))?;
         }
-        self.elementwise(K::WTrialPreact, &[out, u, bmat], &[b_old, b_new, shrink], [t, 0., 0., 0., 0., 0., 0., 0.])
+        self.elementwise(
+            K::WTrialPreact,
+            &[out, u, bmat],
+            &[b_old, b_new, shrink],
+            [t, 0., 0., 0., 0., 0., 0., 0.],
+        )
     }
 
     fn loss(&self, yhat: &GpuMat, y: &GpuMat, kind: LossKind, slot: Slot) -> BResult<()> {
@@ -808,7 +953,14 @@ impl Backend for GpuBackend {
         }
     }
 
-    fn loss_grad(&self, yhat: &GpuMat, y: &GpuMat, kind: LossKind, g: &mut GpuMat, slot: Slot) -> BResult<()> {
+    fn loss_grad(
+        &self,
+        yhat: &GpuMat,
+        y: &GpuMat,
+        kind: LossKind,
+        g: &mut GpuMat,
+        slot: Slot,
+    ) -> BResult<()> {
         same("loss_grad", "y", y, (yhat.rows, yhat.cols))?;
         same("loss_grad", "g", g, (yhat.rows, yhat.cols))?;
         check_slots("loss_grad", slot, 1)?;
@@ -816,15 +968,27 @@ impl Backend for GpuBackend {
         let f = [inv_n, 0., 0., 0., 0., 0., 0., 0.];
         let scale = [inv_n, 1.0, 1.0, 1.0];
         match kind {
-            LossKind::Squared => self.reduce(K::LossGradSq, &[yhat, y, g], f, slot, 1, scale, false),
-            LossKind::SoftmaxCe => self.reduce(K::LossGradCe, &[yhat, y, g], f, slot, 1, scale, true),
+            LossKind::Squared => {
+                self.reduce(K::LossGradSq, &[yhat, y, g], f, slot, 1, scale, false)
+            }
+            LossKind::SoftmaxCe => {
+                self.reduce(K::LossGradCe, &[yhat, y, g], f, slot, 1, scale, true)
+            }
         }
     }
 
     fn count_errors(&self, yhat: &GpuMat, y: &GpuMat, slot: Slot) -> BResult<()> {
         same("count_errors", "y", y, (yhat.rows, yhat.cols))?;
         check_slots("count_errors", slot, 1)?;
-        self.reduce(K::CountErrors, &[yhat, y], [0.0; 8], slot, 1, [1.0; 4], true)
+        self.reduce(
+            K::CountErrors,
+            &[yhat, y],
+            [0.0; 8],
+            slot,
+            1,
+            [1.0; 4],
+            true,
+        )
     }
 
     fn dot(&self, a: &GpuMat, b: &GpuMat, slot: Slot) -> BResult<()> {
@@ -840,12 +1004,16 @@ impl Backend for GpuBackend {
 
     fn read_slots(&self, slots: &[Slot]) -> BResult<Vec<f64>> {
         if let Some(&bad) = slots.iter().find(|&&s| s >= NUM_SLOTS) {
-            return Err(shape_err("read_slots", format!("slot {bad} out of range (0..{NUM_SLOTS})")));
+            return Err(shape_err(
+                "read_slots",
+                format!("slot {bad} out of range (0..{NUM_SLOTS})"),
+            ));
         }
         let mut st = lock(&self.st);
         let (src, dst) = (st.slots.clone(), st.slot_staging.clone());
         let bytes = NUM_SLOTS as u64 * 4;
-        self.encoder(&mut st).copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
+        self.encoder(&mut st)
+            .copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
         st.batch.push("read_slots");
         self.flush(&mut st)?;
         self.count.readbacks.fetch_add(1, Ordering::Relaxed);
@@ -874,7 +1042,12 @@ impl Backend for GpuBackend {
         let s = step.max(1) as i32;
         let bc1 = 1.0 - beta1.powi(s);
         let bc2 = 1.0 - beta2.powi(s);
-        self.elementwise(K::Adam, &[w, g, m, v], &[], [lr, beta1, beta2, eps, bc1, bc2, 0., 0.])
+        self.elementwise(
+            K::Adam,
+            &[w, g, m, v],
+            &[],
+            [lr, beta1, beta2, eps, bc1, bc2, 0., 0.],
+        )
     }
 
     fn sync(&self) -> BResult<()> {
