@@ -32,7 +32,13 @@ struct Case {
 }
 
 /// Milliseconds per epoch of `method` on `cfg` (median of 3 runs of `epochs` epochs).
-fn epoch_ms<B: Backend>(be: &B, cfg: &Config, data: &LoadedData, method: Method, epochs: usize) -> f64 {
+fn epoch_ms<B: Backend>(
+    be: &B,
+    cfg: &Config,
+    data: &LoadedData,
+    method: Method,
+    epochs: usize,
+) -> f64 {
     let spec = spec_for(cfg, data.train.d(), data.train.m());
     let init = Network::he_init(&spec.sizes, spec.alpha, cfg.model.init_seed);
     let dd = DeviceData::upload(be, &data.train, &data.test).expect("upload");
@@ -55,14 +61,47 @@ fn epoch_ms<B: Backend>(be: &B, cfg: &Config, data: &LoadedData, method: Method,
 fn run<B: Backend>(be: &B) {
     println!("backend: {}", be.name());
     let cases = [
-        Case { config: "configs/digits.toml", method: Method::ProxSgd, epochs: 20, torch_ms: 13.7 },
-        Case { config: "configs/digits.toml", method: Method::ProxAdam, epochs: 20, torch_ms: 17.7 },
-        Case { config: "configs/teacher.toml", method: Method::ProxSgd, epochs: 10, torch_ms: 36.8 },
-        Case { config: "configs/teacher.toml", method: Method::ProxAdam, epochs: 10, torch_ms: 50.7 },
-        Case { config: "configs/fashion.toml", method: Method::ProxSgd, epochs: 1, torch_ms: 1380.0 },
-        Case { config: "configs/fashion.toml", method: Method::ProxAdam, epochs: 1, torch_ms: 2070.0 },
+        Case {
+            config: "configs/digits.toml",
+            method: Method::ProxSgd,
+            epochs: 20,
+            torch_ms: 13.7,
+        },
+        Case {
+            config: "configs/digits.toml",
+            method: Method::ProxAdam,
+            epochs: 20,
+            torch_ms: 17.7,
+        },
+        Case {
+            config: "configs/teacher.toml",
+            method: Method::ProxSgd,
+            epochs: 10,
+            torch_ms: 36.8,
+        },
+        Case {
+            config: "configs/teacher.toml",
+            method: Method::ProxAdam,
+            epochs: 10,
+            torch_ms: 50.7,
+        },
+        Case {
+            config: "configs/fashion.toml",
+            method: Method::ProxSgd,
+            epochs: 1,
+            torch_ms: 1380.0,
+        },
+        Case {
+            config: "configs/fashion.toml",
+            method: Method::ProxAdam,
+            epochs: 1,
+            torch_ms: 2070.0,
+        },
     ];
-    println!("{:<10} {:<10} {:>12} {:>14} {:>8}", "problem", "method", "ms/epoch", "PyTorch ms", "ratio");
+    println!(
+        "{:<10} {:<10} {:>12} {:>14} {:>8}",
+        "problem", "method", "ms/epoch", "PyTorch ms", "ratio"
+    );
     let mut fashion: Option<(Config, LoadedData)> = None;
     for c in &cases {
         let cfg = load_config(Some(Path::new(c.config)), &[]).expect("config");
@@ -74,8 +113,19 @@ fn run<B: Backend>(be: &B) {
             }
         };
         let ms = epoch_ms(be, &cfg, &data, c.method, c.epochs);
-        let name = Path::new(c.config).file_stem().unwrap().to_string_lossy().to_string();
-        println!("{:<10} {:<10} {:>12.2} {:>14.1} {:>7.2}×", name, c.method.as_str(), ms, c.torch_ms, c.torch_ms / ms);
+        let name = Path::new(c.config)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        println!(
+            "{:<10} {:<10} {:>12.2} {:>14.1} {:>7.2}×",
+            name,
+            c.method.as_str(),
+            ms,
+            c.torch_ms,
+            c.torch_ms / ms
+        );
         if name == "fashion" && fashion.is_none() {
             fashion = Some((cfg, data));
         }

@@ -157,3 +157,137 @@ fn scale_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         }
     }
 }
+
+// ---- fused single-chunk paths (W in one buffer: the usual case) -----------------------------
+// flags & 1: apply the prox (scale W, write factors to scr); otherwise only the sums.
+// Partials: (Σ‖group‖ after, #zero groups after) with thr = f0.x (thr = 0 and no
+// scaling gives the plain group norms, since a zero group has n = 0).
+
+fn prox_factor_of(n: f32, thr: f32) -> f32 {
+    var f = 0.0;
+    if (n > thr) {
+        f = 1.0 - thr / n;
+    }
+    return f;
+}
+
+// Row groups: one workgroup per row (grid-stride over rows in x); factors to scr[i].
+@compute @workgroup_size(256)
+fn rows_fused(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let apply = (p.flags & 1u) != 0u;
+    let thr = p.f0.x;
+    var acc = vec4<f32>(0.0);
+    for (var i = wid.x; i < p.rows; i += nwg.x) {
+        var s = 0.0;
+        for (var j = lid.x; j < p.cols; j += WG) {
+            let a = w[iw(i, j)];
+            s += a * a;
+        }
+        let n = sqrt(wg_reduce(lid.x, vec4<f32>(s, 0.0, 0.0, 0.0)).x);
+        var f = 1.0;
+        if (apply) {
+            f = prox_factor_of(n, thr);
+            for (var j = lid.x; j < p.cols; j += WG) {
+                let k = iw(i, j);
+                w[k] = w[k] * f;
+            }
+        }
+        let after = n * f;
+        if (lid.x == 0u) {
+            if (apply) {
+                scr[i] = f;
+            }
+            acc += vec4<f32>(after, select(0.0, 1.0, after == 0.0), 0.0, 0.0);
+        }
+    }
+    if (lid.x == 0u) {
+        let k = (p.part_off + wid.x) * 4u;
+        partials[k] = acc.x;
+        partials[k + 1u] = acc.y;
+        partials[k + 2u] = acc.z;
+        partials[k + 3u] = acc.w;
+    }
+}
+
+// Column groups: one invocation per column; factors to scr[j].
+@compute @workgroup_size(256)
+fn cols_fused(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let apply = (p.flags & 1u) != 0u;
+    let thr = p.f0.x;
+    var acc = vec4<f32>(0.0);
+    for (var j = wid.x * WG + lid.x; j < p.cols; j += nwg.x * WG) {
+        var s = 0.0;
+        for (var i = 0u; i < p.rows; i++) {
+            let a = w[iw(i, j)];
+            s += a * a;
+        }
+        let n = sqrt(s);
+        var f = 1.0;
+        if (apply) {
+            f = prox_factor_of(n, thr);
+            for (var i = 0u; i < p.rows; i++) {
+                let k = iw(i, j);
+                w[k] = w[k] * f;
+            }
+            scr[j] = f;
+        }
+        let after = n * f;
+        acc += vec4<f32>(after, select(0.0, 1.0, after == 0.0), 0.0, 0.0);
+    }
+    let r = wg_reduce(lid.x, acc);
+    if (lid.x == 0u) {
+        let k = (p.part_off + wid.x) * 4u;
+        partials[k] = r.x;
+        partials[k + 1u] = r.y;
+        partials[k + 2u] = r.z;
+        partials[k + 3u] = r.w;
+    }
+}
+
+// Row groups, one invocation per row (no barriers: the better shape on CPU adapters, where
+// a workgroup barrier costs a context switch per SIMD lane group).
+@compute @workgroup_size(256)
+fn rows_fused_thread(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let apply = (p.flags & 1u) != 0u;
+    let thr = p.f0.x;
+    var acc = vec4<f32>(0.0);
+    for (var i = wid.x * WG + lid.x; i < p.rows; i += nwg.x * WG) {
+        var s = 0.0;
+        for (var j = 0u; j < p.cols; j++) {
+            let a = w[iw(i, j)];
+            s += a * a;
+        }
+        let n = sqrt(s);
+        var f = 1.0;
+        if (apply) {
+            f = prox_factor_of(n, thr);
+            for (var j = 0u; j < p.cols; j++) {
+                let k = iw(i, j);
+                w[k] = w[k] * f;
+            }
+            scr[i] = f;
+        }
+        let after = n * f;
+        acc += vec4<f32>(after, select(0.0, 1.0, after == 0.0), 0.0, 0.0);
+    }
+    let r = wg_reduce(lid.x, acc);
+    if (lid.x == 0u) {
+        let k = (p.part_off + wid.x) * 4u;
+        partials[k] = r.x;
+        partials[k + 1u] = r.y;
+        partials[k + 2u] = r.z;
+        partials[k + 3u] = r.w;
+    }
+}

@@ -317,6 +317,12 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 fn main() -> ExitCode {
+    // Mesa's Vulkan/GL drivers print "XDG_RUNTIME_DIR is invalid or not set" on every
+    // adapter enumeration of a headless machine; give them a directory so the CLI's output
+    // stays clean. Done first, while the process is still single-threaded.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

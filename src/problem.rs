@@ -25,7 +25,14 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub fn new(sizes: Vec<usize>, alpha: f32, lambda: f32, loss: LossKind, input: Axis, output: Axis) -> Self {
+    pub fn new(
+        sizes: Vec<usize>,
+        alpha: f32,
+        lambda: f32,
+        loss: LossKind,
+        input: Axis,
+        output: Axis,
+    ) -> Self {
         let layers = sizes.len() - 1;
         let mut axes = vec![Axis::Rows; layers];
         axes[0] = input;
@@ -34,7 +41,13 @@ impl Spec {
         } else if output == Axis::Cols {
             axes[0] = Axis::Cols;
         }
-        Spec { sizes, alpha, lambda, loss, axes }
+        Spec {
+            sizes,
+            alpha,
+            lambda,
+            loss,
+            axes,
+        }
     }
 
     /// Number of weight layers `L`.
@@ -71,8 +84,16 @@ pub struct Params<B: Backend> {
 
 impl<B: Backend> Params<B> {
     pub fn upload(be: &B, net: &Network) -> BResult<Self> {
-        let w = net.w.iter().map(|w| be.upload(w.view())).collect::<BResult<Vec<_>>>()?;
-        let b = net.b.iter().map(|b| be.upload(b.view())).collect::<BResult<Vec<_>>>()?;
+        let w = net
+            .w
+            .iter()
+            .map(|w| be.upload(w.view()))
+            .collect::<BResult<Vec<_>>>()?;
+        let b = net
+            .b
+            .iter()
+            .map(|b| be.upload(b.view()))
+            .collect::<BResult<Vec<_>>>()?;
         Ok(Params { w, b })
     }
 
@@ -100,8 +121,16 @@ impl<B: Backend> Params<B> {
     pub fn download(&self, be: &B, alpha: f32) -> BResult<Network> {
         Ok(Network {
             alpha,
-            w: self.w.iter().map(|m| be.download(m)).collect::<BResult<_>>()?,
-            b: self.b.iter().map(|m| be.download(m)).collect::<BResult<_>>()?,
+            w: self
+                .w
+                .iter()
+                .map(|m| be.download(m))
+                .collect::<BResult<_>>()?,
+            b: self
+                .b
+                .iter()
+                .map(|m| be.download(m))
+                .collect::<BResult<_>>()?,
         })
     }
 }
@@ -134,7 +163,13 @@ impl<B: Backend> Net<B> {
                 a.push(be.zeros(spec.sizes[k + 1], cols)?);
             }
         }
-        Ok(Net { cols, u, a, delta, grad: Params::zeros_like(be, spec)? })
+        Ok(Net {
+            cols,
+            u,
+            a,
+            delta,
+            grad: Params::zeros_like(be, spec)?,
+        })
     }
 
     /// The true forward pass of SPEC §1: `A_0 = X`, `U_l = W_l A_{l−1} + b_l 1ᵀ`,
@@ -158,9 +193,23 @@ impl<B: Backend> Net<B> {
 
     /// Backprop of ℓ after [`Net::forward`] (SPEC §3 with `Λ` = adjoint, §7): fills
     /// `grad` and `delta`; writes ℓ into `loss_slot`.
-    pub fn backward(&mut self, be: &B, spec: &Spec, p: &Params<B>, x: &B::Mat, y: &B::Mat, loss_slot: Slot) -> BResult<()> {
+    pub fn backward(
+        &mut self,
+        be: &B,
+        spec: &Spec,
+        p: &Params<B>,
+        x: &B::Mat,
+        y: &B::Mat,
+        loss_slot: Slot,
+    ) -> BResult<()> {
         let layers = spec.layers();
-        be.loss_grad(&self.u[layers - 1], y, spec.loss, &mut self.delta[layers - 1], loss_slot)?;
+        be.loss_grad(
+            &self.u[layers - 1],
+            y,
+            spec.loss,
+            &mut self.delta[layers - 1],
+            loss_slot,
+        )?;
         for l in (0..layers).rev() {
             let input = if l == 0 { x } else { &self.a[l - 1] };
             be.matmul_nt(&mut self.grad.w[l], &self.delta[l], input, 0.0)?;
@@ -176,7 +225,9 @@ impl<B: Backend> Net<B> {
 
     /// Passes (SPEC §5) of one forward over this workspace's columns out of `n`.
     pub fn forward_passes(&self, spec: &Spec, n: usize) -> f64 {
-        (0..spec.layers()).map(|l| spec.pass_fraction(l, self.cols, n)).sum()
+        (0..spec.layers())
+            .map(|l| spec.pass_fraction(l, self.cols, n))
+            .sum()
     }
 
     /// Passes of one backward (weight gradients for every layer, adjoints for l ≥ 2).

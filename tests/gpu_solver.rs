@@ -43,7 +43,9 @@ fn data(n: usize, seed: u64) -> (Dataset, Dataset) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let sizes = [12, 20, 3];
     let teacher = Network::he_init(&sizes, 0.1, seed + 1);
-    let x = Array2::from_shape_fn((12, n), |_| <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut rng));
+    let x = Array2::from_shape_fn((12, n), |_| {
+        <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut rng)
+    });
     let out = teacher.forward(x.view());
     let mut y = Array2::zeros((3, n));
     for j in 0..n {
@@ -59,10 +61,19 @@ fn data(n: usize, seed: u64) -> (Dataset, Dataset) {
         class_names: vec!["0".into(), "1".into(), "2".into()],
     };
     let cut = n * 4 / 5;
-    (all.select(&(0..cut).collect::<Vec<_>>()), all.select(&(cut..n).collect::<Vec<_>>()))
+    (
+        all.select(&(0..cut).collect::<Vec<_>>()),
+        all.select(&(cut..n).collect::<Vec<_>>()),
+    )
 }
 
-fn trace<B: Backend>(be: &B, cfg: &Config, method: Method, train_d: &Dataset, test_d: &Dataset) -> Vec<Record> {
+fn trace<B: Backend>(
+    be: &B,
+    cfg: &Config,
+    method: Method,
+    train_d: &Dataset,
+    test_d: &Dataset,
+) -> Vec<Record> {
     let spec = spec_for(cfg, train_d.d(), train_d.m());
     let init = Network::he_init(&spec.sizes, spec.alpha, cfg.model.init_seed);
     let dd = DeviceData::upload(be, train_d, test_d).unwrap();
@@ -83,8 +94,18 @@ fn agree(method: Method, tweak: impl Fn(&mut Config)) {
     tweak(&mut cfg);
     let a = trace(&c, &cfg, method, &tr, &te);
     let b = trace(&g, &cfg, method, &tr, &te);
-    assert_eq!(a.len(), b.len(), "{method}: record counts differ (cpu {}, gpu {})", a.len(), b.len());
-    assert!(a.len() >= 5, "{method}: too few records ({}) for a trace", a.len());
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "{method}: record counts differ (cpu {}, gpu {})",
+        a.len(),
+        b.len()
+    );
+    assert!(
+        a.len() >= 5,
+        "{method}: too few records ({}) for a trace",
+        a.len()
+    );
     let mut worst = 0.0f64;
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         let rel = (x.p0 - y.p0).abs() / x.p0.abs().max(1e-12);
@@ -97,7 +118,11 @@ fn agree(method: Method, tweak: impl Fn(&mut Config)) {
             y.p0
         );
     }
-    eprintln!("{method}: {} records agree, worst relative (P0) difference {worst:.1e}; gpu: {}", a.len(), g.name());
+    eprintln!(
+        "{method}: {} records agree, worst relative (P0) difference {worst:.1e}; gpu: {}",
+        a.len(),
+        g.name()
+    );
 }
 
 #[test]

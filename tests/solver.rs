@@ -20,7 +20,9 @@ use sparse_alm::solver::{alm, Record};
 type Be = CpuBackend<f64>;
 
 fn randn(rng: &mut ChaCha8Rng, r: usize, c: usize, scale: f64) -> Array2<f64> {
-    Array2::from_shape_fn((r, c), |_| scale * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng))
+    Array2::from_shape_fn((r, c), |_| {
+        scale * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng)
+    })
 }
 
 /// A small teacher problem: regression (squared loss) or 3-class classification.
@@ -63,7 +65,10 @@ fn empty(d: &Dataset) -> Dataset {
 fn check_fd(name: &str, analytic: f64, plus: f64, minus: f64, eps: f64) {
     let fd = (plus - minus) / (2.0 * eps);
     let err = (fd - analytic).abs() / analytic.abs().max(1e-8);
-    assert!(err < 1e-5, "{name}: analytic {analytic:e} vs finite difference {fd:e} (rel err {err:e})");
+    assert!(
+        err < 1e-5,
+        "{name}: analytic {analytic:e} vs finite difference {fd:e} (rel err {err:e})"
+    );
 }
 
 /// SPEC §3: every gradient of L_ρ (W, b, V blocks) at an infeasible V with random-sign Λ.
@@ -101,7 +106,13 @@ fn lagrangian_gradients(loss: LossKind, axes: (Axis, Axis)) {
         st.p.w[l].0 = &w0 - &(eps * &dw);
         let fm = value(&mut st);
         st.p.w[l].0 = w0;
-        check_fd(&format!("dL/dW{}", l + 1), (&gw[l] * &dw).sum(), fp, fm, eps);
+        check_fd(
+            &format!("dL/dW{}", l + 1),
+            (&gw[l] * &dw).sum(),
+            fp,
+            fm,
+            eps,
+        );
 
         let db = randn(&mut rng, gb[l].nrows(), 1, 1.0);
         let b0 = st.p.b[l].0.clone();
@@ -110,7 +121,13 @@ fn lagrangian_gradients(loss: LossKind, axes: (Axis, Axis)) {
         st.p.b[l].0 = &b0 - &(eps * &db);
         let fm = value(&mut st);
         st.p.b[l].0 = b0;
-        check_fd(&format!("dL/db{}", l + 1), (&gb[l] * &db).sum(), fp, fm, eps);
+        check_fd(
+            &format!("dL/db{}", l + 1),
+            (&gb[l] * &db).sum(),
+            fp,
+            fm,
+            eps,
+        );
     }
     for l in 0..st.v.len() {
         let dv = randn(&mut rng, gv[l].nrows(), gv[l].ncols(), 1.0);
@@ -120,7 +137,13 @@ fn lagrangian_gradients(loss: LossKind, axes: (Axis, Axis)) {
         st.v[l].0 = &v0 - &(eps * &dv);
         let fm = value(&mut st);
         st.v[l].0 = v0;
-        check_fd(&format!("dL/dV{}", l + 1), (&gv[l] * &dv).sum(), fp, fm, eps);
+        check_fd(
+            &format!("dL/dV{}", l + 1),
+            (&gv[l] * &dv).sum(),
+            fp,
+            fm,
+            eps,
+        );
     }
 }
 
@@ -163,7 +186,13 @@ fn backprop_gradients() {
             p.w[l].0 = &w0 - &(eps * &dw);
             let fm = f(&p, &mut net);
             p.w[l].0 = w0;
-            check_fd(&format!("{loss:?} dℓ/dW{}", l + 1), (&gw[l] * &dw).sum(), fp, fm, eps);
+            check_fd(
+                &format!("{loss:?} dℓ/dW{}", l + 1),
+                (&gw[l] * &dw).sum(),
+                fp,
+                fm,
+                eps,
+            );
             let db = randn(&mut rng, gb[l].nrows(), 1, 1.0);
             let b0 = p.b[l].0.clone();
             p.b[l].0 = &b0 + &(eps * &db);
@@ -171,7 +200,13 @@ fn backprop_gradients() {
             p.b[l].0 = &b0 - &(eps * &db);
             let fm = f(&p, &mut net);
             p.b[l].0 = b0;
-            check_fd(&format!("{loss:?} dℓ/db{}", l + 1), (&gb[l] * &db).sum(), fp, fm, eps);
+            check_fd(
+                &format!("{loss:?} dℓ/db{}", l + 1),
+                (&gb[l] * &db).sum(),
+                fp,
+                fm,
+                eps,
+            );
         }
     }
 }
@@ -197,14 +232,26 @@ fn adjoint_multipliers_give_the_p0_gradient() {
             let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             let diff = (a - b).iter().fold(0.0f64, |m, v| m.max(v.abs()));
             // 1e-6, not 1e-12: step sizes and 1/N cross the backend trait as f32.
-            assert!(diff <= 1e-6 * scale, "{loss:?} layer {l}: ∇W L_ρ differs from ∇W (P0) by {diff:e}");
-            let diffb = (&st.g.b[l].0 - &net.grad.b[l].0).iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            assert!(diffb <= 1e-6 * scale, "{loss:?} layer {l}: bias gradient differs by {diffb:e}");
+            assert!(
+                diff <= 1e-6 * scale,
+                "{loss:?} layer {l}: ∇W L_ρ differs from ∇W (P0) by {diff:e}"
+            );
+            let diffb = (&st.g.b[l].0 - &net.grad.b[l].0)
+                .iter()
+                .fold(0.0f64, |m, v| m.max(v.abs()));
+            assert!(
+                diffb <= 1e-6 * scale,
+                "{loss:?} layer {l}: bias gradient differs by {diffb:e}"
+            );
         }
         for (l, g) in st.gv.iter().enumerate() {
             let mx = g.0.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             let direct = st.lam[l].0.iter().fold(0.0f64, |m, v| m.max(v.abs())) / train.n() as f64;
-            assert!(mx <= 1e-6 * direct, "{loss:?}: ∇V{} L_ρ = {mx:e} at the adjoint multipliers", l + 1);
+            assert!(
+                mx <= 1e-6 * direct,
+                "{loss:?}: ∇V{} L_ρ = {mx:e} at the adjoint multipliers",
+                l + 1
+            );
         }
     }
 }
@@ -231,10 +278,16 @@ fn inner_sweeps_never_increase_the_lagrangian() {
     for sweep in 0..25 {
         st.sweep(&be, &data, 2, &|_| false).unwrap();
         let now = st.lagrangian(&be, &data.y).unwrap();
-        assert!(now <= prev + 1e-12 * prev.abs(), "sweep {sweep}: L_ρ rose from {prev} to {now}");
+        assert!(
+            now <= prev + 1e-12 * prev.abs(),
+            "sweep {sweep}: L_ρ rose from {prev} to {now}"
+        );
         prev = now;
     }
-    assert!(prev < 0.9 * first, "25 sweeps barely moved L_ρ: {first} → {prev}");
+    assert!(
+        prev < 0.9 * first,
+        "25 sweeps barely moved L_ρ: {first} → {prev}"
+    );
 }
 
 /// SPEC §4: on a small teacher the ALM drives feas below 1e-4 and kkt down ≥ 100×, and
@@ -259,11 +312,19 @@ fn alm_converges_on_a_small_teacher() {
     let e0 = empty_network_p0(&train.y, LossKind::Squared);
     let mut records = Vec::new();
     let mut sink = |r: &Record| records.push(r.clone());
-    let res = sparse_alm::solver::train(&be, &cfg, Method::Alm, &spec, &data, &init, e0, &mut sink).unwrap();
+    let res = sparse_alm::solver::train(&be, &cfg, Method::Alm, &spec, &data, &init, e0, &mut sink)
+        .unwrap();
     let last = records.last().unwrap();
     let feas = last.feas.unwrap();
-    let kkt = records.iter().filter_map(|r| r.kkt).fold(f64::INFINITY, f64::min);
-    assert!(feas < 1e-4, "feas {feas:e} after {} outer iterations", last.iter);
+    let kkt = records
+        .iter()
+        .filter_map(|r| r.kkt)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        feas < 1e-4,
+        "feas {feas:e} after {} outer iterations",
+        last.iter
+    );
     assert!(kkt <= 1e-2, "kkt fell only to {kkt:e} (need ≥ 100×)");
     let best = records.iter().map(|r| r.p0).fold(f64::INFINITY, f64::min);
     assert!(
@@ -271,7 +332,10 @@ fn alm_converges_on_a_small_teacher() {
         "returned p0 {} is not the best seen {best}",
         res.final_measures.p0
     );
-    assert!(res.final_measures.p0 < records[0].p0, "the ALM did not improve on its start");
+    assert!(
+        res.final_measures.p0 < records[0].p0,
+        "the ALM did not improve on its start"
+    );
 }
 
 /// SPEC §6 exact blocks: after the exact `V_{L−1}` solve the V gradient of L_ρ vanishes,
@@ -300,7 +364,10 @@ fn exact_blocks_solve_their_blocks() {
     let before = st.lagrangian(&be, &data.y).unwrap();
     st.exact_v_last(&be, &data, &mut ex).unwrap();
     let after_v = st.lagrangian(&be, &data.y).unwrap();
-    assert!(after_v <= before + 1e-6 * before.abs(), "exact V raised L_ρ: {before} → {after_v}");
+    assert!(
+        after_v <= before + 1e-6 * before.abs(),
+        "exact V raised L_ρ: {before} → {after_v}"
+    );
     let rho = st.rho;
     alm::kkt(&be, &mut st, &data, rho).unwrap();
     let g = &st.gv[1].0;
@@ -308,25 +375,38 @@ fn exact_blocks_solve_their_blocks() {
     assert!(gmax < 1e-4, "N·∇V₂ L_ρ = {gmax:e} after the exact V block");
     st.exact_w_last(&be, &data, &mut ex).unwrap();
     let after_w = st.lagrangian(&be, &data.y).unwrap();
-    assert!(after_w <= after_v + 1e-6 * after_v.abs(), "exact W raised L_ρ: {after_v} → {after_w}");
+    assert!(
+        after_w <= after_v + 1e-6 * after_v.abs(),
+        "exact W raised L_ρ: {after_v} → {after_w}"
+    );
     alm::kkt(&be, &mut st, &data, rho).unwrap();
     // Prox-gradient mapping of the W_L block with unit step.
     let w = &st.p.w[2].0;
     let mut z = w - &st.g.w[2].0;
     for mut row in z.rows_mut() {
         let n = row.dot(&row).sqrt();
-        let f = if n > spec.lambda as f64 { 1.0 - spec.lambda as f64 / n } else { 0.0 };
+        let f = if n > spec.lambda as f64 {
+            1.0 - spec.lambda as f64 / n
+        } else {
+            0.0
+        };
         row.mapv_inplace(|v| v * f);
     }
     let map = (w - &z).iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let gb = st.g.b[2].0.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    assert!(map < 1e-5 && gb < 1e-5, "W_L block not solved: mapping {map:e}, ∇b {gb:e}");
+    assert!(
+        map < 1e-5 && gb < 1e-5,
+        "W_L block not solved: mapping {map:e}, ∇b {gb:e}"
+    );
     st.exact = Some(ex);
     let mut prev = after_w;
     for sweep in 0..10 {
         st.sweep(&be, &data, 2, &|_| false).unwrap();
         let now = st.lagrangian(&be, &data.y).unwrap();
-        assert!(now <= prev + 1e-6 * prev.abs(), "sweep {sweep} with exact blocks raised L_ρ: {prev} → {now}");
+        assert!(
+            now <= prev + 1e-6 * prev.abs(),
+            "sweep {sweep} with exact blocks raised L_ρ: {prev} → {now}"
+        );
         prev = now;
     }
 }

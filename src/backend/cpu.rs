@@ -17,7 +17,14 @@ use std::marker::PhantomData;
 
 /// Float types the CPU backend runs in.
 pub trait Real:
-    ndarray::LinalgScalar + Float + FromPrimitive + ToPrimitive + Send + Sync + std::fmt::Debug + 'static
+    ndarray::LinalgScalar
+    + Float
+    + FromPrimitive
+    + ToPrimitive
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
 {
     fn of(x: f32) -> Self {
         Self::from_f32(x).expect("f32 converts to every Real")
@@ -85,22 +92,27 @@ fn same(op: &str, a: (usize, usize), b: (usize, usize)) -> BResult<()> {
     if a == b {
         Ok(())
     } else {
-        Err(BackendError::Shape { op: op.into(), msg: format!("{a:?} vs {b:?}") })
+        Err(BackendError::Shape {
+            op: op.into(),
+            msg: format!("{a:?} vs {b:?}"),
+        })
     }
 }
 
 fn slice<F>(m: &CpuMat<F>) -> BResult<&[F]> {
-    m.0.as_slice_memory_order().ok_or_else(|| BackendError::Shape {
-        op: "layout".into(),
-        msg: "matrix is not contiguous".into(),
-    })
+    m.0.as_slice_memory_order()
+        .ok_or_else(|| BackendError::Shape {
+            op: "layout".into(),
+            msg: "matrix is not contiguous".into(),
+        })
 }
 
 fn slice_mut<F>(m: &mut CpuMat<F>) -> BResult<&mut [F]> {
-    m.0.as_slice_memory_order_mut().ok_or_else(|| BackendError::Shape {
-        op: "layout".into(),
-        msg: "matrix is not contiguous".into(),
-    })
+    m.0.as_slice_memory_order_mut()
+        .ok_or_else(|| BackendError::Shape {
+            op: "layout".into(),
+            msg: "matrix is not contiguous".into(),
+        })
 }
 
 fn dims<F>(m: &CpuMat<F>) -> (usize, usize) {
@@ -155,7 +167,9 @@ impl<F: Real> Backend for CpuBackend<F> {
 
     fn write(&self, dst: &mut CpuMat<F>, host: ArrayView2<f32>) -> BResult<()> {
         same("write", dims(dst), host.dim())?;
-        Zip::from(&mut dst.0).and(&host).for_each(|d, &h| *d = F::of(h));
+        Zip::from(&mut dst.0)
+            .and(&host)
+            .for_each(|d, &h| *d = F::of(h));
         Ok(())
     }
 
@@ -269,18 +283,32 @@ impl<F: Real> Backend for CpuBackend<F> {
         let beta = F::of(beta);
         for (i, row) in a.0.rows().into_iter().enumerate() {
             let s = row.iter().fold(0.0f64, |acc, &x| acc + x.f64());
-            let old = if beta == F::zero() { F::zero() } else { beta * out.0[[i, 0]] };
+            let old = if beta == F::zero() {
+                F::zero()
+            } else {
+                beta * out.0[[i, 0]]
+            };
             out.0[[i, 0]] = F::of64(s) + old;
         }
         Ok(())
     }
 
-    fn axpby(&self, out: &mut CpuMat<F>, a: f32, x: &CpuMat<F>, b: f32, y: &CpuMat<F>) -> BResult<()> {
+    fn axpby(
+        &self,
+        out: &mut CpuMat<F>,
+        a: f32,
+        x: &CpuMat<F>,
+        b: f32,
+        y: &CpuMat<F>,
+    ) -> BResult<()> {
         same("axpby", dims(x), dims(y))?;
         same("axpby", dims(out), dims(x))?;
         self.tick();
         let (a, b) = (F::of(a), F::of(b));
-        Zip::from(&mut out.0).and(&x.0).and(&y.0).for_each(|o, &x, &y| *o = a * x + b * y);
+        Zip::from(&mut out.0)
+            .and(&x.0)
+            .and(&y.0)
+            .for_each(|o, &x, &y| *o = a * x + b * y);
         Ok(())
     }
 
@@ -302,7 +330,9 @@ impl<F: Real> Backend for CpuBackend<F> {
         same("leaky_relu", dims(out), dims(u))?;
         self.tick();
         let al = F::of(alpha);
-        Zip::from(&mut out.0).and(&u.0).for_each(|o, &u| *o = sigma(u, al));
+        Zip::from(&mut out.0)
+            .and(&u.0)
+            .for_each(|o, &u| *o = sigma(u, al));
         Ok(())
     }
 
@@ -310,7 +340,9 @@ impl<F: Real> Backend for CpuBackend<F> {
         same("mul_leaky_deriv", dims(d), dims(u))?;
         self.tick();
         let al = F::of(alpha);
-        Zip::from(&mut d.0).and(&u.0).for_each(|d, &u| *d = *d * dsigma(u, al));
+        Zip::from(&mut d.0)
+            .and(&u.0)
+            .for_each(|d, &u| *d = *d * dsigma(u, al));
         Ok(())
     }
 
@@ -371,13 +403,16 @@ impl<F: Real> Backend for CpuBackend<F> {
         self.tick();
         let al = F::of(alpha);
         let (mut hh, mut lh, mut ss) = (0.0f64, 0.0f64, 0.0f64);
-        Zip::from(&u.0).and(&v.0).and(&lam.0).for_each(|&u, &v, &l| {
-            let su = sigma(u, al);
-            let hv = (v - su).f64();
-            hh += hv * hv;
-            lh += l.f64() * hv;
-            ss += su.f64() * su.f64();
-        });
+        Zip::from(&u.0)
+            .and(&v.0)
+            .and(&lam.0)
+            .for_each(|&u, &v, &l| {
+                let su = sigma(u, al);
+                let hv = (v - su).f64();
+                hh += hv * hv;
+                lh += l.f64() * hv;
+                ss += su.f64() * su.f64();
+            });
         self.set(slot, hh)?;
         self.set(slot + 1, lh)?;
         self.set(slot + 2, ss)
@@ -408,7 +443,10 @@ impl<F: Real> Backend for CpuBackend<F> {
         let th = thresh as f64;
         let (mut sum, mut zeros) = (0.0f64, 0usize);
         for (g, mut lane) in w.0.axis_iter_mut(nd).enumerate() {
-            let norm = lane.iter().fold(0.0f64, |a, &x| a + x.f64() * x.f64()).sqrt();
+            let norm = lane
+                .iter()
+                .fold(0.0f64, |a, &x| a + x.f64() * x.f64())
+                .sqrt();
             // prox(w) = w·max(0, 1 − λt/‖w‖) (SPEC §3); a zero group stays zero.
             let f = if norm > th { 1.0 - th / norm } else { 0.0 };
             let ff = F::of64(f);
@@ -435,7 +473,10 @@ impl<F: Real> Backend for CpuBackend<F> {
         };
         let (mut sum, mut zeros) = (0.0f64, 0usize);
         for lane in w.0.axis_iter(nd) {
-            let norm = lane.iter().fold(0.0f64, |a, &x| a + x.f64() * x.f64()).sqrt();
+            let norm = lane
+                .iter()
+                .fold(0.0f64, |a, &x| a + x.f64() * x.f64())
+                .sqrt();
             sum += norm;
             if norm == 0.0 {
                 zeros += 1;
@@ -510,7 +551,9 @@ impl<F: Real> Backend for CpuBackend<F> {
         same("dot", dims(a), dims(b))?;
         self.tick();
         let mut acc = 0.0f64;
-        Zip::from(&a.0).and(&b.0).for_each(|&x, &y| acc += x.f64() * y.f64());
+        Zip::from(&a.0)
+            .and(&b.0)
+            .for_each(|&x, &y| acc += x.f64() * y.f64());
         self.set(slot, acc)
     }
 
@@ -555,13 +598,17 @@ impl<F: Real> Backend for CpuBackend<F> {
         let bc1 = F::of(1.0 - beta1.powi(step));
         let bc2 = F::of(1.0 - beta2.powi(step));
         let (b1, b2, lr, eps) = (F::of(beta1), F::of(beta2), F::of(lr), F::of(eps));
-        Zip::from(&mut w.0).and(&g.0).and(&mut m.0).and(&mut v.0).for_each(|w, &g, m, v| {
-            *m = b1 * *m + (F::one() - b1) * g;
-            *v = b2 * *v + (F::one() - b2) * g * g;
-            let mh = *m / bc1;
-            let vh = *v / bc2;
-            *w = *w - lr * mh / (vh.sqrt() + eps);
-        });
+        Zip::from(&mut w.0)
+            .and(&g.0)
+            .and(&mut m.0)
+            .and(&mut v.0)
+            .for_each(|w, &g, m, v| {
+                *m = b1 * *m + (F::one() - b1) * g;
+                *v = b2 * *v + (F::one() - b2) * g * g;
+                let mh = *m / bc1;
+                let vh = *v / bc2;
+                *w = *w - lr * mh / (vh.sqrt() + eps);
+            });
         Ok(())
     }
 
@@ -570,7 +617,11 @@ impl<F: Real> Backend for CpuBackend<F> {
     }
 
     fn counters(&self) -> Counters {
-        Counters { dispatches: self.ops.get(), readbacks: self.reads.get(), submits: 0 }
+        Counters {
+            dispatches: self.ops.get(),
+            readbacks: self.reads.get(),
+            submits: 0,
+        }
     }
 }
 
@@ -606,7 +657,11 @@ fn loss_and_grad<F: Real>(
                 let mx = col.iter().fold(F::neg_infinity(), |a, &b| a.max(b));
                 let z: f64 = col.iter().map(|&v| (v - mx).f64().exp()).sum();
                 let lse = mx.f64() + z.ln();
-                let ty: f64 = col.iter().zip(y.column(j)).map(|(&p, &t)| p.f64() * t.f64()).sum();
+                let ty: f64 = col
+                    .iter()
+                    .zip(y.column(j))
+                    .map(|(&p, &t)| p.f64() * t.f64())
+                    .sum();
                 let ysum: f64 = y.column(j).iter().map(|&t| t.f64()).sum();
                 // ℓ_j = Σ_i y_i (lse − ŷ_i) = lse·Σy − ⟨y, ŷ⟩ (Σy = 1 for one-hot targets).
                 acc += lse * ysum - ty;

@@ -110,7 +110,14 @@ pub trait Backend {
 
     // ---- elementwise ----------------------------------------------------------------------
     /// `out ← a·x + b·y`.
-    fn axpby(&self, out: &mut Self::Mat, a: f32, x: &Self::Mat, b: f32, y: &Self::Mat) -> BResult<()>;
+    fn axpby(
+        &self,
+        out: &mut Self::Mat,
+        a: f32,
+        x: &Self::Mat,
+        b: f32,
+        y: &Self::Mat,
+    ) -> BResult<()>;
     /// `y ← y + a·x`.
     fn axpy(&self, y: &mut Self::Mat, a: f32, x: &Self::Mat) -> BResult<()>;
     /// `x ← a·x`.

@@ -21,7 +21,12 @@ const S_KKT: Slot = 0;
 /// `Λ⁺ = Λ + ρH` equals the inner problem's: the KKT residual of (LE). With `rho = ρ` it
 /// is the gradient of `L_ρ` itself (the gradient tests use that). Returns
 /// `(kkt_abs, ‖H‖, ‖σ(U)‖)`. Leaves fresh `H` in the state's workspace.
-pub fn kkt<B: Backend>(be: &B, st: &mut Lifted<B>, data: &DeviceData<B>, rho: f64) -> BResult<(f64, f64, f64)> {
+pub fn kkt<B: Backend>(
+    be: &B,
+    st: &mut Lifted<B>,
+    data: &DeviceData<B>,
+    rho: f64,
+) -> BResult<(f64, f64, f64)> {
     let layers = st.spec.layers();
     let lam = st.spec.lambda;
     let n = st.n as f64;
@@ -42,7 +47,13 @@ pub fn kkt<B: Backend>(be: &B, st: &mut Lifted<B>, data: &DeviceData<B>, rho: f6
                 S_KKT + 3 * l,
             )?;
         } else {
-            be.loss_grad(&st.u[l], &data.y, st.spec.loss, &mut st.gu[l], S_KKT + 3 * l)?;
+            be.loss_grad(
+                &st.u[l],
+                &data.y,
+                st.spec.loss,
+                &mut st.gu[l],
+                S_KKT + 3 * l,
+            )?;
         }
     }
     let mut slots = Vec::new();
@@ -52,7 +63,13 @@ pub fn kkt<B: Backend>(be: &B, st: &mut Lifted<B>, data: &DeviceData<B>, rho: f6
         be.row_sum(&mut st.g.b[l], &st.gu[l], 0.0)?;
         st.passes += st.spec.pass_fraction(l, st.n, st.n);
         be.axpby(&mut st.trial.w[l], 1.0, &st.p.w[l], -1.0, &st.g.w[l])?;
-        be.group_prox(&mut st.trial.w[l], lam, st.spec.axes[l], &mut st.shrink[l], S_KKT + 64)?;
+        be.group_prox(
+            &mut st.trial.w[l],
+            lam,
+            st.spec.axes[l],
+            &mut st.shrink[l],
+            S_KKT + 64,
+        )?;
         be.axpby(&mut st.diff.w[l], 1.0, &st.p.w[l], -1.0, &st.trial.w[l])?;
         let base = S_KKT + 32 + 3 * l;
         be.sq_norm(&st.diff.w[l], base)?;
@@ -157,11 +174,17 @@ pub fn run<B: Backend>(
         let (kkt_abs, h_norm, su_norm) = kkt(be, &mut st, data, 0.0)?;
         charge(&mut st, budget);
         // The true forward pass for best-W bookkeeping is part of the method's work.
-        budget.passes += (0..spec.layers()).map(|l| spec.pass_fraction(l, data.n, data.n)).sum::<f64>();
+        budget.passes += (0..spec.layers())
+            .map(|l| spec.pass_fraction(l, data.n, data.n))
+            .sum::<f64>();
         let rel_kkt = kkt_abs / kkt0;
         let rho = st.rho;
         let m = rec.record(be, &st.p, data, budget, "alm", k, |r| {
-            r.feas = Some(if su_norm > 0.0 { h_norm / su_norm } else { h_norm });
+            r.feas = Some(if su_norm > 0.0 {
+                h_norm / su_norm
+            } else {
+                h_norm
+            });
             r.kkt = Some(rel_kkt);
             r.rho = Some(rho);
             r.sweeps = Some(sweeps);

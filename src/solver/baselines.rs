@@ -29,7 +29,11 @@ impl<B: Backend> OptState<B> {
                 be.zeros(r, c)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(OptState { m: Params::zeros_like(be, spec)?, v: Params::zeros_like(be, spec)?, shrink })
+        Ok(OptState {
+            m: Params::zeros_like(be, spec)?,
+            v: Params::zeros_like(be, spec)?,
+            shrink,
+        })
     }
 }
 
@@ -60,9 +64,17 @@ pub fn prox_sgd<B: Backend>(
     let rest = n % batch;
     // Workspaces for full batches and for the last, shorter one: allocated once.
     let (d, m) = (spec.sizes[0], spec.sizes[spec.layers()]);
-    let mut full = (Net::new(be, spec, batch)?, be.zeros(d, batch)?, be.zeros(m, batch)?);
+    let mut full = (
+        Net::new(be, spec, batch)?,
+        be.zeros(d, batch)?,
+        be.zeros(m, batch)?,
+    );
     let mut tail = if rest > 0 {
-        Some((Net::new(be, spec, rest)?, be.zeros(d, rest)?, be.zeros(m, rest)?))
+        Some((
+            Net::new(be, spec, rest)?,
+            be.zeros(d, rest)?,
+            be.zeros(m, rest)?,
+        ))
     } else {
         None
     };
@@ -76,7 +88,11 @@ pub fn prox_sgd<B: Backend>(
     while !budget.spent() {
         order.shuffle(&mut rng);
         for chunk in order.chunks(batch) {
-            let (net, xb, yb) = if chunk.len() == batch { &mut full } else { tail.as_mut().expect("tail exists") };
+            let (net, xb, yb) = if chunk.len() == batch {
+                &mut full
+            } else {
+                tail.as_mut().expect("tail exists")
+            };
             be.gather_cols(xb, &data.x, chunk)?;
             be.gather_cols(yb, &data.y, chunk)?;
             net.forward(be, spec, p, xb)?;
@@ -87,8 +103,28 @@ pub fn prox_sgd<B: Backend>(
                 match adam {
                     Some(a) => {
                         let (b1, b2, eps) = (a.beta1 as f32, a.beta2 as f32, a.eps as f32);
-                        be.adam_update(&mut p.w[l], &net.grad.w[l], &mut opt.m.w[l], &mut opt.v.w[l], lr, b1, b2, eps, step)?;
-                        be.adam_update(&mut p.b[l], &net.grad.b[l], &mut opt.m.b[l], &mut opt.v.b[l], lr, b1, b2, eps, step)?;
+                        be.adam_update(
+                            &mut p.w[l],
+                            &net.grad.w[l],
+                            &mut opt.m.w[l],
+                            &mut opt.v.w[l],
+                            lr,
+                            b1,
+                            b2,
+                            eps,
+                            step,
+                        )?;
+                        be.adam_update(
+                            &mut p.b[l],
+                            &net.grad.b[l],
+                            &mut opt.m.b[l],
+                            &mut opt.v.b[l],
+                            lr,
+                            b1,
+                            b2,
+                            eps,
+                            step,
+                        )?;
                     }
                     None if momentum > 0.0 => {
                         be.scale(&mut opt.m.w[l], momentum)?;
@@ -104,7 +140,13 @@ pub fn prox_sgd<B: Backend>(
                     }
                 }
                 // SPEC §7: the prox of the group penalty with threshold λ·lr.
-                be.group_prox(&mut p.w[l], thresh, spec.axes[l], &mut opt.shrink[l], S_SCRATCH)?;
+                be.group_prox(
+                    &mut p.w[l],
+                    thresh,
+                    spec.axes[l],
+                    &mut opt.shrink[l],
+                    S_SCRATCH,
+                )?;
             }
             if budget.spent() {
                 break;
@@ -156,7 +198,13 @@ pub fn prox_gd<B: Backend>(
         for _ in 0..60 {
             for l in 0..layers {
                 be.axpby(&mut trial.w[l], 1.0, &p.w[l], -(t as f32), &net.grad.w[l])?;
-                be.group_prox(&mut trial.w[l], (lam * t) as f32, spec.axes[l], &mut opt.shrink[l], S_SCRATCH)?;
+                be.group_prox(
+                    &mut trial.w[l],
+                    (lam * t) as f32,
+                    spec.axes[l],
+                    &mut opt.shrink[l],
+                    S_SCRATCH,
+                )?;
                 be.axpby(&mut trial.b[l], 1.0, &p.b[l], -(t as f32), &net.grad.b[l])?;
                 be.axpby(&mut diff.w[l], 1.0, &trial.w[l], -1.0, &p.w[l])?;
                 be.axpby(&mut diff.b[l], 1.0, &trial.b[l], -1.0, &p.b[l])?;

@@ -120,7 +120,11 @@ fn prox_theta(theta: &mut Array2<f64>, n: usize, thresh: f64, axis: Axis) {
     };
     for mut g in groups {
         let norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
-        let f = if norm > thresh { 1.0 - thresh / norm } else { 0.0 };
+        let f = if norm > thresh {
+            1.0 - thresh / norm
+        } else {
+            0.0
+        };
         g.mapv_inplace(|x| x * f);
     }
 }
@@ -135,7 +139,12 @@ fn penalty(theta: &Array2<f64>, n: usize, axis: Axis) -> f64 {
 
 impl<B: Backend> Lifted<B> {
     /// Exact `V_{L−1}` block (SPEC §6); updates `U_L` to match.
-    pub fn exact_v_last(&mut self, be: &B, data: &DeviceData<B>, ex: &mut ExactWork<B>) -> BResult<()> {
+    pub fn exact_v_last(
+        &mut self,
+        be: &B,
+        data: &DeviceData<B>,
+        ex: &mut ExactWork<B>,
+    ) -> BResult<()> {
         let layers = self.spec.layers();
         let j = layers - 2;
         let wl = host(be, &self.p.w[layers - 1])?;
@@ -150,25 +159,50 @@ impl<B: Backend> Lifted<B> {
             msg: "ρI + 2W_LᵀW_L is not positive definite (non-finite weights?)".into(),
         })?;
         be.write(&mut ex.minv, to_f32(&(&inv * 2.0)).view())?;
-        be.write(&mut ex.bias, to_f32(&(inv.dot(&wl.t().dot(&bl)) * -2.0)).view())?;
+        be.write(
+            &mut ex.bias,
+            to_f32(&(inv.dot(&wl.t().dot(&bl)) * -2.0)).view(),
+        )?;
         // T = (ρσ(U) − Λ)/2 + W_LᵀY, then V = 2M⁻¹T − 2M⁻¹W_Lᵀb.
         be.leaky_relu(&mut self.h[j], &self.u[j], self.spec.alpha)?;
-        be.axpby(&mut self.s[j], 0.5 * self.rho as f32, &self.h[j], -0.5, &self.lam[j])?;
+        be.axpby(
+            &mut self.s[j],
+            0.5 * self.rho as f32,
+            &self.h[j],
+            -0.5,
+            &self.lam[j],
+        )?;
         be.matmul_tn(&mut self.s[j], &self.p.w[layers - 1], &data.y, 1.0)?;
         be.matmul_nn(&mut self.v[j], &ex.minv, &self.s[j], Some(&ex.bias), 0.0)?;
-        be.matmul_nn(&mut self.u[layers - 1], &self.p.w[layers - 1], &self.v[j], Some(&self.p.b[layers - 1]), 0.0)?;
+        be.matmul_nn(
+            &mut self.u[layers - 1],
+            &self.p.w[layers - 1],
+            &self.v[j],
+            Some(&self.p.b[layers - 1]),
+            0.0,
+        )?;
         let total: f64 = (0..layers).map(|l| self.spec.layer_macs(l)).sum();
-        self.passes += 2.0 * self.spec.pass_fraction(layers - 1, self.n, self.n) + (n * n) as f64 / total;
+        self.passes +=
+            2.0 * self.spec.pass_fraction(layers - 1, self.n, self.n) + (n * n) as f64 / total;
         Ok(())
     }
 
     /// Exact `(W_L, b_L)` block (SPEC §6): group-lasso least squares by FISTA on the
     /// Gram matrices, started at the current point and monotone (never worse than it).
-    pub fn exact_w_last(&mut self, be: &B, data: &DeviceData<B>, ex: &mut ExactWork<B>) -> BResult<()> {
+    pub fn exact_w_last(
+        &mut self,
+        be: &B,
+        data: &DeviceData<B>,
+        ex: &mut ExactWork<B>,
+    ) -> BResult<()> {
         let layers = self.spec.layers();
         let l = layers - 1;
         let axis = self.spec.axes[l];
-        let input = if layers >= 2 { &self.v[layers - 2] } else { &data.x };
+        let input = if layers >= 2 {
+            &self.v[layers - 2]
+        } else {
+            &data.x
+        };
         be.matmul_nt(&mut ex.gram, input, input, 0.0)?;
         be.row_sum(&mut ex.vsum, input, 0.0)?;
         be.matmul_nt(&mut ex.cross, &data.y, input, 0.0)?;
@@ -179,20 +213,31 @@ impl<B: Backend> Lifted<B> {
         self.passes += (n * n) as f64 / total + self.spec.pass_fraction(l, self.n, self.n);
         let nn = self.n as f64;
         let mut gram = Array2::<f64>::zeros((n + 1, n + 1));
-        gram.slice_mut(s![..n, ..n]).assign(&(host(be, &ex.gram)? / nn));
+        gram.slice_mut(s![..n, ..n])
+            .assign(&(host(be, &ex.gram)? / nn));
         let vs = host(be, &ex.vsum)? / nn;
         gram.slice_mut(s![..n, n..]).assign(&vs);
         gram.slice_mut(s![n.., ..n]).assign(&vs.t());
         gram[[n, n]] = 1.0;
         let mut cross = Array2::<f64>::zeros((m, n + 1));
-        cross.slice_mut(s![.., ..n]).assign(&(host(be, &ex.cross)? / nn));
-        cross.slice_mut(s![.., n..]).assign(&(host(be, &ex.ysum)? / nn));
+        cross
+            .slice_mut(s![.., ..n])
+            .assign(&(host(be, &ex.cross)? / nn));
+        cross
+            .slice_mut(s![.., n..])
+            .assign(&(host(be, &ex.ysum)? / nn));
         let mut theta = Array2::<f64>::zeros((m, n + 1));
-        theta.slice_mut(s![.., ..n]).assign(&host(be, &self.p.w[l])?);
-        theta.slice_mut(s![.., n..]).assign(&host(be, &self.p.b[l])?);
+        theta
+            .slice_mut(s![.., ..n])
+            .assign(&host(be, &self.p.w[l])?);
+        theta
+            .slice_mut(s![.., n..])
+            .assign(&host(be, &self.p.b[l])?);
         let lam = self.spec.lambda as f64;
         // f(Θ) = tr(ΘΓΘᵀ) − 2tr(ΘCᵀ) (the loss up to a constant), ∇f = 2(ΘΓ − C).
-        let objective = |t: &Array2<f64>| (t.dot(&gram) * t).sum() - 2.0 * (t * &cross).sum() + lam * penalty(t, n, axis);
+        let objective = |t: &Array2<f64>| {
+            (t.dot(&gram) * t).sum() - 2.0 * (t * &cross).sum() + lam * penalty(t, n, axis)
+        };
         let lip = 2.0 * lambda_max(&gram);
         if !(lip > 0.0 && lip.is_finite()) {
             return Ok(());
@@ -229,9 +274,19 @@ impl<B: Backend> Lifted<B> {
             }
         }
         let best = x;
-        be.write(&mut self.p.w[l], to_f32(&best.slice(s![.., ..n]).to_owned()).view())?;
-        be.write(&mut self.p.b[l], to_f32(&best.slice(s![.., n..]).to_owned()).view())?;
-        let input = if layers >= 2 { &self.v[layers - 2] } else { &data.x };
+        be.write(
+            &mut self.p.w[l],
+            to_f32(&best.slice(s![.., ..n]).to_owned()).view(),
+        )?;
+        be.write(
+            &mut self.p.b[l],
+            to_f32(&best.slice(s![.., n..]).to_owned()).view(),
+        )?;
+        let input = if layers >= 2 {
+            &self.v[layers - 2]
+        } else {
+            &data.x
+        };
         be.matmul_nn(&mut self.u[l], &self.p.w[l], input, Some(&self.p.b[l]), 0.0)?;
         self.passes += self.spec.pass_fraction(l, self.n, self.n);
         Ok(())

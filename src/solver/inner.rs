@@ -111,7 +111,14 @@ impl<B: Backend> Lifted<B> {
             let (sr, sc) = spec.shrink_shape(l);
             st.shrink.push(be.zeros(sr, sc)?);
             if l + 1 < layers {
-                for vec in [&mut st.v, &mut st.lam, &mut st.h, &mut st.s, &mut st.gv, &mut st.v_trial] {
+                for vec in [
+                    &mut st.v,
+                    &mut st.lam,
+                    &mut st.h,
+                    &mut st.s,
+                    &mut st.gv,
+                    &mut st.v_trial,
+                ] {
                     vec.push(be.zeros(r, n)?);
                 }
             }
@@ -124,7 +131,11 @@ impl<B: Backend> Lifted<B> {
     pub fn enable_exact(&mut self, be: &B) -> BResult<()> {
         let layers = self.spec.layers();
         if layers >= 2 && self.spec.loss == crate::backend::LossKind::Squared {
-            self.exact = Some(super::exact::ExactWork::new(be, self.spec.sizes[layers - 1], self.spec.sizes[layers])?);
+            self.exact = Some(super::exact::ExactWork::new(
+                be,
+                self.spec.sizes[layers - 1],
+                self.spec.sizes[layers],
+            )?);
         }
         Ok(())
     }
@@ -166,8 +177,19 @@ impl<B: Backend> Lifted<B> {
             return Ok(());
         }
         let n = self.n as f32;
-        be.loss_grad(&self.u[layers - 1], y, self.spec.loss, &mut self.gu[layers - 1], S_PHI)?;
-        be.matmul_tn(&mut self.lam[layers - 2], &self.p.w[layers - 1], &self.gu[layers - 1], 0.0)?;
+        be.loss_grad(
+            &self.u[layers - 1],
+            y,
+            self.spec.loss,
+            &mut self.gu[layers - 1],
+            S_PHI,
+        )?;
+        be.matmul_tn(
+            &mut self.lam[layers - 2],
+            &self.p.w[layers - 1],
+            &self.gu[layers - 1],
+            0.0,
+        )?;
         be.scale(&mut self.lam[layers - 2], -n)?;
         self.passes += self.frac(layers - 1);
         for l in (0..layers - 2).rev() {
@@ -232,9 +254,23 @@ impl<B: Backend> Lifted<B> {
 
     /// The value sums of layer `l`'s piece at pre-activation `u` (and `V_l` = `v` for a
     /// hidden layer) into `slot`.
-    fn piece_value(&self, be: &B, l: usize, u: &B::Mat, v: Option<&B::Mat>, y: &B::Mat, slot: Slot) -> BResult<()> {
+    fn piece_value(
+        &self,
+        be: &B,
+        l: usize,
+        u: &B::Mat,
+        v: Option<&B::Mat>,
+        y: &B::Mat,
+        slot: Slot,
+    ) -> BResult<()> {
         if l + 1 < self.spec.layers() {
-            be.constraint_value(u, v.unwrap_or(&self.v[l]), &self.lam[l], self.spec.alpha, slot)
+            be.constraint_value(
+                u,
+                v.unwrap_or(&self.v[l]),
+                &self.lam[l],
+                self.spec.alpha,
+                slot,
+            )
         } else {
             be.loss(u, y, self.spec.loss, slot)
         }
@@ -324,11 +360,41 @@ impl<B: Backend> Lifted<B> {
         let mut phi = None;
         let mut first_map2 = None;
         for trial in 1..=MAX_BACKTRACK {
-            be.axpby(&mut self.trial.w[l], 1.0, &self.p.w[l], -(t as f32), &self.g.w[l])?;
-            be.group_prox(&mut self.trial.w[l], (lam * t) as f32, axis, &mut self.shrink[l], S_TRIAL + 8)?;
-            be.axpby(&mut self.trial.b[l], 1.0, &self.p.b[l], -(t as f32), &self.g.b[l])?;
-            be.axpby(&mut self.diff.w[l], 1.0, &self.trial.w[l], -1.0, &self.p.w[l])?;
-            be.axpby(&mut self.diff.b[l], 1.0, &self.trial.b[l], -1.0, &self.p.b[l])?;
+            be.axpby(
+                &mut self.trial.w[l],
+                1.0,
+                &self.p.w[l],
+                -(t as f32),
+                &self.g.w[l],
+            )?;
+            be.group_prox(
+                &mut self.trial.w[l],
+                (lam * t) as f32,
+                axis,
+                &mut self.shrink[l],
+                S_TRIAL + 8,
+            )?;
+            be.axpby(
+                &mut self.trial.b[l],
+                1.0,
+                &self.p.b[l],
+                -(t as f32),
+                &self.g.b[l],
+            )?;
+            be.axpby(
+                &mut self.diff.w[l],
+                1.0,
+                &self.trial.w[l],
+                -1.0,
+                &self.p.w[l],
+            )?;
+            be.axpby(
+                &mut self.diff.b[l],
+                1.0,
+                &self.trial.b[l],
+                -1.0,
+                &self.p.b[l],
+            )?;
             be.dot(&self.g.w[l], &self.diff.w[l], S_TRIAL)?;
             be.dot(&self.g.b[l], &self.diff.b[l], S_TRIAL + 1)?;
             be.sq_norm(&self.diff.w[l], S_TRIAL + 2)?;
@@ -346,12 +412,26 @@ impl<B: Backend> Lifted<B> {
                     t as f32,
                 )?,
                 Axis::Cols => {
-                    be.matmul_nn(&mut self.u_trial[l], &self.trial.w[l], input, Some(&self.trial.b[l]), 0.0)?;
+                    be.matmul_nn(
+                        &mut self.u_trial[l],
+                        &self.trial.w[l],
+                        input,
+                        Some(&self.trial.b[l]),
+                        0.0,
+                    )?;
                     self.passes += self.frac(l);
                 }
             }
             self.piece_value(be, l, &self.u_trial[l], None, &data.y, S_TRIAL + 4)?;
-            let mut slots = vec![S_TRIAL, S_TRIAL + 1, S_TRIAL + 2, S_TRIAL + 3, S_TRIAL + 4, S_TRIAL + 5, S_TRIAL + 6];
+            let mut slots = vec![
+                S_TRIAL,
+                S_TRIAL + 1,
+                S_TRIAL + 2,
+                S_TRIAL + 3,
+                S_TRIAL + 4,
+                S_TRIAL + 5,
+                S_TRIAL + 6,
+            ];
             slots.extend([S_TRIAL + 8, S_TRIAL + 10]);
             if phi.is_none() {
                 slots.extend([S_PHI, S_PHI + 1, S_PHI + 2]);
@@ -391,17 +471,47 @@ impl<B: Backend> Lifted<B> {
         self.piece_grad(be, l + 1, &data.y, S_PHI + 3)?;
         // G_V = S_l/N + W_{l+1}ᵀ G_U_{l+1};  D = W_{l+1} G_V.
         be.matmul_tn(&mut self.gv[l], &self.p.w[l + 1], &self.gu[l + 1], 1.0)?;
-        be.matmul_nn(&mut self.bmat[l + 1], &self.p.w[l + 1], &self.gv[l], None, 0.0)?;
+        be.matmul_nn(
+            &mut self.bmat[l + 1],
+            &self.p.w[l + 1],
+            &self.gv[l],
+            None,
+            0.0,
+        )?;
         self.passes += 2.0 * self.frac(l + 1);
         be.sq_norm(&self.gv[l], S_TRIAL + 7)?;
         let mut t = 2.0 * self.step_v[l];
         let mut cur = None;
         for trial in 1..=MAX_BACKTRACK {
-            be.axpby(&mut self.v_trial[l], 1.0, &self.v[l], -(t as f32), &self.gv[l])?;
-            be.axpby(&mut self.u_trial[l + 1], 1.0, &self.u[l + 1], -(t as f32), &self.bmat[l + 1])?;
-            be.constraint_value(&self.u[l], &self.v_trial[l], &self.lam[l], self.spec.alpha, S_TRIAL)?;
+            be.axpby(
+                &mut self.v_trial[l],
+                1.0,
+                &self.v[l],
+                -(t as f32),
+                &self.gv[l],
+            )?;
+            be.axpby(
+                &mut self.u_trial[l + 1],
+                1.0,
+                &self.u[l + 1],
+                -(t as f32),
+                &self.bmat[l + 1],
+            )?;
+            be.constraint_value(
+                &self.u[l],
+                &self.v_trial[l],
+                &self.lam[l],
+                self.spec.alpha,
+                S_TRIAL,
+            )?;
             if l + 1 < layers - 1 {
-                be.constraint_value(&self.u_trial[l + 1], &self.v[l + 1], &self.lam[l + 1], self.spec.alpha, S_TRIAL + 3)?;
+                be.constraint_value(
+                    &self.u_trial[l + 1],
+                    &self.v[l + 1],
+                    &self.lam[l + 1],
+                    self.spec.alpha,
+                    S_TRIAL + 3,
+                )?;
             } else {
                 be.loss(&self.u_trial[l + 1], &data.y, self.spec.loss, S_TRIAL + 3)?;
             }
@@ -413,7 +523,10 @@ impl<B: Backend> Lifted<B> {
             }
             let v = be.read_slots(&slots)?;
             let (phi, g2) = *cur.get_or_insert_with(|| {
-                (self.piece(l, &v[7..10]) + self.piece(l + 1, &v[10..13]), v[6])
+                (
+                    self.piece(l, &v[7..10]) + self.piece(l + 1, &v[10..13]),
+                    v[6],
+                )
             });
             let phi_new = self.piece(l, &v[0..3]) + self.piece(l + 1, &v[3..6]);
             let slack = ARMIJO_SLACK_EPS * be.epsilon() * phi.abs();
@@ -425,7 +538,11 @@ impl<B: Backend> Lifted<B> {
             }
             t *= 0.5;
         }
-        Ok((false, n * n * cur.map(|c| c.1).unwrap_or(0.0), MAX_BACKTRACK))
+        Ok((
+            false,
+            n * n * cur.map(|c| c.1).unwrap_or(0.0),
+            MAX_BACKTRACK,
+        ))
     }
 
     /// `L_ρ` at the current point (SPEC §3), one readback. For tests and logging.

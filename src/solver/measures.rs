@@ -26,8 +26,16 @@ impl<B: Backend> DeviceData<B> {
         Ok(DeviceData {
             x: be.upload(train.x.view())?,
             y: be.upload(train.y.view())?,
-            x_test: if has_test { Some(be.upload(test.x.view())?) } else { None },
-            y_test: if has_test { Some(be.upload(test.y.view())?) } else { None },
+            x_test: if has_test {
+                Some(be.upload(test.x.view())?)
+            } else {
+                None
+            },
+            y_test: if has_test {
+                Some(be.upload(test.y.view())?)
+            } else {
+                None
+            },
             n: train.n(),
             n_test: test.n(),
             task: train.task,
@@ -83,7 +91,11 @@ impl<B: Backend> Evaluator<B> {
         Ok(Evaluator {
             spec: spec.clone(),
             train: Net::new(be, spec, data.n)?,
-            test: if data.n_test > 0 { Some(Net::new(be, spec, data.n_test)?) } else { None },
+            test: if data.n_test > 0 {
+                Some(Net::new(be, spec, data.n_test)?)
+            } else {
+                None
+            },
             tmp1,
             tmp2,
             shrink,
@@ -111,14 +123,25 @@ impl<B: Backend> Evaluator<B> {
             be.group_norms(&p.w[l], spec.axes[l], S_REG + 2 * l)?;
             // cert: W − prox_λ(W − ∇W) with unit step (SPEC §5); biases are unpenalised.
             be.axpby(&mut self.tmp1[l], 1.0, &p.w[l], -1.0, &self.train.grad.w[l])?;
-            be.group_prox(&mut self.tmp1[l], spec.lambda, spec.axes[l], &mut self.shrink[l], S_CERT + 2 * l + 40)?;
+            be.group_prox(
+                &mut self.tmp1[l],
+                spec.lambda,
+                spec.axes[l],
+                &mut self.shrink[l],
+                S_CERT + 2 * l + 40,
+            )?;
             be.axpby(&mut self.tmp2[l], 1.0, &p.w[l], -1.0, &self.tmp1[l])?;
             be.sq_norm(&self.tmp2[l], S_CERT + 2 * l)?;
             be.sq_norm(&self.train.grad.b[l], S_CERT + 2 * l + 1)?;
         }
         let mut slots = vec![S_LOSS, S_ERR, S_TLOSS, S_TERR];
         for l in 0..layers {
-            slots.extend([S_REG + 2 * l, S_REG + 2 * l + 1, S_CERT + 2 * l, S_CERT + 2 * l + 1]);
+            slots.extend([
+                S_REG + 2 * l,
+                S_REG + 2 * l + 1,
+                S_CERT + 2 * l,
+                S_CERT + 2 * l + 1,
+            ]);
         }
         let v = be.read_slots(&slots)?;
         let m = spec.sizes[layers] as f64;
@@ -154,7 +177,8 @@ impl<B: Backend> Evaluator<B> {
     /// Passes one [`Evaluator::measure`] costs on the training data (not charged to any
     /// method's budget: every method is measured the same way).
     pub fn passes(&self) -> f64 {
-        self.train.forward_passes(&self.spec, self.train.cols) + self.train.backward_passes(&self.spec, self.train.cols)
+        self.train.forward_passes(&self.spec, self.train.cols)
+            + self.train.backward_passes(&self.spec, self.train.cols)
     }
 }
 

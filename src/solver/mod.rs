@@ -74,7 +74,10 @@ pub struct Clock {
 
 impl Clock {
     pub fn started() -> Self {
-        Clock { acc: Duration::ZERO, since: Some(Instant::now()) }
+        Clock {
+            acc: Duration::ZERO,
+            since: Some(Instant::now()),
+        }
     }
     pub fn pause(&mut self) {
         if let Some(s) = self.since.take() {
@@ -102,7 +105,12 @@ pub struct Budget {
 
 impl Budget {
     pub fn new(max_passes: f64, max_seconds: f64) -> Self {
-        Budget { max_passes, max_seconds, passes: 0.0, clock: Clock::started() }
+        Budget {
+            max_passes,
+            max_seconds,
+            passes: 0.0,
+            clock: Clock::started(),
+        }
     }
     pub fn spent(&self) -> bool {
         self.passes >= self.max_passes || self.clock.seconds() >= self.max_seconds
@@ -124,7 +132,13 @@ pub struct Recorder<'a, B: Backend> {
 }
 
 impl<'a, B: Backend> Recorder<'a, B> {
-    pub fn new(eval: &'a mut Evaluator<B>, cert0: f64, method: Method, min_interval: f64, sink: &'a mut dyn FnMut(&Record)) -> Self {
+    pub fn new(
+        eval: &'a mut Evaluator<B>,
+        cert0: f64,
+        method: Method,
+        min_interval: f64,
+        sink: &'a mut dyn FnMut(&Record),
+    ) -> Self {
         Recorder {
             eval,
             cert0,
@@ -229,15 +243,41 @@ pub fn train<B: Backend>(
     let cert0 = if m0.cert_abs > 0.0 { m0.cert_abs } else { 1.0 };
     let mut budget = Budget::new(cfg.train.max_passes, cfg.train.max_seconds);
     // A record cadence that gives ~150 points over a finite budget.
-    let interval = if cfg.train.max_passes.is_finite() { cfg.train.max_passes / 150.0 } else { 0.0 };
+    let interval = if cfg.train.max_passes.is_finite() {
+        cfg.train.max_passes / 150.0
+    } else {
+        0.0
+    };
     let mut rec = Recorder::new(&mut eval, cert0, method, interval, sink);
     match method {
         Method::Alm => {
-            alm::run(be, spec, &cfg.alm, cfg.alm.rho0, data, &mut p, &mut budget, &mut rec)?;
+            alm::run(
+                be,
+                spec,
+                &cfg.alm,
+                cfg.alm.rho0,
+                data,
+                &mut p,
+                &mut budget,
+                &mut rec,
+            )?;
         }
-        Method::ProxSgd => baselines::prox_sgd(be, spec, cfg, None, data, &mut p, &mut budget, &mut rec)?,
-        Method::ProxAdam => baselines::prox_sgd(be, spec, cfg, Some(&cfg.adam), data, &mut p, &mut budget, &mut rec)?,
-        Method::ProxGd => baselines::prox_gd(be, spec, &cfg.gd, data, &mut p, &mut budget, &mut rec)?,
+        Method::ProxSgd => {
+            baselines::prox_sgd(be, spec, cfg, None, data, &mut p, &mut budget, &mut rec)?
+        }
+        Method::ProxAdam => baselines::prox_sgd(
+            be,
+            spec,
+            cfg,
+            Some(&cfg.adam),
+            data,
+            &mut p,
+            &mut budget,
+            &mut rec,
+        )?,
+        Method::ProxGd => {
+            baselines::prox_gd(be, spec, &cfg.gd, data, &mut p, &mut budget, &mut rec)?
+        }
         Method::WarmAlm => {
             let mut warm = budget.clone();
             warm.max_passes = cfg.warm.passes.min(budget.max_passes);
@@ -245,7 +285,16 @@ pub fn train<B: Backend>(
             budget.passes = warm.passes;
             budget.clock = warm.clock;
             if !budget.spent() {
-                alm::run(be, spec, &cfg.alm, cfg.alm.rho0_warm, data, &mut p, &mut budget, &mut rec)?;
+                alm::run(
+                    be,
+                    spec,
+                    &cfg.alm,
+                    cfg.alm.rho0_warm,
+                    data,
+                    &mut p,
+                    &mut budget,
+                    &mut rec,
+                )?;
             }
         }
     }
