@@ -930,15 +930,7 @@ pub fn eval(
 }
 
 fn eval_on<B: Backend>(be: &B, spec: &Spec, net: &Network, ds: &Dataset) -> Result<Measures> {
-    let empty = Dataset {
-        x: ndarray::Array2::zeros((ds.d(), 0)),
-        y: ndarray::Array2::zeros((ds.m(), 0)),
-        labels: None,
-        task: ds.task,
-        feature_names: ds.feature_names.clone(),
-        class_names: ds.class_names.clone(),
-    };
-    let dd = DeviceData::upload(be, ds, &empty)?;
+    let dd = DeviceData::upload(be, ds, &ds.select(&[]))?;
     let mut ev = Evaluator::new(be, spec, &dd)?;
     let p = Params::upload(be, net)?;
     Ok(ev.measure(be, &p, &dd)?)

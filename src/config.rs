@@ -238,6 +238,9 @@ pub struct Config {
     pub compare: CompareConfig,
 }
 
+/// Most hidden layers a network may have (the solver's scalar-slot layout holds 10 layers).
+pub const MAX_HIDDEN: usize = 9;
+
 /// A configuration error; `field` is the dotted TOML path.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -871,6 +874,16 @@ impl Checker {
         let hidden_raw = m.hidden.unwrap_or_else(|| vec![100, 100]);
         if hidden_raw.is_empty() {
             return Err(self.err("model.hidden", "needs at least one hidden layer, got []"));
+        }
+        if hidden_raw.len() > MAX_HIDDEN {
+            // The backends' scalar slot layout (backend::NUM_SLOTS) is sized for this.
+            return Err(self.err(
+                "model.hidden",
+                format!(
+                    "at most {MAX_HIDDEN} hidden layers are supported, got {}",
+                    hidden_raw.len()
+                ),
+            ));
         }
         let mut hidden = Vec::with_capacity(hidden_raw.len());
         for (i, &h) in hidden_raw.iter().enumerate() {

@@ -271,6 +271,7 @@ fn invalid_values_name_their_field() {
         ("model.alpha=1", "model.alpha"),
         ("model.hidden=[]", "model.hidden"),
         ("model.hidden=[10, 0]", "model.hidden[1]"),
+        ("model.hidden=[4,4,4,4,4,4,4,4,4,4]", "model.hidden"),
         ("data.test_fraction=1", "data.test_fraction"),
         ("data.test_fraction=-0.1", "data.test_fraction"),
         ("alm.rho0=0", "alm.rho0"),

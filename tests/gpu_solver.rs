@@ -149,3 +149,34 @@ fn prox_sgd_trace_agrees() {
         cfg.sgd.batch = 100;
     });
 }
+
+/// Chunking (issue 3): the same ALM run with every N-sized matrix forced into many column
+/// chunks gives the same (P0) trace as the unsplit run.
+#[test]
+fn chunked_problem_matches_unsplit() {
+    let Some(whole) = gpu() else { return };
+    let split = GpuBackend::new(GpuOptions {
+        max_chunk_bytes: Some(16 * 1024),
+        ..GpuOptions::from_env()
+    })
+    .expect("second GPU backend");
+    let (tr, te) = data(1001, 5);
+    let mut cfg = load_config(None, &[]).unwrap();
+    cfg.model.hidden = vec![24, 16];
+    cfg.train.lambda = 2e-3;
+    cfg.train.max_passes = f64::INFINITY;
+    cfg.alm.max_outer = 8;
+    cfg.alm.inner_cap = 4;
+    let a = trace(&whole, &cfg, Method::Alm, &tr, &te);
+    let b = trace(&split, &cfg, Method::Alm, &tr, &te);
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        let rel = (x.p0 - y.p0).abs() / x.p0.abs();
+        assert!(
+            rel <= 1e-4,
+            "record {i}: unsplit p0 {} vs chunked p0 {} (rel {rel:e})",
+            x.p0,
+            y.p0
+        );
+    }
+}
