@@ -237,3 +237,26 @@ impl<B: Backend> Net<B> {
             .sum()
     }
 }
+
+/// Slot that receives the group prox's own sums inside [`prox_mapping_sq`] (nobody reads
+/// them; the measures' and the KKT's slot ranges stay clear of it).
+const S_PROX_SCRATCH: Slot = 150;
+
+/// `slot ← ‖W − prox_λ(W − G)‖²`: the W part of a unit-step proximal-gradient mapping
+/// (SPEC §5, both `cert` with `G = ∇ℓ` and `kkt` with `G = ∇_W L`). `scratch` is two
+/// W-shaped matrices and the group shrink vector.
+pub fn prox_mapping_sq<B: Backend>(
+    be: &B,
+    w: &B::Mat,
+    g: &B::Mat,
+    lambda: f32,
+    axis: Axis,
+    scratch: (&mut B::Mat, &mut B::Mat, &mut B::Mat),
+    slot: Slot,
+) -> BResult<()> {
+    let (step, diff, shrink) = scratch;
+    be.axpby(step, 1.0, w, -1.0, g)?;
+    be.group_prox(step, lambda, axis, shrink, S_PROX_SCRATCH)?;
+    be.axpby(diff, 1.0, w, -1.0, step)?;
+    be.sq_norm(diff, slot)
+}

@@ -9,10 +9,10 @@ use super::measures::DeviceData;
 use super::{Budget, Recorder};
 use crate::backend::{BResult, Backend, Slot};
 use crate::config::AlmConfig;
-use crate::problem::{Params, Spec};
+use crate::problem::{prox_mapping_sq, Params, Spec};
 
-/// Slots of the KKT evaluation: residual sums at `3l`, mapping pieces at `32 + 3l`, the
-/// prox's own sums at 64 (up to 10 layers; the measures reuse these slots between calls).
+/// Slots of the KKT evaluation: residual sums at `3l`, mapping pieces at `32 + 3l` (up to
+/// 10 layers; the measures reuse these slots between calls).
 const S_KKT: Slot = 0;
 
 /// The Lagrangian's prox-gradient mapping of SPEC §5 (unit step for W/b, V part scaled by
@@ -30,31 +30,8 @@ pub fn kkt<B: Backend>(
     let layers = st.spec.layers();
     let lam = st.spec.lambda;
     let n = st.n as f64;
-    let alpha = st.spec.alpha;
     for l in 0..layers {
-        if l + 1 < layers {
-            be.constraint_residual(
-                &st.u[l],
-                &st.v[l],
-                &st.lam[l],
-                rho as f32,
-                alpha,
-                1.0 / st.n as f32,
-                &mut st.h[l],
-                &mut st.s[l],
-                &mut st.gu[l],
-                &mut st.gv[l],
-                S_KKT + 3 * l,
-            )?;
-        } else {
-            be.loss_grad(
-                &st.u[l],
-                &data.y,
-                st.spec.loss,
-                &mut st.gu[l],
-                S_KKT + 3 * l,
-            )?;
-        }
+        st.piece_grad(be, l, &data.y, S_KKT + 3 * l, rho)?;
     }
     let mut slots = Vec::new();
     for l in 0..layers {
@@ -62,17 +39,17 @@ pub fn kkt<B: Backend>(
         be.matmul_nt(&mut st.g.w[l], &st.gu[l], input, 0.0)?;
         be.row_sum(&mut st.g.b[l], &st.gu[l], 0.0)?;
         st.passes += st.spec.pass_fraction(l, st.n, st.n);
-        be.axpby(&mut st.trial.w[l], 1.0, &st.p.w[l], -1.0, &st.g.w[l])?;
-        be.group_prox(
-            &mut st.trial.w[l],
+        let base = S_KKT + 32 + 3 * l;
+        let scratch = (&mut st.trial.w[l], &mut st.diff.w[l], &mut st.shrink[l]);
+        prox_mapping_sq(
+            be,
+            &st.p.w[l],
+            &st.g.w[l],
             lam,
             st.spec.axes[l],
-            &mut st.shrink[l],
-            S_KKT + 64,
+            scratch,
+            base,
         )?;
-        be.axpby(&mut st.diff.w[l], 1.0, &st.p.w[l], -1.0, &st.trial.w[l])?;
-        let base = S_KKT + 32 + 3 * l;
-        be.sq_norm(&st.diff.w[l], base)?;
         be.sq_norm(&st.g.b[l], base + 1)?;
         slots.extend([base, base + 1]);
         if l + 1 < layers {

@@ -202,24 +202,6 @@ impl<B: Backend> Lifted<B> {
         Ok(())
     }
 
-    /// The fused residual of hidden layer `l` at the current point (SPEC §3); its three
-    /// sums go to `S_RES + 3l`.
-    fn residual(&mut self, be: &B, l: usize) -> BResult<()> {
-        be.constraint_residual(
-            &self.u[l],
-            &self.v[l],
-            &self.lam[l],
-            self.rho as f32,
-            self.spec.alpha,
-            1.0 / self.n as f32,
-            &mut self.h[l],
-            &mut self.s[l],
-            &mut self.gu[l],
-            &mut self.gv[l],
-            S_RES + 3 * l,
-        )
-    }
-
     /// Value of the smooth part that depends on `U_l` (layer index `l`), from the three
     /// sums at `slot` (hidden: `(⟨Λ,H⟩ + ρ/2‖H‖²)/N`) or the loss at `slot` (output).
     fn piece(&self, l: usize, v: &[f64]) -> f64 {
@@ -231,14 +213,23 @@ impl<B: Backend> Lifted<B> {
     }
 
     /// Compute the gradient `G_U` of the piece of layer `l` at the current `U_l` and write
-    /// its value's sums into `slot` (3 slots).
-    fn piece_grad(&mut self, be: &B, l: usize, y: &B::Mat, slot: Slot) -> BResult<()> {
+    /// its value's sums into `slot` (3 slots): the fused constraint residual (SPEC §3) with
+    /// penalty `rho` for a hidden layer (also leaving `H`, `S` and the direct `G_V`), the
+    /// loss gradient for the output layer.
+    pub(crate) fn piece_grad(
+        &mut self,
+        be: &B,
+        l: usize,
+        y: &B::Mat,
+        slot: Slot,
+        rho: f64,
+    ) -> BResult<()> {
         if l + 1 < self.spec.layers() {
             be.constraint_residual(
                 &self.u[l],
                 &self.v[l],
                 &self.lam[l],
-                self.rho as f32,
+                rho as f32,
                 self.spec.alpha,
                 1.0 / self.n as f32,
                 &mut self.h[l],
@@ -345,7 +336,7 @@ impl<B: Backend> Lifted<B> {
         let spec = self.spec.clone();
         let axis = spec.axes[l];
         let lam = spec.lambda as f64;
-        self.piece_grad(be, l, &data.y, S_PHI)?;
+        self.piece_grad(be, l, &data.y, S_PHI, self.rho)?;
         {
             let input = if l == 0 { &data.x } else { &self.v[l - 1] };
             be.matmul_nt(&mut self.g.w[l], &self.gu[l], input, 0.0)?;
@@ -467,8 +458,8 @@ impl<B: Backend> Lifted<B> {
     fn v_block(&mut self, be: &B, data: &DeviceData<B>, l: usize) -> BResult<(bool, f64, usize)> {
         let layers = self.spec.layers();
         let n = self.n as f64;
-        self.residual(be, l)?;
-        self.piece_grad(be, l + 1, &data.y, S_PHI + 3)?;
+        self.piece_grad(be, l, &data.y, S_RES + 3 * l, self.rho)?;
+        self.piece_grad(be, l + 1, &data.y, S_PHI + 3, self.rho)?;
         // G_V = S_l/N + W_{l+1}ᵀ G_U_{l+1};  D = W_{l+1} G_V.
         be.matmul_tn(&mut self.gv[l], &self.p.w[l + 1], &self.gu[l + 1], 1.0)?;
         be.matmul_nn(

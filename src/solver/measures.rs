@@ -6,7 +6,7 @@
 use crate::backend::{BResult, Backend, LossKind, Slot};
 use crate::config::Task;
 use crate::data::Dataset;
-use crate::problem::{Net, Params, Spec};
+use crate::problem::{prox_mapping_sq, Net, Params, Spec};
 use ndarray::Array2;
 
 /// Training and test data on the device.
@@ -122,16 +122,16 @@ impl<B: Backend> Evaluator<B> {
         for l in 0..layers {
             be.group_norms(&p.w[l], spec.axes[l], S_REG + 2 * l)?;
             // cert: W − prox_λ(W − ∇W) with unit step (SPEC §5); biases are unpenalised.
-            be.axpby(&mut self.tmp1[l], 1.0, &p.w[l], -1.0, &self.train.grad.w[l])?;
-            be.group_prox(
-                &mut self.tmp1[l],
+            let scratch = (&mut self.tmp1[l], &mut self.tmp2[l], &mut self.shrink[l]);
+            prox_mapping_sq(
+                be,
+                &p.w[l],
+                &self.train.grad.w[l],
                 spec.lambda,
                 spec.axes[l],
-                &mut self.shrink[l],
-                S_CERT + 2 * l + 40,
+                scratch,
+                S_CERT + 2 * l,
             )?;
-            be.axpby(&mut self.tmp2[l], 1.0, &p.w[l], -1.0, &self.tmp1[l])?;
-            be.sq_norm(&self.tmp2[l], S_CERT + 2 * l)?;
             be.sq_norm(&self.train.grad.b[l], S_CERT + 2 * l + 1)?;
         }
         let mut slots = vec![S_LOSS, S_ERR, S_TLOSS, S_TERR];
