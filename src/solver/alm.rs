@@ -134,8 +134,8 @@ pub fn run<B: Backend>(
                 break;
             }
         }
-        // Multiplier update with the residual at the inner solution.
-        let (_, h_norm, _) = kkt(be, &mut st, data, 0.0)?;
+        // Multiplier update with the residual at the inner solution (elementwise only).
+        let h_norm = st.constraint_norm(be, &data.y)?;
         for l in 0..st.lam.len() {
             be.multiplier_update(&mut st.lam[l], &st.h[l], st.rho as f32)?;
         }

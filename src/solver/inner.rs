@@ -243,6 +243,17 @@ impl<B: Backend> Lifted<B> {
         }
     }
 
+    /// `‖H‖` over all hidden layers at the current point, leaving `H_l` in the workspace
+    /// for the multiplier update (SPEC §4). Elementwise work and one readback.
+    pub fn constraint_norm(&mut self, be: &B, y: &B::Mat) -> BResult<f64> {
+        let hidden = self.v.len();
+        for l in 0..hidden {
+            self.piece_grad(be, l, y, S_RES + 3 * l, self.rho)?;
+        }
+        let slots: Vec<Slot> = (0..hidden).map(|l| S_RES + 3 * l).collect();
+        Ok(be.read_slots(&slots)?.iter().sum::<f64>().sqrt())
+    }
+
     /// The value sums of layer `l`'s piece at pre-activation `u` (and `V_l` = `v` for a
     /// hidden layer) into `slot`.
     fn piece_value(
