@@ -3,21 +3,6 @@
 // so a segment may be a column range inside a larger column chunk.
 // Grid: x strides over the segment's columns (256 per workgroup), y strides over rows.
 
-struct Params {
-    rows: u32,
-    cols: u32,
-    part_off: u32,
-    flags: u32,
-    base0: vec4<u32>, // operands 0..3
-    base1: vec4<u32>, // operands 4..7
-    ld0: vec4<u32>,
-    ld1: vec4<u32>,
-    f0: vec4<f32>,
-    f1: vec4<f32>,
-}
-
-const WG: u32 = 256u;
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> o: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
@@ -83,8 +68,7 @@ fn leaky_relu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let al = p.f0.x;
     for (var i = gid.y; i < p.rows; i += nwg.y) {
         for (var j = gid.x; j < p.cols; j += nwg.x * WG) {
-            let u = x[ix(i, j)];
-            o[io(i, j)] = select(al * u, u, u > 0.0);
+            o[io(i, j)] = leaky_relu_of(x[ix(i, j)], al);
         }
     }
 }
@@ -96,7 +80,7 @@ fn mul_leaky_deriv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     for (var i = gid.y; i < p.rows; i += nwg.y) {
         for (var j = gid.x; j < p.cols; j += nwg.x * WG) {
             let k = io(i, j);
-            o[k] = o[k] * select(al, 1.0, x[ix(i, j)] > 0.0);
+            o[k] = o[k] * leaky_deriv_of(x[ix(i, j)], al);
         }
     }
 }

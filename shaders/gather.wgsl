@@ -6,21 +6,6 @@
 //   base0.z      : number of columns held by this src chunk (also its row stride)
 //   base0.w      : offset of idx[j0] in the index arena
 
-struct Params {
-    rows: u32,
-    cols: u32,
-    part_off: u32,
-    flags: u32,
-    base0: vec4<u32>,
-    base1: vec4<u32>,
-    ld0: vec4<u32>,
-    ld1: vec4<u32>,
-    f0: vec4<f32>,
-    f1: vec4<f32>,
-}
-
-const WG: u32 = 256u;
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> o: array<f32>;
 @group(0) @binding(2) var<storage, read> src: array<f32>;

@@ -2,62 +2,87 @@
 // application. `scr` is a contiguous per-group scratch vector (one f32 per row or column
 // group). Sums go to per-workgroup partials, reduced by reduce.wgsl:finalize.
 // W addressing: w(i, j) of the segment at base0.x + i * ld0.x + j; base0.y is the global
-// column of the segment's first column (column groups).
-
-struct Params {
-    rows: u32,
-    cols: u32,
-    part_off: u32,
-    flags: u32,
-    base0: vec4<u32>,
-    base1: vec4<u32>,
-    ld0: vec4<u32>,
-    ld1: vec4<u32>,
-    f0: vec4<f32>, // f0.x = threshold
-    f1: vec4<f32>,
-}
-
-const WG: u32 = 256u;
+// column of the segment's first column (column groups). f0.x = threshold.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> scr: array<f32>;
-@group(0) @binding(3) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partials: array<vec4<f32>>;
 
-var<workgroup> red: array<vec4<f32>, 256>;
-
-fn wg_reduce(lid: u32, val: vec4<f32>) -> vec4<f32> {
-    red[lid] = val;
-    workgroupBarrier();
-    for (var st = WG / 2u; st > 0u; st = st >> 1u) {
-        if (lid < st) {
-            red[lid] = red[lid] + red[lid + st];
-        }
-        workgroupBarrier();
+// Sums `val` over the workgroup; invocation 0 stores it as this workgroup's partial.
+fn reduce_to_partial(id: WgIds, val: vec4<f32>) {
+    let r = wg_reduce(id.lid.x, val);
+    if (id.lid.x == 0u) {
+        partials[partial_slot(p.part_off, id)] = r;
     }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
 }
 
 fn iw(i: u32, j: u32) -> u32 { return p.base0.x + i * p.ld0.x + j; }
 
+// The factor a group of norm n is scaled by: with `apply` the prox's 1 − thr/n if n > thr,
+// else 0 (a zero group stays zero), thr = f0.x; without, 1.
+fn shrink_factor(n: f32, apply: bool) -> f32 {
+    var f = 1.0;
+    if (apply) {
+        f = 0.0;
+        if (n > p.f0.x) {
+            f = 1.0 - p.f0.x / n;
+        }
+    }
+    return f;
+}
+
+// A group's terms of the partials (Σ‖group‖, #zero groups), given its norm.
+fn group_stat(n: f32) -> vec4<f32> {
+    return vec4<f32>(n, select(0.0, 1.0, n == 0.0), 0.0, 0.0);
+}
+
+// Σ_j w(i, j)² of row i, by the whole workgroup (returned to every invocation).
+fn row_sq_wg(lid: u32, i: u32) -> f32 {
+    var s = 0.0;
+    for (var j = lid; j < p.cols; j += WG) {
+        let a = w[iw(i, j)];
+        s += a * a;
+    }
+    return wg_reduce(lid, vec4<f32>(s, 0.0, 0.0, 0.0)).x;
+}
+
+// Groups walked by a single invocation: row groups (`by_row`) along their row, column groups
+// down their column. Element t of group g is w[base0.x + g * gstep + t * tstep].
+struct Groups {
+    count: u32,
+    len: u32,
+    gstep: u32,
+    tstep: u32,
+}
+
+fn groups(by_row: bool) -> Groups {
+    if (by_row) {
+        return Groups(p.rows, p.cols, p.ld0.x, 1u);
+    }
+    return Groups(p.cols, p.rows, 1u, p.ld0.x);
+}
+
+fn group_idx(gr: Groups, g: u32, t: u32) -> u32 {
+    return p.base0.x + g * gr.gstep + t * gr.tstep;
+}
+
+fn group_sq(gr: Groups, g: u32) -> f32 {
+    var s = 0.0;
+    for (var t = 0u; t < gr.len; t++) {
+        let a = w[group_idx(gr, g, t)];
+        s += a * a;
+    }
+    return s;
+}
+
 // Row groups: scr[i] ← (flags & 1 ? scr[i] : 0) + Σ_j w(i, j)²; one workgroup per row.
 @compute @workgroup_size(256)
-fn row_sq(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    for (var i = wid.x; i < p.rows; i += nwg.x) {
-        var s = 0.0;
-        for (var j = lid.x; j < p.cols; j += WG) {
-            let a = w[iw(i, j)];
-            s += a * a;
-        }
-        let r = wg_reduce(lid.x, vec4<f32>(s, 0.0, 0.0, 0.0));
-        if (lid.x == 0u) {
-            var val = r.x;
+fn row_sq(id: WgIds) {
+    for (var i = id.wid.x; i < p.rows; i += id.nwg.x) {
+        let s = row_sq_wg(id.lid.x, i);
+        if (id.lid.x == 0u) {
+            var val = s;
             if ((p.flags & 1u) != 0u) {
                 val += scr[i];
             }
@@ -69,12 +94,9 @@ fn row_sq(
 // Column groups: scr[c0 + j] ← (flags & 1 ? … : 0) + Σ_i w(i, j)²; one thread per column.
 @compute @workgroup_size(256)
 fn col_sq(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let gr = groups(false);
     for (var j = gid.x; j < p.cols; j += nwg.x * WG) {
-        var s = 0.0;
-        for (var i = 0u; i < p.rows; i++) {
-            let a = w[iw(i, j)];
-            s += a * a;
-        }
+        var s = group_sq(gr, j);
         let k = p.base0.y + j;
         if ((p.flags & 1u) != 0u) {
             s += scr[k];
@@ -83,56 +105,31 @@ fn col_sq(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     }
 }
 
-// Over `rows` groups: n = √scr[g], factor f = 1 − thr/n if n > thr else 0 (a zero group
-// stays zero); scr[g] ← f; partials (Σ f·n, #{f·n = 0}) = (Σ‖group‖ after prox, zeros).
-@compute @workgroup_size(256)
-fn prox_factor(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    let thr = p.f0.x;
+// Over `rows` groups with squared norms in scr: n = √scr[g]; with `apply`, scr[g] ← the
+// shrink factor f (f = 1 otherwise). Partials: (Σ f·n, #{f·n = 0}).
+fn factor_stats(id: WgIds, apply: bool) {
     var acc = vec4<f32>(0.0);
-    for (var g = wid.x * WG + lid.x; g < p.rows; g += nwg.x * WG) {
+    for (var g = grid_x(id); g < p.rows; g += grid_stride_x(id)) {
         let n = sqrt(scr[g]);
-        var f = 0.0;
-        if (n > thr) {
-            f = 1.0 - thr / n;
+        let f = shrink_factor(n, apply);
+        if (apply) {
+            scr[g] = f;
         }
-        scr[g] = f;
-        let after = n * f;
-        acc += vec4<f32>(after, select(0.0, 1.0, after == 0.0), 0.0, 0.0);
+        acc += group_stat(n * f);
     }
-    let r = wg_reduce(lid.x, acc);
-    if (lid.x == 0u) {
-        let k = (p.part_off + wid.x) * 4u;
-        partials[k] = r.x;
-        partials[k + 1u] = r.y;
-        partials[k + 2u] = r.z;
-        partials[k + 3u] = r.w;
-    }
+    reduce_to_partial(id, acc);
 }
 
-// Over `rows` groups: partials (Σ √scr[g], #{scr[g] = 0}).
+// scr[g] ← shrink factor; partials (Σ‖group‖ after prox, #zero groups after).
 @compute @workgroup_size(256)
-fn norm_stats(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    var acc = vec4<f32>(0.0);
-    for (var g = wid.x * WG + lid.x; g < p.rows; g += nwg.x * WG) {
-        let n = sqrt(scr[g]);
-        acc += vec4<f32>(n, select(0.0, 1.0, n == 0.0), 0.0, 0.0);
-    }
-    let r = wg_reduce(lid.x, acc);
-    if (lid.x == 0u) {
-        let k = (p.part_off + wid.x) * 4u;
-        partials[k] = r.x;
-        partials[k + 1u] = r.y;
-        partials[k + 2u] = r.z;
-        partials[k + 3u] = r.w;
-    }
+fn prox_factor(id: WgIds) {
+    factor_stats(id, true);
+}
+
+// Partials (Σ √scr[g], #{scr[g] = 0}).
+@compute @workgroup_size(256)
+fn norm_stats(id: WgIds) {
+    factor_stats(id, false);
 }
 
 // w(i, j) ← w(i, j) · scr[i]
@@ -163,131 +160,61 @@ fn scale_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 // Partials: (Σ‖group‖ after, #zero groups after) with thr = f0.x (thr = 0 and no
 // scaling gives the plain group norms, since a zero group has n = 0).
 
-fn prox_factor_of(n: f32, thr: f32) -> f32 {
-    var f = 0.0;
-    if (n > thr) {
-        f = 1.0 - thr / n;
-    }
-    return f;
-}
-
 // Row groups: one workgroup per row (grid-stride over rows in x); factors to scr[i].
 @compute @workgroup_size(256)
-fn rows_fused(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
+fn rows_fused(id: WgIds) {
     let apply = (p.flags & 1u) != 0u;
-    let thr = p.f0.x;
     var acc = vec4<f32>(0.0);
-    for (var i = wid.x; i < p.rows; i += nwg.x) {
-        var s = 0.0;
-        for (var j = lid.x; j < p.cols; j += WG) {
-            let a = w[iw(i, j)];
-            s += a * a;
-        }
-        let n = sqrt(wg_reduce(lid.x, vec4<f32>(s, 0.0, 0.0, 0.0)).x);
-        var f = 1.0;
+    for (var i = id.wid.x; i < p.rows; i += id.nwg.x) {
+        let n = sqrt(row_sq_wg(id.lid.x, i));
+        let f = shrink_factor(n, apply);
         if (apply) {
-            f = prox_factor_of(n, thr);
-            for (var j = lid.x; j < p.cols; j += WG) {
+            for (var j = id.lid.x; j < p.cols; j += WG) {
                 let k = iw(i, j);
                 w[k] = w[k] * f;
             }
         }
-        let after = n * f;
-        if (lid.x == 0u) {
+        if (id.lid.x == 0u) {
             if (apply) {
                 scr[i] = f;
             }
-            acc += vec4<f32>(after, select(0.0, 1.0, after == 0.0), 0.0, 0.0);
+            acc += group_stat(n * f);
         }
     }
-    if (lid.x == 0u) {
-        let k = (p.part_off + wid.x) * 4u;
-        partials[k] = acc.x;
-        partials[k + 1u] = acc.y;
-        partials[k + 2u] = acc.z;
-        partials[k + 3u] = acc.w;
+    if (id.lid.x == 0u) {
+        partials[partial_slot(p.part_off, id)] = acc;
     }
 }
 
-// Column groups: one invocation per column; factors to scr[j].
-@compute @workgroup_size(256)
-fn cols_fused(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
+// One invocation per group (no barriers but the final sum), factors to scr[g].
+fn fused_per_thread(id: WgIds, by_row: bool) {
     let apply = (p.flags & 1u) != 0u;
-    let thr = p.f0.x;
+    let gr = groups(by_row);
     var acc = vec4<f32>(0.0);
-    for (var j = wid.x * WG + lid.x; j < p.cols; j += nwg.x * WG) {
-        var s = 0.0;
-        for (var i = 0u; i < p.rows; i++) {
-            let a = w[iw(i, j)];
-            s += a * a;
-        }
-        let n = sqrt(s);
-        var f = 1.0;
+    for (var g = grid_x(id); g < gr.count; g += grid_stride_x(id)) {
+        let n = sqrt(group_sq(gr, g));
+        let f = shrink_factor(n, apply);
         if (apply) {
-            f = prox_factor_of(n, thr);
-            for (var i = 0u; i < p.rows; i++) {
-                let k = iw(i, j);
+            for (var t = 0u; t < gr.len; t++) {
+                let k = group_idx(gr, g, t);
                 w[k] = w[k] * f;
             }
-            scr[j] = f;
+            scr[g] = f;
         }
-        let after = n * f;
-        acc += vec4<f32>(after, select(0.0, 1.0, after == 0.0), 0.0, 0.0);
+        acc += group_stat(n * f);
     }
-    let r = wg_reduce(lid.x, acc);
-    if (lid.x == 0u) {
-        let k = (p.part_off + wid.x) * 4u;
-        partials[k] = r.x;
-        partials[k + 1u] = r.y;
-        partials[k + 2u] = r.z;
-        partials[k + 3u] = r.w;
-    }
+    reduce_to_partial(id, acc);
 }
 
-// Row groups, one invocation per row (no barriers: the better shape on CPU adapters, where
-// a workgroup barrier costs a context switch per SIMD lane group).
+// Column groups: one invocation per column.
 @compute @workgroup_size(256)
-fn rows_fused_thread(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    let apply = (p.flags & 1u) != 0u;
-    let thr = p.f0.x;
-    var acc = vec4<f32>(0.0);
-    for (var i = wid.x * WG + lid.x; i < p.rows; i += nwg.x * WG) {
-        var s = 0.0;
-        for (var j = 0u; j < p.cols; j++) {
-            let a = w[iw(i, j)];
-            s += a * a;
-        }
-        let n = sqrt(s);
-        var f = 1.0;
-        if (apply) {
-            f = prox_factor_of(n, thr);
-            for (var j = 0u; j < p.cols; j++) {
-                let k = iw(i, j);
-                w[k] = w[k] * f;
-            }
-            scr[i] = f;
-        }
-        let after = n * f;
-        acc += vec4<f32>(after, select(0.0, 1.0, after == 0.0), 0.0, 0.0);
-    }
-    let r = wg_reduce(lid.x, acc);
-    if (lid.x == 0u) {
-        let k = (p.part_off + wid.x) * 4u;
-        partials[k] = r.x;
-        partials[k + 1u] = r.y;
-        partials[k + 2u] = r.z;
-        partials[k + 3u] = r.w;
-    }
+fn cols_fused(id: WgIds) {
+    fused_per_thread(id, false);
+}
+
+// Row groups, one invocation per row (the better shape on CPU adapters, where a workgroup
+// barrier costs a context switch per SIMD lane group).
+@compute @workgroup_size(256)
+fn rows_fused_thread(id: WgIds) {
+    fused_per_thread(id, true);
 }

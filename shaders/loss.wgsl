@@ -5,47 +5,18 @@
 //   softmax-CE:  ℓ = (1/N) Σ_j [lse(ŷ_j)·Σ_i y_ij − ⟨y_j, ŷ_j⟩],  G = (softmax(ŷ_j)·Σ_i y_ij − y_j)/N
 // (column-wise, with max subtraction; Σ_i y_ij = 1 for one-hot targets).
 
-struct Params {
-    rows: u32,
-    cols: u32,
-    part_off: u32,
-    flags: u32,
-    base0: vec4<u32>,
-    base1: vec4<u32>,
-    ld0: vec4<u32>,
-    ld1: vec4<u32>,
-    f0: vec4<f32>,
-    f1: vec4<f32>,
-}
-
-const WG: u32 = 256u;
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> yh: array<f32>;
 @group(0) @binding(2) var<storage, read> yt: array<f32>;
 @group(0) @binding(3) var<storage, read_write> g: array<f32>;
-@group(0) @binding(4) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(4) var<storage, read_write> partials: array<vec4<f32>>;
 
-var<workgroup> red: array<vec4<f32>, 256>;
-
-fn wg_reduce(lid: u32, val: vec4<f32>) -> vec4<f32> {
-    red[lid] = val;
-    workgroupBarrier();
-    for (var st = WG / 2u; st > 0u; st = st >> 1u) {
-        if (lid < st) {
-            red[lid] = red[lid] + red[lid + st];
-        }
-        workgroupBarrier();
+// Sums `val` over the workgroup; invocation 0 stores it as this workgroup's partial.
+fn reduce_to_partial(id: WgIds, val: vec4<f32>) {
+    let r = wg_reduce(id.lid.x, val);
+    if (id.lid.x == 0u) {
+        partials[partial_slot(p.part_off, id)] = r;
     }
-    return red[0];
-}
-
-fn store_partial(wid: vec3<u32>, nwg: vec3<u32>, r: vec4<f32>) {
-    let k = (p.part_off + wid.x + wid.y * nwg.x) * 4u;
-    partials[k] = r.x;
-    partials[k + 1u] = r.y;
-    partials[k + 2u] = r.z;
-    partials[k + 3u] = r.w;
 }
 
 fn ih(i: u32, j: u32) -> u32 { return p.base0.x + i * p.ld0.x + j; }
@@ -53,47 +24,33 @@ fn it(i: u32, j: u32) -> u32 { return p.base0.y + i * p.ld0.y + j; }
 fn ig(i: u32, j: u32) -> u32 { return p.base0.z + i * p.ld0.z + j; }
 
 @compute @workgroup_size(256)
-fn loss_sq(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
+fn loss_sq(id: WgIds) {
     var s = 0.0;
-    for (var i = wid.y; i < p.rows; i += nwg.y) {
-        for (var j = wid.x * WG + lid.x; j < p.cols; j += nwg.x * WG) {
+    for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
+        for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
             let r = yh[ih(i, j)] - yt[it(i, j)];
             s += r * r;
         }
     }
-    let r = wg_reduce(lid.x, vec4<f32>(s, 0.0, 0.0, 0.0));
-    if (lid.x == 0u) {
-        store_partial(wid, nwg, r);
-    }
+    reduce_to_partial(id, vec4<f32>(s, 0.0, 0.0, 0.0));
 }
 
 @compute @workgroup_size(256)
-fn loss_grad_sq(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
+fn loss_grad_sq(id: WgIds) {
     let inv_n = p.f0.x;
     var s = 0.0;
-    for (var i = wid.y; i < p.rows; i += nwg.y) {
-        for (var j = wid.x * WG + lid.x; j < p.cols; j += nwg.x * WG) {
+    for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
+        for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
             let r = yh[ih(i, j)] - yt[it(i, j)];
             s += r * r;
             g[ig(i, j)] = (r + r) * inv_n;
         }
     }
-    let r = wg_reduce(lid.x, vec4<f32>(s, 0.0, 0.0, 0.0));
-    if (lid.x == 0u) {
-        store_partial(wid, nwg, r);
-    }
+    reduce_to_partial(id, vec4<f32>(s, 0.0, 0.0, 0.0));
 }
 
-// Column j's (logsumexp, cross-entropy term).
-fn ce_column(j: u32) -> vec2<f32> {
+// Column j's (logsumexp, cross-entropy term, Σ_i y_ij).
+fn ce_column(j: u32) -> vec3<f32> {
     var mx = yh[ih(0u, j)];
     for (var i = 1u; i < p.rows; i++) {
         mx = max(mx, yh[ih(i, j)]);
@@ -109,64 +66,42 @@ fn ce_column(j: u32) -> vec2<f32> {
         ysum += t;
     }
     let lse = mx + log(z);
-    return vec2<f32>(lse, lse * ysum - ty);
+    return vec3<f32>(lse, lse * ysum - ty, ysum);
 }
 
 @compute @workgroup_size(256)
-fn loss_ce(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
+fn loss_ce(id: WgIds) {
     var s = 0.0;
     if (p.rows > 0u) {
-        for (var j = wid.x * WG + lid.x; j < p.cols; j += nwg.x * WG) {
+        for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
             s += ce_column(j).y;
         }
     }
-    let r = wg_reduce(lid.x, vec4<f32>(s, 0.0, 0.0, 0.0));
-    if (lid.x == 0u) {
-        store_partial(wid, nwg, r);
-    }
+    reduce_to_partial(id, vec4<f32>(s, 0.0, 0.0, 0.0));
 }
 
 @compute @workgroup_size(256)
-fn loss_grad_ce(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
+fn loss_grad_ce(id: WgIds) {
     var s = 0.0;
     if (p.rows > 0u) {
-        for (var j = wid.x * WG + lid.x; j < p.cols; j += nwg.x * WG) {
+        for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
             let c = ce_column(j);
             s += c.y;
-            var ysum = 0.0;
-            for (var i = 0u; i < p.rows; i++) {
-                ysum += yt[it(i, j)];
-            }
             for (var i = 0u; i < p.rows; i++) {
                 let pr = exp(yh[ih(i, j)] - c.x);
-                g[ig(i, j)] = (pr * ysum - yt[it(i, j)]) * p.f0.x;
+                g[ig(i, j)] = (pr * c.z - yt[it(i, j)]) * p.f0.x;
             }
         }
     }
-    let r = wg_reduce(lid.x, vec4<f32>(s, 0.0, 0.0, 0.0));
-    if (lid.x == 0u) {
-        store_partial(wid, nwg, r);
-    }
+    reduce_to_partial(id, vec4<f32>(s, 0.0, 0.0, 0.0));
 }
 
 // Number of columns whose argmax differs between Ŷ and Y (first index wins ties).
 @compute @workgroup_size(256)
-fn count_errors(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
+fn count_errors(id: WgIds) {
     var s = 0.0;
     if (p.rows > 0u) {
-        for (var j = wid.x * WG + lid.x; j < p.cols; j += nwg.x * WG) {
+        for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
             var bh = yh[ih(0u, j)];
             var ah = 0u;
             var bt = yt[it(0u, j)];
@@ -188,8 +123,5 @@ fn count_errors(
             }
         }
     }
-    let r = wg_reduce(lid.x, vec4<f32>(s, 0.0, 0.0, 0.0));
-    if (lid.x == 0u) {
-        store_partial(wid, nwg, r);
-    }
+    reduce_to_partial(id, vec4<f32>(s, 0.0, 0.0, 0.0));
 }

@@ -1,20 +1,6 @@
 // Optimiser updates for the baselines (SPEC §7): Adam with bias corrections.
 // Addressing as in elementwise.wgsl: operand k's (i, j) at base_k + i * ld_k + j.
-
-struct Params {
-    rows: u32,
-    cols: u32,
-    part_off: u32,
-    flags: u32,
-    base0: vec4<u32>,
-    base1: vec4<u32>,
-    ld0: vec4<u32>,
-    ld1: vec4<u32>,
-    f0: vec4<f32>, // lr, beta1, beta2, eps
-    f1: vec4<f32>, // bc1 = 1 − β₁^t, bc2 = 1 − β₂^t
-}
-
-const WG: u32 = 256u;
+// f0 = (lr, β₁, β₂, ε), f1.xy = (bc1, bc2) = (1 − β₁^t, 1 − β₂^t).
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> w: array<f32>;

@@ -1,23 +1,9 @@
 // Two-stage reductions. Stage 1 (dot, sq_norm here; residual/loss/group kernels elsewhere)
-// writes one vec4 of partial sums per workgroup to acc[(part_off + workgroup) * 4 + q].
+// writes one vec4 of partial sums per workgroup to acc[(part_off + workgroup) * 4 + q]
+// (the other files view that buffer as array<vec4<f32>>; here it is f32 for row_sum).
 // Stage 2 (`finalize`, one workgroup) sums `cols` partial vec4s and writes
 //   slots[base0.x + q] ← f0[q] · Σ (+ old slot value if flags & 1), for q < rows (≤ 4).
 // `row_sum` (bias gradients) reduces along rows: out[i] ← Σ_j a(i, j) + β·out[i].
-
-struct Params {
-    rows: u32,
-    cols: u32,
-    part_off: u32,
-    flags: u32,
-    base0: vec4<u32>,
-    base1: vec4<u32>,
-    ld0: vec4<u32>,
-    ld1: vec4<u32>,
-    f0: vec4<f32>,
-    f1: vec4<f32>,
-}
-
-const WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -25,65 +11,39 @@ const WG: u32 = 256u;
 @group(0) @binding(3) var<storage, read_write> acc: array<f32>;
 @group(0) @binding(4) var<storage, read_write> slots: array<f32>;
 
-var<workgroup> red: array<vec4<f32>, 256>;
-
-fn wg_reduce(lid: u32, val: vec4<f32>) -> vec4<f32> {
-    red[lid] = val;
-    workgroupBarrier();
-    for (var st = WG / 2u; st > 0u; st = st >> 1u) {
-        if (lid < st) {
-            red[lid] = red[lid] + red[lid + st];
-        }
-        workgroupBarrier();
+// Sums `val` over the workgroup; invocation 0 stores it as this workgroup's partial.
+fn reduce_to_partial(id: WgIds, val: vec4<f32>) {
+    let r = wg_reduce(id.lid.x, val);
+    if (id.lid.x == 0u) {
+        let k = partial_slot(p.part_off, id) * 4u;
+        acc[k] = r.x;
+        acc[k + 1u] = r.y;
+        acc[k + 2u] = r.z;
+        acc[k + 3u] = r.w;
     }
-    let r = red[0];
-    workgroupBarrier(); // `red` may be reused right after
-    return r;
-}
-
-fn store_partial(wid: vec3<u32>, nwg: vec3<u32>, r: vec4<f32>) {
-    let k = (p.part_off + wid.x + wid.y * nwg.x) * 4u;
-    acc[k] = r.x;
-    acc[k + 1u] = r.y;
-    acc[k + 2u] = r.z;
-    acc[k + 3u] = r.w;
 }
 
 @compute @workgroup_size(256)
-fn dot(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
+fn dot(id: WgIds) {
     var s = 0.0;
-    for (var i = wid.y; i < p.rows; i += nwg.y) {
-        for (var j = wid.x * WG + lid.x; j < p.cols; j += nwg.x * WG) {
+    for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
+        for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
             s += x[p.base0.x + i * p.ld0.x + j] * y[p.base0.y + i * p.ld0.y + j];
         }
     }
-    let r = wg_reduce(lid.x, vec4<f32>(s, 0.0, 0.0, 0.0));
-    if (lid.x == 0u) {
-        store_partial(wid, nwg, r);
-    }
+    reduce_to_partial(id, vec4<f32>(s, 0.0, 0.0, 0.0));
 }
 
 @compute @workgroup_size(256)
-fn sq_norm(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
+fn sq_norm(id: WgIds) {
     var s = 0.0;
-    for (var i = wid.y; i < p.rows; i += nwg.y) {
-        for (var j = wid.x * WG + lid.x; j < p.cols; j += nwg.x * WG) {
+    for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
+        for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
             let a = x[p.base0.x + i * p.ld0.x + j];
             s += a * a;
         }
     }
-    let r = wg_reduce(lid.x, vec4<f32>(s, 0.0, 0.0, 0.0));
-    if (lid.x == 0u) {
-        store_partial(wid, nwg, r);
-    }
+    reduce_to_partial(id, vec4<f32>(s, 0.0, 0.0, 0.0));
 }
 
 @compute @workgroup_size(256)
@@ -110,18 +70,14 @@ fn finalize(@builtin(local_invocation_id) lid: vec3<u32>) {
 // (out(i) at base0.y + i * ld0.y). flags & 2: add β·out (f0.x = β); otherwise old out is
 // never read (it may hold NaN).
 @compute @workgroup_size(256)
-fn row_sum(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    for (var i = wid.x; i < p.rows; i += nwg.x) {
+fn row_sum(id: WgIds) {
+    for (var i = id.wid.x; i < p.rows; i += id.nwg.x) {
         var s = 0.0;
-        for (var j = lid.x; j < p.cols; j += WG) {
+        for (var j = id.lid.x; j < p.cols; j += WG) {
             s += x[p.base0.x + i * p.ld0.x + j];
         }
-        let r = wg_reduce(lid.x, vec4<f32>(s, 0.0, 0.0, 0.0));
-        if (lid.x == 0u) {
+        let r = wg_reduce(id.lid.x, vec4<f32>(s, 0.0, 0.0, 0.0));
+        if (id.lid.x == 0u) {
             let k = p.base0.y + i * p.ld0.y;
             var val = r.x;
             if ((p.flags & 2u) != 0u) {

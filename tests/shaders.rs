@@ -1,48 +1,101 @@
-//! Every `shaders/*.wgsl` file parses and validates with naga (the WGSL front end wgpu
-//! itself uses). The directory is enumerated, so new shaders are covered automatically.
+//! Every shader module parses and validates with naga (the WGSL front end wgpu itself uses).
+//! A module is `shaders/common.wgsl` (shared declarations) followed by one `shaders/*.wgsl`
+//! file, composed exactly as `src/backend/gpu/kernels.rs` does with `concat!`. The directory
+//! is enumerated, so new shaders are covered automatically.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
+const COMMON: &str = "common.wgsl";
+
+fn shader_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("shaders")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// The kernel files: every `shaders/*.wgsl` but `common.wgsl`.
 fn shader_files() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let dir = shader_dir();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|e| e.expect("directory entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
+        .filter(|p| p.file_name().is_some_and(|n| n != COMMON))
         .collect();
     files.sort();
+    assert!(!files.is_empty(), "no shaders found in {}", dir.display());
     files
 }
 
-#[test]
-fn every_shader_parses_and_validates() {
-    let files = shader_files();
-    assert!(!files.is_empty(), "no shaders found");
+fn name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().to_string()
+}
+
+/// `common.wgsl` followed by the file, as `Src::code` composes them.
+fn composed(path: &Path) -> String {
+    read(&shader_dir().join(COMMON)) + &read(path)
+}
+
+/// Parse and validate; the error text points into `src` (labelled `label`).
+fn validate(src: &str, label: &str) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
+    let module = naga::front::wgsl::parse_str(src).map_err(|e| {
+        format!(
+            "{label}: parse error\n{}",
+            e.emit_to_string_with_path(src, label)
+        )
+    })?;
+    let mut validator = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    );
+    let info = validator
+        .validate(&module)
+        .map_err(|e| format!("{label}: validation error\n{}", e.emit_to_string(src)))?;
+    Ok((module, info))
+}
+
+/// Parse and validate every composed module, failing with all the errors at once.
+fn modules() -> Vec<(String, naga::Module, naga::valid::ModuleInfo)> {
+    let mut out = Vec::new();
     let mut failures = Vec::new();
-    for path in &files {
-        let src = std::fs::read_to_string(path).expect("read shader");
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let module = match naga::front::wgsl::parse_str(&src) {
-            Ok(m) => m,
-            Err(e) => {
-                failures.push(format!(
-                    "{name}: parse error\n{}",
-                    e.emit_to_string_with_path(&src, &name)
-                ));
-                continue;
-            }
-        };
-        let mut validator = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
-        );
-        if let Err(e) = validator.validate(&module) {
-            failures.push(format!(
-                "{name}: validation error\n{}",
-                e.emit_to_string(&src)
-            ));
-            continue;
+    for path in shader_files() {
+        let label = format!("{COMMON} + {}", name(&path));
+        match validate(&composed(&path), &label) {
+            Ok((m, info)) => out.push((name(&path), m, info)),
+            Err(e) => failures.push(e),
         }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} shader module(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    out
+}
+
+/// The shared prelude stands on its own: no bindings, no entry points, and no reference to
+/// anything a kernel file declares.
+#[test]
+fn common_validates_alone() {
+    let src = read(&shader_dir().join(COMMON));
+    let (module, _) = validate(&src, COMMON).unwrap_or_else(|e| panic!("{e}"));
+    assert!(module.entry_points.is_empty(), "{COMMON} has entry points");
+    for (_, g) in module.global_variables.iter() {
+        assert!(
+            g.binding.is_none(),
+            "{COMMON} declares the binding of {:?}: bindings belong in each kernel file",
+            g.name
+        );
+    }
+}
+
+#[test]
+fn every_shader_module_parses_and_validates() {
+    for (name, module, _) in modules() {
         let entries: Vec<&str> = module
             .entry_points
             .iter()
@@ -57,30 +110,66 @@ fn every_shader_parses_and_validates() {
                 ep.name
             );
         }
+        // Two globals on one (group, binding) would be a clash between common and the file.
+        let mut seen = HashMap::new();
+        for (_, g) in module.global_variables.iter() {
+            if let Some(b) = &g.binding {
+                if let Some(other) = seen.insert((b.group, b.binding), g.name.clone()) {
+                    panic!(
+                        "{name}: {:?} and {other:?} share @group({}) @binding({})",
+                        g.name, b.group, b.binding
+                    );
+                }
+            }
+        }
         eprintln!("ok {name}: {}", entries.join(", "));
     }
-    assert!(
-        failures.is_empty(),
-        "{} shader(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
 }
 
-/// Validation with only WebGPU's baseline capabilities: the kernels need no extensions.
+/// Validation with only WebGPU's baseline limits: at most 256 invocations and 16 KiB of
+/// workgroup memory per workgroup (counting only the workgroup variables an entry point
+/// uses, e.g. common's reduction scratch next to matmul's tiles).
 #[test]
-fn shaders_need_no_optional_capabilities() {
-    for path in shader_files() {
-        let src = std::fs::read_to_string(&path).unwrap();
-        let module = naga::front::wgsl::parse_str(&src).unwrap();
-        for ep in &module.entry_points {
+fn shaders_fit_baseline_limits() {
+    for (name, module, info) in modules() {
+        for (idx, ep) in module.entry_points.iter().enumerate() {
             let [x, y, z] = ep.workgroup_size;
             assert!(
                 x * y * z <= 256,
-                "{}:{} workgroup {x}×{y}×{z} > 256",
-                path.display(),
+                "{name}:{} workgroup {x}×{y}×{z} > 256",
+                ep.name
+            );
+            let uses = info.get_entry_point(idx);
+            let shared: u32 = module
+                .global_variables
+                .iter()
+                .filter(|(h, g)| g.space == naga::AddressSpace::WorkGroup && !uses[*h].is_empty())
+                .map(|(_, g)| module.types[g.ty].inner.size(module.to_ctx()))
+                .sum();
+            eprintln!("{name}:{} workgroup memory {shared} bytes", ep.name);
+            assert!(
+                shared <= 16384,
+                "{name}:{} uses {shared} bytes of workgroup memory > 16 KiB",
                 ep.name
             );
         }
     }
+}
+
+/// Every kernel file is compiled into the crate (named in `src/backend/gpu/kernels.rs`).
+#[test]
+fn every_shader_is_referenced_by_the_kernel_table() {
+    let kernels =
+        read(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/backend/gpu/kernels.rs"));
+    for path in shader_files() {
+        let name = name(&path);
+        assert!(
+            kernels.contains(&format!("module!(\"{name}\")")),
+            "shaders/{name} is not composed into a module in src/backend/gpu/kernels.rs"
+        );
+    }
+    assert!(
+        kernels.contains(&format!("shaders/{COMMON}")),
+        "src/backend/gpu/kernels.rs does not prepend shaders/{COMMON}"
+    );
 }

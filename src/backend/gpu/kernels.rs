@@ -30,16 +30,25 @@ impl Src {
         }
     }
 
+    /// The module's WGSL: `shaders/common.wgsl` (shared declarations) followed by the file.
     pub(crate) fn code(self) -> &'static str {
+        macro_rules! module {
+            ($file:literal) => {
+                concat!(
+                    include_str!("../../../shaders/common.wgsl"),
+                    include_str!(concat!("../../../shaders/", $file))
+                )
+            };
+        }
         match self {
-            Src::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
-            Src::Optim => include_str!("../../../shaders/optim.wgsl"),
-            Src::Gather => include_str!("../../../shaders/gather.wgsl"),
-            Src::Residual => include_str!("../../../shaders/residual.wgsl"),
-            Src::Reduce => include_str!("../../../shaders/reduce.wgsl"),
-            Src::Loss => include_str!("../../../shaders/loss.wgsl"),
-            Src::GroupProx => include_str!("../../../shaders/group_prox.wgsl"),
-            Src::Matmul => include_str!("../../../shaders/matmul.wgsl"),
+            Src::Elementwise => module!("elementwise.wgsl"),
+            Src::Optim => module!("optim.wgsl"),
+            Src::Gather => module!("gather.wgsl"),
+            Src::Residual => module!("residual.wgsl"),
+            Src::Reduce => module!("reduce.wgsl"),
+            Src::Loss => module!("loss.wgsl"),
+            Src::GroupProx => module!("group_prox.wgsl"),
+            Src::Matmul => module!("matmul.wgsl"),
         }
     }
 }
@@ -213,7 +222,7 @@ impl K {
     }
 }
 
-/// Uniform block of every non-matmul kernel (`struct Params` in the WGSL files).
+/// Uniform block of every non-matmul kernel (`struct Params` in `shaders/common.wgsl`).
 /// Operand `k`'s element `(i, j)` of a column segment is at `base[k] + i * ld[k] + j`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
