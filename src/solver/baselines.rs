@@ -37,6 +37,21 @@ impl<B: Backend> OptState<B> {
     }
 }
 
+/// SGD with momentum: `m ← μm + g`, `x ← x − lr·m`.
+fn heavy_ball<B: Backend>(
+    be: &B,
+    x: &mut B::Mat,
+    m: &mut B::Mat,
+    g: &B::Mat,
+    lr: f32,
+    mu: f32,
+) -> crate::Result<()> {
+    be.scale(m, mu)?;
+    be.axpy(m, 1.0, g)?;
+    be.axpy(x, -lr, m)?;
+    Ok(())
+}
+
 /// Minibatch prox-SGD (`adam = None`) or prox-Adam, one record per epoch (throttled by the
 /// recorder's cadence), until the budget is spent.
 #[allow(clippy::too_many_arguments)]
@@ -127,12 +142,22 @@ pub fn prox_sgd<B: Backend>(
                         )?;
                     }
                     None if momentum > 0.0 => {
-                        be.scale(&mut opt.m.w[l], momentum)?;
-                        be.axpy(&mut opt.m.w[l], 1.0, &net.grad.w[l])?;
-                        be.axpy(&mut p.w[l], -lr, &opt.m.w[l])?;
-                        be.scale(&mut opt.m.b[l], momentum)?;
-                        be.axpy(&mut opt.m.b[l], 1.0, &net.grad.b[l])?;
-                        be.axpy(&mut p.b[l], -lr, &opt.m.b[l])?;
+                        heavy_ball(
+                            be,
+                            &mut p.w[l],
+                            &mut opt.m.w[l],
+                            &net.grad.w[l],
+                            lr,
+                            momentum,
+                        )?;
+                        heavy_ball(
+                            be,
+                            &mut p.b[l],
+                            &mut opt.m.b[l],
+                            &net.grad.b[l],
+                            lr,
+                            momentum,
+                        )?;
                     }
                     None => {
                         be.axpy(&mut p.w[l], -lr, &net.grad.w[l])?;

@@ -60,6 +60,9 @@ pub struct Lifted<B: Backend> {
     pub exact: Option<super::exact::ExactWork<B>>,
 }
 
+/// One Armijo step of a block: (moved, squared gradient mapping, trials).
+type BlockStep<B> = fn(&mut Lifted<B>, &B, &DeviceData<B>, usize) -> BResult<(bool, f64, usize)>;
+
 /// What one sweep reports.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SweepReport {
@@ -296,49 +299,60 @@ impl<B: Backend> Lifted<B> {
                 rep.stopped = true;
                 break;
             }
-            if l + 1 == layers {
-                if let Some(mut ex) = self.exact.take() {
-                    let r = self.exact_w_last(be, data, &mut ex);
-                    self.exact = Some(ex);
-                    r?;
-                    continue;
-                }
+            if !(l + 1 == layers && self.exact_block(be, data, Self::exact_w_last)?) {
+                self.block_steps(be, data, l, k, &mut rep, &mut res2, Self::w_block)?;
             }
-            for step in 0..k {
-                let (moved, map2, trials) = self.w_block(be, data, l)?;
-                rep.trials += trials;
-                if step == 0 {
-                    res2 += map2;
-                }
-                if !moved {
-                    rep.rejected_blocks += 1;
-                    break;
-                }
-            }
-            if l + 2 == layers {
-                if let Some(mut ex) = self.exact.take() {
-                    let r = self.exact_v_last(be, data, &mut ex);
-                    self.exact = Some(ex);
-                    r?;
-                    continue;
-                }
+            if l + 2 == layers && self.exact_block(be, data, Self::exact_v_last)? {
+                continue;
             }
             if l + 1 < layers {
-                for step in 0..k {
-                    let (moved, map2, trials) = self.v_block(be, data, l)?;
-                    rep.trials += trials;
-                    if step == 0 {
-                        res2 += map2;
-                    }
-                    if !moved {
-                        rep.rejected_blocks += 1;
-                        break;
-                    }
-                }
+                self.block_steps(be, data, l, k, &mut rep, &mut res2, Self::v_block)?;
             }
         }
         rep.residual = res2.sqrt();
         Ok(rep)
+    }
+
+    /// Up to `k` Armijo steps of one block (SPEC §6); the first step's squared gradient
+    /// mapping goes into the sweep residual, and a rejected step ends the block's turn.
+    #[allow(clippy::too_many_arguments)]
+    fn block_steps(
+        &mut self,
+        be: &B,
+        data: &DeviceData<B>,
+        l: usize,
+        k: usize,
+        rep: &mut SweepReport,
+        res2: &mut f64,
+        block: BlockStep<B>,
+    ) -> BResult<()> {
+        for step in 0..k {
+            let (moved, map2, trials) = block(self, be, data, l)?;
+            rep.trials += trials;
+            if step == 0 {
+                *res2 += map2;
+            }
+            if !moved {
+                rep.rejected_blocks += 1;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Run an exact block when exact blocks are on; `false` when they are off.
+    fn exact_block(
+        &mut self,
+        be: &B,
+        data: &DeviceData<B>,
+        solve: fn(&mut Self, &B, &DeviceData<B>, &mut super::exact::ExactWork<B>) -> BResult<()>,
+    ) -> BResult<bool> {
+        let Some(mut ex) = self.exact.take() else {
+            return Ok(false);
+        };
+        let r = solve(self, be, data, &mut ex);
+        self.exact = Some(ex);
+        r.map(|()| true)
     }
 
     /// One Armijo step on block `(W_l, b_l)`. Returns (moved, squared gradient mapping

@@ -122,7 +122,7 @@ impl AdapterReport {
             device_type: format!("{:?}", info.device_type),
             driver: info.driver.clone(),
             driver_info: info.driver_info.clone(),
-            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
             max_buffer_size: limits.max_buffer_size,
             max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
@@ -416,8 +416,10 @@ impl GpuBackend {
             });
         }
 
-        let device_chunk_limit =
-            (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size) & !3;
+        let device_chunk_limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+            & !3;
         let chunk_limit = match opts.max_chunk_bytes {
             Some(c) => c.clamp(4, device_chunk_limit.max(4)),
             None => device_chunk_limit,
