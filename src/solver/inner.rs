@@ -358,10 +358,11 @@ impl<B: Backend> Lifted<B> {
     /// One Armijo step on block `(W_l, b_l)`. Returns (moved, squared gradient mapping
     /// `‖Δ‖²/t²` of the first trial, trials).
     fn w_block(&mut self, be: &B, data: &DeviceData<B>, l: usize) -> BResult<(bool, f64, usize)> {
-        let spec = self.spec.clone();
-        let axis = spec.axes[l];
-        let lam = spec.lambda as f64;
+        let axis = self.spec.axes[l];
+        let lam = self.spec.lambda as f64;
         self.piece_grad(be, l, &data.y, S_PHI, self.rho)?;
+        // The current penalty, read with the first trial's scalars.
+        be.group_norms(&self.p.w[l], axis, S_TRIAL + 10)?;
         {
             let input = if l == 0 { &data.x } else { &self.v[l - 1] };
             be.matmul_nt(&mut self.g.w[l], &self.gu[l], input, 0.0)?;
@@ -415,7 +416,6 @@ impl<B: Backend> Lifted<B> {
             be.dot(&self.g.b[l], &self.diff.b[l], S_TRIAL + 1)?;
             be.sq_norm(&self.diff.w[l], S_TRIAL + 2)?;
             be.sq_norm(&self.diff.b[l], S_TRIAL + 3)?;
-            be.group_norms(&self.p.w[l], axis, S_TRIAL + 10)?;
             let input = if l == 0 { &data.x } else { &self.v[l - 1] };
             match axis {
                 Axis::Rows => be.w_trial_preact(
@@ -448,12 +448,13 @@ impl<B: Backend> Lifted<B> {
                 S_TRIAL + 5,
                 S_TRIAL + 6,
             ];
-            slots.extend([S_TRIAL + 8, S_TRIAL + 10]);
+            slots.push(S_TRIAL + 8);
             if phi.is_none() {
-                slots.extend([S_PHI, S_PHI + 1, S_PHI + 2]);
+                slots.extend([S_PHI, S_PHI + 1, S_PHI + 2, S_TRIAL + 10]);
             }
             let v = be.read_slots(&slots)?;
-            let phi_now = *phi.get_or_insert_with(|| self.piece(l, &v[9..12]));
+            let (phi_now, reg_old) =
+                *phi.get_or_insert_with(|| (self.piece(l, &v[8..11]), lam * v[11]));
             let phi_new = self.piece(l, &v[4..7]);
             let gd = v[0] + v[1];
             let d2 = v[2] + v[3];
@@ -464,7 +465,6 @@ impl<B: Backend> Lifted<B> {
             // by the quadratic model, plus the penalty (which the prox step never worsens
             // against the model), so F(x⁺) ≤ F(x) is guaranteed when accepted.
             let reg_new = lam * v[7];
-            let reg_old = lam * v[8];
             let model = phi_now + gd + d2 / (2.0 * t);
             let slack = ARMIJO_SLACK_EPS * be.epsilon() * (phi_now.abs() + reg_old.abs());
             if phi_new <= model + slack && phi_new + reg_new <= phi_now + reg_old + slack {
