@@ -1,8 +1,8 @@
-// Declarations shared by every shader module. WGSL has no include: src/backend/gpu/kernels.rs
+// Declarations shared by every shader module. WGSL has no include: src/backend/gpu/pipelines.rs
 // prepends this file to each `shaders/*.wgsl` file at compile time (`concat!`), so a module
 // is `common.wgsl` followed by its own file, which declares its bindings.
 
-// Uniform block of every non-matmul kernel (`kernels::Params` on the Rust side). Operand k's
+// Uniform block of every non-matmul kernel (`params::Params` on the Rust side). Operand k's
 // element (i, j) of a column segment is at base_k + i * ld_k + j, with base0/ld0 holding
 // operands 0..3 and base1/ld1 operands 4..7; f0/f1 are per-kernel scalars (see each file).
 struct Params {

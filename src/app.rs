@@ -7,10 +7,10 @@
 //! [`Device`] actually opened (GPU when one is found, else the CPU reference backend).
 
 use crate::backend::cpu::CpuBackend;
+use crate::backend::BackendError;
 use crate::backend::{Backend, Counters};
 use crate::config::{load_config, Config, DataSource, DeviceChoice, Method, Task};
 use crate::data::{self, Dataset, EvalSpec, LoadedData, Preprocess};
-use crate::error::BackendError;
 use crate::model::{self, ModelMeta, Network};
 use crate::output::{default_out_dir, fmt_sig, write_atomic, write_json, MetricsLog, Table};
 use crate::problem::{Params, Spec};
@@ -63,7 +63,7 @@ impl Device {
 /// The GPU backend, isolated so the rest of this file does not depend on its constructor.
 mod gpu_glue {
     use crate::backend::gpu::{self, GpuBackend, GpuOptions};
-    use crate::error::BackendError;
+    use crate::backend::BackendError;
 
     pub type Gpu = GpuBackend;
 

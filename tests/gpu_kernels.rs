@@ -22,8 +22,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sparse_alm::backend::cpu::CpuBackend;
 use sparse_alm::backend::gpu::{GpuBackend, GpuOptions};
+use sparse_alm::backend::BackendError;
 use sparse_alm::backend::{Axis, Backend, LossKind};
-use sparse_alm::error::BackendError;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 // ---- adapter policy and shared backends ------------------------------------------------------

@@ -1,6 +1,6 @@
 //! Every shader module parses and validates with naga (the WGSL front end wgpu itself uses).
 //! A module is `shaders/common.wgsl` (shared declarations) followed by one `shaders/*.wgsl`
-//! file, composed exactly as `src/backend/gpu/kernels.rs` does with `concat!`. The directory
+//! file, composed exactly as `src/backend/gpu/pipelines.rs` does with `concat!`. The directory
 //! is enumerated, so new shaders are covered automatically.
 
 use std::collections::HashMap;
@@ -156,20 +156,20 @@ fn shaders_fit_baseline_limits() {
     }
 }
 
-/// Every kernel file is compiled into the crate (named in `src/backend/gpu/kernels.rs`).
+/// Every kernel file is compiled into the crate (named in `src/backend/gpu/pipelines.rs`).
 #[test]
 fn every_shader_is_referenced_by_the_kernel_table() {
     let kernels =
-        read(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/backend/gpu/kernels.rs"));
+        read(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/backend/gpu/pipelines.rs"));
     for path in shader_files() {
         let name = name(&path);
         assert!(
             kernels.contains(&format!("module!(\"{name}\")")),
-            "shaders/{name} is not composed into a module in src/backend/gpu/kernels.rs"
+            "shaders/{name} is not composed into a module in src/backend/gpu/pipelines.rs"
         );
     }
     assert!(
         kernels.contains(&format!("shaders/{COMMON}")),
-        "src/backend/gpu/kernels.rs does not prepend shaders/{COMMON}"
+        "src/backend/gpu/pipelines.rs does not prepend shaders/{COMMON}"
     );
 }

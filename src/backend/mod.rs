@@ -1,6 +1,6 @@
 //! The backend trait: exactly the operations of SPEC §5b, over backend-owned tensor
 //! handles. The solver (SPEC §4, §6) and the baselines (SPEC §7) are written once against
-//! this trait; the CPU backend (`cpu.rs`, ndarray + BLAS) is the reference twin of every
+//! this trait; the CPU backend (`cpu/`, ndarray + BLAS) is the reference twin of every
 //! GPU kernel (`gpu/`, WGSL through wgpu).
 //!
 //! Conventions shared by every implementation:
@@ -18,17 +18,17 @@
 //!   bookkeeping, optional exact blocks), never anything that grows with `N`.
 
 pub mod cpu;
+mod error;
 pub mod gpu;
+pub mod shape;
 
-use crate::error::BackendError;
+pub use error::{BResult, BackendError};
 use ndarray::{Array2, ArrayView2};
 
 /// Index of a scalar slot in the backend's register file (`0..NUM_SLOTS`).
 pub type Slot = usize;
 /// Number of scalar slots every backend provides.
 pub const NUM_SLOTS: usize = 256;
-
-pub type BResult<T> = Result<T, BackendError>;
 
 /// Which groups the `‖·‖_{2,1}` penalty uses for a weight matrix (SPEC §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -50,8 +50,8 @@ pub enum LossKind {
     SoftmaxCe,
 }
 
-/// Work counters a backend keeps, printed with `--verbose` (issue 3: dispatches and
-/// readbacks per sweep).
+/// Work counters a backend keeps, printed with `--verbose` (dispatches and readbacks per
+/// sweep: the cost model of SPEC §5b counts both).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Kernel launches (GPU dispatches; CPU: operations executed).
@@ -63,7 +63,9 @@ pub struct Counters {
 }
 
 /// The operations of SPEC §5b. Every method has a CPU twin of the same name and argument
-/// order in `cpu.rs`, and a WGSL kernel in `shaders/`.
+/// order in `cpu/`, and a WGSL kernel in `shaders/`. Both implementations check their
+/// arguments against the one contract per operation in [`shape`], so a misuse gives the same
+/// [`BackendError::Shape`] message on either backend.
 pub trait Backend {
     /// A device-owned matrix.
     type Mat;

@@ -11,8 +11,8 @@
 
 use super::inner::Lifted;
 use super::measures::DeviceData;
+use crate::backend::BackendError;
 use crate::backend::{Axis, BResult, Backend};
-use crate::error::BackendError;
 use ndarray::{s, Array2};
 
 /// Device workspaces of the exact blocks, allocated once.

@@ -5,10 +5,14 @@
 //!
 //! Matmuls go through `ndarray::linalg::general_mat_mul`, which ndarray's `blas` feature
 //! routes to the system OpenBLAS for `f32`/`f64` (`build.rs`). Reductions accumulate in
-//! `f64` whatever `F` is, so slot values are as exact as the inputs allow.
+//! `f64` whatever `F` is, so slot values are as exact as the inputs allow. Arguments are
+//! checked by the operation contracts of `shape.rs`, shared with the GPU backend; the
+//! losses live in `loss.rs`.
 
-use super::{Axis, BResult, Backend, Counters, LossKind, Slot, NUM_SLOTS};
-use crate::error::BackendError;
+mod loss;
+
+use super::{shape, Axis, BResult, Backend, BackendError, Counters, LossKind, Slot, NUM_SLOTS};
+use loss::{argmax, loss_and_grad};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, Axis as NdAxis, Zip};
 use num_traits::{Float, FromPrimitive, ToPrimitive};
@@ -77,46 +81,34 @@ impl<F: Real> CpuBackend<F> {
         self.ops.set(self.ops.get() + 1);
     }
 
-    fn set(&self, slot: Slot, v: f64) -> BResult<()> {
+    /// Write `vals` into the slots `slot..slot + vals.len()` (in range by the contract).
+    fn set(&self, slot: Slot, vals: &[f64]) -> BResult<()> {
         let mut s = self.slots.borrow_mut();
         let n = s.len();
-        *s.get_mut(slot).ok_or_else(|| BackendError::Shape {
-            op: "slot".into(),
-            msg: format!("slot {slot} out of range (0..{n})"),
-        })? = v;
+        s.get_mut(slot..slot + vals.len())
+            .ok_or_else(|| BackendError::Shape {
+                op: "slot".into(),
+                msg: format!("slot {slot} out of range (0..{n})"),
+            })?
+            .copy_from_slice(vals);
         Ok(())
     }
 }
 
-fn same(op: &str, a: (usize, usize), b: (usize, usize)) -> BResult<()> {
-    if a == b {
-        Ok(())
-    } else {
-        Err(BackendError::Shape {
-            op: op.into(),
-            msg: format!("{a:?} vs {b:?}"),
-        })
+/// A `CpuMat` built from a view may be strided; the fused loops need contiguous storage.
+fn not_contiguous() -> BackendError {
+    BackendError::Shape {
+        op: "layout".into(),
+        msg: "matrix is not contiguous".into(),
     }
 }
 
 fn slice<F>(m: &CpuMat<F>) -> BResult<&[F]> {
-    m.0.as_slice_memory_order()
-        .ok_or_else(|| BackendError::Shape {
-            op: "layout".into(),
-            msg: "matrix is not contiguous".into(),
-        })
+    m.0.as_slice_memory_order().ok_or_else(not_contiguous)
 }
 
 fn slice_mut<F>(m: &mut CpuMat<F>) -> BResult<&mut [F]> {
-    m.0.as_slice_memory_order_mut()
-        .ok_or_else(|| BackendError::Shape {
-            op: "layout".into(),
-            msg: "matrix is not contiguous".into(),
-        })
-}
-
-fn dims<F>(m: &CpuMat<F>) -> (usize, usize) {
-    m.0.dim()
+    m.0.as_slice_memory_order_mut().ok_or_else(not_contiguous)
 }
 
 /// σ(u) = max(u, αu) (SPEC §1).
@@ -139,15 +131,9 @@ fn dsigma<F: Real>(u: F, alpha: F) -> F {
     }
 }
 
-fn argmax<F: Real>(col: ndarray::ArrayView1<F>) -> usize {
-    // First index wins ties (the GPU kernel's rule too).
-    let mut best = 0;
-    for (i, &v) in col.iter().enumerate().skip(1) {
-        if v > col[best] {
-            best = i;
-        }
-    }
-    best
+/// `Σ x²`, accumulated in `f64`.
+fn sq_sum<'a, F: Real>(xs: impl Iterator<Item = &'a F>) -> f64 {
+    xs.fold(0.0f64, |a, &x| a + x.f64() * x.f64())
 }
 
 impl<F: Real> Backend for CpuBackend<F> {
@@ -166,7 +152,7 @@ impl<F: Real> Backend for CpuBackend<F> {
     }
 
     fn write(&self, dst: &mut CpuMat<F>, host: ArrayView2<f32>) -> BResult<()> {
-        same("write", dims(dst), host.dim())?;
+        shape::write(self, dst, host.dim())?;
         Zip::from(&mut dst.0)
             .and(&host)
             .for_each(|d, &h| *d = F::of(h));
@@ -182,7 +168,7 @@ impl<F: Real> Backend for CpuBackend<F> {
     }
 
     fn copy(&self, dst: &mut CpuMat<F>, src: &CpuMat<F>) -> BResult<()> {
-        same("copy", dims(dst), dims(src))?;
+        shape::copy(self, dst, src)?;
         self.tick();
         dst.0.assign(&src.0);
         Ok(())
@@ -195,19 +181,7 @@ impl<F: Real> Backend for CpuBackend<F> {
     }
 
     fn gather_cols(&self, out: &mut CpuMat<F>, src: &CpuMat<F>, idx: &[u32]) -> BResult<()> {
-        let (r, c) = dims(src);
-        if dims(out) != (r, idx.len()) {
-            return Err(BackendError::Shape {
-                op: "gather_cols".into(),
-                msg: format!("out {:?}, expected ({r}, {})", dims(out), idx.len()),
-            });
-        }
-        if let Some(&bad) = idx.iter().find(|&&j| j as usize >= c) {
-            return Err(BackendError::Shape {
-                op: "gather_cols".into(),
-                msg: format!("index {bad} out of range for {c} columns"),
-            });
-        }
+        shape::gather_cols(self, out, src, idx)?;
         self.tick();
         for (j, &k) in idx.iter().enumerate() {
             out.0.column_mut(j).assign(&src.0.column(k as usize));
@@ -223,16 +197,7 @@ impl<F: Real> Backend for CpuBackend<F> {
         bias: Option<&CpuMat<F>>,
         beta: f32,
     ) -> BResult<()> {
-        let ((m, k), (k2, n)) = (dims(a), dims(b));
-        if k != k2 || dims(c) != (m, n) {
-            return Err(BackendError::Shape {
-                op: "matmul_nn".into(),
-                msg: format!("A {:?} · B {:?} → C {:?}", dims(a), dims(b), dims(c)),
-            });
-        }
-        if let Some(bias) = bias {
-            same("matmul_nn bias", dims(bias), (m, 1))?;
-        }
+        shape::matmul_nn(self, c, a, b, bias)?;
         self.tick();
         if beta == 0.0 {
             // beta = 0 must ignore C even if it holds NaN (trait contract).
@@ -246,13 +211,7 @@ impl<F: Real> Backend for CpuBackend<F> {
     }
 
     fn matmul_nt(&self, c: &mut CpuMat<F>, a: &CpuMat<F>, b: &CpuMat<F>, beta: f32) -> BResult<()> {
-        let ((m, k), (n, k2)) = (dims(a), dims(b));
-        if k != k2 || dims(c) != (m, n) {
-            return Err(BackendError::Shape {
-                op: "matmul_nt".into(),
-                msg: format!("A {:?} · Bᵀ {:?} → C {:?}", dims(a), dims(b), dims(c)),
-            });
-        }
+        shape::matmul_nt(self, c, a, b)?;
         self.tick();
         if beta == 0.0 {
             c.0.fill(F::zero());
@@ -262,13 +221,7 @@ impl<F: Real> Backend for CpuBackend<F> {
     }
 
     fn matmul_tn(&self, c: &mut CpuMat<F>, a: &CpuMat<F>, b: &CpuMat<F>, beta: f32) -> BResult<()> {
-        let ((k, m), (k2, n)) = (dims(a), dims(b));
-        if k != k2 || dims(c) != (m, n) {
-            return Err(BackendError::Shape {
-                op: "matmul_tn".into(),
-                msg: format!("Aᵀ {:?} · B {:?} → C {:?}", dims(a), dims(b), dims(c)),
-            });
-        }
+        shape::matmul_tn(self, c, a, b)?;
         self.tick();
         if beta == 0.0 {
             c.0.fill(F::zero());
@@ -278,7 +231,7 @@ impl<F: Real> Backend for CpuBackend<F> {
     }
 
     fn row_sum(&self, out: &mut CpuMat<F>, a: &CpuMat<F>, beta: f32) -> BResult<()> {
-        same("row_sum", dims(out), (dims(a).0, 1))?;
+        shape::row_sum(self, out, a)?;
         self.tick();
         let beta = F::of(beta);
         for (i, row) in a.0.rows().into_iter().enumerate() {
@@ -301,8 +254,7 @@ impl<F: Real> Backend for CpuBackend<F> {
         b: f32,
         y: &CpuMat<F>,
     ) -> BResult<()> {
-        same("axpby", dims(x), dims(y))?;
-        same("axpby", dims(out), dims(x))?;
+        shape::axpby(self, out, x, y)?;
         self.tick();
         let (a, b) = (F::of(a), F::of(b));
         Zip::from(&mut out.0)
@@ -313,7 +265,7 @@ impl<F: Real> Backend for CpuBackend<F> {
     }
 
     fn axpy(&self, y: &mut CpuMat<F>, a: f32, x: &CpuMat<F>) -> BResult<()> {
-        same("axpy", dims(y), dims(x))?;
+        shape::axpy(self, y, x)?;
         self.tick();
         y.0.scaled_add(F::of(a), &x.0);
         Ok(())
@@ -327,7 +279,7 @@ impl<F: Real> Backend for CpuBackend<F> {
     }
 
     fn leaky_relu(&self, out: &mut CpuMat<F>, u: &CpuMat<F>, alpha: f32) -> BResult<()> {
-        same("leaky_relu", dims(out), dims(u))?;
+        shape::leaky_relu(self, out, u)?;
         self.tick();
         let al = F::of(alpha);
         Zip::from(&mut out.0)
@@ -337,7 +289,7 @@ impl<F: Real> Backend for CpuBackend<F> {
     }
 
     fn mul_leaky_deriv(&self, d: &mut CpuMat<F>, u: &CpuMat<F>, alpha: f32) -> BResult<()> {
-        same("mul_leaky_deriv", dims(d), dims(u))?;
+        shape::mul_leaky_deriv(self, d, u)?;
         self.tick();
         let al = F::of(alpha);
         Zip::from(&mut d.0)
@@ -360,13 +312,7 @@ impl<F: Real> Backend for CpuBackend<F> {
         gv: &mut CpuMat<F>,
         slot: Slot,
     ) -> BResult<()> {
-        let d = dims(u);
-        for (name, m) in [("v", v), ("lam", lam)] {
-            same(&format!("constraint_residual {name}"), dims(m), d)?;
-        }
-        for (name, m) in [("h", &*h), ("s", &*s), ("gu", &*gu), ("gv", &*gv)] {
-            same(&format!("constraint_residual {name}"), dims(m), d)?;
-        }
+        shape::constraint_residual(self, u, v, lam, h, s, gu, gv, slot)?;
         self.tick();
         let (rho, al, inv_n) = (F::of(rho), F::of(alpha), F::of(inv_n));
         let (mut hh, mut lh, mut ss) = (0.0f64, 0.0f64, 0.0f64);
@@ -385,9 +331,7 @@ impl<F: Real> Backend for CpuBackend<F> {
             lh += l.f64() * hv.f64();
             ss += su.f64() * su.f64();
         }
-        self.set(slot, hh)?;
-        self.set(slot + 1, lh)?;
-        self.set(slot + 2, ss)
+        self.set(slot, &[hh, lh, ss])
     }
 
     fn constraint_value(
@@ -398,8 +342,7 @@ impl<F: Real> Backend for CpuBackend<F> {
         alpha: f32,
         slot: Slot,
     ) -> BResult<()> {
-        same("constraint_value v", dims(v), dims(u))?;
-        same("constraint_value lam", dims(lam), dims(u))?;
+        shape::constraint_value(self, u, v, lam, slot)?;
         self.tick();
         let al = F::of(alpha);
         let (mut hh, mut lh, mut ss) = (0.0f64, 0.0f64, 0.0f64);
@@ -413,13 +356,11 @@ impl<F: Real> Backend for CpuBackend<F> {
                 lh += l.f64() * hv;
                 ss += su.f64() * su.f64();
             });
-        self.set(slot, hh)?;
-        self.set(slot + 1, lh)?;
-        self.set(slot + 2, ss)
+        self.set(slot, &[hh, lh, ss])
     }
 
     fn multiplier_update(&self, lam: &mut CpuMat<F>, h: &CpuMat<F>, rho: f32) -> BResult<()> {
-        same("multiplier_update", dims(lam), dims(h))?;
+        shape::multiplier_update(self, lam, h)?;
         self.tick();
         lam.0.scaled_add(F::of(rho), &h.0);
         Ok(())
@@ -433,20 +374,16 @@ impl<F: Real> Backend for CpuBackend<F> {
         shrink: &mut CpuMat<F>,
         slot: Slot,
     ) -> BResult<()> {
-        let (r, c) = dims(w);
-        let (nd, want) = match axis {
-            Axis::Rows => (NdAxis(0), (r, 1)),
-            Axis::Cols => (NdAxis(1), (1, c)),
+        shape::group_prox(self, w, axis, shrink, slot)?;
+        let nd = match axis {
+            Axis::Rows => NdAxis(0),
+            Axis::Cols => NdAxis(1),
         };
-        same("group_prox shrink", dims(shrink), want)?;
         self.tick();
         let th = thresh as f64;
         let (mut sum, mut zeros) = (0.0f64, 0usize);
         for (g, mut lane) in w.0.axis_iter_mut(nd).enumerate() {
-            let norm = lane
-                .iter()
-                .fold(0.0f64, |a, &x| a + x.f64() * x.f64())
-                .sqrt();
+            let norm = sq_sum(lane.iter()).sqrt();
             // prox(w) = w·max(0, 1 − λt/‖w‖) (SPEC §3); a zero group stays zero.
             let f = if norm > th { 1.0 - th / norm } else { 0.0 };
             let ff = F::of64(f);
@@ -461,11 +398,11 @@ impl<F: Real> Backend for CpuBackend<F> {
                 zeros += 1;
             }
         }
-        self.set(slot, sum)?;
-        self.set(slot + 1, zeros as f64)
+        self.set(slot, &[sum, zeros as f64])
     }
 
     fn group_norms(&self, w: &CpuMat<F>, axis: Axis, slot: Slot) -> BResult<()> {
+        shape::group_norms(slot)?;
         self.tick();
         let nd = match axis {
             Axis::Rows => NdAxis(0),
@@ -473,17 +410,13 @@ impl<F: Real> Backend for CpuBackend<F> {
         };
         let (mut sum, mut zeros) = (0.0f64, 0usize);
         for lane in w.0.axis_iter(nd) {
-            let norm = lane
-                .iter()
-                .fold(0.0f64, |a, &x| a + x.f64() * x.f64())
-                .sqrt();
+            let norm = sq_sum(lane.iter()).sqrt();
             sum += norm;
             if norm == 0.0 {
                 zeros += 1;
             }
         }
-        self.set(slot, sum)?;
-        self.set(slot + 1, zeros as f64)
+        self.set(slot, &[sum, zeros as f64])
     }
 
     fn w_trial_preact(
@@ -496,12 +429,8 @@ impl<F: Real> Backend for CpuBackend<F> {
         shrink: &CpuMat<F>,
         t: f32,
     ) -> BResult<()> {
-        let (r, _) = dims(u);
-        same("w_trial_preact out", dims(out), dims(u))?;
-        same("w_trial_preact bmat", dims(bmat), dims(u))?;
-        for (name, m) in [("b_old", b_old), ("b_new", b_new), ("shrink", shrink)] {
-            same(&format!("w_trial_preact {name}"), dims(m), (r, 1))?;
-        }
+        shape::w_trial_preact(self, out, u, b_old, b_new, bmat, shrink)?;
+        let r = u.0.nrows();
         self.tick();
         let t = F::of(t);
         for i in 0..r {
@@ -515,9 +444,9 @@ impl<F: Real> Backend for CpuBackend<F> {
     }
 
     fn loss(&self, yhat: &CpuMat<F>, y: &CpuMat<F>, kind: LossKind, slot: Slot) -> BResult<()> {
-        same("loss", dims(yhat), dims(y))?;
+        shape::loss(self, yhat, y, slot)?;
         self.tick();
-        self.set(slot, loss_and_grad(&yhat.0, &y.0, kind, None))
+        self.set(slot, &[loss_and_grad(&yhat.0, &y.0, kind, None)])
     }
 
     fn loss_grad(
@@ -528,14 +457,13 @@ impl<F: Real> Backend for CpuBackend<F> {
         g: &mut CpuMat<F>,
         slot: Slot,
     ) -> BResult<()> {
-        same("loss_grad", dims(yhat), dims(y))?;
-        same("loss_grad g", dims(g), dims(y))?;
+        shape::loss_grad(self, yhat, y, g, slot)?;
         self.tick();
-        self.set(slot, loss_and_grad(&yhat.0, &y.0, kind, Some(&mut g.0)))
+        self.set(slot, &[loss_and_grad(&yhat.0, &y.0, kind, Some(&mut g.0))])
     }
 
     fn count_errors(&self, yhat: &CpuMat<F>, y: &CpuMat<F>, slot: Slot) -> BResult<()> {
-        same("count_errors", dims(yhat), dims(y))?;
+        shape::count_errors(self, yhat, y, slot)?;
         self.tick();
         let wrong = yhat
             .0
@@ -544,37 +472,30 @@ impl<F: Real> Backend for CpuBackend<F> {
             .zip(y.0.columns())
             .filter(|(a, b)| argmax(*a) != argmax(*b))
             .count();
-        self.set(slot, wrong as f64)
+        self.set(slot, &[wrong as f64])
     }
 
     fn dot(&self, a: &CpuMat<F>, b: &CpuMat<F>, slot: Slot) -> BResult<()> {
-        same("dot", dims(a), dims(b))?;
+        shape::dot(self, a, b, slot)?;
         self.tick();
         let mut acc = 0.0f64;
         Zip::from(&a.0)
             .and(&b.0)
             .for_each(|&x, &y| acc += x.f64() * y.f64());
-        self.set(slot, acc)
+        self.set(slot, &[acc])
     }
 
     fn sq_norm(&self, a: &CpuMat<F>, slot: Slot) -> BResult<()> {
+        shape::sq_norm(slot)?;
         self.tick();
-        let acc = a.0.iter().fold(0.0f64, |s, &x| s + x.f64() * x.f64());
-        self.set(slot, acc)
+        self.set(slot, &[sq_sum(a.0.iter())])
     }
 
     fn read_slots(&self, slots: &[Slot]) -> BResult<Vec<f64>> {
+        shape::read_slots(slots)?;
         self.reads.set(self.reads.get() + 1);
         let s = self.slots.borrow();
-        slots
-            .iter()
-            .map(|&i| {
-                s.get(i).copied().ok_or_else(|| BackendError::Shape {
-                    op: "read_slots".into(),
-                    msg: format!("slot {i} out of range"),
-                })
-            })
-            .collect()
+        Ok(slots.iter().map(|&i| s[i]).collect())
     }
 
     fn adam_update(
@@ -589,10 +510,7 @@ impl<F: Real> Backend for CpuBackend<F> {
         eps: f32,
         step: u32,
     ) -> BResult<()> {
-        let d = dims(w);
-        for (name, x) in [("g", g), ("m", &*m), ("v", &*v)] {
-            same(&format!("adam_update {name}"), dims(x), d)?;
-        }
+        shape::adam_update(self, w, g, m, v)?;
         self.tick();
         let step = step.max(1) as i32;
         let bc1 = F::of(1.0 - beta1.powi(step));
@@ -621,58 +539,6 @@ impl<F: Real> Backend for CpuBackend<F> {
             dispatches: self.ops.get(),
             readbacks: self.reads.get(),
             submits: 0,
-        }
-    }
-}
-
-/// ℓ and optionally ∂ℓ/∂Ŷ for both losses of SPEC §1, averaged over columns.
-fn loss_and_grad<F: Real>(
-    yhat: &Array2<F>,
-    y: &Array2<F>,
-    kind: LossKind,
-    mut g: Option<&mut Array2<F>>,
-) -> f64 {
-    let n = yhat.ncols().max(1) as f64;
-    let inv_n = F::of64(1.0 / n);
-    match kind {
-        LossKind::Squared => {
-            let mut acc = 0.0f64;
-            match g.as_deref_mut() {
-                Some(g) => Zip::from(g).and(yhat).and(y).for_each(|g, &p, &t| {
-                    let r = p - t;
-                    acc += r.f64() * r.f64();
-                    *g = (r + r) * inv_n;
-                }),
-                None => Zip::from(yhat).and(y).for_each(|&p, &t| {
-                    let r = (p - t).f64();
-                    acc += r * r;
-                }),
-            }
-            acc / n
-        }
-        LossKind::SoftmaxCe => {
-            let mut acc = 0.0f64;
-            for j in 0..yhat.ncols() {
-                let col = yhat.column(j);
-                let mx = col.iter().fold(F::neg_infinity(), |a, &b| a.max(b));
-                let z: f64 = col.iter().map(|&v| (v - mx).f64().exp()).sum();
-                let lse = mx.f64() + z.ln();
-                let ty: f64 = col
-                    .iter()
-                    .zip(y.column(j))
-                    .map(|(&p, &t)| p.f64() * t.f64())
-                    .sum();
-                let ysum: f64 = y.column(j).iter().map(|&t| t.f64()).sum();
-                // ℓ_j = Σ_i y_i (lse − ŷ_i) = lse·Σy − ⟨y, ŷ⟩ (Σy = 1 for one-hot targets).
-                acc += lse * ysum - ty;
-                if let Some(g) = g.as_deref_mut() {
-                    for i in 0..yhat.nrows() {
-                        let p = (yhat[[i, j]].f64() - lse).exp();
-                        g[[i, j]] = F::of64((p * ysum - y[[i, j]].f64()) / n);
-                    }
-                }
-            }
-            acc / n
         }
     }
 }

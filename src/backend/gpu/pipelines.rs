@@ -1,7 +1,14 @@
-//! The kernel table: which WGSL file and entry point implements each kernel, its binding
-//! signature, and the uniform parameter blocks shared with the shaders.
+//! The kernel table and the pipeline cache: which WGSL file and entry point implements each
+//! kernel, its binding signature, and the compute pipeline built from it on first use.
+//!
+//! A shader module is `shaders/common.wgsl` (shared declarations) followed by one
+//! `shaders/*.wgsl` file, composed at compile time; each module is compiled once and shared
+//! by the kernels it holds. Binding 0 of every kernel is the dynamic-offset uniform of
+//! `params.rs`; the storage bindings follow the kernel's table entry.
 
-use bytemuck::{Pod, Zeroable};
+use super::{kernel_err, lock, BResult};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// A WGSL source file under `shaders/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -102,15 +109,18 @@ pub(crate) struct KDef {
 const R: bool = false;
 const W: bool = true;
 
+/// A table row: source, entry point, storage bindings, constants (see [`KDef`]).
+type Row = (
+    Src,
+    &'static str,
+    &'static [(u32, bool)],
+    &'static [(&'static str, f64)],
+);
+
 impl K {
     pub(crate) fn def(self) -> KDef {
         use K::*;
-        let (src, entry, binds, consts): (
-            Src,
-            &str,
-            &'static [(u32, bool)],
-            &'static [(&str, f64)],
-        ) = match self {
+        let (src, entry, binds, consts): Row = match self {
             Axpby => (Src::Elementwise, "axpby", &[(1, W), (2, R), (3, R)], &[]),
             Axpy => (Src::Elementwise, "axpy", &[(1, W), (2, R)], &[]),
             Scale => (Src::Elementwise, "scale", &[(1, W)], &[]),
@@ -222,51 +232,100 @@ impl K {
     }
 }
 
-/// Uniform block of every non-matmul kernel (`struct Params` in `shaders/common.wgsl`).
-/// Operand `k`'s element `(i, j)` of a column segment is at `base[k] + i * ld[k] + j`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub(crate) struct Params {
-    pub rows: u32,
-    pub cols: u32,
-    pub part_off: u32,
-    pub flags: u32,
-    pub base: [u32; 8],
-    pub ld: [u32; 8],
-    pub f: [f32; 8],
+/// A compiled kernel: its pipeline and the layout its bind groups are made against.
+pub(crate) struct Pipe {
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::BindGroupLayout,
 }
 
-impl Params {
-    pub(crate) fn new(rows: usize, cols: usize) -> Self {
-        Params {
-            rows: rows as u32,
-            cols: cols as u32,
-            ..Zeroable::zeroed()
+/// Shader modules and pipelines, each compiled on first use and kept for the backend's life.
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: Mutex<HashMap<Src, Arc<wgpu::ShaderModule>>>,
+    pipes: Mutex<HashMap<K, Arc<Pipe>>>,
+}
+
+impl PipelineCache {
+    /// Compile (once) and return kernel `k`'s pipeline; `verbose` prints the compile time.
+    pub(crate) fn get(&self, device: &wgpu::Device, k: K, verbose: bool) -> BResult<Arc<Pipe>> {
+        if let Some(p) = lock(&self.pipes).get(&k) {
+            return Ok(p.clone());
         }
+        let d = k.def();
+        let t0 = std::time::Instant::now();
+        let scope_v = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = {
+            let mut mods = lock(&self.modules);
+            mods.entry(d.src)
+                .or_insert_with(|| {
+                    Arc::new(device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(d.src.file()),
+                        source: wgpu::ShaderSource::Wgsl(d.src.code().into()),
+                    }))
+                })
+                .clone()
+        };
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: None,
+            },
+            count: None,
+        }];
+        for &(b, rw) in d.binds {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: b,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: !rw },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(k.name()),
+            entries: &entries,
+        });
+        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(k.name()),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(k.name()),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some(d.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: d.consts,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope_v.pop()) {
+            return Err(kernel_err(
+                k.name(),
+                format!(
+                    "pipeline creation failed ({}:{}): {e}",
+                    d.src.file(),
+                    d.entry
+                ),
+            ));
+        }
+        if verbose {
+            eprintln!(
+                "sparse-alm gpu: compiled {} in {:.1} ms",
+                k.name(),
+                t0.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        let p = Arc::new(Pipe { pipeline, layout });
+        lock(&self.pipes).insert(k, p.clone());
+        Ok(p)
     }
 }
-
-/// Uniform block of `matmul.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub(crate) struct MatmulParams {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    pub flags: u32,
-    pub lda: u32,
-    pub ldb: u32,
-    pub ldc: u32,
-    pub a_base: u32,
-    pub b_base: u32,
-    pub c_base: u32,
-    pub bias_base: u32,
-    pub _pad0: u32,
-    pub beta: f32,
-    pub _pad1: [f32; 3],
-}
-
-/// Bytes every uniform slice is bound with (≥ both parameter blocks).
-pub(crate) const UNIFORM_BIND_SIZE: u64 = 128;
-const _: () = assert!(std::mem::size_of::<Params>() as u64 <= UNIFORM_BIND_SIZE);
-const _: () = assert!(std::mem::size_of::<MatmulParams>() as u64 <= UNIFORM_BIND_SIZE);

@@ -1,0 +1,178 @@
+//! The three matmuls of SPEC §3 (`shaders/matmul.wgsl`: `W V + b1ᵀ`, `G Vᵀ`, `Wᵀ G`), tiled
+//! over the operands' column chunks. The inner dimension is walked chunk by chunk (β applies
+//! to the first piece, the others add), and a block whose grid would exceed the device's
+//! workgroup limit is split.
+
+use super::TILE;
+use crate::backend::gpu::params::MatmulParams;
+use crate::backend::gpu::pipelines::K;
+use crate::backend::gpu::recorder::State;
+use crate::backend::gpu::storage::{segments, GpuMat};
+use crate::backend::gpu::{lock, BResult, GpuBackend};
+
+impl GpuBackend {
+    /// One matmul dispatch over an `m × n × k` block, split if the grid is too large.
+    #[allow(clippy::too_many_arguments)]
+    fn mm_block(
+        &self,
+        st: &mut State,
+        kern: K,
+        ta: bool,
+        tb: bool,
+        mut mp: MatmulParams,
+        a: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        c: &wgpu::Buffer,
+        bias: Option<&wgpu::Buffer>,
+    ) -> BResult<()> {
+        let (m, n) = (mp.m as usize, mp.n as usize);
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        let maxg = self.limits.max_compute_workgroups_per_dimension as usize;
+        let (bm, bn) = (maxg * TILE, maxg * TILE);
+        let dummy = st.dummy.clone();
+        let bias_buf = bias.unwrap_or(&dummy);
+        let base = mp;
+        let mut i = 0;
+        while i < m {
+            let mi = bm.min(m - i);
+            let mut j = 0;
+            while j < n {
+                let nj = bn.min(n - j);
+                mp.m = mi as u32;
+                mp.n = nj as u32;
+                mp.a_base = base.a_base + (if ta { i } else { i * base.lda as usize }) as u32;
+                mp.b_base = base.b_base + (if tb { j * base.ldb as usize } else { j }) as u32;
+                mp.c_base = base.c_base + (i * base.ldc as usize + j) as u32;
+                mp.bias_base = base.bias_base + i as u32;
+                let g = [nj.div_ceil(TILE) as u32, mi.div_ceil(TILE) as u32, 1];
+                self.dispatch(st, kern, bytemuck::bytes_of(&mp), &[a, b, c, bias_buf], g)?;
+                j += nj;
+            }
+            i += mi;
+        }
+        Ok(())
+    }
+
+    /// `C ← A·B + bias·1ᵀ + β·C`.
+    pub(super) fn mm_nn(
+        &self,
+        c: &mut GpuMat,
+        a: &GpuMat,
+        b: &GpuMat,
+        bias: Option<&GpuMat>,
+        beta: f32,
+    ) -> BResult<()> {
+        let (m, k) = (a.rows, a.cols);
+        let mut st = lock(&self.st);
+        // k-segments: A's column chunks (a single empty one when k = 0).
+        let psegs: Vec<(usize, usize, usize)> = if k == 0 {
+            vec![(0, 0, 0)]
+        } else {
+            a.chunks
+                .iter()
+                .enumerate()
+                .map(|(i, ch)| (ch.col0, ch.cols, i))
+                .collect()
+        };
+        for seg in segments(&[b, c]) {
+            let (bc, boff) = seg.at[0];
+            let (cc, coff) = seg.at[1];
+            for (t, &(p0, plen, ac)) in psegs.iter().enumerate() {
+                let beta_t = if t == 0 { beta } else { 1.0 };
+                let use_bias = t == 0 && bias.is_some();
+                let ldb = b.chunks[bc].cols;
+                let mp = MatmulParams::new(m, seg.len, plen, beta_t)
+                    .strides(a.chunks[ac].cols, ldb, c.chunks[cc].cols)
+                    .bases(0, p0 * ldb + boff, coff)
+                    .with_bias(use_bias);
+                let bias_buf = if use_bias {
+                    bias.map(|bv| &bv.chunks[0].buf)
+                } else {
+                    None
+                };
+                self.mm_block(
+                    &mut st,
+                    K::MatmulNN,
+                    false,
+                    false,
+                    mp,
+                    &a.chunks[ac].buf,
+                    &b.chunks[bc].buf,
+                    &c.chunks[cc].buf,
+                    bias_buf,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `C ← A·Bᵀ + β·C`.
+    pub(super) fn mm_nt(&self, c: &mut GpuMat, a: &GpuMat, b: &GpuMat, beta: f32) -> BResult<()> {
+        let (m, k) = (a.rows, a.cols);
+        let mut st = lock(&self.st);
+        // k-segments: common refinement of A's and B's chunks, as (length, (A chunk,
+        // offset), (B chunk, offset)).
+        type KSeg = (usize, (usize, usize), (usize, usize));
+        let psegs: Vec<KSeg> = if k == 0 {
+            vec![(0, (0, 0), (0, 0))]
+        } else {
+            segments(&[a, b])
+                .iter()
+                .map(|s| (s.len, s.at[0], s.at[1]))
+                .collect()
+        };
+        for cch in &c.chunks {
+            let (j0, nj) = (cch.col0, cch.cols);
+            for (t, &(plen, (ac, aoff), (bc, boff))) in psegs.iter().enumerate() {
+                let beta_t = if t == 0 { beta } else { 1.0 };
+                let ldb = b.chunks[bc].cols;
+                let mp = MatmulParams::new(m, nj, plen, beta_t)
+                    .strides(a.chunks[ac].cols, ldb, cch.cols)
+                    .bases(aoff, j0 * ldb + boff, 0);
+                self.mm_block(
+                    &mut st,
+                    K::MatmulNT,
+                    false,
+                    true,
+                    mp,
+                    &a.chunks[ac].buf,
+                    &b.chunks[bc].buf,
+                    &cch.buf,
+                    None,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `C ← Aᵀ·B + β·C`.
+    pub(super) fn mm_tn(&self, c: &mut GpuMat, a: &GpuMat, b: &GpuMat, beta: f32) -> BResult<()> {
+        let k = a.rows;
+        let mut st = lock(&self.st);
+        for ach in &a.chunks {
+            let (i0, mi) = (ach.col0, ach.cols);
+            for seg in segments(&[b, c]) {
+                let (bc, boff) = seg.at[0];
+                let (cc, coff) = seg.at[1];
+                let ldc = c.chunks[cc].cols;
+                let mp = MatmulParams::new(mi, seg.len, k, beta)
+                    .strides(ach.cols, b.chunks[bc].cols, ldc)
+                    .bases(0, boff, i0 * ldc + coff);
+                self.mm_block(
+                    &mut st,
+                    K::MatmulTN,
+                    true,
+                    false,
+                    mp,
+                    &ach.buf,
+                    &b.chunks[bc].buf,
+                    &c.chunks[cc].buf,
+                    None,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,282 @@
+//! The [`Backend`] operations of the GPU backend. Each one checks its contract
+//! (`backend/shape.rs`, shared with the CPU backend) and then records its kernels; the
+//! walkers that turn an operation into dispatches over column segments live one file per
+//! shader file: `elementwise` (also Adam of `optim.wgsl`), `reduce` (also the constraint
+//! residual of `residual.wgsl`), `loss`, `group`, `matmul`, `gather`. Memory operations
+//! are in `storage.rs`, readbacks in `recorder.rs`.
+
+mod elementwise;
+mod gather;
+mod group;
+mod loss;
+mod matmul;
+mod reduce;
+
+use super::params::Params;
+use super::pipelines::K;
+use super::storage::GpuMat;
+use super::{BResult, GpuBackend};
+use crate::backend::{shape, Axis, Backend, Counters, LossKind, Slot};
+use ndarray::{Array2, ArrayView2};
+use reduce::Sums;
+
+/// Workgroup width of the 1-D/2-D kernels.
+const WG: usize = 256;
+/// Matmul output tile.
+const TILE: usize = 64;
+
+/// Grid of a grid-stride kernel over a `rows × len` segment, capped at `cx × cy`.
+fn grid(len: usize, rows: usize, cx: usize, cy: usize) -> [u32; 3] {
+    [len.div_ceil(WG).min(cx) as u32, rows.min(cy) as u32, 1]
+}
+
+impl Backend for GpuBackend {
+    type Mat = GpuMat;
+
+    fn name(&self) -> String {
+        format!(
+            "GPU {} ({:?}, {})",
+            self.info.name, self.info.backend, self.info.driver
+        )
+    }
+
+    fn zeros(&self, rows: usize, cols: usize) -> BResult<GpuMat> {
+        self.alloc("zeros", rows, cols, None)
+    }
+
+    fn upload(&self, host: ArrayView2<f32>) -> BResult<GpuMat> {
+        let (r, c) = host.dim();
+        self.alloc("upload", r, c, Some(&host))
+    }
+
+    fn write(&self, dst: &mut GpuMat, host: ArrayView2<f32>) -> BResult<()> {
+        shape::write(self, dst, host.dim())?;
+        self.write_host(dst, host)
+    }
+
+    fn download(&self, m: &GpuMat) -> BResult<Array2<f32>> {
+        self.download_chunks(m)
+    }
+
+    fn shape(&self, m: &GpuMat) -> (usize, usize) {
+        (m.rows, m.cols)
+    }
+
+    fn copy(&self, dst: &mut GpuMat, src: &GpuMat) -> BResult<()> {
+        shape::copy(self, dst, src)?;
+        self.copy_chunks(dst, src)
+    }
+
+    fn fill(&self, dst: &mut GpuMat, value: f32) -> BResult<()> {
+        self.elementwise(K::Fill, &[dst], &[], Params::fill(value))
+    }
+
+    fn gather_cols(&self, out: &mut GpuMat, src: &GpuMat, idx: &[u32]) -> BResult<()> {
+        shape::gather_cols(self, out, src, idx)?;
+        self.gather(out, src, idx)
+    }
+
+    fn matmul_nn(
+        &self,
+        c: &mut GpuMat,
+        a: &GpuMat,
+        b: &GpuMat,
+        bias: Option<&GpuMat>,
+        beta: f32,
+    ) -> BResult<()> {
+        shape::matmul_nn(self, c, a, b, bias)?;
+        self.mm_nn(c, a, b, bias, beta)
+    }
+
+    fn matmul_nt(&self, c: &mut GpuMat, a: &GpuMat, b: &GpuMat, beta: f32) -> BResult<()> {
+        shape::matmul_nt(self, c, a, b)?;
+        self.mm_nt(c, a, b, beta)
+    }
+
+    fn matmul_tn(&self, c: &mut GpuMat, a: &GpuMat, b: &GpuMat, beta: f32) -> BResult<()> {
+        shape::matmul_tn(self, c, a, b)?;
+        self.mm_tn(c, a, b, beta)
+    }
+
+    fn row_sum(&self, out: &mut GpuMat, a: &GpuMat, beta: f32) -> BResult<()> {
+        shape::row_sum(self, out, a)?;
+        self.row_sums(out, a, beta)
+    }
+
+    fn axpby(&self, out: &mut GpuMat, a: f32, x: &GpuMat, b: f32, y: &GpuMat) -> BResult<()> {
+        shape::axpby(self, out, x, y)?;
+        self.elementwise(K::Axpby, &[out, x, y], &[], Params::axpby(a, b))
+    }
+
+    fn axpy(&self, y: &mut GpuMat, a: f32, x: &GpuMat) -> BResult<()> {
+        shape::axpy(self, y, x)?;
+        self.elementwise(K::Axpy, &[y, x], &[], Params::axpy(a))
+    }
+
+    fn scale(&self, x: &mut GpuMat, a: f32) -> BResult<()> {
+        self.elementwise(K::Scale, &[x], &[], Params::scale(a))
+    }
+
+    fn leaky_relu(&self, out: &mut GpuMat, u: &GpuMat, alpha: f32) -> BResult<()> {
+        shape::leaky_relu(self, out, u)?;
+        self.elementwise(K::LeakyRelu, &[out, u], &[], Params::leaky(alpha))
+    }
+
+    fn mul_leaky_deriv(&self, d: &mut GpuMat, u: &GpuMat, alpha: f32) -> BResult<()> {
+        shape::mul_leaky_deriv(self, d, u)?;
+        self.elementwise(K::MulLeakyDeriv, &[d, u], &[], Params::leaky(alpha))
+    }
+
+    fn constraint_residual(
+        &self,
+        u: &GpuMat,
+        v: &GpuMat,
+        lam: &GpuMat,
+        rho: f32,
+        alpha: f32,
+        inv_n: f32,
+        h: &mut GpuMat,
+        s: &mut GpuMat,
+        gu: &mut GpuMat,
+        gv: &mut GpuMat,
+        slot: Slot,
+    ) -> BResult<()> {
+        shape::constraint_residual(self, u, v, lam, h, s, gu, gv, slot)?;
+        self.reduce(
+            K::Residual,
+            &[u, v, lam, h, s, gu, gv],
+            Params::residual(rho, alpha, inv_n),
+            Sums::at(slot, 3),
+            false,
+        )
+    }
+
+    fn constraint_value(
+        &self,
+        u: &GpuMat,
+        v: &GpuMat,
+        lam: &GpuMat,
+        alpha: f32,
+        slot: Slot,
+    ) -> BResult<()> {
+        shape::constraint_value(self, u, v, lam, slot)?;
+        self.reduce(
+            K::ConstraintValue,
+            &[u, v, lam],
+            Params::constraint_value(alpha),
+            Sums::at(slot, 3),
+            false,
+        )
+    }
+
+    fn multiplier_update(&self, lam: &mut GpuMat, h: &GpuMat, rho: f32) -> BResult<()> {
+        shape::multiplier_update(self, lam, h)?;
+        self.elementwise(K::Axpy, &[lam, h], &[], Params::axpy(rho))
+    }
+
+    fn group_prox(
+        &self,
+        w: &mut GpuMat,
+        thresh: f32,
+        axis: Axis,
+        shrink: &mut GpuMat,
+        slot: Slot,
+    ) -> BResult<()> {
+        shape::group_prox(self, w, axis, shrink, slot)?;
+        self.prox_groups(w, thresh, axis, shrink, slot)
+    }
+
+    fn group_norms(&self, w: &GpuMat, axis: Axis, slot: Slot) -> BResult<()> {
+        shape::group_norms(slot)?;
+        self.norm_groups(w, axis, slot)
+    }
+
+    fn w_trial_preact(
+        &self,
+        out: &mut GpuMat,
+        u: &GpuMat,
+        b_old: &GpuMat,
+        b_new: &GpuMat,
+        bmat: &GpuMat,
+        shrink: &GpuMat,
+        t: f32,
+    ) -> BResult<()> {
+        shape::w_trial_preact(self, out, u, b_old, b_new, bmat, shrink)?;
+        self.elementwise(
+            K::WTrialPreact,
+            &[out, u, bmat],
+            &[b_old, b_new, shrink],
+            Params::w_trial(t),
+        )
+    }
+
+    fn loss(&self, yhat: &GpuMat, y: &GpuMat, kind: LossKind, slot: Slot) -> BResult<()> {
+        shape::loss(self, yhat, y, slot)?;
+        self.loss_reduce(&[yhat, y], kind, slot)
+    }
+
+    fn loss_grad(
+        &self,
+        yhat: &GpuMat,
+        y: &GpuMat,
+        kind: LossKind,
+        g: &mut GpuMat,
+        slot: Slot,
+    ) -> BResult<()> {
+        shape::loss_grad(self, yhat, y, g, slot)?;
+        self.loss_reduce(&[yhat, y, g], kind, slot)
+    }
+
+    fn count_errors(&self, yhat: &GpuMat, y: &GpuMat, slot: Slot) -> BResult<()> {
+        shape::count_errors(self, yhat, y, slot)?;
+        let sums = Sums::at(slot, 1);
+        self.reduce(K::CountErrors, &[yhat, y], Params::plain(), sums, true)
+    }
+
+    fn dot(&self, a: &GpuMat, b: &GpuMat, slot: Slot) -> BResult<()> {
+        shape::dot(self, a, b, slot)?;
+        self.reduce(K::Dot, &[a, b], Params::plain(), Sums::at(slot, 1), false)
+    }
+
+    fn sq_norm(&self, a: &GpuMat, slot: Slot) -> BResult<()> {
+        shape::sq_norm(slot)?;
+        self.reduce(K::SqNorm, &[a], Params::plain(), Sums::at(slot, 1), false)
+    }
+
+    fn read_slots(&self, slots: &[Slot]) -> BResult<Vec<f64>> {
+        shape::read_slots(slots)?;
+        self.read_slot_values(slots)
+    }
+
+    fn adam_update(
+        &self,
+        w: &mut GpuMat,
+        g: &GpuMat,
+        m: &mut GpuMat,
+        v: &mut GpuMat,
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        step: u32,
+    ) -> BResult<()> {
+        shape::adam_update(self, w, g, m, v)?;
+        let p = Params::adam(lr, beta1, beta2, eps, step);
+        self.elementwise(K::Adam, &[w, g, m, v], &[], p)
+    }
+
+    fn sync(&self) -> BResult<()> {
+        self.submit_and_wait()
+    }
+
+    fn counters(&self) -> Counters {
+        self.counters_now()
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<GpuBackend>();
+    is::<GpuMat>();
+}

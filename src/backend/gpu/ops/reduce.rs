@@ -1,0 +1,165 @@
+//! Two-stage reductions (`shaders/reduce.wgsl`): stage-1 kernels (`dot`, `sq_norm`, the
+//! constraint residual of `shaders/residual.wgsl`, the losses, the group norms) write one vec4
+//! of partial sums per workgroup, and `finalize` sums them into scalar slots. Also the
+//! bias-gradient row sums, which reduce along rows into a matrix instead of a slot.
+
+use super::{grid, WG};
+use crate::backend::gpu::params::Params;
+use crate::backend::gpu::pipelines::K;
+use crate::backend::gpu::recorder::{State, PART_CAP};
+use crate::backend::gpu::storage::{segments, GpuMat};
+use crate::backend::gpu::{kernel_err, lock, BResult, GpuBackend};
+use crate::backend::{Backend, Slot};
+
+/// Where a reduction's sums go: slots `slot..slot + k`, lane `q` scaled by `scale[q]`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Sums {
+    slot: Slot,
+    k: u32,
+    scale: [f32; 4],
+}
+
+impl Sums {
+    /// `k` plain sums into `slot..slot + k`.
+    pub(super) fn at(slot: Slot, k: u32) -> Self {
+        Sums {
+            slot,
+            k,
+            scale: [1.0; 4],
+        }
+    }
+
+    /// One sum times `inv_n` into `slot` (a mean over the `N` columns).
+    pub(super) fn mean(slot: Slot, inv_n: f32) -> Self {
+        Sums {
+            slot,
+            k: 1,
+            scale: [inv_n, 1.0, 1.0, 1.0],
+        }
+    }
+}
+
+/// A reduction in progress: where the next partials go, and which slots receive the sums.
+pub(super) struct Red {
+    off: u32,
+    accumulate: bool,
+    sums: Sums,
+}
+
+impl Red {
+    pub(super) fn new(sums: Sums) -> Self {
+        Red {
+            off: 0,
+            accumulate: false,
+            sums,
+        }
+    }
+}
+
+impl GpuBackend {
+    /// Record a stage-1 reduction dispatch, finalizing first if the partials would overflow.
+    pub(super) fn red_dispatch(
+        &self,
+        st: &mut State,
+        red: &mut Red,
+        k: K,
+        mut p: Params,
+        bufs: &[&wgpu::Buffer],
+        groups: [u32; 3],
+    ) -> BResult<()> {
+        let n = groups[0] * groups[1] * groups[2];
+        if n == 0 {
+            return Ok(());
+        }
+        if n > PART_CAP {
+            return Err(kernel_err(
+                k.name(),
+                format!("{n} partial sums exceed the capacity {PART_CAP}"),
+            ));
+        }
+        if red.off + n > PART_CAP {
+            self.finalize(st, red)?;
+        }
+        p.part_off = red.off;
+        let partials = st.partials.clone();
+        let mut all: Vec<&wgpu::Buffer> = bufs.to_vec();
+        all.push(&partials);
+        self.dispatch(st, k, bytemuck::bytes_of(&p), &all, groups)?;
+        red.off += n;
+        Ok(())
+    }
+
+    /// Stage 2: sum the pending partials into the reduction's slots.
+    pub(super) fn finalize(&self, st: &mut State, red: &mut Red) -> BResult<()> {
+        let s = red.sums;
+        let p = Params::finalize(s.k, red.off, s.slot, red.accumulate, s.scale);
+        let (partials, slots) = (st.partials.clone(), st.slots.clone());
+        self.dispatch(
+            st,
+            K::Finalize,
+            bytemuck::bytes_of(&p),
+            &[&partials, &slots],
+            [1, 1, 1],
+        )?;
+        red.off = 0;
+        red.accumulate = true;
+        Ok(())
+    }
+
+    /// Two-stage reduction kernel `kern` with scalars `params` over segments of `mats`.
+    /// `per_column`: the kernel loops over rows itself (one invocation per column).
+    pub(super) fn reduce(
+        &self,
+        kern: K,
+        mats: &[&GpuMat],
+        params: Params,
+        sums: Sums,
+        per_column: bool,
+    ) -> BResult<()> {
+        let mut st = lock(&self.st);
+        let rows = mats[0].rows;
+        let mut red = Red::new(sums);
+        for seg in segments(mats) {
+            let mut p = params.sized(rows, seg.len);
+            let mut bufs: Vec<&wgpu::Buffer> = Vec::with_capacity(mats.len());
+            for (q, m) in mats.iter().enumerate() {
+                let (c, off) = seg.at[q];
+                p.bind(q, off, m.chunks[c].cols);
+                bufs.push(&m.chunks[c].buf);
+            }
+            let g = if per_column {
+                if rows == 0 {
+                    continue;
+                }
+                [seg.len.div_ceil(WG).min(self.caps.ew_x) as u32, 1, 1]
+            } else {
+                grid(seg.len, rows, self.caps.red_x, self.caps.red_y)
+            };
+            self.red_dispatch(&mut st, &mut red, kern, p, &bufs, g)?;
+        }
+        self.finalize(&mut st, &mut red)
+    }
+
+    /// `out ← A·1 + β·out`, one workgroup per row, column segment by column segment (β
+    /// applies to the first segment only; the others add).
+    pub(super) fn row_sums(&self, out: &mut GpuMat, a: &GpuMat, beta: f32) -> BResult<()> {
+        if a.cols == 0 {
+            return if beta == 0.0 {
+                self.fill(out, 0.0)
+            } else {
+                self.scale(out, beta)
+            };
+        }
+        let mut st = lock(&self.st);
+        for (t, seg) in segments(&[a]).iter().enumerate() {
+            let (c, off) = seg.at[0];
+            let beta_t = if t == 0 { beta } else { 1.0 };
+            let mut p = Params::row_sum(beta_t).sized(a.rows, seg.len);
+            p.bind(0, off, a.chunks[c].cols);
+            let g = [a.rows.min(self.caps.rows) as u32, 1, 1];
+            let bufs = [&a.chunks[c].buf, &out.chunks[0].buf];
+            self.dispatch(&mut st, K::RowSum, bytemuck::bytes_of(&p), &bufs, g)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,251 @@
+//! The uniform parameter blocks the shaders read, and one named constructor per use, so that
+//! which scalar goes in which lane (`f0.x`, `f0.y`, `flags & 2`, …) is written once, next to
+//! the layout, instead of as a positional array at each call.
+//!
+//! The layouts are `#[repr(C)]` mirrors of `struct Params` in `shaders/common.wgsl` and of
+//! `struct MatmulParams` in `shaders/matmul.wgsl`; a constructor sets the kernel's scalars
+//! and flags, and the segment walkers of `ops/` then add the geometry ([`Params::sized`],
+//! [`Params::bind`]).
+
+use bytemuck::{Pod, Zeroable};
+
+/// Uniform block of every non-matmul kernel (`struct Params` in `shaders/common.wgsl`).
+/// Operand `k`'s element `(i, j)` of a column segment is at `base[k] + i * ld[k] + j`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct Params {
+    pub rows: u32,
+    pub cols: u32,
+    pub part_off: u32,
+    pub flags: u32,
+    pub base: [u32; 8],
+    pub ld: [u32; 8],
+    pub f: [f32; 8],
+}
+
+/// `flags` bit 0, a per-kernel switch: accumulate (`finalize` into the slots, `row_sq` into
+/// the scratch vector), apply the prox (fused group kernels), add the bias (matmul).
+fn switch(on: bool) -> u32 {
+    on as u32
+}
+
+/// `flags` bit 1: add `β·out` (row sums, matmuls) when `β ≠ 0`; without it the old output
+/// is never read (it may hold NaN).
+fn beta_flag(beta: f32) -> u32 {
+    ((beta != 0.0) as u32) << 1
+}
+
+impl Params {
+    /// No scalars (dot, squared norm, error count).
+    pub(crate) fn plain() -> Self {
+        Zeroable::zeroed()
+    }
+
+    fn scalars(f: &[f32]) -> Self {
+        let mut p = Self::plain();
+        p.f[..f.len()].copy_from_slice(f);
+        p
+    }
+
+    /// The segment's extent: `rows × cols`.
+    pub(crate) fn sized(mut self, rows: usize, cols: usize) -> Self {
+        self.rows = rows as u32;
+        self.cols = cols as u32;
+        self
+    }
+
+    /// Operand `q` starts at element `base` of its buffer, with row stride `ld`.
+    pub(crate) fn bind(&mut self, q: usize, base: usize, ld: usize) {
+        self.base[q] = base as u32;
+        self.ld[q] = ld as u32;
+    }
+
+    /// `axpby`: `f0 = (a, b)`.
+    pub(crate) fn axpby(a: f32, b: f32) -> Self {
+        Self::scalars(&[a, b])
+    }
+
+    /// `axpy` (and the multiplier update, `a = ρ`): `f0.x = a`.
+    pub(crate) fn axpy(a: f32) -> Self {
+        Self::scalars(&[a])
+    }
+
+    /// `scale`: `f0.x = a`.
+    pub(crate) fn scale(a: f32) -> Self {
+        Self::scalars(&[a])
+    }
+
+    /// `fill`: `f0.x = value`.
+    pub(crate) fn fill(value: f32) -> Self {
+        Self::scalars(&[value])
+    }
+
+    /// `leaky_relu`, `mul_leaky_deriv`: `f0.x = α`.
+    pub(crate) fn leaky(alpha: f32) -> Self {
+        Self::scalars(&[alpha])
+    }
+
+    /// `w_trial_preact`: `f0.x = t`.
+    pub(crate) fn w_trial(t: f32) -> Self {
+        Self::scalars(&[t])
+    }
+
+    /// `adam_update`: `f0 = (lr, β₁, β₂, ε)`, `f1.xy` = the bias corrections
+    /// `(1 − β₁^t, 1 − β₂^t)` of step `t = max(step, 1)`.
+    pub(crate) fn adam(lr: f32, beta1: f32, beta2: f32, eps: f32, step: u32) -> Self {
+        let s = step.max(1) as i32;
+        let bc1 = 1.0 - beta1.powi(s);
+        let bc2 = 1.0 - beta2.powi(s);
+        Self::scalars(&[lr, beta1, beta2, eps, bc1, bc2])
+    }
+
+    /// `constraint_residual`: `f0 = (ρ, α, inv_n)`.
+    pub(crate) fn residual(rho: f32, alpha: f32, inv_n: f32) -> Self {
+        Self::scalars(&[rho, alpha, inv_n])
+    }
+
+    /// `constraint_value`: `f0.y = α` (the lane `constraint_residual` reads it from).
+    pub(crate) fn constraint_value(alpha: f32) -> Self {
+        Self::scalars(&[0.0, alpha])
+    }
+
+    /// The losses and their gradients: `f0.x = 1/N`.
+    pub(crate) fn loss(inv_n: f32) -> Self {
+        Self::scalars(&[inv_n])
+    }
+
+    /// `row_sum`: `out` is operand 1 at offset 0 with stride 1; `f0.x = β`, added only when
+    /// non-zero.
+    pub(crate) fn row_sum(beta: f32) -> Self {
+        let mut p = Self::scalars(&[beta]);
+        p.flags = beta_flag(beta);
+        p.bind(1, 0, 1);
+        p
+    }
+
+    /// `finalize`: sum `partials` vec4s into slots `slot..slot + k`, lane `q` times
+    /// `scale[q]`, added to the old slot values when `accumulate`.
+    pub(crate) fn finalize(
+        k: u32,
+        partials: u32,
+        slot: usize,
+        accumulate: bool,
+        scale: [f32; 4],
+    ) -> Self {
+        let mut p = Self::scalars(&scale).sized(k as usize, partials as usize);
+        p.flags = switch(accumulate);
+        p.base[0] = slot as u32;
+        p
+    }
+
+    /// `row_sq`, `col_sq`: the segment starts at global column `first_col`; row norms add to
+    /// the scratch vector when `accumulate` (every column segment after the first).
+    pub(crate) fn group_sq(first_col: usize, accumulate: bool) -> Self {
+        let mut p = Self::plain();
+        p.base[1] = first_col as u32;
+        p.flags = switch(accumulate);
+        p
+    }
+
+    /// `scale_rows`, `scale_cols`: the segment starts at global column `first_col`.
+    pub(crate) fn scale_groups(first_col: usize) -> Self {
+        Self::group_sq(first_col, false)
+    }
+
+    /// The fused single-chunk group kernels: with `Some(threshold)` the prox (`f0.x` =
+    /// threshold), with `None` only the norms.
+    pub(crate) fn group_fused(thresh: Option<f32>) -> Self {
+        let mut p = Self::scalars(&[thresh.unwrap_or(0.0)]);
+        p.flags = switch(thresh.is_some());
+        p
+    }
+
+    /// `prox_factor` over `groups` squared norms: `f0.x` = threshold.
+    pub(crate) fn prox_factor(groups: usize, thresh: f32) -> Self {
+        Self::scalars(&[thresh]).sized(groups, 0)
+    }
+
+    /// `norm_stats` over `groups` squared norms.
+    pub(crate) fn norm_stats(groups: usize) -> Self {
+        Self::plain().sized(groups, 0)
+    }
+
+    /// `gather_cols` for one (out segment, src chunk) pair: `out_cols` columns of `rows`
+    /// rows; the src chunk holds global columns `src_col0 .. src_col0 + src_cols`; the
+    /// segment's indices start at `idx_off` in the index arena.
+    pub(crate) fn gather(
+        rows: usize,
+        out_cols: usize,
+        src_col0: usize,
+        src_cols: usize,
+        idx_off: usize,
+    ) -> Self {
+        let mut p = Self::plain().sized(rows, out_cols);
+        p.bind(0, 0, out_cols);
+        p.base[1] = src_col0 as u32;
+        p.base[2] = src_cols as u32;
+        p.base[3] = idx_off as u32;
+        p
+    }
+}
+
+/// Uniform block of `matmul.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct MatmulParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub flags: u32,
+    pub lda: u32,
+    pub ldb: u32,
+    pub ldc: u32,
+    pub a_base: u32,
+    pub b_base: u32,
+    pub c_base: u32,
+    pub bias_base: u32,
+    pub _pad0: u32,
+    pub beta: f32,
+    pub _pad1: [f32; 3],
+}
+
+impl MatmulParams {
+    /// `C[m×n] ← A·B (over k) + β·C`; `β·C` is added only when `β ≠ 0`.
+    pub(crate) fn new(m: usize, n: usize, k: usize, beta: f32) -> Self {
+        MatmulParams {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            flags: beta_flag(beta),
+            beta,
+            ..Zeroable::zeroed()
+        }
+    }
+
+    /// Row strides of A, B and C.
+    pub(crate) fn strides(mut self, lda: usize, ldb: usize, ldc: usize) -> Self {
+        self.lda = lda as u32;
+        self.ldb = ldb as u32;
+        self.ldc = ldc as u32;
+        self
+    }
+
+    /// First elements of A, B and C in their buffers.
+    pub(crate) fn bases(mut self, a: usize, b: usize, c: usize) -> Self {
+        self.a_base = a as u32;
+        self.b_base = b as u32;
+        self.c_base = c as u32;
+        self
+    }
+
+    /// Add `bias·1ᵀ` (the bias buffer from element 0).
+    pub(crate) fn with_bias(mut self, bias: bool) -> Self {
+        self.flags |= switch(bias);
+        self
+    }
+}
+
+/// Bytes every uniform slice is bound with (≥ both parameter blocks).
+pub(crate) const UNIFORM_BIND_SIZE: u64 = 128;
+const _: () = assert!(std::mem::size_of::<Params>() as u64 <= UNIFORM_BIND_SIZE);
+const _: () = assert!(std::mem::size_of::<MatmulParams>() as u64 <= UNIFORM_BIND_SIZE);

@@ -1,0 +1,431 @@
+//! The argument contract of every [`Backend`] operation, in one place. Both backends call
+//! the contract of an operation before doing any work, so the same misuse gives the same
+//! [`BackendError::Shape`] (same `op`, same message) on the CPU and on the GPU, and a failed
+//! check leaves every output untouched.
+//!
+//! A contract checks what the trait documents: operand shapes, gather indices, and that the
+//! scalar slots an operation writes or reads lie in `0..NUM_SLOTS`. Operations on a single
+//! matrix with no slot (`zeros`, `upload`, `download`, `fill`, `scale`) have none. Limits
+//! of one device (a column too tall for a GPU buffer) are that backend's own errors.
+
+use super::{Axis, BResult, Backend, BackendError, Slot, NUM_SLOTS};
+
+type Dims = (usize, usize);
+
+fn err(op: &str, msg: String) -> BackendError {
+    BackendError::Shape { op: op.into(), msg }
+}
+
+fn show((r, c): Dims) -> String {
+    format!("{r}×{c}")
+}
+
+/// Operand `name` of `op` must be `want`.
+fn expect(op: &str, name: &str, got: Dims, want: Dims) -> BResult<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(err(
+            op,
+            format!("{name} is {}, expected {}", show(got), show(want)),
+        ))
+    }
+}
+
+/// `op` writes the `n` slots `slot..slot + n`.
+fn slots(op: &str, slot: Slot, n: usize) -> BResult<()> {
+    let end = slot.saturating_add(n);
+    if end <= NUM_SLOTS {
+        Ok(())
+    } else if n == 1 {
+        Err(err(
+            op,
+            format!("slot {slot} out of range (0..{NUM_SLOTS})"),
+        ))
+    } else {
+        Err(err(
+            op,
+            format!("slots {slot}..{end} out of range (0..{NUM_SLOTS})"),
+        ))
+    }
+}
+
+/// Every named operand has the shape of the first one.
+fn all_like<B: Backend + ?Sized>(
+    be: &B,
+    op: &str,
+    like: &B::Mat,
+    mats: &[(&str, &B::Mat)],
+) -> BResult<()> {
+    let want = be.shape(like);
+    mats.iter()
+        .try_for_each(|&(name, m)| expect(op, name, be.shape(m), want))
+}
+
+/// [`Backend::write`]: the host array has the device matrix's shape.
+pub fn write<B: Backend + ?Sized>(be: &B, dst: &B::Mat, host: Dims) -> BResult<()> {
+    expect("write", "host", host, be.shape(dst))
+}
+
+/// [`Backend::copy`]: `dst` has `src`'s shape.
+pub fn copy<B: Backend + ?Sized>(be: &B, dst: &B::Mat, src: &B::Mat) -> BResult<()> {
+    all_like(be, "copy", src, &[("dst", dst)])
+}
+
+/// [`Backend::gather_cols`]: `out` is `rows(src) × idx.len()`, every index a column of `src`.
+pub fn gather_cols<B: Backend + ?Sized>(
+    be: &B,
+    out: &B::Mat,
+    src: &B::Mat,
+    idx: &[u32],
+) -> BResult<()> {
+    let op = "gather_cols";
+    let (rows, cols) = be.shape(src);
+    expect(op, "out", be.shape(out), (rows, idx.len()))?;
+    match idx.iter().find(|&&j| j as usize >= cols) {
+        Some(bad) => Err(err(
+            op,
+            format!("index {bad} out of range for {cols} columns"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The three products `A·B`, `A·Bᵀ`, `Aᵀ·B`: inner dimensions agree and `C` is the product's
+/// shape. `ta`/`tb`: the operand enters transposed.
+fn product<B: Backend + ?Sized>(
+    be: &B,
+    op: &str,
+    (c, a, b): (&B::Mat, &B::Mat, &B::Mat),
+    ta: bool,
+    tb: bool,
+) -> BResult<()> {
+    let (ad, bd, cd) = (be.shape(a), be.shape(b), be.shape(c));
+    let ((m, k), (k2, n)) = (
+        if ta { (ad.1, ad.0) } else { ad },
+        if tb { (bd.1, bd.0) } else { bd },
+    );
+    if k == k2 && cd == (m, n) {
+        return Ok(());
+    }
+    let side = |name: &str, d: Dims, t: bool| {
+        if t {
+            format!("{name}ᵀ ({})", show(d))
+        } else {
+            format!("{name} {}", show(d))
+        }
+    };
+    Err(err(
+        op,
+        format!(
+            "{} · {} → C {}",
+            side("A", ad, ta),
+            side("B", bd, tb),
+            show(cd)
+        ),
+    ))
+}
+
+/// [`Backend::matmul_nn`]: `C = A·B` shapes; `bias` is `rows(C) × 1`.
+pub fn matmul_nn<B: Backend + ?Sized>(
+    be: &B,
+    c: &B::Mat,
+    a: &B::Mat,
+    b: &B::Mat,
+    bias: Option<&B::Mat>,
+) -> BResult<()> {
+    let op = "matmul_nn";
+    product(be, op, (c, a, b), false, false)?;
+    match bias {
+        Some(bv) => expect(op, "bias", be.shape(bv), (be.shape(a).0, 1)),
+        None => Ok(()),
+    }
+}
+
+/// [`Backend::matmul_nt`]: `C = A·Bᵀ` shapes.
+pub fn matmul_nt<B: Backend + ?Sized>(be: &B, c: &B::Mat, a: &B::Mat, b: &B::Mat) -> BResult<()> {
+    product(be, "matmul_nt", (c, a, b), false, true)
+}
+
+/// [`Backend::matmul_tn`]: `C = Aᵀ·B` shapes.
+pub fn matmul_tn<B: Backend + ?Sized>(be: &B, c: &B::Mat, a: &B::Mat, b: &B::Mat) -> BResult<()> {
+    product(be, "matmul_tn", (c, a, b), true, false)
+}
+
+/// [`Backend::row_sum`]: `out` is `rows(a) × 1`.
+pub fn row_sum<B: Backend + ?Sized>(be: &B, out: &B::Mat, a: &B::Mat) -> BResult<()> {
+    expect("row_sum", "out", be.shape(out), (be.shape(a).0, 1))
+}
+
+/// [`Backend::axpby`]: `y` and `out` have `x`'s shape.
+pub fn axpby<B: Backend + ?Sized>(be: &B, out: &B::Mat, x: &B::Mat, y: &B::Mat) -> BResult<()> {
+    all_like(be, "axpby", x, &[("y", y), ("out", out)])
+}
+
+/// [`Backend::axpy`]: `y` has `x`'s shape.
+pub fn axpy<B: Backend + ?Sized>(be: &B, y: &B::Mat, x: &B::Mat) -> BResult<()> {
+    all_like(be, "axpy", x, &[("y", y)])
+}
+
+/// [`Backend::leaky_relu`]: `out` has `u`'s shape.
+pub fn leaky_relu<B: Backend + ?Sized>(be: &B, out: &B::Mat, u: &B::Mat) -> BResult<()> {
+    all_like(be, "leaky_relu", u, &[("out", out)])
+}
+
+/// [`Backend::mul_leaky_deriv`]: `d` has `u`'s shape.
+pub fn mul_leaky_deriv<B: Backend + ?Sized>(be: &B, d: &B::Mat, u: &B::Mat) -> BResult<()> {
+    all_like(be, "mul_leaky_deriv", u, &[("d", d)])
+}
+
+/// [`Backend::constraint_residual`]: every matrix has `u`'s shape; slots `slot..slot + 3`.
+#[allow(clippy::too_many_arguments)]
+pub fn constraint_residual<B: Backend + ?Sized>(
+    be: &B,
+    u: &B::Mat,
+    v: &B::Mat,
+    lam: &B::Mat,
+    h: &B::Mat,
+    s: &B::Mat,
+    gu: &B::Mat,
+    gv: &B::Mat,
+    slot: Slot,
+) -> BResult<()> {
+    let op = "constraint_residual";
+    let mats = [
+        ("v", v),
+        ("lam", lam),
+        ("h", h),
+        ("s", s),
+        ("gu", gu),
+        ("gv", gv),
+    ];
+    all_like(be, op, u, &mats)?;
+    slots(op, slot, 3)
+}
+
+/// [`Backend::constraint_value`]: `v`, `lam` have `u`'s shape; slots `slot..slot + 3`.
+pub fn constraint_value<B: Backend + ?Sized>(
+    be: &B,
+    u: &B::Mat,
+    v: &B::Mat,
+    lam: &B::Mat,
+    slot: Slot,
+) -> BResult<()> {
+    let op = "constraint_value";
+    all_like(be, op, u, &[("v", v), ("lam", lam)])?;
+    slots(op, slot, 3)
+}
+
+/// [`Backend::multiplier_update`]: `lam` has `h`'s shape.
+pub fn multiplier_update<B: Backend + ?Sized>(be: &B, lam: &B::Mat, h: &B::Mat) -> BResult<()> {
+    all_like(be, "multiplier_update", h, &[("lam", lam)])
+}
+
+/// [`Backend::group_prox`]: `shrink` holds one factor per group (`rows×1` for row groups,
+/// `1×cols` for column groups); slots `slot..slot + 2`.
+pub fn group_prox<B: Backend + ?Sized>(
+    be: &B,
+    w: &B::Mat,
+    axis: Axis,
+    shrink: &B::Mat,
+    slot: Slot,
+) -> BResult<()> {
+    let op = "group_prox";
+    let (rows, cols) = be.shape(w);
+    let want = match axis {
+        Axis::Rows => (rows, 1),
+        Axis::Cols => (1, cols),
+    };
+    expect(op, "shrink", be.shape(shrink), want)?;
+    slots(op, slot, 2)
+}
+
+/// [`Backend::group_norms`]: slots `slot..slot + 2`.
+pub fn group_norms(slot: Slot) -> BResult<()> {
+    slots("group_norms", slot, 2)
+}
+
+/// [`Backend::w_trial_preact`]: `out`, `bmat` have `u`'s shape; `b_old`, `b_new`, `shrink`
+/// are `rows(u) × 1`.
+pub fn w_trial_preact<B: Backend + ?Sized>(
+    be: &B,
+    out: &B::Mat,
+    u: &B::Mat,
+    b_old: &B::Mat,
+    b_new: &B::Mat,
+    bmat: &B::Mat,
+    shrink: &B::Mat,
+) -> BResult<()> {
+    let op = "w_trial_preact";
+    all_like(be, op, u, &[("out", out), ("bmat", bmat)])?;
+    let col = (be.shape(u).0, 1);
+    [("b_old", b_old), ("b_new", b_new), ("shrink", shrink)]
+        .iter()
+        .try_for_each(|&(name, m)| expect(op, name, be.shape(m), col))
+}
+
+/// [`Backend::loss`]: `y` has `yhat`'s shape; slot `slot`.
+pub fn loss<B: Backend + ?Sized>(be: &B, yhat: &B::Mat, y: &B::Mat, slot: Slot) -> BResult<()> {
+    all_like(be, "loss", yhat, &[("y", y)])?;
+    slots("loss", slot, 1)
+}
+
+/// [`Backend::loss_grad`]: `y`, `g` have `yhat`'s shape; slot `slot`.
+pub fn loss_grad<B: Backend + ?Sized>(
+    be: &B,
+    yhat: &B::Mat,
+    y: &B::Mat,
+    g: &B::Mat,
+    slot: Slot,
+) -> BResult<()> {
+    all_like(be, "loss_grad", yhat, &[("y", y), ("g", g)])?;
+    slots("loss_grad", slot, 1)
+}
+
+/// [`Backend::count_errors`]: `y` has `yhat`'s shape; slot `slot`.
+pub fn count_errors<B: Backend + ?Sized>(
+    be: &B,
+    yhat: &B::Mat,
+    y: &B::Mat,
+    slot: Slot,
+) -> BResult<()> {
+    all_like(be, "count_errors", yhat, &[("y", y)])?;
+    slots("count_errors", slot, 1)
+}
+
+/// [`Backend::dot`]: `b` has `a`'s shape; slot `slot`.
+pub fn dot<B: Backend + ?Sized>(be: &B, a: &B::Mat, b: &B::Mat, slot: Slot) -> BResult<()> {
+    all_like(be, "dot", a, &[("b", b)])?;
+    slots("dot", slot, 1)
+}
+
+/// [`Backend::sq_norm`]: slot `slot`.
+pub fn sq_norm(slot: Slot) -> BResult<()> {
+    slots("sq_norm", slot, 1)
+}
+
+/// [`Backend::read_slots`]: every slot in range.
+pub fn read_slots(list: &[Slot]) -> BResult<()> {
+    list.iter().try_for_each(|&s| slots("read_slots", s, 1))
+}
+
+/// [`Backend::adam_update`]: `g`, `m`, `v` have `w`'s shape.
+pub fn adam_update<B: Backend + ?Sized>(
+    be: &B,
+    w: &B::Mat,
+    g: &B::Mat,
+    m: &B::Mat,
+    v: &B::Mat,
+) -> BResult<()> {
+    all_like(be, "adam_update", w, &[("g", g), ("m", m), ("v", v)])
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::backend::cpu::CpuBackend;
+    use crate::backend::{Axis, Backend, BackendError};
+    use ndarray::Array2;
+
+    fn shape_msg(r: Result<(), BackendError>) -> (String, String) {
+        match r {
+            Err(BackendError::Shape { op, msg }) => (op, msg),
+            other => panic!("expected a shape error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_name_the_operand_and_both_shapes() {
+        let be = CpuBackend::<f32>::new();
+        let a = be.zeros(3, 4).unwrap();
+        let b = be.zeros(5, 6).unwrap();
+        let mut c = be.zeros(3, 6).unwrap();
+        let (op, msg) = shape_msg(be.matmul_tn(&mut c, &a, &b, 0.0));
+        assert_eq!(
+            (op.as_str(), msg.as_str()),
+            ("matmul_tn", "Aᵀ (3×4) · B 5×6 → C 3×6")
+        );
+        let mut o = be.zeros(3, 4).unwrap();
+        let (op, msg) = shape_msg(be.axpby(&mut o, 1.0, &a, 1.0, &b));
+        assert_eq!(
+            (op.as_str(), msg.as_str()),
+            ("axpby", "y is 5×6, expected 3×4")
+        );
+        let (op, msg) = shape_msg(be.sq_norm(&a, 256));
+        assert_eq!(
+            (op.as_str(), msg.as_str()),
+            ("sq_norm", "slot 256 out of range (0..256)")
+        );
+    }
+
+    #[test]
+    fn a_failed_check_leaves_the_outputs_untouched() {
+        let be = CpuBackend::<f32>::new();
+        let ones = be.upload(Array2::from_elem((2, 3), 1.0f32).view()).unwrap();
+        let mut h = be.upload(Array2::from_elem((2, 3), 7.0f32).view()).unwrap();
+        let (mut s, mut gu, mut gv) = (
+            be.zeros(2, 3).unwrap(),
+            be.zeros(2, 3).unwrap(),
+            be.zeros(2, 3).unwrap(),
+        );
+        let r = be.constraint_residual(
+            &ones, &ones, &ones, 1.0, 0.1, 1.0, &mut h, &mut s, &mut gu, &mut gv, 254,
+        );
+        let (op, msg) = shape_msg(r);
+        assert_eq!(
+            (op.as_str(), msg.as_str()),
+            (
+                "constraint_residual",
+                "slots 254..257 out of range (0..256)"
+            )
+        );
+        assert!(be.download(&h).unwrap().iter().all(|&x| x == 7.0));
+    }
+
+    /// Every misuse, run on one backend: the `(op, message)` of each error.
+    fn misuses<B: Backend>(be: &B) -> Vec<(String, String)> {
+        let z = |r: usize, c: usize| be.zeros(r, c).unwrap();
+        let (a, b, bias) = (z(3, 4), z(5, 6), z(4, 1));
+        let (mut c, mut o, mut sh) = (z(3, 6), z(3, 4), z(1, 3));
+        let (mut m, mut v) = (z(3, 4), z(3, 4));
+        vec![
+            shape_msg(be.matmul_nn(&mut c, &a, &b, None, 0.0)),
+            shape_msg(be.matmul_nt(&mut c, &a, &b, 0.0)),
+            shape_msg(be.matmul_tn(&mut c, &a, &b, 0.0)),
+            shape_msg(be.matmul_nn(&mut c, &a, &z(4, 6), Some(&bias), 0.0)),
+            shape_msg(be.axpby(&mut o, 1.0, &a, 1.0, &b)),
+            shape_msg(be.axpy(&mut c, 1.0, &a)),
+            shape_msg(be.gather_cols(&mut o, &a, &[0, 1])),
+            shape_msg(be.gather_cols(&mut o, &a, &[0, 1, 2, 9])),
+            shape_msg(be.group_prox(&mut o, 0.1, Axis::Rows, &mut sh, 0)),
+            shape_msg(be.group_norms(&a, Axis::Cols, 255)),
+            shape_msg(be.constraint_value(&a, &a, &a, 0.1, 254)),
+            shape_msg(be.loss(&a, &b, crate::backend::LossKind::Squared, 0)),
+            shape_msg(be.read_slots(&[256]).map(|_| ())),
+            shape_msg(be.write(&mut o, Array2::<f32>::zeros((4, 3)).view())),
+            shape_msg(be.copy(&mut c, &a)),
+            shape_msg(be.row_sum(&mut o, &a, 0.0)),
+            shape_msg(be.adam_update(&mut o, &b, &mut m, &mut v, 0.1, 0.9, 0.99, 1e-8, 1)),
+        ]
+    }
+
+    /// The point of one contract per operation: the same misuse reads the same on both
+    /// backends. Skipped without a GPU adapter unless `SPARSE_ALM_REQUIRE_GPU=1`.
+    #[test]
+    fn cpu_and_gpu_give_the_same_messages() {
+        use crate::backend::gpu::{GpuBackend, GpuOptions};
+        let gpu = match GpuBackend::new(GpuOptions::from_env()) {
+            Ok(g) => g,
+            Err(BackendError::NoAdapter(why)) => {
+                let required = std::env::var("SPARSE_ALM_REQUIRE_GPU").is_ok_and(|v| v == "1");
+                assert!(
+                    !required,
+                    "SPARSE_ALM_REQUIRE_GPU=1 but no GPU adapter: {why}"
+                );
+                eprintln!("SKIPPED: no GPU adapter");
+                return;
+            }
+            Err(e) => panic!("GPU backend creation failed: {e}"),
+        };
+        assert_eq!(misuses(&CpuBackend::<f32>::new()), misuses(&gpu));
+    }
+}
