@@ -9,10 +9,10 @@
 //! Only parameter-sized matrices cross to the host (`n×n`, `m×n`), never anything of
 //! size `N`.
 
-use super::inner::Lifted;
-use super::measures::DeviceData;
+use super::Lifted;
 use crate::backend::{Axis, BResult, Backend};
 use crate::error::BackendError;
+use crate::problem::DeviceData;
 use ndarray::{s, Array2};
 
 /// Device workspaces of the exact blocks, allocated once.
