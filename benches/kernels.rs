@@ -333,9 +333,8 @@ fn sweep_time<B: Backend>(be: &B, sizes: &[usize], n: usize) -> (f64, f64, (u64,
     use sparse_alm::config::Task;
     use sparse_alm::data::Dataset;
     use sparse_alm::model::Network;
-    use sparse_alm::problem::{Params, Spec};
+    use sparse_alm::problem::{DeviceData, Params, Spec};
     use sparse_alm::solver::inner::Lifted;
-    use sparse_alm::solver::measures::DeviceData;
     let (d, m) = (sizes[0], *sizes.last().unwrap());
     let x = host(d, n, 7);
     let mut y = Array2::<f32>::zeros((m, n));

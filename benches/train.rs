@@ -7,6 +7,7 @@
 //! Times are the solver's own clock (measurement passes excluded), median of 3 runs;
 //! the ratio column is PyTorch time / our time (> 1: we are faster).
 
+use sparse_alm::app::Problem;
 use sparse_alm::backend::cpu::CpuBackend;
 use sparse_alm::backend::gpu::{GpuBackend, GpuOptions};
 use sparse_alm::backend::Backend;
@@ -14,8 +15,7 @@ use sparse_alm::config::{load_config, Config, Method};
 use sparse_alm::data::LoadedData;
 use sparse_alm::model::Network;
 use sparse_alm::problem::{Net, Params};
-use sparse_alm::solver::measures::{empty_network_p0, DeviceData};
-use sparse_alm::solver::{spec_for, train};
+use sparse_alm::solver::spec_for;
 use std::path::Path;
 use std::time::Instant;
 
@@ -39,19 +39,17 @@ fn epoch_ms<B: Backend>(
     method: Method,
     epochs: usize,
 ) -> f64 {
-    let spec = spec_for(cfg, data.train.d(), data.train.m());
-    let init = Network::he_init(&spec.sizes, spec.alpha, cfg.model.init_seed);
-    let dd = DeviceData::upload(be, &data.train, &data.test).expect("upload");
-    let e0 = empty_network_p0(&data.train.y, spec.loss);
+    let problem = Problem::new(be, cfg, &data.train, &data.test).expect("upload");
+    let spec = &problem.spec;
     // Passes of one epoch: forward + backward over N columns (SPEC §5 accounting).
-    let net = Net::new(be, &spec, 1).expect("workspace");
-    let per_epoch = (net.forward_passes(&spec, 1) + net.backward_passes(&spec, 1)) * 1.0;
+    let net = Net::new(be, spec, 1).expect("workspace");
+    let per_epoch = (net.forward_passes(spec, 1) + net.backward_passes(spec, 1)) * 1.0;
     let mut cfg = cfg.clone();
     cfg.train.max_passes = per_epoch * epochs as f64 - 1e-9;
     cfg.train.max_seconds = f64::INFINITY;
     let runs: Vec<f64> = (0..3)
         .map(|_| {
-            let res = train(be, &cfg, method, &spec, &dd, &init, e0, &mut |_| {}).expect("train");
+            let res = problem.run(be, &cfg, method, &mut |_| {}).expect("train");
             res.seconds * 1e3 / epochs as f64
         })
         .collect();

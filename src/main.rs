@@ -238,13 +238,7 @@ fn run(cli: Cli) -> Result<()> {
             let report = app::train(&opts, &mut printer(a.common.quiet)).context("train failed")?;
             println!();
             print!("{}", report.table());
-            if let Some(c) = &report.counters {
-                println!("{c}");
-            }
-            println!(
-                "saved model, metrics.jsonl and config.toml to {}",
-                report.out_dir.display()
-            );
+            print!("{}", report.footer());
         }
         Command::Compare(a) => {
             let mut sets = a.common.sets();
@@ -261,13 +255,7 @@ fn run(cli: Cli) -> Result<()> {
                 app::compare(&opts, &mut printer(a.common.quiet)).context("compare failed")?;
             println!();
             print!("{}", report.render());
-            if let Some(c) = &report.counters {
-                println!("{c}");
-            }
-            println!(
-                "saved compare.json, metrics-<method>.jsonl and <method>/ models to {}",
-                report.out_dir.display()
-            );
+            print!("{}", report.footer());
         }
         Command::Eval(a) => {
             let report = app::eval(&a.model, &a.data, a.device.choice(), &mut printer(false))

@@ -1,12 +1,14 @@
-//! The mathematics of SPEC §1–§3 written once over the [`Backend`] trait: the network's
-//! parameters on the device, the true forward pass and backprop of (P0) (§1, used by every
-//! method and by the measures of §5), the adjoint multipliers of §4, and the flop
-//! accounting that defines a *pass* (§5).
+//! The mathematics of SPEC §1–§3 written once over the [`Backend`] trait: the problem's
+//! data on the device, the network's parameters on the device, the true forward pass and
+//! backprop of (P0) (§1, used by every method and by the measures of §5), the unit-step
+//! prox-gradient mapping, and the flop accounting that defines a *pass* (§5).
 //!
 //! The lifted model's state and its block updates live in `solver/` (§4, §6); what is here
 //! is shared by the ALM and the baselines.
 
 use crate::backend::{Axis, BResult, Backend, LossKind, Slot};
+use crate::config::Task;
+use crate::data::Dataset;
 use crate::model::Network;
 
 /// The fixed data of a (P0) instance (SPEC §1).
@@ -73,6 +75,41 @@ impl Spec {
             Axis::Rows => (self.sizes[l + 1], 1),
             Axis::Cols => (1, self.sizes[l]),
         }
+    }
+}
+
+/// The problem's data on the device: the training set every method fits and measures,
+/// and the held-out test set (absent when empty) that only the measures read.
+pub struct DeviceData<B: Backend> {
+    pub x: B::Mat,
+    pub y: B::Mat,
+    pub x_test: Option<B::Mat>,
+    pub y_test: Option<B::Mat>,
+    pub n: usize,
+    pub n_test: usize,
+    pub task: Task,
+}
+
+impl<B: Backend> DeviceData<B> {
+    pub fn upload(be: &B, train: &Dataset, test: &Dataset) -> BResult<Self> {
+        let has_test = test.n() > 0;
+        Ok(DeviceData {
+            x: be.upload(train.x.view())?,
+            y: be.upload(train.y.view())?,
+            x_test: if has_test {
+                Some(be.upload(test.x.view())?)
+            } else {
+                None
+            },
+            y_test: if has_test {
+                Some(be.upload(test.y.view())?)
+            } else {
+                None
+            },
+            n: train.n(),
+            n_test: test.n(),
+            task: train.task,
+        })
     }
 }
 
@@ -238,13 +275,12 @@ impl<B: Backend> Net<B> {
     }
 }
 
-/// Slot that receives the group prox's own sums inside [`prox_mapping_sq`] (nobody reads
-/// them; the measures' and the KKT's slot ranges stay clear of it).
-const S_PROX_SCRATCH: Slot = 150;
-
 /// `slot ← ‖W − prox_λ(W − G)‖²`: the W part of a unit-step proximal-gradient mapping
 /// (SPEC §5, both `cert` with `G = ∇ℓ` and `kkt` with `G = ∇_W L`). `scratch` is two
-/// W-shaped matrices and the group shrink vector.
+/// W-shaped matrices and the group shrink vector; the group prox's own two sums go to
+/// `discard`, `discard + 1` (nobody reads them; the caller picks slots that nothing else
+/// is waiting on).
+#[allow(clippy::too_many_arguments)]
 pub fn prox_mapping_sq<B: Backend>(
     be: &B,
     w: &B::Mat,
@@ -253,10 +289,11 @@ pub fn prox_mapping_sq<B: Backend>(
     axis: Axis,
     scratch: (&mut B::Mat, &mut B::Mat, &mut B::Mat),
     slot: Slot,
+    discard: Slot,
 ) -> BResult<()> {
     let (step, diff, shrink) = scratch;
     be.axpby(step, 1.0, w, -1.0, g)?;
-    be.group_prox(step, lambda, axis, shrink, S_PROX_SCRATCH)?;
+    be.group_prox(step, lambda, axis, shrink, discard)?;
     be.axpby(diff, 1.0, w, -1.0, step)?;
     be.sq_norm(diff, slot)
 }

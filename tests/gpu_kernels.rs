@@ -2,8 +2,9 @@
 //! sizes 1, 63, 65, 257 (around the 64-wide tiles and 256-wide workgroups) and a larger
 //! 300×1000 case; the same suites on a backend forced into tiny column chunks; shape errors.
 //!
-//! Adapter policy: without a GPU adapter every test prints `SKIPPED: no GPU adapter` and
-//! passes, unless `SPARSE_ALM_REQUIRE_GPU=1`, in which case it fails.
+//! Adapter policy (`tests/common`): without a GPU adapter every test prints
+//! `SKIPPED: no GPU adapter` and passes, unless `SPARSE_ALM_REQUIRE_GPU=1`, in which case it
+//! fails.
 //!
 //! Tolerance (one helper, [`compare`]): element `i` passes when
 //!   |got − want| ≤ max(1e-5, 1e-4·|want|) + 4·√n·ε·mag_i,   ε = f32 epsilon,
@@ -17,6 +18,8 @@
 //! to the *result*. A real kernel bug produces O(1) relative errors and still fails.
 //! NaN must match NaN and infinities must match exactly.
 
+mod common;
+
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -28,21 +31,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 // ---- adapter policy and shared backends ------------------------------------------------------
 
-fn require_gpu() -> bool {
-    std::env::var("SPARSE_ALM_REQUIRE_GPU").is_ok_and(|v| v == "1")
-}
-
 fn open(opts: GpuOptions) -> Option<GpuBackend> {
-    match GpuBackend::new(opts) {
-        Ok(g) => Some(g),
-        Err(BackendError::NoAdapter(msg)) => {
-            if require_gpu() {
-                panic!("SPARSE_ALM_REQUIRE_GPU=1 but no GPU adapter: {msg}");
-            }
-            None
-        }
-        Err(e) => panic!("GPU backend creation failed: {e}"),
-    }
+    common::open_gpu(opts).ok()
 }
 
 /// The GPU tests share one backend (pipelines compile once) and run one at a time (they
@@ -54,7 +44,7 @@ fn gpu() -> Option<(MutexGuard<'static, ()>, &'static GpuBackend)> {
     match GPU.get_or_init(|| open(GpuOptions::from_env())) {
         Some(g) => Some((guard, g)),
         None => {
-            eprintln!("\n*** SKIPPED: no GPU adapter (set SPARSE_ALM_REQUIRE_GPU=1 to fail instead) ***\n");
+            common::skipped("no GPU adapter");
             None
         }
     }

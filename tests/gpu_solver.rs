@@ -9,57 +9,26 @@
 //! boundary on other hardware and takes one more halving; a wrong kernel moves (P0) by
 //! O(1).
 //!
-//! Without an adapter these tests print a loud SKIPPED line, unless
-//! `SPARSE_ALM_REQUIRE_GPU=1` (set in CI), which turns a missing adapter into a failure.
+//! Adapter policy: `tests/common` (a loud SKIPPED line without an adapter, a failure
+//! under `SPARSE_ALM_REQUIRE_GPU=1`).
 
-use ndarray::Array2;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
+mod common;
+
+use sparse_alm::app::Problem;
 use sparse_alm::backend::cpu::CpuBackend;
 use sparse_alm::backend::gpu::{GpuBackend, GpuOptions};
-use sparse_alm::backend::Backend;
-use sparse_alm::config::{load_config, Config, Method, Task};
+use sparse_alm::backend::{Backend, LossKind};
+use sparse_alm::config::{load_config, Config, Method};
 use sparse_alm::data::Dataset;
-use sparse_alm::model::Network;
-use sparse_alm::solver::measures::{empty_network_p0, DeviceData};
-use sparse_alm::solver::{spec_for, train, Record};
+use sparse_alm::solver::Record;
 
 fn gpu() -> Option<GpuBackend> {
-    match GpuBackend::new(GpuOptions::from_env()) {
-        Ok(be) => Some(be),
-        Err(e) => {
-            if std::env::var("SPARSE_ALM_REQUIRE_GPU").as_deref() == Ok("1") {
-                panic!("SPARSE_ALM_REQUIRE_GPU=1 but no GPU backend: {e}");
-            }
-            eprintln!("\n*** SKIPPED: no GPU adapter ({e}); set SPARSE_ALM_REQUIRE_GPU=1 to fail instead ***\n");
-            None
-        }
-    }
+    common::gpu_or_skip(GpuOptions::from_env())
 }
 
 /// A 3-class teacher problem with N not a multiple of any workgroup size.
 fn data(n: usize, seed: u64) -> (Dataset, Dataset) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let sizes = [12, 20, 3];
-    let teacher = Network::he_init(&sizes, 0.1, seed + 1);
-    let x = Array2::from_shape_fn((12, n), |_| {
-        <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut rng)
-    });
-    let out = teacher.forward(x.view());
-    let mut y = Array2::zeros((3, n));
-    for j in 0..n {
-        let k = (0..3).fold(0, |b, i| if out[[i, j]] > out[[b, j]] { i } else { b });
-        y[[k, j]] = 1.0;
-    }
-    let all = Dataset {
-        x,
-        y,
-        labels: None,
-        task: Task::Classification,
-        feature_names: vec![],
-        class_names: vec!["0".into(), "1".into(), "2".into()],
-    };
+    let all = common::teacher_data(&[12, 20, 3], n, seed, seed + 1, LossKind::SoftmaxCe);
     let cut = n * 4 / 5;
     (
         all.select(&(0..cut).collect::<Vec<_>>()),
@@ -74,13 +43,10 @@ fn trace<B: Backend>(
     train_d: &Dataset,
     test_d: &Dataset,
 ) -> Vec<Record> {
-    let spec = spec_for(cfg, train_d.d(), train_d.m());
-    let init = Network::he_init(&spec.sizes, spec.alpha, cfg.model.init_seed);
-    let dd = DeviceData::upload(be, train_d, test_d).unwrap();
-    let e0 = empty_network_p0(&train_d.y, spec.loss);
+    let problem = Problem::new(be, cfg, train_d, test_d).unwrap();
     let mut recs = Vec::new();
     let mut sink = |r: &Record| recs.push(r.clone());
-    train(be, cfg, method, &spec, &dd, &init, e0, &mut sink).unwrap();
+    problem.run(be, cfg, method, &mut sink).unwrap();
     recs
 }
 

@@ -3,18 +3,20 @@
 //! the adjoint multipliers of SPEC §4, monotone inner sweeps (SPEC §6), and the ALM's
 //! convergence on a small teacher problem.
 
+mod common;
+
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use sparse_alm::app::Problem;
 use sparse_alm::backend::cpu::CpuBackend;
 use sparse_alm::backend::{Axis, Backend, LossKind};
-use sparse_alm::config::{load_config, Method, Task};
+use sparse_alm::config::{load_config, Method};
 use sparse_alm::data::Dataset;
 use sparse_alm::model::Network;
-use sparse_alm::problem::{Net, Params, Spec};
+use sparse_alm::problem::{DeviceData, Net, Params, Spec};
 use sparse_alm::solver::inner::Lifted;
-use sparse_alm::solver::measures::{empty_network_p0, DeviceData};
 use sparse_alm::solver::{alm, Record};
 
 type Be = CpuBackend<f64>;
@@ -27,32 +29,7 @@ fn randn(rng: &mut ChaCha8Rng, r: usize, c: usize, scale: f64) -> Array2<f64> {
 
 /// A small teacher problem: regression (squared loss) or 3-class classification.
 fn problem(seed: u64, sizes: &[usize], n: usize, loss: LossKind) -> (Spec, Dataset, Network) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let d = sizes[0];
-    let m = *sizes.last().unwrap();
-    let x = randn(&mut rng, d, n, 1.0).mapv(|v| v as f32);
-    let teacher = Network::he_init(sizes, 0.1, seed + 100);
-    let out = teacher.forward(x.view());
-    let (y, task) = match loss {
-        LossKind::Squared => (out, Task::Regression),
-        LossKind::SoftmaxCe => {
-            let mut y = Array2::zeros((m, n));
-            for j in 0..n {
-                let col = out.column(j);
-                let k = (0..m).fold(0, |b, i| if col[i] > col[b] { i } else { b });
-                y[[k, j]] = 1.0;
-            }
-            (y, Task::Classification)
-        }
-    };
-    let data = Dataset {
-        x,
-        y,
-        labels: None,
-        task,
-        feature_names: vec![],
-        class_names: (0..m).map(|i| i.to_string()).collect(),
-    };
+    let data = common::teacher_data(sizes, n, seed, seed + 100, loss);
     let spec = Spec::new(sizes.to_vec(), 0.1, 0.0, loss, Axis::Rows, Axis::Rows);
     (spec, data, Network::he_init(sizes, 0.1, seed + 7))
 }
@@ -307,13 +284,14 @@ fn alm_converges_on_a_small_teacher() {
     cfg.train.max_passes = f64::INFINITY;
     cfg.alm.max_outer = 30;
     cfg.alm.kkt_tol = 1e-3;
-    let spec = sparse_alm::solver::spec_for(&cfg, sizes[0], 1);
-    let data = DeviceData::upload(&be, &train, &empty(&train)).unwrap();
-    let e0 = empty_network_p0(&train.y, LossKind::Squared);
+    // The teacher's own initialisation, not the config's `init_seed`.
+    let problem = Problem {
+        init,
+        ..Problem::new(&be, &cfg, &train, &empty(&train)).unwrap()
+    };
     let mut records = Vec::new();
     let mut sink = |r: &Record| records.push(r.clone());
-    let res = sparse_alm::solver::train(&be, &cfg, Method::Alm, &spec, &data, &init, e0, &mut sink)
-        .unwrap();
+    let res = problem.run(&be, &cfg, Method::Alm, &mut sink).unwrap();
     let last = records.last().unwrap();
     let feas = last.feas.unwrap();
     let kkt = records

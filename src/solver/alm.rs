@@ -1,19 +1,15 @@
 //! SPEC §4: the outer loop of the inexact augmented Lagrangian method, on the host.
-//! Inner solves (§6, `inner.rs`) to a tolerance `ε_k` relative to the run's first sweep,
+//! Inner solves (§6, `inner/`) to a tolerance `ε_k` relative to the run's first sweep,
 //! the multiplier update `Λ ← Λ + ρH`, the ρ rule (never decreased; block steps follow),
 //! the ε schedule, recomputing `U` each outer iteration, best-W bookkeeping by true (P0),
 //! and the stopping rules (KKT tolerance, outer iterations, passes, seconds).
 
 use super::inner::Lifted;
-use super::measures::DeviceData;
+use super::slots::{Readback, DISCARD, H2, KKT_GRAD_V, KKT_MAP_B, KKT_MAP_W, KKT_PIECE, SIGMA2};
 use super::{Budget, Recorder};
-use crate::backend::{BResult, Backend, Slot};
+use crate::backend::{BResult, Backend};
 use crate::config::AlmConfig;
-use crate::problem::{prox_mapping_sq, Params, Spec};
-
-/// Slots of the KKT evaluation: residual sums at `3l`, mapping pieces at `32 + 3l` (up to
-/// 10 layers; the measures reuse these slots between calls).
-const S_KKT: Slot = 0;
+use crate::problem::{prox_mapping_sq, DeviceData, Params, Spec};
 
 /// The Lagrangian's prox-gradient mapping of SPEC §5 (unit step for W/b, V part scaled by
 /// N) together with the constraint residual, at the current point and multipliers.
@@ -31,15 +27,14 @@ pub fn kkt<B: Backend>(
     let lam = st.spec.lambda;
     let n = st.n as f64;
     for l in 0..layers {
-        st.piece_grad(be, l, &data.y, S_KKT + 3 * l, rho)?;
+        st.piece_grad(be, l, &data.y, KKT_PIECE.at(l), rho)?;
     }
-    let mut slots = Vec::new();
+    let mut rb = Readback::new();
     for l in 0..layers {
         let input = if l == 0 { &data.x } else { &st.v[l - 1] };
         be.matmul_nt(&mut st.g.w[l], &st.gu[l], input, 0.0)?;
         be.row_sum(&mut st.g.b[l], &st.gu[l], 0.0)?;
         st.passes += st.spec.pass_fraction(l, st.n, st.n);
-        let base = S_KKT + 32 + 3 * l;
         let scratch = (&mut st.trial.w[l], &mut st.diff.w[l], &mut st.shrink[l]);
         prox_mapping_sq(
             be,
@@ -48,28 +43,28 @@ pub fn kkt<B: Backend>(
             lam,
             st.spec.axes[l],
             scratch,
-            base,
+            KKT_MAP_W.at(l),
+            DISCARD.slot(),
         )?;
-        be.sq_norm(&st.g.b[l], base + 1)?;
-        slots.extend([base, base + 1]);
+        be.sq_norm(&st.g.b[l], KKT_MAP_B.at(l))?;
+        rb.slot(KKT_MAP_W.at(l)).slot(KKT_MAP_B.at(l));
         if l + 1 < layers {
             be.matmul_tn(&mut st.gv[l], &st.p.w[l + 1], &st.gu[l + 1], 1.0)?;
             st.passes += st.spec.pass_fraction(l + 1, st.n, st.n);
-            be.sq_norm(&st.gv[l], base + 2)?;
-            slots.extend([base + 2, S_KKT + 3 * l, S_KKT + 3 * l + 2]);
+            be.sq_norm(&st.gv[l], KKT_GRAD_V.at(l))?;
+            rb.slot(KKT_GRAD_V.at(l))
+                .slot(KKT_PIECE.part(l, H2))
+                .slot(KKT_PIECE.part(l, SIGMA2));
         }
     }
-    let v = be.read_slots(&slots)?;
+    let v = rb.read(be)?;
     let (mut k2, mut hh, mut ss) = (0.0, 0.0, 0.0);
-    let mut i = 0;
     for l in 0..layers {
-        k2 += v[i] + v[i + 1];
-        i += 2;
+        k2 += v.get(KKT_MAP_W.at(l)) + v.get(KKT_MAP_B.at(l));
         if l + 1 < layers {
-            k2 += n * n * v[i];
-            hh += v[i + 1];
-            ss += v[i + 2];
-            i += 3;
+            k2 += n * n * v.get(KKT_GRAD_V.at(l));
+            hh += v.get(KKT_PIECE.part(l, H2));
+            ss += v.get(KKT_PIECE.part(l, SIGMA2));
         }
     }
     Ok(((k2 + hh).sqrt(), hh.sqrt(), ss.sqrt()))
@@ -86,7 +81,7 @@ pub fn run<B: Backend>(
     p: &mut Params<B>,
     budget: &mut Budget,
     rec: &mut Recorder<'_, B>,
-) -> crate::Result<()> {
+) -> BResult<()> {
     let mut st = Lifted::new(be, spec, data.n, p, rho0)?;
     if cfg.exact_blocks {
         st.enable_exact(be)?;

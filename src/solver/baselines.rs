@@ -3,16 +3,15 @@
 //! group soft-thresholding with threshold `λ·lr`; prox-GD: full-batch proximal gradient
 //! with Armijo backtracking. The warm start of `warm+alm` is prox-SGD (`solver::train`).
 
-use super::measures::DeviceData;
+use super::slots::{
+    Readback, DISCARD, GD_D2_B, GD_D2_W, GD_GDOT_B, GD_GDOT_W, GD_LOSS, GD_TRIAL_LOSS,
+};
 use super::{Budget, Recorder};
-use crate::backend::{Backend, Slot};
+use crate::backend::{BResult, Backend};
 use crate::config::{AdamConfig, Config, GdConfig};
-use crate::problem::{Net, Params, Spec};
+use crate::problem::{DeviceData, Net, Params, Spec};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-
-const S_GD: Slot = 176; // 176, 177: loss now / at the trial
-const S_SCRATCH: Slot = 178; // prox sums nobody reads
 
 /// Per-layer optimiser state: momentum / Adam moments and prox shrink scratch.
 struct OptState<B: Backend> {
@@ -22,13 +21,13 @@ struct OptState<B: Backend> {
 }
 
 impl<B: Backend> OptState<B> {
-    fn new(be: &B, spec: &Spec) -> crate::Result<Self> {
+    fn new(be: &B, spec: &Spec) -> BResult<Self> {
         let shrink = (0..spec.layers())
             .map(|l| {
                 let (r, c) = spec.shrink_shape(l);
                 be.zeros(r, c)
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<BResult<Vec<_>>>()?;
         Ok(OptState {
             m: Params::zeros_like(be, spec)?,
             v: Params::zeros_like(be, spec)?,
@@ -45,11 +44,10 @@ fn heavy_ball<B: Backend>(
     g: &B::Mat,
     lr: f32,
     mu: f32,
-) -> crate::Result<()> {
+) -> BResult<()> {
     be.scale(m, mu)?;
     be.axpy(m, 1.0, g)?;
-    be.axpy(x, -lr, m)?;
-    Ok(())
+    be.axpy(x, -lr, m)
 }
 
 /// Minibatch prox-SGD (`adam = None`) or prox-Adam, one record per epoch (throttled by the
@@ -64,7 +62,7 @@ pub fn prox_sgd<B: Backend>(
     p: &mut Params<B>,
     budget: &mut Budget,
     rec: &mut Recorder<'_, B>,
-) -> crate::Result<()> {
+) -> BResult<()> {
     let n = data.n;
     let batch = match adam {
         Some(a) => a.batch,
@@ -111,7 +109,7 @@ pub fn prox_sgd<B: Backend>(
             be.gather_cols(xb, &data.x, chunk)?;
             be.gather_cols(yb, &data.y, chunk)?;
             net.forward(be, spec, p, xb)?;
-            net.backward(be, spec, p, xb, yb, S_GD)?;
+            net.backward(be, spec, p, xb, yb, DISCARD.slot())?;
             budget.passes += net.forward_passes(spec, n) + net.backward_passes(spec, n);
             step += 1;
             for l in 0..layers {
@@ -170,7 +168,7 @@ pub fn prox_sgd<B: Backend>(
                     thresh,
                     spec.axes[l],
                     &mut opt.shrink[l],
-                    S_SCRATCH,
+                    DISCARD.slot(),
                 )?;
             }
             if budget.spent() {
@@ -199,7 +197,7 @@ pub fn prox_gd<B: Backend>(
     p: &mut Params<B>,
     budget: &mut Budget,
     rec: &mut Recorder<'_, B>,
-) -> crate::Result<()> {
+) -> BResult<()> {
     let n = data.n;
     let layers = spec.layers();
     let lam = spec.lambda as f64;
@@ -215,7 +213,7 @@ pub fn prox_gd<B: Backend>(
     let mut t_last = gd.step0 / 2.0;
     let mut iter = 0;
     while !budget.spent() {
-        net.backward(be, spec, p, &data.x, &data.y, S_GD)?;
+        net.backward(be, spec, p, &data.x, &data.y, GD_LOSS.slot())?;
         budget.passes += bwd;
         let mut t = 2.0 * t_last;
         let mut phi = None;
@@ -228,39 +226,40 @@ pub fn prox_gd<B: Backend>(
                     (lam * t) as f32,
                     spec.axes[l],
                     &mut opt.shrink[l],
-                    S_SCRATCH,
+                    DISCARD.slot(),
                 )?;
                 be.axpby(&mut trial.b[l], 1.0, &p.b[l], -(t as f32), &net.grad.b[l])?;
                 be.axpby(&mut diff.w[l], 1.0, &trial.w[l], -1.0, &p.w[l])?;
                 be.axpby(&mut diff.b[l], 1.0, &trial.b[l], -1.0, &p.b[l])?;
             }
             // ℓ(trial), then ⟨∇, Δ⟩ and ‖Δ‖² per layer: one readback per trial.
-            let mut slots = vec![S_GD + 1];
+            let mut rb = Readback::new();
+            rb.slot(GD_TRIAL_LOSS.slot());
             trial_net.forward(be, spec, &trial, &data.x)?;
             budget.passes += fwd;
-            be.loss(trial_net.output(), &data.y, spec.loss, S_GD + 1)?;
-            let mut gd_slots = Vec::new();
+            be.loss(trial_net.output(), &data.y, spec.loss, GD_TRIAL_LOSS.slot())?;
             for l in 0..layers {
-                let base = 200 + 4 * l;
-                be.dot(&net.grad.w[l], &diff.w[l], base)?;
-                be.dot(&net.grad.b[l], &diff.b[l], base + 1)?;
-                be.sq_norm(&diff.w[l], base + 2)?;
-                be.sq_norm(&diff.b[l], base + 3)?;
-                gd_slots.extend(base..base + 4);
+                be.dot(&net.grad.w[l], &diff.w[l], GD_GDOT_W.at(l))?;
+                be.dot(&net.grad.b[l], &diff.b[l], GD_GDOT_B.at(l))?;
+                be.sq_norm(&diff.w[l], GD_D2_W.at(l))?;
+                be.sq_norm(&diff.b[l], GD_D2_B.at(l))?;
+                rb.slot(GD_GDOT_W.at(l))
+                    .slot(GD_GDOT_B.at(l))
+                    .slot(GD_D2_W.at(l))
+                    .slot(GD_D2_B.at(l));
             }
-            slots.extend(&gd_slots);
             if phi.is_none() {
-                slots.push(S_GD);
+                rb.slot(GD_LOSS.slot());
             }
-            let v = be.read_slots(&slots)?;
-            let phi_now = *phi.get_or_insert(v[v.len() - 1]);
+            let v = rb.read(be)?;
+            let phi_now = *phi.get_or_insert_with(|| v.get(GD_LOSS.slot()));
             let (mut gdot, mut d2) = (0.0, 0.0);
             for l in 0..layers {
-                gdot += v[1 + 4 * l] + v[2 + 4 * l];
-                d2 += v[3 + 4 * l] + v[4 + 4 * l];
+                gdot += v.get(GD_GDOT_W.at(l)) + v.get(GD_GDOT_B.at(l));
+                d2 += v.get(GD_D2_W.at(l)) + v.get(GD_D2_B.at(l));
             }
             let slack = 8.0 * be.epsilon() * phi_now.abs();
-            if v[0] <= phi_now + gdot + d2 / (2.0 * t) + slack {
+            if v.get(GD_TRIAL_LOSS.slot()) <= phi_now + gdot + d2 / (2.0 * t) + slack {
                 std::mem::swap(p, &mut trial);
                 std::mem::swap(&mut net, &mut trial_net);
                 t_last = t;

@@ -3,45 +3,14 @@
 //! the stationarity certificate `cert` of (P0) itself. All of it costs one scalar readback.
 //! `feas` and `kkt` belong to the ALM and are computed in `alm.rs`.
 
-use crate::backend::{BResult, Backend, LossKind, Slot};
+use super::slots::{
+    self, Readback, CERT_B, CERT_W, DISCARD, GROUP_SUM, GROUP_ZEROS, PENALTY, TEST_ERRORS,
+    TEST_LOSS, TRAIN_ERRORS, TRAIN_LOSS,
+};
+use crate::backend::{BResult, Backend, LossKind};
 use crate::config::Task;
-use crate::data::Dataset;
-use crate::problem::{prox_mapping_sq, Net, Params, Spec};
+use crate::problem::{prox_mapping_sq, DeviceData, Net, Params, Spec};
 use ndarray::Array2;
-
-/// Training and test data on the device.
-pub struct DeviceData<B: Backend> {
-    pub x: B::Mat,
-    pub y: B::Mat,
-    pub x_test: Option<B::Mat>,
-    pub y_test: Option<B::Mat>,
-    pub n: usize,
-    pub n_test: usize,
-    pub task: Task,
-}
-
-impl<B: Backend> DeviceData<B> {
-    pub fn upload(be: &B, train: &Dataset, test: &Dataset) -> BResult<Self> {
-        let has_test = test.n() > 0;
-        Ok(DeviceData {
-            x: be.upload(train.x.view())?,
-            y: be.upload(train.y.view())?,
-            x_test: if has_test {
-                Some(be.upload(test.x.view())?)
-            } else {
-                None
-            },
-            y_test: if has_test {
-                Some(be.upload(test.y.view())?)
-            } else {
-                None
-            },
-            n: train.n(),
-            n_test: test.n(),
-            task: train.task,
-        })
-    }
-}
 
 /// The measures of SPEC §5 at one point.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
@@ -60,13 +29,6 @@ pub struct Measures {
     pub cert_abs: f64,
 }
 
-const S_LOSS: Slot = 0;
-const S_ERR: Slot = 1;
-const S_TLOSS: Slot = 2;
-const S_TERR: Slot = 3;
-const S_REG: Slot = 16; // + 2l: Σ‖group‖, zero groups
-const S_CERT: Slot = 96; // + 2l: ‖W − prox(W − ∇W)‖², ‖∇b‖²
-
 /// Evaluates [`Measures`] with workspaces allocated once.
 pub struct Evaluator<B: Backend> {
     pub spec: Spec,
@@ -79,6 +41,7 @@ pub struct Evaluator<B: Backend> {
 
 impl<B: Backend> Evaluator<B> {
     pub fn new(be: &B, spec: &Spec, data: &DeviceData<B>) -> BResult<Self> {
+        slots::check_layers(spec.layers())?;
         let mut tmp1 = Vec::new();
         let mut tmp2 = Vec::new();
         let mut shrink = Vec::new();
@@ -107,20 +70,21 @@ impl<B: Backend> Evaluator<B> {
         let spec = &self.spec;
         let layers = spec.layers();
         self.train.forward(be, spec, p, &data.x)?;
-        self.train.backward(be, spec, p, &data.x, &data.y, S_LOSS)?;
+        self.train
+            .backward(be, spec, p, &data.x, &data.y, TRAIN_LOSS.slot())?;
         let classify = data.task == Task::Classification;
         if classify {
-            be.count_errors(self.train.output(), &data.y, S_ERR)?;
+            be.count_errors(self.train.output(), &data.y, TRAIN_ERRORS.slot())?;
         }
         if let (Some(net), Some(xt), Some(yt)) = (self.test.as_mut(), &data.x_test, &data.y_test) {
             net.forward(be, spec, p, xt)?;
-            be.loss(net.output(), yt, spec.loss, S_TLOSS)?;
+            be.loss(net.output(), yt, spec.loss, TEST_LOSS.slot())?;
             if classify {
-                be.count_errors(net.output(), yt, S_TERR)?;
+                be.count_errors(net.output(), yt, TEST_ERRORS.slot())?;
             }
         }
         for l in 0..layers {
-            be.group_norms(&p.w[l], spec.axes[l], S_REG + 2 * l)?;
+            be.group_norms(&p.w[l], spec.axes[l], PENALTY.at(l))?;
             // cert: W − prox_λ(W − ∇W) with unit step (SPEC §5); biases are unpenalised.
             let scratch = (&mut self.tmp1[l], &mut self.tmp2[l], &mut self.shrink[l]);
             prox_mapping_sq(
@@ -130,20 +94,22 @@ impl<B: Backend> Evaluator<B> {
                 spec.lambda,
                 spec.axes[l],
                 scratch,
-                S_CERT + 2 * l,
+                CERT_W.at(l),
+                DISCARD.slot(),
             )?;
-            be.sq_norm(&self.train.grad.b[l], S_CERT + 2 * l + 1)?;
+            be.sq_norm(&self.train.grad.b[l], CERT_B.at(l))?;
         }
-        let mut slots = vec![S_LOSS, S_ERR, S_TLOSS, S_TERR];
+        // Error and test slots are read even when unwritten (regression, no test set):
+        // their values are then ignored.
+        let mut rb = Readback::new();
+        rb.slot(TRAIN_LOSS.slot())
+            .slot(TRAIN_ERRORS.slot())
+            .slot(TEST_LOSS.slot())
+            .slot(TEST_ERRORS.slot());
         for l in 0..layers {
-            slots.extend([
-                S_REG + 2 * l,
-                S_REG + 2 * l + 1,
-                S_CERT + 2 * l,
-                S_CERT + 2 * l + 1,
-            ]);
+            rb.unit(PENALTY, l).slot(CERT_W.at(l)).slot(CERT_B.at(l));
         }
-        let v = be.read_slots(&slots)?;
+        let v = rb.read(be)?;
         let m = spec.sizes[layers] as f64;
         let err = |loss: f64, wrong: f64, n: usize| {
             if classify {
@@ -157,18 +123,24 @@ impl<B: Backend> Evaluator<B> {
         let mut cert2 = 0.0;
         let mut zero_rows = Vec::new();
         for l in 0..layers {
-            let k = 4 + 4 * l;
-            reg += v[k];
-            zero_rows.push(v[k + 1].round() as usize);
-            cert2 += v[k + 2] + v[k + 3];
+            reg += v.get(PENALTY.part(l, GROUP_SUM));
+            zero_rows.push(v.get(PENALTY.part(l, GROUP_ZEROS)).round() as usize);
+            cert2 += v.get(CERT_W.at(l)) + v.get(CERT_B.at(l));
         }
         let reg = spec.lambda as f64 * reg;
+        let loss = v.get(TRAIN_LOSS.slot());
         Ok(Measures {
-            p0: v[0] + reg,
-            loss: v[0],
+            p0: loss + reg,
+            loss,
             reg,
-            train_error: err(v[0], v[1], data.n),
-            test_error: self.test.as_ref().map(|_| err(v[2], v[3], data.n_test)),
+            train_error: err(loss, v.get(TRAIN_ERRORS.slot()), data.n),
+            test_error: self.test.as_ref().map(|_| {
+                err(
+                    v.get(TEST_LOSS.slot()),
+                    v.get(TEST_ERRORS.slot()),
+                    data.n_test,
+                )
+            }),
             zero_rows,
             cert_abs: cert2.sqrt(),
         })

@@ -8,16 +8,17 @@
 //! the row shrink factors; a V-trial's next pre-activation is `U_{l+1} − t·W_{l+1}G_V` with
 //! `W_{l+1}G_V` computed once. Each trial costs elementwise work and ONE scalar readback.
 //! Column-grouped layers (SPEC §1 options) cannot use the shrink trick and pay a matmul per
-//! trial.
+//! trial. The block steps are in `blocks.rs`; the optional exact blocks in `exact.rs`.
 
-use crate::backend::{Axis, BResult, Backend, Slot};
-use crate::problem::{Params, Spec};
-use crate::solver::measures::DeviceData;
+mod blocks;
+pub mod exact;
 
-/// Slots used by the inner solver (the measures use 0..160).
-const S_PHI: Slot = 160; // 160..163 current value pieces
-const S_TRIAL: Slot = 170; // 170..180 trial scalars
-const S_RES: Slot = 192; // + 3l: residual sums of hidden layer l
+use super::slots::{
+    self, Readback, Values, DISCARD, GROUP_SUM, H2, LAGRANGIAN_PENALTY, LAM_H, LOSS, RES,
+};
+use crate::backend::{BResult, Backend, Slot};
+use crate::problem::{DeviceData, Params, Spec};
+use exact::ExactWork;
 
 /// Relative slack in the Armijo tests, in units of the backend's epsilon: the values
 /// compared are reductions over up to millions of terms; on an f32 device their rounding
@@ -57,7 +58,7 @@ pub struct Lifted<B: Backend> {
     pub shrink: Vec<B::Mat>,
     /// Workspaces of the optional exact blocks (SPEC §6); `None` = all blocks by
     /// proximal gradient.
-    pub exact: Option<super::exact::ExactWork<B>>,
+    pub exact: Option<ExactWork<B>>,
 }
 
 /// One Armijo step of a block: (moved, squared gradient mapping, trials).
@@ -79,6 +80,7 @@ impl<B: Backend> Lifted<B> {
     /// Allocate the state for `spec` and `n` samples, starting at parameters `p`;
     /// `V`, `U`, `Λ` are set by [`Lifted::init_feasible`].
     pub fn new(be: &B, spec: &Spec, n: usize, p: &Params<B>, rho: f64) -> BResult<Self> {
+        slots::check_layers(spec.layers())?;
         let layers = spec.layers();
         let mut st = Lifted {
             spec: spec.clone(),
@@ -134,7 +136,7 @@ impl<B: Backend> Lifted<B> {
     pub fn enable_exact(&mut self, be: &B) -> BResult<()> {
         let layers = self.spec.layers();
         if layers >= 2 && self.spec.loss == crate::backend::LossKind::Squared {
-            self.exact = Some(super::exact::ExactWork::new(
+            self.exact = Some(ExactWork::new(
                 be,
                 self.spec.sizes[layers - 1],
                 self.spec.sizes[layers],
@@ -185,7 +187,7 @@ impl<B: Backend> Lifted<B> {
             y,
             self.spec.loss,
             &mut self.gu[layers - 1],
-            S_PHI,
+            DISCARD.slot(),
         )?;
         be.matmul_tn(
             &mut self.lam[layers - 2],
@@ -206,12 +208,21 @@ impl<B: Backend> Lifted<B> {
     }
 
     /// Value of the smooth part that depends on `U_l` (layer index `l`), from the three
-    /// sums at `slot` (hidden: `(⟨Λ,H⟩ + ρ/2‖H‖²)/N`) or the loss at `slot` (output).
-    fn piece(&self, l: usize, v: &[f64]) -> f64 {
+    /// sums read from `slot` (hidden: `(⟨Λ,H⟩ + ρ/2‖H‖²)/N`) or the loss there (output).
+    fn piece(&self, l: usize, v: &Values, slot: Slot) -> f64 {
         if l + 1 < self.spec.layers() {
-            (v[1] + 0.5 * self.rho * v[0]) / self.n as f64
+            (v.get(slot + LAM_H) + 0.5 * self.rho * v.get(slot + H2)) / self.n as f64
         } else {
-            v[0]
+            v.get(slot + LOSS)
+        }
+    }
+
+    /// Ask `rb` for what [`Lifted::piece`] reads of layer `l`'s sums at `slot`.
+    fn ask_piece(&self, rb: &mut Readback, l: usize, slot: Slot) {
+        if l + 1 < self.spec.layers() {
+            rb.slot(slot + H2).slot(slot + LAM_H);
+        } else {
+            rb.slot(slot + LOSS);
         }
     }
 
@@ -250,11 +261,16 @@ impl<B: Backend> Lifted<B> {
     /// for the multiplier update (SPEC §4). Elementwise work and one readback.
     pub fn constraint_norm(&mut self, be: &B, y: &B::Mat) -> BResult<f64> {
         let hidden = self.v.len();
+        let mut rb = Readback::new();
         for l in 0..hidden {
-            self.piece_grad(be, l, y, S_RES + 3 * l, self.rho)?;
+            self.piece_grad(be, l, y, RES.at(l), self.rho)?;
+            rb.slot(RES.part(l, H2));
         }
-        let slots: Vec<Slot> = (0..hidden).map(|l| S_RES + 3 * l).collect();
-        Ok(be.read_slots(&slots)?.iter().sum::<f64>().sqrt())
+        let v = rb.read(be)?;
+        Ok((0..hidden)
+            .map(|l| v.get(RES.part(l, H2)))
+            .sum::<f64>()
+            .sqrt())
     }
 
     /// The value sums of layer `l`'s piece at pre-activation `u` (and `V_l` = `v` for a
@@ -345,7 +361,7 @@ impl<B: Backend> Lifted<B> {
         &mut self,
         be: &B,
         data: &DeviceData<B>,
-        solve: fn(&mut Self, &B, &DeviceData<B>, &mut super::exact::ExactWork<B>) -> BResult<()>,
+        solve: fn(&mut Self, &B, &DeviceData<B>, &mut ExactWork<B>) -> BResult<()>,
     ) -> BResult<bool> {
         let Some(mut ex) = self.exact.take() else {
             return Ok(false);
@@ -355,227 +371,21 @@ impl<B: Backend> Lifted<B> {
         r.map(|()| true)
     }
 
-    /// One Armijo step on block `(W_l, b_l)`. Returns (moved, squared gradient mapping
-    /// `‖Δ‖²/t²` of the first trial, trials).
-    fn w_block(&mut self, be: &B, data: &DeviceData<B>, l: usize) -> BResult<(bool, f64, usize)> {
-        let axis = self.spec.axes[l];
-        let lam = self.spec.lambda as f64;
-        self.piece_grad(be, l, &data.y, S_PHI, self.rho)?;
-        // The current penalty, read with the first trial's scalars.
-        be.group_norms(&self.p.w[l], axis, S_TRIAL + 10)?;
-        {
-            let input = if l == 0 { &data.x } else { &self.v[l - 1] };
-            be.matmul_nt(&mut self.g.w[l], &self.gu[l], input, 0.0)?;
-            be.row_sum(&mut self.g.b[l], &self.gu[l], 0.0)?;
-            self.passes += self.frac(l);
-            if axis == Axis::Rows {
-                be.matmul_nn(&mut self.bmat[l], &self.g.w[l], input, None, 0.0)?;
-                self.passes += self.frac(l);
-            }
-        }
-        let mut t = 2.0 * self.step_w[l];
-        let mut phi = None;
-        let mut first_map2 = None;
-        for trial in 1..=MAX_BACKTRACK {
-            be.axpby(
-                &mut self.trial.w[l],
-                1.0,
-                &self.p.w[l],
-                -(t as f32),
-                &self.g.w[l],
-            )?;
-            be.group_prox(
-                &mut self.trial.w[l],
-                (lam * t) as f32,
-                axis,
-                &mut self.shrink[l],
-                S_TRIAL + 8,
-            )?;
-            be.axpby(
-                &mut self.trial.b[l],
-                1.0,
-                &self.p.b[l],
-                -(t as f32),
-                &self.g.b[l],
-            )?;
-            be.axpby(
-                &mut self.diff.w[l],
-                1.0,
-                &self.trial.w[l],
-                -1.0,
-                &self.p.w[l],
-            )?;
-            be.axpby(
-                &mut self.diff.b[l],
-                1.0,
-                &self.trial.b[l],
-                -1.0,
-                &self.p.b[l],
-            )?;
-            be.dot(&self.g.w[l], &self.diff.w[l], S_TRIAL)?;
-            be.dot(&self.g.b[l], &self.diff.b[l], S_TRIAL + 1)?;
-            be.sq_norm(&self.diff.w[l], S_TRIAL + 2)?;
-            be.sq_norm(&self.diff.b[l], S_TRIAL + 3)?;
-            let input = if l == 0 { &data.x } else { &self.v[l - 1] };
-            match axis {
-                Axis::Rows => be.w_trial_preact(
-                    &mut self.u_trial[l],
-                    &self.u[l],
-                    &self.p.b[l],
-                    &self.trial.b[l],
-                    &self.bmat[l],
-                    &self.shrink[l],
-                    t as f32,
-                )?,
-                Axis::Cols => {
-                    be.matmul_nn(
-                        &mut self.u_trial[l],
-                        &self.trial.w[l],
-                        input,
-                        Some(&self.trial.b[l]),
-                        0.0,
-                    )?;
-                    self.passes += self.frac(l);
-                }
-            }
-            self.piece_value(be, l, &self.u_trial[l], None, &data.y, S_TRIAL + 4)?;
-            let mut slots = vec![
-                S_TRIAL,
-                S_TRIAL + 1,
-                S_TRIAL + 2,
-                S_TRIAL + 3,
-                S_TRIAL + 4,
-                S_TRIAL + 5,
-                S_TRIAL + 6,
-            ];
-            slots.push(S_TRIAL + 8);
-            if phi.is_none() {
-                slots.extend([S_PHI, S_PHI + 1, S_PHI + 2, S_TRIAL + 10]);
-            }
-            let v = be.read_slots(&slots)?;
-            let (phi_now, reg_old) =
-                *phi.get_or_insert_with(|| (self.piece(l, &v[8..11]), lam * v[11]));
-            let phi_new = self.piece(l, &v[4..7]);
-            let gd = v[0] + v[1];
-            let d2 = v[2] + v[3];
-            if first_map2.is_none() {
-                first_map2 = Some(d2 / (t * t));
-            }
-            // Prox-gradient sufficient decrease on the whole block objective: smooth part
-            // by the quadratic model, plus the penalty (which the prox step never worsens
-            // against the model), so F(x⁺) ≤ F(x) is guaranteed when accepted.
-            let reg_new = lam * v[7];
-            let model = phi_now + gd + d2 / (2.0 * t);
-            let slack = ARMIJO_SLACK_EPS * be.epsilon() * (phi_now.abs() + reg_old.abs());
-            if phi_new <= model + slack && phi_new + reg_new <= phi_now + reg_old + slack {
-                std::mem::swap(&mut self.p.w[l], &mut self.trial.w[l]);
-                std::mem::swap(&mut self.p.b[l], &mut self.trial.b[l]);
-                std::mem::swap(&mut self.u[l], &mut self.u_trial[l]);
-                self.step_w[l] = t;
-                return Ok((true, first_map2.unwrap_or(0.0), trial));
-            }
-            t *= 0.5;
-        }
-        Ok((false, first_map2.unwrap_or(0.0), MAX_BACKTRACK))
-    }
-
-    /// One Armijo step on block `V_l` (hidden index `l`, SPEC §6).
-    fn v_block(&mut self, be: &B, data: &DeviceData<B>, l: usize) -> BResult<(bool, f64, usize)> {
-        let layers = self.spec.layers();
-        let n = self.n as f64;
-        self.piece_grad(be, l, &data.y, S_RES + 3 * l, self.rho)?;
-        self.piece_grad(be, l + 1, &data.y, S_PHI + 3, self.rho)?;
-        // G_V = S_l/N + W_{l+1}ᵀ G_U_{l+1};  D = W_{l+1} G_V.
-        be.matmul_tn(&mut self.gv[l], &self.p.w[l + 1], &self.gu[l + 1], 1.0)?;
-        be.matmul_nn(
-            &mut self.bmat[l + 1],
-            &self.p.w[l + 1],
-            &self.gv[l],
-            None,
-            0.0,
-        )?;
-        self.passes += 2.0 * self.frac(l + 1);
-        be.sq_norm(&self.gv[l], S_TRIAL + 7)?;
-        let mut t = 2.0 * self.step_v[l];
-        let mut cur = None;
-        for trial in 1..=MAX_BACKTRACK {
-            be.axpby(
-                &mut self.v_trial[l],
-                1.0,
-                &self.v[l],
-                -(t as f32),
-                &self.gv[l],
-            )?;
-            be.axpby(
-                &mut self.u_trial[l + 1],
-                1.0,
-                &self.u[l + 1],
-                -(t as f32),
-                &self.bmat[l + 1],
-            )?;
-            be.constraint_value(
-                &self.u[l],
-                &self.v_trial[l],
-                &self.lam[l],
-                self.spec.alpha,
-                S_TRIAL,
-            )?;
-            if l + 1 < layers - 1 {
-                be.constraint_value(
-                    &self.u_trial[l + 1],
-                    &self.v[l + 1],
-                    &self.lam[l + 1],
-                    self.spec.alpha,
-                    S_TRIAL + 3,
-                )?;
-            } else {
-                be.loss(&self.u_trial[l + 1], &data.y, self.spec.loss, S_TRIAL + 3)?;
-            }
-            let mut slots: Vec<Slot> = (S_TRIAL..S_TRIAL + 6).collect();
-            if cur.is_none() {
-                slots.push(S_TRIAL + 7);
-                slots.extend(S_RES + 3 * l..S_RES + 3 * l + 3);
-                slots.extend(S_PHI + 3..S_PHI + 6);
-            }
-            let v = be.read_slots(&slots)?;
-            let (phi, g2) = *cur.get_or_insert_with(|| {
-                (
-                    self.piece(l, &v[7..10]) + self.piece(l + 1, &v[10..13]),
-                    v[6],
-                )
-            });
-            let phi_new = self.piece(l, &v[0..3]) + self.piece(l + 1, &v[3..6]);
-            let slack = ARMIJO_SLACK_EPS * be.epsilon() * phi.abs();
-            if phi_new <= phi - 0.5 * t * g2 + slack {
-                std::mem::swap(&mut self.v[l], &mut self.v_trial[l]);
-                std::mem::swap(&mut self.u[l + 1], &mut self.u_trial[l + 1]);
-                self.step_v[l] = t;
-                return Ok((true, n * n * g2, trial));
-            }
-            t *= 0.5;
-        }
-        Ok((
-            false,
-            n * n * cur.map(|c| c.1).unwrap_or(0.0),
-            MAX_BACKTRACK,
-        ))
-    }
-
     /// `L_ρ` at the current point (SPEC §3), one readback. For tests and logging.
     pub fn lagrangian(&mut self, be: &B, y: &B::Mat) -> BResult<f64> {
         let layers = self.spec.layers();
-        let mut slots = Vec::new();
+        let mut rb = Readback::new();
         for l in 0..layers {
-            self.piece_value(be, l, &self.u[l], None, y, S_RES + 3 * l)?;
-            be.group_norms(&self.p.w[l], self.spec.axes[l], S_TRIAL + 2 * l)?;
-            slots.extend([S_RES + 3 * l, S_RES + 3 * l + 1, S_RES + 3 * l + 2]);
+            self.piece_value(be, l, &self.u[l], None, y, RES.at(l))?;
+            be.group_norms(&self.p.w[l], self.spec.axes[l], LAGRANGIAN_PENALTY.at(l))?;
+            self.ask_piece(&mut rb, l, RES.at(l));
+            rb.slot(LAGRANGIAN_PENALTY.part(l, GROUP_SUM));
         }
-        let reg_slots: Vec<Slot> = (0..layers).map(|l| S_TRIAL + 2 * l).collect();
-        let v = be.read_slots(&[slots.clone(), reg_slots].concat())?;
+        let v = rb.read(be)?;
         let mut total = 0.0;
         for l in 0..layers {
-            total += self.piece(l, &v[3 * l..3 * l + 3]);
-            total += self.spec.lambda as f64 * v[3 * layers + l];
+            total += self.piece(l, &v, RES.at(l));
+            total += self.spec.lambda as f64 * v.get(LAGRANGIAN_PENALTY.part(l, GROUP_SUM));
         }
         Ok(total)
     }

@@ -9,10 +9,9 @@
 //! Only parameter-sized matrices cross to the host (`n×n`, `m×n`), never anything of
 //! size `N`.
 
-use super::inner::Lifted;
-use super::measures::DeviceData;
-use crate::backend::BackendError;
-use crate::backend::{Axis, BResult, Backend};
+use super::Lifted;
+use crate::backend::{Axis, BResult, Backend, BackendError};
+use crate::problem::DeviceData;
 use ndarray::{s, Array2};
 
 /// Device workspaces of the exact blocks, allocated once.

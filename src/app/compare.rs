@@ -1,0 +1,108 @@
+//! `sparse-alm compare`: every method of `compare.methods` on one problem from one shared
+//! initialisation, saved side by side (a model directory and a metrics log per method,
+//! compare.json with (P0) at pass and time checkpoints).
+
+use super::device::with_backend;
+use super::report::{counters_report, fmt_error, CompareReport};
+use super::setup::Setup;
+use super::{io_err, Notice, Verbosity};
+use crate::backend::Backend;
+use crate::output::{fmt_sig, write_json};
+use crate::solver::RunResult;
+use crate::Result;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Default)]
+pub struct CompareOptions {
+    pub config: PathBuf,
+    pub sets: Vec<String>,
+    pub out: Option<PathBuf>,
+    pub verbosity: Verbosity,
+}
+
+/// `sparse-alm compare`: every method of `compare.methods` from one shared initialisation.
+pub fn compare(opts: &CompareOptions, say: &mut dyn FnMut(Notice)) -> Result<CompareReport> {
+    let setup = Setup::open(Some(&opts.config), &opts.sets, opts.out.as_deref(), say)?;
+    let cfg = &setup.cfg;
+    let methods: Vec<String> = cfg.compare.methods.iter().map(|m| m.to_string()).collect();
+    say(Notice::Info(
+        setup.header(&format!("methods {}", methods.join(","))),
+    ));
+    let before = setup.device.counters();
+    let (results, empty_p0) =
+        with_backend!(&setup.device, be => compare_on(be, &setup, opts.verbosity.quiet, say))?;
+    let after = setup.device.counters();
+    let device_name = setup.device.name();
+    for r in &results {
+        setup.save_model(&setup.out_dir.join(r.method.as_str()), r, &device_name)?;
+    }
+    setup.write_config()?;
+    let mut pass_checkpoints: Vec<f64> = cfg
+        .compare
+        .pass_checkpoints
+        .iter()
+        .copied()
+        .filter(|&c| c <= cfg.train.max_passes)
+        .collect();
+    if pass_checkpoints.is_empty() && cfg.train.max_passes.is_finite() {
+        // A budget below every checkpoint: show (P0) at the budget itself.
+        pass_checkpoints.push(cfg.train.max_passes);
+    }
+    let time_checkpoints = if cfg.compare.time_checkpoints.is_empty() {
+        let slowest = results.iter().map(|r| r.seconds).fold(0.0f64, f64::max);
+        if slowest > 0.0 {
+            (1..=5).map(|k| slowest * k as f64 / 5.0).collect()
+        } else {
+            Vec::new()
+        }
+    } else {
+        cfg.compare.time_checkpoints.clone()
+    };
+    let records: usize = results.iter().map(|r| r.records.len()).sum();
+    let counters = opts
+        .verbosity
+        .verbose
+        .then(|| counters_report(before, after, records));
+    let report = CompareReport {
+        out_dir: setup.out_dir.clone(),
+        device: device_name,
+        task: cfg.data.task,
+        empty_p0,
+        results,
+        pass_checkpoints,
+        time_checkpoints,
+        counters,
+    };
+    let path = setup.out_dir.join("compare.json");
+    write_json(&path, &report.to_json()).map_err(io_err(&path))?;
+    Ok(report)
+}
+
+/// Every method on one problem, each with its own metrics log; returns the results and
+/// the empty network's (P0).
+fn compare_on<B: Backend>(
+    be: &B,
+    setup: &Setup,
+    quiet: bool,
+    say: &mut dyn FnMut(Notice),
+) -> Result<(Vec<RunResult>, f64)> {
+    let cfg = &setup.cfg;
+    let problem = setup.problem(be)?;
+    let mut results = Vec::new();
+    for &method in &cfg.compare.methods {
+        let log = setup
+            .out_dir
+            .join(format!("metrics-{}.jsonl", method.as_str()));
+        let res = problem.run_logged(be, cfg, method, &log, quiet)?;
+        say(Notice::Info(format!(
+            "{:>10}: p0 {}  test {}  {} passes  {} s",
+            method.as_str(),
+            fmt_sig(res.final_measures.p0, 4),
+            fmt_error(cfg.data.task, res.final_measures.test_error),
+            fmt_sig(res.passes, 4),
+            fmt_sig(res.seconds, 3)
+        )));
+        results.push(res);
+    }
+    Ok((results, problem.empty_p0))
+}

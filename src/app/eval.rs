@@ -1,0 +1,71 @@
+//! `sparse-alm eval MODEL DATA`: a saved model's measures (SPEC §5) on a data file, read
+//! with the model's own preprocessing and target mapping.
+
+use super::device::{open_device, with_backend};
+use super::report::EvalReport;
+use super::Notice;
+use crate::backend::{BResult, Backend};
+use crate::config::DeviceChoice;
+use crate::data::{self, Dataset, EvalSpec, Preprocess};
+use crate::model::{self, Network};
+use crate::problem::{DeviceData, Params, Spec};
+use crate::solver::measures::{Evaluator, Measures};
+use crate::{Error, Result};
+use std::path::Path;
+
+/// `sparse-alm eval MODEL DATA`.
+pub fn eval(
+    model_path: &Path,
+    data_path: &Path,
+    device: DeviceChoice,
+    say: &mut dyn FnMut(Notice),
+) -> Result<EvalReport> {
+    let (net, meta) = model::load(model_path)?;
+    let preprocess: Preprocess = serde_json::from_value(meta.preprocess.clone()).map_err(|e| {
+        Error::Invalid(format!("{}: field `preprocess`: {e}", model_path.display()))
+    })?;
+    let (d, m) = (meta.sizes[0], meta.sizes[meta.sizes.len() - 1]);
+    let espec = EvalSpec {
+        task: meta.task,
+        target: meta.target.clone(),
+        n_inputs: d,
+        n_outputs: m,
+        class_names: meta.class_names.clone(),
+        preprocess,
+    };
+    let ds = data::load_for_eval(data_path, &espec)?;
+    if ds.n() == 0 {
+        return Err(Error::Invalid(format!(
+            "{}: no samples",
+            data_path.display()
+        )));
+    }
+    let spec = Spec::new(
+        meta.sizes.clone(),
+        meta.alpha as f32,
+        meta.lambda as f32,
+        meta.loss,
+        meta.input_groups,
+        meta.output_groups,
+    );
+    let dev = open_device(device, &mut |s| say(Notice::Warn(s.to_string())))?;
+    let measures = with_backend!(&dev, be => eval_on(be, &spec, &net, &ds))?;
+    Ok(EvalReport {
+        model: model_path.to_path_buf(),
+        data: data_path.to_path_buf(),
+        device: dev.name(),
+        samples: ds.n(),
+        measures,
+        zero_groups: net.zero_groups(&spec.axes),
+        live_neurons: net.live_neurons(),
+        params: net.param_count(),
+        meta,
+    })
+}
+
+fn eval_on<B: Backend>(be: &B, spec: &Spec, net: &Network, ds: &Dataset) -> BResult<Measures> {
+    let dd = DeviceData::upload(be, ds, &ds.select(&[]))?;
+    let mut ev = Evaluator::new(be, spec, &dd)?;
+    let p = Params::upload(be, net)?;
+    ev.measure(be, &p, &dd)
+}

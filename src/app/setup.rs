@@ -1,0 +1,197 @@
+//! The prologue every command shares, written once: configuration → data → device →
+//! problem. [`Setup`] is the host side (resolved configuration, loaded data, opened
+//! device, output directory) and writes what a run leaves beside its metrics (model files,
+//! the resolved configuration). [`Problem`] is one backend's side: the spec, the shared He
+//! initialisation, the data on the device and the empty network's (P0), built once and run
+//! by every method, whether from `train`, `compare`, the tests or the benches.
+
+use super::device::{open_device, Device};
+use super::report::{run_metrics, sizes_str, Sink};
+use super::{io_err, Notice};
+use crate::backend::{BResult, Backend};
+use crate::config::{load_config, Config, DataSource, Method};
+use crate::data::{self, Dataset, LoadedData};
+use crate::model::{self, ModelMeta, Network};
+use crate::output::{default_out_dir, write_atomic};
+use crate::problem::{DeviceData, Spec};
+use crate::solver::measures::empty_network_p0;
+use crate::solver::{self, Record, RunResult};
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// A command's host side, resolved once.
+pub struct Setup {
+    pub cfg: Config,
+    pub data: LoadedData,
+    pub device: Device,
+    pub out_dir: PathBuf,
+}
+
+impl Setup {
+    /// Resolve the configuration (`config`, or the built-in default, then `sets` in
+    /// order), load the data, open the device (its fallback notice goes to `say`) and
+    /// create the output directory (`out`, default `runs/<timestamp>`), in that order, so
+    /// the first thing wrong is the one reported.
+    pub fn open(
+        config: Option<&Path>,
+        sets: &[String],
+        out: Option<&Path>,
+        say: &mut dyn FnMut(Notice),
+    ) -> Result<Self> {
+        let cfg = load_config(config, sets)?;
+        let data = load_data(&cfg)?;
+        let device = open_device(cfg.train.device, &mut |s| say(Notice::Warn(s.to_string())))?;
+        let out_dir = out
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| default_out_dir(Path::new("runs")));
+        std::fs::create_dir_all(&out_dir).map_err(io_err(&out_dir))?;
+        Ok(Setup {
+            cfg,
+            data,
+            device,
+            out_dir,
+        })
+    }
+
+    /// The header line of a command: data, network, `what` runs, device, λ.
+    pub fn header(&self, what: &str) -> String {
+        let spec = solver::spec_for(&self.cfg, self.data.train.d(), self.data.train.m());
+        format!(
+            "{} | net {} | {what} | device {} | λ {}",
+            self.data.description,
+            sizes_str(&spec.sizes),
+            self.device.name(),
+            self.cfg.train.lambda
+        )
+    }
+
+    /// The problem on backend `be` (which must be the one inside [`Setup::device`]).
+    pub fn problem<B: Backend>(&self, be: &B) -> BResult<Problem<B>> {
+        Problem::new(be, &self.cfg, &self.data.train, &self.data.test)
+    }
+
+    /// Save a run's network and its metadata into `dir`.
+    pub fn save_model(&self, dir: &Path, res: &RunResult, device: &str) -> Result<()> {
+        let meta = self.model_meta(res, device)?;
+        model::save(dir, &res.net, &meta)?;
+        Ok(())
+    }
+
+    fn model_meta(&self, res: &RunResult, device: &str) -> Result<ModelMeta> {
+        let cfg = &self.cfg;
+        Ok(ModelMeta {
+            format_version: model::FORMAT_VERSION,
+            sizes: res.net.sizes(),
+            alpha: cfg.model.alpha,
+            lambda: cfg.train.lambda,
+            loss: cfg.model.loss,
+            input_groups: cfg.model.input_groups,
+            output_groups: cfg.model.output_groups,
+            task: cfg.data.task,
+            method: res.method.as_str().to_string(),
+            seed: cfg.train.seed,
+            init_seed: cfg.model.init_seed,
+            target: csv_target(cfg),
+            class_names: self.data.train.class_names.clone(),
+            preprocess: serde_json::to_value(&self.data.preprocess)
+                .map_err(|e| Error::Invalid(format!("cannot serialise the preprocessing: {e}")))?,
+            metrics: run_metrics(res, device),
+            created_unix: crate::output::unix_now(),
+            program_version: env!("CARGO_PKG_VERSION").to_string(),
+        })
+    }
+
+    /// `config.toml` in the output directory: the resolved configuration of the run.
+    pub fn write_config(&self) -> Result<()> {
+        let path = self.out_dir.join("config.toml");
+        let text = format!(
+            "# resolved configuration of this run (sparse-alm {})\n{}",
+            env!("CARGO_PKG_VERSION"),
+            self.cfg.to_toml()
+        );
+        write_atomic(&path, text.as_bytes()).map_err(io_err(&path))
+    }
+}
+
+fn load_data(cfg: &Config) -> Result<LoadedData> {
+    let data = data::load(&cfg.data)?;
+    if data.train.n() == 0 {
+        return Err(Error::Invalid(format!(
+            "{}: no training samples",
+            data.description
+        )));
+    }
+    Ok(data)
+}
+
+fn csv_target(cfg: &Config) -> Vec<String> {
+    match &cfg.data.source {
+        DataSource::Csv { target, .. } => target.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// One problem on one backend, shared by every method run on it: they all start from the
+/// same initialisation and are flagged against the same empty network (SPEC §1, §7).
+pub struct Problem<B: Backend> {
+    pub spec: Spec,
+    /// The He initialisation of `model.init_seed`.
+    pub init: Network,
+    pub data: DeviceData<B>,
+    /// (P0) of the empty network (SPEC §1).
+    pub empty_p0: f64,
+}
+
+impl<B: Backend> Problem<B> {
+    /// The problem `cfg` poses on `train` (and `test`, measured only), uploaded to `be`.
+    pub fn new(be: &B, cfg: &Config, train: &Dataset, test: &Dataset) -> BResult<Self> {
+        let spec = solver::spec_for(cfg, train.d(), train.m());
+        let data = DeviceData::upload(be, train, test)?;
+        let init = Network::he_init(&spec.sizes, cfg.model.alpha as f32, cfg.model.init_seed);
+        let empty_p0 = empty_network_p0(&train.y, cfg.model.loss);
+        Ok(Problem {
+            spec,
+            init,
+            data,
+            empty_p0,
+        })
+    }
+
+    /// Run `method` from the shared initialisation with the budget of `cfg.train`; `sink`
+    /// sees every record as it is made.
+    pub fn run(
+        &self,
+        be: &B,
+        cfg: &Config,
+        method: Method,
+        sink: &mut dyn FnMut(&Record),
+    ) -> BResult<RunResult> {
+        solver::train(
+            be,
+            cfg,
+            method,
+            &self.spec,
+            &self.data,
+            &self.init,
+            self.empty_p0,
+            sink,
+        )
+    }
+
+    /// [`Problem::run`] with a progress bar and the metrics log at `log_path`.
+    pub(super) fn run_logged(
+        &self,
+        be: &B,
+        cfg: &Config,
+        method: Method,
+        log_path: &Path,
+        quiet: bool,
+    ) -> Result<RunResult> {
+        let mut sink = Sink::new(cfg, cfg.data.task, log_path, quiet, method.as_str())?;
+        let res = self.run(be, cfg, method, &mut |r: &Record| sink.see(r));
+        let finished = sink.finish();
+        let res = res?;
+        finished?;
+        Ok(res)
+    }
+}

@@ -1,0 +1,241 @@
+//! SPEC §6: the Armijo step of one block of the inner sweep: a W block `(W_l, b_l)` with
+//! its matmul-free trials (shrink factors and `B = ∇W·V_{l−1}`, computed once per step),
+//! and a V block `V_l` whose trials move `U_{l+1}` along `W_{l+1}G_V`. Each trial costs
+//! elementwise work and one scalar readback.
+
+use super::{Lifted, ARMIJO_SLACK_EPS, MAX_BACKTRACK};
+use crate::backend::{Axis, BResult, Backend};
+use crate::problem::DeviceData;
+use crate::solver::slots::{
+    Readback, GROUP_SUM, RES, V_GRAD_SQ, V_PHI_NEXT, V_TRIAL_PHI, V_TRIAL_PHI_NEXT, W_PENALTY,
+    W_PHI, W_TRIAL_D2_B, W_TRIAL_D2_W, W_TRIAL_GDOT_B, W_TRIAL_GDOT_W, W_TRIAL_PENALTY,
+    W_TRIAL_PHI,
+};
+
+impl<B: Backend> Lifted<B> {
+    /// One Armijo step on block `(W_l, b_l)`. Returns (moved, squared gradient mapping
+    /// `‖Δ‖²/t²` of the first trial, trials).
+    pub(super) fn w_block(
+        &mut self,
+        be: &B,
+        data: &DeviceData<B>,
+        l: usize,
+    ) -> BResult<(bool, f64, usize)> {
+        let axis = self.spec.axes[l];
+        let lam = self.spec.lambda as f64;
+        self.piece_grad(be, l, &data.y, W_PHI.slot(), self.rho)?;
+        // The current penalty, read with the first trial's scalars.
+        be.group_norms(&self.p.w[l], axis, W_PENALTY.slot())?;
+        {
+            let input = if l == 0 { &data.x } else { &self.v[l - 1] };
+            be.matmul_nt(&mut self.g.w[l], &self.gu[l], input, 0.0)?;
+            be.row_sum(&mut self.g.b[l], &self.gu[l], 0.0)?;
+            self.passes += self.frac(l);
+            if axis == Axis::Rows {
+                be.matmul_nn(&mut self.bmat[l], &self.g.w[l], input, None, 0.0)?;
+                self.passes += self.frac(l);
+            }
+        }
+        let mut t = 2.0 * self.step_w[l];
+        let mut phi = None;
+        let mut first_map2 = None;
+        for trial in 1..=MAX_BACKTRACK {
+            be.axpby(
+                &mut self.trial.w[l],
+                1.0,
+                &self.p.w[l],
+                -(t as f32),
+                &self.g.w[l],
+            )?;
+            be.group_prox(
+                &mut self.trial.w[l],
+                (lam * t) as f32,
+                axis,
+                &mut self.shrink[l],
+                W_TRIAL_PENALTY.slot(),
+            )?;
+            be.axpby(
+                &mut self.trial.b[l],
+                1.0,
+                &self.p.b[l],
+                -(t as f32),
+                &self.g.b[l],
+            )?;
+            be.axpby(
+                &mut self.diff.w[l],
+                1.0,
+                &self.trial.w[l],
+                -1.0,
+                &self.p.w[l],
+            )?;
+            be.axpby(
+                &mut self.diff.b[l],
+                1.0,
+                &self.trial.b[l],
+                -1.0,
+                &self.p.b[l],
+            )?;
+            be.dot(&self.g.w[l], &self.diff.w[l], W_TRIAL_GDOT_W.slot())?;
+            be.dot(&self.g.b[l], &self.diff.b[l], W_TRIAL_GDOT_B.slot())?;
+            be.sq_norm(&self.diff.w[l], W_TRIAL_D2_W.slot())?;
+            be.sq_norm(&self.diff.b[l], W_TRIAL_D2_B.slot())?;
+            let input = if l == 0 { &data.x } else { &self.v[l - 1] };
+            match axis {
+                Axis::Rows => be.w_trial_preact(
+                    &mut self.u_trial[l],
+                    &self.u[l],
+                    &self.p.b[l],
+                    &self.trial.b[l],
+                    &self.bmat[l],
+                    &self.shrink[l],
+                    t as f32,
+                )?,
+                Axis::Cols => {
+                    be.matmul_nn(
+                        &mut self.u_trial[l],
+                        &self.trial.w[l],
+                        input,
+                        Some(&self.trial.b[l]),
+                        0.0,
+                    )?;
+                    self.passes += self.frac(l);
+                }
+            }
+            self.piece_value(be, l, &self.u_trial[l], None, &data.y, W_TRIAL_PHI.slot())?;
+            let mut rb = Readback::new();
+            rb.slot(W_TRIAL_GDOT_W.slot())
+                .slot(W_TRIAL_GDOT_B.slot())
+                .slot(W_TRIAL_D2_W.slot())
+                .slot(W_TRIAL_D2_B.slot())
+                .slot(W_TRIAL_PENALTY.part(0, GROUP_SUM));
+            self.ask_piece(&mut rb, l, W_TRIAL_PHI.slot());
+            if phi.is_none() {
+                self.ask_piece(&mut rb, l, W_PHI.slot());
+                rb.slot(W_PENALTY.part(0, GROUP_SUM));
+            }
+            let v = rb.read(be)?;
+            let (phi_now, reg_old) = *phi.get_or_insert_with(|| {
+                (
+                    self.piece(l, &v, W_PHI.slot()),
+                    lam * v.get(W_PENALTY.part(0, GROUP_SUM)),
+                )
+            });
+            let phi_new = self.piece(l, &v, W_TRIAL_PHI.slot());
+            let gd = v.get(W_TRIAL_GDOT_W.slot()) + v.get(W_TRIAL_GDOT_B.slot());
+            let d2 = v.get(W_TRIAL_D2_W.slot()) + v.get(W_TRIAL_D2_B.slot());
+            if first_map2.is_none() {
+                first_map2 = Some(d2 / (t * t));
+            }
+            // Prox-gradient sufficient decrease on the whole block objective: smooth part
+            // by the quadratic model, plus the penalty (which the prox step never worsens
+            // against the model), so F(x⁺) ≤ F(x) is guaranteed when accepted.
+            let reg_new = lam * v.get(W_TRIAL_PENALTY.part(0, GROUP_SUM));
+            let model = phi_now + gd + d2 / (2.0 * t);
+            let slack = ARMIJO_SLACK_EPS * be.epsilon() * (phi_now.abs() + reg_old.abs());
+            if phi_new <= model + slack && phi_new + reg_new <= phi_now + reg_old + slack {
+                std::mem::swap(&mut self.p.w[l], &mut self.trial.w[l]);
+                std::mem::swap(&mut self.p.b[l], &mut self.trial.b[l]);
+                std::mem::swap(&mut self.u[l], &mut self.u_trial[l]);
+                self.step_w[l] = t;
+                return Ok((true, first_map2.unwrap_or(0.0), trial));
+            }
+            t *= 0.5;
+        }
+        Ok((false, first_map2.unwrap_or(0.0), MAX_BACKTRACK))
+    }
+
+    /// One Armijo step on block `V_l` (hidden index `l`, SPEC §6).
+    pub(super) fn v_block(
+        &mut self,
+        be: &B,
+        data: &DeviceData<B>,
+        l: usize,
+    ) -> BResult<(bool, f64, usize)> {
+        let layers = self.spec.layers();
+        let n = self.n as f64;
+        self.piece_grad(be, l, &data.y, RES.at(l), self.rho)?;
+        self.piece_grad(be, l + 1, &data.y, V_PHI_NEXT.slot(), self.rho)?;
+        // G_V = S_l/N + W_{l+1}ᵀ G_U_{l+1};  D = W_{l+1} G_V.
+        be.matmul_tn(&mut self.gv[l], &self.p.w[l + 1], &self.gu[l + 1], 1.0)?;
+        be.matmul_nn(
+            &mut self.bmat[l + 1],
+            &self.p.w[l + 1],
+            &self.gv[l],
+            None,
+            0.0,
+        )?;
+        self.passes += 2.0 * self.frac(l + 1);
+        be.sq_norm(&self.gv[l], V_GRAD_SQ.slot())?;
+        let mut t = 2.0 * self.step_v[l];
+        let mut cur = None;
+        for trial in 1..=MAX_BACKTRACK {
+            be.axpby(
+                &mut self.v_trial[l],
+                1.0,
+                &self.v[l],
+                -(t as f32),
+                &self.gv[l],
+            )?;
+            be.axpby(
+                &mut self.u_trial[l + 1],
+                1.0,
+                &self.u[l + 1],
+                -(t as f32),
+                &self.bmat[l + 1],
+            )?;
+            be.constraint_value(
+                &self.u[l],
+                &self.v_trial[l],
+                &self.lam[l],
+                self.spec.alpha,
+                V_TRIAL_PHI.slot(),
+            )?;
+            if l + 1 < layers - 1 {
+                be.constraint_value(
+                    &self.u_trial[l + 1],
+                    &self.v[l + 1],
+                    &self.lam[l + 1],
+                    self.spec.alpha,
+                    V_TRIAL_PHI_NEXT.slot(),
+                )?;
+            } else {
+                be.loss(
+                    &self.u_trial[l + 1],
+                    &data.y,
+                    self.spec.loss,
+                    V_TRIAL_PHI_NEXT.slot(),
+                )?;
+            }
+            let mut rb = Readback::new();
+            self.ask_piece(&mut rb, l, V_TRIAL_PHI.slot());
+            self.ask_piece(&mut rb, l + 1, V_TRIAL_PHI_NEXT.slot());
+            if cur.is_none() {
+                rb.slot(V_GRAD_SQ.slot());
+                self.ask_piece(&mut rb, l, RES.at(l));
+                self.ask_piece(&mut rb, l + 1, V_PHI_NEXT.slot());
+            }
+            let v = rb.read(be)?;
+            let (phi, g2) = *cur.get_or_insert_with(|| {
+                (
+                    self.piece(l, &v, RES.at(l)) + self.piece(l + 1, &v, V_PHI_NEXT.slot()),
+                    v.get(V_GRAD_SQ.slot()),
+                )
+            });
+            let phi_new = self.piece(l, &v, V_TRIAL_PHI.slot())
+                + self.piece(l + 1, &v, V_TRIAL_PHI_NEXT.slot());
+            let slack = ARMIJO_SLACK_EPS * be.epsilon() * phi.abs();
+            if phi_new <= phi - 0.5 * t * g2 + slack {
+                std::mem::swap(&mut self.v[l], &mut self.v_trial[l]);
+                std::mem::swap(&mut self.u[l + 1], &mut self.u_trial[l + 1]);
+                self.step_v[l] = t;
+                return Ok((true, n * n * g2, trial));
+            }
+            t *= 0.5;
+        }
+        Ok((
+            false,
+            n * n * cur.map(|c| c.1).unwrap_or(0.0),
+            MAX_BACKTRACK,
+        ))
+    }
+}
