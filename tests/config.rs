@@ -393,3 +393,80 @@ fn to_toml_round_trips() {
         "{rel}"
     );
 }
+
+#[test]
+fn bad_values_are_blamed_on_their_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("run.toml");
+    std::fs::write(&p, "[data]\nsource = \"teacher\"\n[train]\nlambda = -2\n").unwrap();
+    // A bad value in the file names the file.
+    let msg = load_config(Some(&p), &[]).unwrap_err().to_string();
+    assert!(
+        msg.contains("run.toml") && msg.contains("`train.lambda`") && !msg.contains("--set"),
+        "{msg}"
+    );
+    // The same field overridden with a bad value names the override, not the file.
+    let msg = load_config(Some(&p), &sets(&["train.lambda=-1"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("from --set train.lambda=-1") && !msg.contains("run.toml"),
+        "{msg}"
+    );
+    // Wrong types, unknown keys and list items from --set are blamed on it too.
+    for (set, field) in [
+        ("sgd.batch=1.5", "`sgd.batch`"),
+        ("alm.rhoo=3", "`alm.rhoo`"),
+        ("model.hidden=[8, 0]", "`model.hidden[1]`"),
+        ("optim.lr=3", "`optim`"),
+    ] {
+        let msg = load_config(Some(&p), &sets(&[set]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains(field) && msg.contains(&format!("from --set {set}")),
+            "{msg}"
+        );
+    }
+    // A good override leaves a bad file value blamed on the file.
+    let msg = load_config(Some(&p), &sets(&["train.seed=3"]))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("run.toml") && !msg.contains("--set"), "{msg}");
+}
+
+#[test]
+fn accepted_spellings_and_inferred_sources() {
+    let c = with(&["model.input_groups=columns", "model.output_groups=col"]).unwrap();
+    assert_eq!(
+        (c.model.input_groups, c.model.output_groups),
+        (Axis::Cols, Axis::Cols)
+    );
+    let c = with(&["model.input_groups=row"]).unwrap();
+    assert_eq!(c.model.input_groups, Axis::Rows);
+    let c = config_from_str("[data]\npath = \"a.csv\"\ntarget = \"y\"\n", &[]).unwrap();
+    assert!(matches!(&c.data.source, DataSource::Csv { target, .. } if target == &["y"]));
+    let c = config_from_str("[data]\nimages = \"i\"\nlabels = \"l\"\n", &[]).unwrap();
+    assert!(matches!(c.data.source, DataSource::Idx { .. }));
+    assert_eq!(c.data.task, Task::Classification);
+    let c = config_from_str(
+        "[data]\nx = \"x.npy\"\ny = \"y.npy\"\ntask = \"regression\"\n",
+        &[],
+    )
+    .unwrap();
+    assert!(matches!(
+        c.data.source,
+        DataSource::Npy { test_x: None, .. }
+    ));
+    // The default zero rows [10, 5], padded or cut to one per hidden teacher layer.
+    for (sizes, zero_rows) in [
+        ("[20, 16, 8, 4, 1]", vec![10, 5, 0]),
+        ("[20, 16, 1]", vec![10]),
+    ] {
+        let text = format!("[data.teacher]\nsizes = {sizes}\n");
+        match config_from_str(&text, &[]).unwrap().data.source {
+            DataSource::Teacher(p) => assert_eq!(p.zero_rows, zero_rows),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -3,7 +3,8 @@
 //! (surrounding double quotes are stripped); blank lines are skipped but still counted,
 //! so reported line numbers match an editor's (1-based, the header is line 1).
 
-use super::{DataError, LabelKind, Locate, RawLabels};
+use super::labels::{LabelKind, Locate, RawLabels};
+use super::DataError;
 use crate::config::Task;
 use std::path::Path;
 

@@ -1,0 +1,339 @@
+//! Reading a configuration: TOML text (a file or the built-in default) → `--set`
+//! overrides → the `[data]` source settled (tag inferred, other sources' keys reported or,
+//! when the source was switched on the command line, dropped) → serde → the defaults that
+//! depend on another key → data paths resolved → [`Config::validate`]. Each error is then
+//! located: blamed on the `--set` that gave the value, else on the file.
+
+use super::{Config, ConfigError, DataSource, Task, TeacherParams, DEFAULT_CONFIG};
+use std::path::{Component, Path, PathBuf};
+use toml::{Table, Value};
+
+/// Each data source's keys in `[data]` besides `source`: `(name, required, keys)`, the
+/// first `required` keys required, the first key implying the source when `source` is
+/// left out (sources in this order of precedence).
+const SOURCES: [(&str, usize, &[&str]); 4] = [
+    ("teacher", 0, &["teacher"]),
+    (
+        "idx",
+        2,
+        &["images", "labels", "test_images", "test_labels"],
+    ),
+    ("npy", 2, &["x", "y", "test_x", "test_y"]),
+    ("csv", 1, &["path", "target", "test_path"]),
+];
+
+/// How relative data paths are resolved. A config file's paths are relative to the file
+/// (so a config works from any working directory); paths given with `--set` are relative
+/// to the working directory (where the user typed them); the built-in default's paths are
+/// tried from the working directory and then from the crate's `configs/` folder, so
+/// `cargo run` finds `data/digits.csv` from anywhere inside the checkout.
+enum Base {
+    File(PathBuf),
+    BuiltIn,
+}
+
+/// Where the text came from and what overrode it.
+struct Origin {
+    /// The file, for messages (`None`: built-in default or a string).
+    file: Option<String>,
+    base: Base,
+    /// `(dotted key, override as given)`, in order.
+    sets: Vec<(String, String)>,
+}
+
+/// Load a configuration: `path` (or the built-in digits default when `None`), then the
+/// `key=value` overrides of `sets` (dotted keys, TOML values, bare strings allowed), then
+/// defaults and validation.
+pub fn load_config(path: Option<&Path>, sets: &[String]) -> Result<Config, ConfigError> {
+    let Some(p) = path else {
+        let origin = Origin::new(None, Base::BuiltIn);
+        return build(DEFAULT_CONFIG, "<built-in default config>", origin, sets);
+    };
+    let file = p.display().to_string();
+    let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Parse {
+        file: file.clone(),
+        msg: format!("cannot read config file: {e}"),
+    })?;
+    let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
+    let origin = Origin::new(Some(file.clone()), Base::File(dir));
+    build(&text, &file, origin, sets)
+}
+
+/// Parse a TOML string (e.g. a saved resolved config) without touching the file system.
+/// Relative paths are kept as written.
+pub fn config_from_str(text: &str, sets: &[String]) -> Result<Config, ConfigError> {
+    let origin = Origin::new(None, Base::File(PathBuf::new()));
+    build(text, "<string>", origin, sets)
+}
+
+/// `label` names the text in syntax errors; `origin` comes without its overrides.
+fn build(
+    text: &str,
+    label: &str,
+    mut origin: Origin,
+    sets: &[String],
+) -> Result<Config, ConfigError> {
+    let mut table: Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        file: label.to_string(),
+        msg: e.to_string(),
+    })?;
+    for s in sets {
+        let key = apply_override(&mut table, s)?;
+        origin.sets.push((key, s.trim().to_string()));
+    }
+    origin.config(table).map_err(|e| origin.locate(e))
+}
+
+/// Apply one `key=value` override to the TOML tree; returns the dotted key.
+fn apply_override(table: &mut Table, set: &str) -> Result<String, ConfigError> {
+    let Some((key, val)) = set.split_once('=') else {
+        let key = set.trim();
+        bail!("{key}" => "override `{set}` is not of the form key=value");
+    };
+    let key = key.trim();
+    let parts: Vec<&str> = key.split('.').map(str::trim).collect();
+    let named = !key.is_empty() && parts.iter().all(|p| !p.is_empty());
+    ensure!(named, "{key}" => "override `{set}` has an empty key");
+    let val = val.trim();
+    // A value is TOML when it parses as one (`3`, `[64, 32]`, `true`, `"x"`), else a bare
+    // string (`data.path=my.csv`), so file names need no quoting on a command line.
+    let value = toml::from_str::<Table>(&format!("v = {val}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| Value::String(val.to_string()));
+    let mut cur = table;
+    for i in 0..parts.len() - 1 {
+        let entry = cur
+            .entry(parts[i])
+            .or_insert_with(|| Value::Table(Table::new()));
+        let Value::Table(t) = entry else {
+            let at = parts[..=i].join(".");
+            bail!("{at}" => "override `{set}`: `{at}` is not a table");
+        };
+        cur = t;
+    }
+    cur.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(parts.join("."))
+}
+
+/// Whether the override of `key` set `field` (itself, or a part of it).
+fn covers(key: &str, field: &str) -> bool {
+    field
+        .strip_prefix(key)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+}
+
+impl Origin {
+    fn new(file: Option<String>, base: Base) -> Self {
+        let sets = Vec::new();
+        Origin { file, base, sets }
+    }
+
+    fn config(&self, mut table: Table) -> Result<Config, ConfigError> {
+        let switched = self.sets.iter().any(|(k, _)| covers(k, "data.source"));
+        if let Err(e) = settle_source(&mut table, switched) {
+            // Typos, wrong types and the model's rules come before what `[data]` lacks.
+            table.remove("data");
+            deserialize::<Config>(Value::Table(table), "")?.validate_model()?;
+            return Err(e);
+        }
+        let data = table.get("data").and_then(Value::as_table);
+        let has_task = data.is_some_and(|d| d.contains_key("task"));
+        let has_zero_rows = data
+            .and_then(|d| d.get("teacher")?.get("zero_rows"))
+            .is_some();
+        let mut cfg: Config = deserialize(Value::Table(table), "")?;
+        // Defaults that depend on another key.
+        if let DataSource::Teacher(t) = &mut cfg.data.source {
+            if !has_zero_rows {
+                t.zero_rows = TeacherParams::default().zero_rows;
+                t.zero_rows.resize(t.sizes.len().saturating_sub(2), 0);
+            }
+        } else if !has_task {
+            cfg.data.task = Task::Classification;
+        }
+        for (key, p) in cfg.data.source.paths_mut() {
+            *p = self.resolve(key, p);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Blame a field error on the `--set` that gave the value, else on the file.
+    fn locate(&self, mut e: ConfigError) -> ConfigError {
+        if let ConfigError::Field {
+            file, set, field, ..
+        } = &mut e
+        {
+            // The override set this field, or created the table it names.
+            let mut sets = self.sets.iter().rev();
+            let by = sets.find(|(k, _)| covers(k, field) || covers(field, k));
+            *set = by.map(|(_, s)| s.clone());
+            *file = by.map_or(self.file.clone(), |_| None);
+        }
+        e
+    }
+
+    /// `path` of `data.{key}` resolved as [`Base`] says.
+    fn resolve(&self, key: &str, path: &Path) -> PathBuf {
+        let field = format!("data.{key}");
+        if path.is_absolute() || self.sets.iter().any(|(k, _)| covers(k, &field)) {
+            return normalize(path);
+        }
+        match &self.base {
+            Base::File(dir) => normalize(&dir.join(path)),
+            Base::BuiltIn => {
+                // The default is written relative to `configs/`; from a working directory
+                // it is more natural to look for `data/…` directly.
+                let stripped: PathBuf = path
+                    .components()
+                    .skip_while(|c| matches!(c, Component::ParentDir))
+                    .collect();
+                let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("configs")
+                    .join(path);
+                [path.to_path_buf(), stripped.clone(), manifest]
+                    .iter()
+                    .map(|c| normalize(c))
+                    .find(|c| c.exists())
+                    .unwrap_or_else(|| normalize(&stripped))
+            }
+        }
+    }
+}
+
+/// Settle `[data]`'s source before serde reads it: infer a missing tag from the keys
+/// present; check the types of every source's keys (serde reads the internally tagged,
+/// flattened source through a buffer that forgets key names); report another source's
+/// keys as a likely mistake, unless the source was switched on the command line (then the
+/// file's keys for its old source are expected leftovers, and are dropped); require the
+/// source's required paths (blank = missing) and drop blank optional ones.
+fn settle_source(table: &mut Table, switched: bool) -> Result<(), ConfigError> {
+    let missing = || {
+        ConfigError::field(
+            "data.source",
+            "missing; set source = \"csv\" | \"npy\" | \"idx\" | \"teacher\" (or data.path for a CSV file)",
+        )
+    };
+    let data = match table.get_mut("data") {
+        Some(Value::Table(d)) => d,
+        Some(_) => return Ok(()), // serde names the wrong type
+        None => return Err(missing()),
+    };
+    let source = match data.get("source") {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => bail!("data.source" => "invalid type: {}, expected a source name", v.type_str()),
+        None => {
+            let (name, ..) = SOURCES
+                .iter()
+                .find(|(_, _, keys)| data.contains_key(keys[0]))
+                .ok_or_else(missing)?;
+            data.insert("source".into(), Value::String(name.to_string()));
+            name.to_string()
+        }
+    };
+    let Some(&(_, required, own)) = SOURCES.iter().find(|(n, ..)| *n == source) else {
+        bail!("data.source" => "unknown source `{source}`; expected csv, npy, idx or teacher");
+    };
+    for (name, _, keys) in SOURCES {
+        for &key in keys {
+            let Some(v) = data.get(key) else { continue };
+            let expected = match key {
+                "teacher" => {
+                    deserialize::<TeacherParams>(v.clone(), "data.teacher")?;
+                    None
+                }
+                _ if v.is_str() => None,
+                "target" if v.as_array().is_some_and(|a| a.iter().all(Value::is_str)) => None,
+                "target" => Some("a column name or a list of them"),
+                _ => Some("a path"),
+            };
+            if let Some(expected) = expected {
+                bail!("data.{key}" => "invalid type: {}, expected {expected}", v.type_str());
+            }
+            ensure!(name == source || switched, "data.{key}" => "not used by source = \"{source}\"");
+            if name != source {
+                data.remove(key);
+            }
+        }
+    }
+    for (i, &key) in own.iter().enumerate() {
+        let blank = data
+            .get(key)
+            .and_then(Value::as_str)
+            .map(|s| s.trim().is_empty());
+        let given = i >= required || blank == Some(false);
+        ensure!(given, "data.{key}" => "required by source = \"{source}\"");
+        if blank == Some(true) && key != "target" {
+            data.remove(key);
+        }
+    }
+    Ok(())
+}
+
+/// Deserialize `value` (found at `prefix`) with its errors as field errors.
+fn deserialize<T: serde::de::DeserializeOwned>(
+    value: Value,
+    prefix: &str,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| serde_error(prefix, e))
+}
+
+/// A serde error as a field error named by `prefix` and serde's path.
+fn serde_error(prefix: &str, e: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
+    let mut field = format!("{prefix}.{}", e.path());
+    field = field.trim_matches('.').to_string();
+    // toml appends its own, less precise "in `key`".
+    let msg = e.inner().to_string();
+    let mut msg = msg
+        .split("\nin `")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    // A wrong type inside a list makes the list malformed: name the list, as for any
+    // other field, and the item in the message (a wrong value names the item).
+    let in_list = msg.starts_with("invalid type") && field.ends_with(']');
+    if let (true, Some((list, item))) = (in_list, field.rsplit_once('[')) {
+        msg = format!("item {}: {msg}", item.trim_end_matches(']'));
+        field = list.to_string();
+    }
+    let unknown = msg
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split_once('`'));
+    match unknown {
+        // serde's path stops at the flattened source, whose list omits the [data] settings.
+        Some((name, _)) if field == "data" => {
+            let reads = msg.split_once(", expected ").map_or("", |(_, r)| r);
+            let reads = reads.trim_start_matches("one of ");
+            let msg = format!(
+                "unknown key (neither a [data] setting nor one of the source's keys: {reads})"
+            );
+            ConfigError::field(format!("data.{name}"), msg)
+        }
+        Some(_) => ConfigError::field(field, format!("unknown key ({msg})")),
+        None => ConfigError::field(field, msg),
+    }
+}
+
+/// `p` made absolute against the working directory and cleaned.
+pub(super) fn absolute(p: &Path) -> PathBuf {
+    normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+}
+
+/// Lexically clean `a/b/../c` → `a/c` so resolved paths print readably.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match (c, out.components().next_back()) {
+            (Component::CurDir, _) => {}
+            (Component::ParentDir, Some(Component::Normal(_))) => _ = out.pop(),
+            (Component::ParentDir, Some(Component::RootDir | Component::Prefix(_))) => {}
+            _ => out.push(c),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}

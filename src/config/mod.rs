@@ -1,0 +1,448 @@
+//! Run configuration. Each setting is defined once, here: its type, its doc and its
+//! default (the `Default` impls, the measured defaults of SPEC §6 and
+//! `shared/reference/prototype-results.md`); serde reads and writes the TOML layout from
+//! these same structs. `load` turns a file (or the built-in default) plus `--set`
+//! overrides into a [`Config`]; `validate` checks value ranges and cross-field rules.
+//! Every error names its dotted field (`alm.rho0`, `data.test_fraction`, …) and where the
+//! value came from: the file, or the `--set` override that supplied it.
+
+/// Return a field error: `bail!("data.{key}" => "required by source = \"{name}\"")`;
+/// the field and the message are both format strings.
+macro_rules! bail {
+    ($field:literal => $($msg:tt)+) => {
+        return Err(ConfigError::field(format!($field), format!($($msg)+)))
+    };
+}
+
+/// [`bail!`] unless `ok`: `ensure!(ok, "alm.gamma" => "must be greater than 1, got {g}")`.
+macro_rules! ensure {
+    ($ok:expr, $field:literal => $($msg:tt)+) => {
+        let ok: bool = $ok;
+        if !ok {
+            bail!($field => $($msg)+)
+        }
+    };
+}
+
+mod load;
+mod validate;
+
+pub use load::{config_from_str, load_config};
+
+use crate::backend::{Axis, LossKind};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::path::PathBuf;
+
+/// The built-in default configuration (the digits problem), used when no file is given.
+pub const DEFAULT_CONFIG: &str = include_str!("../../configs/digits.toml");
+
+/// Most hidden layers a network may have (the solver's scalar-slot layout holds 10 layers).
+pub const MAX_HIDDEN: usize = 9;
+
+/// Classification (one-hot targets, error = 1 − accuracy) or regression (error = MSE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Classification,
+    Regression,
+}
+
+/// Declares a config section once: each field's doc, type and default together. The
+/// struct derives serde with `#[serde(default)]`, so an absent key takes its default.
+macro_rules! section {
+    ($(#[$meta:meta])* pub struct $name:ident {
+        $($(#[$fmeta:meta])* pub $field:ident: $ty:ty = $default:expr,)*
+    }) => {
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(default)]
+        $(#[$meta])*
+        pub struct $name { $($(#[$fmeta])* pub $field: $ty,)* }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name { $($field: $default,)* }
+            }
+        }
+    };
+}
+
+/// Where the data comes from: `source = "csv" | "npy" | "idx" | "teacher"` in `[data]`,
+/// beside the source's own keys. Loading infers a missing tag from the keys present and
+/// checks the required paths before serde reads this.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DataSource {
+    /// CSV with a header row; `target` names the label/target column(s).
+    Csv {
+        path: PathBuf,
+        /// `target = "label"` (the default) or `target = ["y1", "y2"]`.
+        #[serde(default = "default_target", deserialize_with = "one_or_many")]
+        target: Vec<String>,
+        test_path: Option<PathBuf>,
+    },
+    /// NPY features (`N×d`, one sample per row as NumPy stores it) and targets (`N` or `N×m`).
+    Npy {
+        x: PathBuf,
+        y: PathBuf,
+        test_x: Option<PathBuf>,
+        test_y: Option<PathBuf>,
+    },
+    /// MNIST-format IDX (optionally gzipped) images + labels; optional separate test files.
+    Idx {
+        images: PathBuf,
+        labels: PathBuf,
+        test_images: Option<PathBuf>,
+        test_labels: Option<PathBuf>,
+    },
+    /// The synthetic teacher of `prototype-results.md`, parameters in `[data.teacher]`.
+    Teacher(#[serde(with = "teacher_table")] TeacherParams),
+}
+
+fn default_target() -> Vec<String> {
+    vec!["label".into()]
+}
+
+/// One column name or a list of them.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// The teacher's parameters are a table of their own (`[data.teacher]`) rather than keys
+/// beside `source`, so a teacher config reads like the problem it generates.
+mod teacher_table {
+    use super::TeacherParams;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Nested<T> {
+        #[serde(default)]
+        teacher: T,
+    }
+
+    pub fn serialize<S: Serializer>(t: &TeacherParams, s: S) -> Result<S::Ok, S::Error> {
+        Nested { teacher: t }.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TeacherParams, D::Error> {
+        Ok(Nested::<TeacherParams>::deserialize(d)?.teacher)
+    }
+}
+
+impl DataSource {
+    /// The source's files present, by key.
+    fn paths_mut(&mut self) -> Vec<(&'static str, &mut PathBuf)> {
+        let (required, optional) = match self {
+            DataSource::Csv {
+                path, test_path, ..
+            } => (vec![("path", path)], vec![("test_path", test_path)]),
+            DataSource::Npy {
+                x,
+                y,
+                test_x,
+                test_y,
+            } => (
+                vec![("x", x), ("y", y)],
+                vec![("test_x", test_x), ("test_y", test_y)],
+            ),
+            DataSource::Idx {
+                images,
+                labels,
+                test_images: ti,
+                test_labels: tl,
+            } => (
+                vec![("images", images), ("labels", labels)],
+                vec![("test_images", ti), ("test_labels", tl)],
+            ),
+            DataSource::Teacher(_) => (Vec::new(), Vec::new()),
+        };
+        let optional = optional
+            .into_iter()
+            .filter_map(|(k, p)| Some((k, p.as_mut()?)));
+        required.into_iter().chain(optional).collect()
+    }
+}
+
+section! {
+    /// The synthetic teacher problem (regression).
+    #[serde(deny_unknown_fields)]
+    pub struct TeacherParams {
+        /// Teacher layer sizes, input first.
+        pub sizes: Vec<usize> = vec![50, 40, 20, 1],
+        /// Zero rows per hidden teacher layer (when only `sizes` is given, this default is
+        /// cut or padded with zeros to one count per hidden layer).
+        pub zero_rows: Vec<usize> = vec![10, 5],
+        pub n_train: usize = 5000,
+        pub n_test: usize = 1000,
+        /// Std of the Gaussian noise added to the standardised targets.
+        pub noise: f64 = 0.05,
+        /// Std of the teacher biases.
+        pub bias_std: f64 = 0.1,
+        pub seed: u64 = 0,
+    }
+}
+
+section! {
+    /// `[data]`. Unknown keys are reported by the source's variant (serde cannot combine
+    /// `deny_unknown_fields` with the flattened source). The teacher needs no files, so it
+    /// is the one source with a complete default; a loaded config always names its source.
+    pub struct DataConfig {
+        #[serde(flatten)]
+        pub source: DataSource = DataSource::Teacher(TeacherParams::default()),
+        /// Default: regression for the teacher, classification for files.
+        pub task: Task = Task::Regression,
+        /// Fraction held out for test when no separate test set is given (0 allowed).
+        pub test_fraction: f64 = 0.2,
+        /// Stratify the split by class (classification only).
+        pub stratify: bool = true,
+        /// Standardise features with the training set's mean/std.
+        pub standardize: bool = false,
+        /// Divide raw features by this (e.g. 255 for IDX images); 1 = none.
+        pub feature_scale: f64 = 1.0,
+        /// Use at most this many training samples (0 = all), taken after the split.
+        pub max_train: usize = 0,
+        pub split_seed: u64 = 0,
+        /// Number of classes when known in advance (classification); labels must be below
+        /// it. `None`: one more than the largest integer label seen (or the number of
+        /// distinct string labels).
+        pub classes: Option<usize> = None,
+    }
+}
+
+/// [`Axis`] as written in a config: `rows` (or `row`), `cols` (or `col`, `columns`).
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Axis", rename_all = "lowercase")]
+enum AxisName {
+    #[serde(alias = "row")]
+    Rows,
+    #[serde(alias = "col", alias = "columns")]
+    Cols,
+}
+
+section! {
+    #[serde(deny_unknown_fields)]
+    pub struct ModelConfig {
+        /// Hidden layer widths (input and output sizes come from the data).
+        pub hidden: Vec<usize> = vec![100, 100],
+        /// Leaky ReLU slope, `0 < α < 1` (SPEC §1).
+        pub alpha: f64 = 0.1,
+        pub loss: LossKind = LossKind::Squared,
+        /// Groups of W₁: rows (neurons) or columns (input features).
+        #[serde(with = "AxisName")]
+        pub input_groups: Axis = Axis::Rows,
+        /// Groups of W_L: rows (as in the paper) or columns (never removes an output).
+        #[serde(with = "AxisName")]
+        pub output_groups: Axis = Axis::Rows,
+        pub init_seed: u64 = 0,
+    }
+}
+
+/// The training methods (SPEC §4 and §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Method {
+    #[serde(rename = "alm")]
+    Alm,
+    #[serde(rename = "prox-sgd")]
+    ProxSgd,
+    #[serde(rename = "prox-adam")]
+    ProxAdam,
+    #[serde(rename = "prox-gd")]
+    ProxGd,
+    #[serde(rename = "warm+alm")]
+    WarmAlm,
+}
+
+impl Method {
+    pub const ALL: [Method; 5] = [
+        Method::Alm,
+        Method::ProxSgd,
+        Method::ProxAdam,
+        Method::ProxGd,
+        Method::WarmAlm,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Alm => "alm",
+            Method::ProxSgd => "prox-sgd",
+            Method::ProxAdam => "prox-adam",
+            Method::ProxGd => "prox-gd",
+            Method::WarmAlm => "warm+alm",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.as_str() == s.trim())
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which backend runs the work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+section! {
+    #[serde(deny_unknown_fields)]
+    pub struct TrainConfig {
+        pub method: Method = Method::WarmAlm,
+        /// λ of (P0).
+        pub lambda: f64 = 1e-3,
+        /// Seed for minibatch order (init has its own, `model.init_seed`).
+        pub seed: u64 = 0,
+        /// Work budget in passes (SPEC §5); `inf` = none.
+        pub max_passes: f64 = 300.0,
+        /// Wall-time budget in seconds; `inf` = none.
+        pub max_seconds: f64 = f64::INFINITY,
+        pub device: DeviceChoice = DeviceChoice::Auto,
+    }
+}
+
+section! {
+    /// SPEC §4 and §6 parameters of the ALM.
+    #[serde(deny_unknown_fields)]
+    pub struct AlmConfig {
+        /// ρ0 from a random start (SPEC §6).
+        pub rho0: f64 = 3.0,
+        /// ρ0 after a warm start (SPEC §6).
+        pub rho0_warm: f64 = 30.0,
+        pub gamma: f64 = 2.0,
+        pub tau: f64 = 0.9,
+        pub eps0: f64 = 0.3,
+        pub theta: f64 = 0.3,
+        pub eps_min: f64 = 1e-6,
+        pub inner_cap: usize = 20,
+        /// Armijo steps per block per sweep (`k`, SPEC §6: 1–3).
+        pub block_steps: usize = 1,
+        pub max_outer: usize = 10000,
+        /// Stop when the relative KKT residual (SPEC §5) falls below this.
+        pub kkt_tol: f64 = 1e-6,
+        /// Exact `V_{L−1}` and `(W_L, b_L)` blocks (SPEC §6; squared loss only).
+        pub exact_blocks: bool = false,
+    }
+}
+
+section! {
+    /// SPEC §7 baselines.
+    #[serde(deny_unknown_fields)]
+    pub struct SgdConfig {
+        pub lr: f64 = 0.02,
+        pub momentum: f64 = 0.9,
+        pub batch: usize = 128,
+    }
+}
+
+section! {
+    #[serde(deny_unknown_fields)]
+    pub struct AdamConfig {
+        pub lr: f64 = 1e-3,
+        pub beta1: f64 = 0.9,
+        pub beta2: f64 = 0.999,
+        pub eps: f64 = 1e-8,
+        pub batch: usize = 128,
+    }
+}
+
+section! {
+    #[serde(deny_unknown_fields)]
+    pub struct GdConfig {
+        /// Initial step of the Armijo backtracking.
+        pub step0: f64 = 1.0,
+    }
+}
+
+section! {
+    #[serde(deny_unknown_fields)]
+    pub struct WarmConfig {
+        /// Passes of prox-SGD before the ALM polish (prototype: 200 of 300).
+        pub passes: f64 = 200.0,
+    }
+}
+
+section! {
+    #[serde(deny_unknown_fields)]
+    pub struct CompareConfig {
+        pub methods: Vec<Method> = Method::ALL.to_vec(),
+        /// Pass counts at which (P0) is recorded for the (P0)-vs-passes table.
+        pub pass_checkpoints: Vec<f64> = vec![10.0, 30.0, 100.0, 200.0, 300.0],
+        /// Seconds at which (P0) is recorded for the (P0)-vs-time table.
+        pub time_checkpoints: Vec<f64> = Vec::new(),
+    }
+}
+
+/// A whole run configuration, section by section as in the file. `Config::default()` is
+/// every section's default (the teacher problem); the CLI's default is [`DEFAULT_CONFIG`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub alm: AlmConfig,
+    pub sgd: SgdConfig,
+    pub adam: AdamConfig,
+    pub gd: GdConfig,
+    pub warm: WarmConfig,
+    pub compare: CompareConfig,
+}
+
+/// A configuration error; `field` is the dotted TOML path. A value given with `--set`
+/// is blamed on that override (`set`), any other on the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {msg}")]
+    Parse { file: String, msg: String },
+    #[error(
+        "{}config field `{field}`{}: {msg}",
+        file.as_ref().map(|f| format!("{f}: ")).unwrap_or_default(),
+        set.as_ref().map(|s| format!(" (from --set {s})")).unwrap_or_default()
+    )]
+    Field {
+        file: Option<String>,
+        set: Option<String>,
+        field: String,
+        msg: String,
+    },
+}
+
+impl ConfigError {
+    /// An error of `field`, not yet located in a file or override.
+    pub(crate) fn field(field: impl Into<String>, msg: impl Into<String>) -> Self {
+        ConfigError::Field {
+            file: None,
+            set: None,
+            field: field.into(),
+            msg: msg.into(),
+        }
+    }
+}
+
+impl Config {
+    /// The resolved configuration as TOML in the file layout (every key explicit), so a
+    /// run's saved config reproduces it with `--config`. Paths are written absolute: a
+    /// saved config lives in a run's output folder, where relative paths would resolve
+    /// against the wrong directory.
+    pub fn to_toml(&self) -> String {
+        let mut c = self.clone();
+        for (_, p) in c.data.source.paths_mut() {
+            *p = load::absolute(p);
+        }
+        toml::to_string(&c).unwrap_or_else(|e| format!("# could not serialise the config: {e}\n"))
+    }
+}
