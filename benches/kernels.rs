@@ -11,7 +11,7 @@
 //!    matmuls, GB/s (bytes read + written) for residual and group_prox, and the GPU/CPU
 //!    ratio of the same run.
 //!
-//! 3. one whole inner sweep of the ALM (SPEC §6, k = 1) on the digits, teacher and
+//! 3. one whole inner sweep of the ALM (method §6, k = 1) on the digits, teacher and
 //!    Fashion-MNIST networks: passes charged, CPU and GPU milliseconds, the ratio, and the
 //!    dispatches and readbacks per sweep (at most one readback per Armijo trial).
 //!
@@ -283,7 +283,7 @@ fn benches(crit: &mut Criterion) {
         );
     }
 
-    // Part 3: one whole inner sweep (SPEC §6, k = 1) of the ALM on the three networks.
+    // Part 3: one whole inner sweep (method §6, k = 1) of the ALM on the three networks.
     println!();
     println!(
         "{:<8} {:<16} {:>8} {:>10} {:>10} {:>8} {:>11} {:>10}",

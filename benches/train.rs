@@ -41,7 +41,7 @@ fn epoch_ms<B: Backend>(
 ) -> f64 {
     let problem = Problem::new(be, cfg, &data.train, &data.test).expect("upload");
     let spec = &problem.spec;
-    // Passes of one epoch: forward + backward over N columns (SPEC §5 accounting).
+    // Passes of one epoch: forward + backward over N columns (method §5 accounting).
     let net = Net::new(be, spec, 1).expect("workspace");
     let per_epoch = (net.forward_passes(spec, 1) + net.backward_passes(spec, 1)) * 1.0;
     let mut cfg = cfg.clone();

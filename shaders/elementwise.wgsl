@@ -85,7 +85,7 @@ fn mul_leaky_deriv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     }
 }
 
-// SPEC §6 matmul-free W trial: o ← s_i·(u − b_old_i − t·B) + b_new_i.
+// method §6 matmul-free W trial: o ← s_i·(u − b_old_i − t·B) + b_new_i.
 // Operands: 0 = o, 1 = u (x), 2 = B (y), 3 = b_old (r4), 4 = b_new (r5), 5 = s (r6);
 // the three vectors are indexed by row only.
 @compute @workgroup_size(256)

@@ -1,4 +1,4 @@
-// Group sparsity (SPEC §3 prox, §6): group squared norms, shrink factors, and their
+// Group sparsity (method §3 prox, §6): group squared norms, shrink factors, and their
 // application. `scr` is a contiguous per-group scratch vector (one f32 per row or column
 // group). Sums go to per-workgroup partials, reduced by reduce.wgsl:finalize.
 // W addressing: w(i, j) of the segment at base0.x + i * ld0.x + j; base0.y is the global

@@ -1,4 +1,4 @@
-// Losses of SPEC §1 (averaged over columns) and classification errors, one column segment
+// Losses of method §1 (averaged over columns) and classification errors, one column segment
 // per dispatch. Stage 1 writes per-workgroup partial sums (reduce.wgsl:finalize applies the
 // 1/N factor). Operands: 0 Ŷ, 1 Y, 2 G; (i, j) at base_k + i * ld_k + j. f0.x = 1/N.
 //   squared:     ℓ = (1/N) Σ (ŷ − y)²,                    G = 2(Ŷ − Y)/N

@@ -1,5 +1,5 @@
 // Tiled, register-blocked matmul  C ← A·B (+ bias·1ᵀ) (+ β·C), for the three layouts of
-// SPEC §3 (W V + b1ᵀ, G Vᵀ, Wᵀ G), selected by pipeline-overridable constants:
+// method §3 (W V + b1ᵀ, G Vᵀ, Wᵀ G), selected by pipeline-overridable constants:
 //   TA = false: A(i, p) at a[a_base + i * lda + p]      TA = true: at a[a_base + p * lda + i]
 //   TB = false: B(p, j) at b[b_base + p * ldb + j]      TB = true: at b[b_base + j * ldb + p]
 //   C(i, j) at c[c_base + i * ldc + j];  bias(i) at bias[bias_base + i].

@@ -1,4 +1,4 @@
-// Optimiser updates for the baselines (SPEC §7): Adam with bias corrections.
+// Optimiser updates for the baselines (method §7): Adam with bias corrections.
 // Addressing as in elementwise.wgsl: operand k's (i, j) at base_k + i * ld_k + j.
 // f0 = (lr, β₁, β₂, ε), f1.xy = (bc1, bc2) = (1 − β₁^t, 1 − β₂^t).
 

@@ -1,4 +1,4 @@
-// The constraint residual kernel of SPEC §3, one column segment per dispatch:
+// The constraint residual kernel of method §3, one column segment per dispatch:
 //   H = V − σ(U),  S = Λ + ρH,  G_U = −(S ⊙ σ'(U))·inv_n,  G_V = S·inv_n,
 // plus per-workgroup partial sums (‖H‖², ⟨Λ,H⟩, ‖σ(U)‖², 0) written to
 // partials[part_off + workgroup]; reduce.wgsl:finalize sums them into slots.
@@ -63,7 +63,7 @@ fn constraint_residual(id: WgIds) {
     reduce_to_partial(id, acc);
 }
 
-// The same sums without writing any matrix (a trial point's value, SPEC §6).
+// The same sums without writing any matrix (a trial point's value, method §6).
 @compute @workgroup_size(256)
 fn constraint_value(id: WgIds) {
     let al = p.f0.y;

@@ -1,5 +1,5 @@
 //! sparse-alm: train sparse leaky ReLU networks by the inexact augmented Lagrangian method
-//! of `SPEC.md` (Liu, Liu & Chen, JMLR 2023), with the inner phase on a GPU (wgpu/WGSL) or
+//! of `docs/method.md` (Liu, Liu & Chen, JMLR 2023), with the inner phase on a GPU (wgpu/WGSL) or
 //! on the CPU reference backend (ndarray + BLAS).
 //!
 //! Data flows one way: [`data`] → [`problem`] → [`solver`] → [`backend`] → kernels; results

@@ -273,21 +273,10 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// The error chain joined by `: `, leaving out a cause whose text the message already
-/// shows (several error types print their source inline).
+/// The error chain joined by `: ` (anyhow's alternate format). No error type of the
+/// library repeats its source in its own message, so nothing is printed twice.
 fn error_message(err: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for cause in err.chain() {
-        let c = cause.to_string();
-        if c.is_empty() || msg.contains(&c) {
-            continue;
-        }
-        if !msg.is_empty() {
-            msg.push_str(": ");
-        }
-        msg.push_str(&c);
-    }
-    msg
+    format!("{err:#}")
 }
 
 /// 2 for what the user must fix in their input (config, data, model files), 1 otherwise.

@@ -1,4 +1,4 @@
-//! The network (SPEC §1): sizes, α, weights and biases; its initialisation, a host
+//! The network (method §1): sizes, α, weights and biases; its initialisation, a host
 //! reference forward pass, the sparsity measures (zero groups, live neurons, the
 //! `‖·‖_{2,1}` penalty), and the on-disk format: `model.safetensors` (tensors `w1`,`b1`,…,
 //! f32, biases 1-D) beside `model.json` ([`ModelMeta`]). Everything that reads or writes a
@@ -26,13 +26,13 @@ pub const META_FILE: &str = "model.json";
 /// field at fault, because the user's fix is always "this file, this entry".
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: invalid JSON: {source}")]
+    #[error("{path}: invalid JSON")]
     Json {
         path: PathBuf,
         #[source]
@@ -84,7 +84,7 @@ pub enum ModelError {
 
 type MResult<T> = Result<T, ModelError>;
 
-/// A leaky ReLU network (SPEC §1): hidden layers use σ(u)=max(u,αu), output linear.
+/// A leaky ReLU network (method §1): hidden layers use σ(u)=max(u,αu), output linear.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network {
     pub alpha: f32,
@@ -94,7 +94,7 @@ pub struct Network {
     pub b: Vec<Array2<f32>>,
 }
 
-/// σ(u) = max(u, αu) for 0 < α < 1 (SPEC §1).
+/// σ(u) = max(u, αu) for 0 < α < 1 (method §1).
 #[inline]
 fn leaky(u: f32, alpha: f32) -> f32 {
     if u > 0.0 {
@@ -151,7 +151,7 @@ impl Network {
         Network { alpha, w, b }
     }
 
-    /// The empty network (SPEC §1): all weights and biases zero. It predicts 0 for every
+    /// The empty network (method §1): all weights and biases zero. It predicts 0 for every
     /// input, and its (P0) value is the baseline every result is compared with.
     pub fn zeros(sizes: &[usize], alpha: f32) -> Network {
         let w = sizes
@@ -238,7 +238,7 @@ impl Network {
     }
 
     /// Zero groups per layer (exact zeros, ‖group‖ == 0), groups by `axes[l]` (rows or
-    /// columns). Layers beyond `axes.len()` use rows, the SPEC default.
+    /// columns). Layers beyond `axes.len()` use rows, the default of method §1.
     pub fn zero_groups(&self, axes: &[Axis]) -> Vec<usize> {
         self.w
             .iter()

@@ -1,4 +1,4 @@
-//! The mathematics of SPEC §1–§3 written once over the [`Backend`] trait: the problem's
+//! The mathematics of method §1–§3 written once over the [`Backend`] trait: the problem's
 //! data on the device, the network's parameters on the device, the true forward pass and
 //! backprop of (P0) (§1, used by every method and by the measures of §5), the unit-step
 //! prox-gradient mapping, and the flop accounting that defines a *pass* (§5).
@@ -11,7 +11,7 @@ use crate::config::Task;
 use crate::data::Dataset;
 use crate::model::Network;
 
-/// The fixed data of a (P0) instance (SPEC §1).
+/// The fixed data of a (P0) instance (method §1).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
     /// Layer sizes `[n0, …, nL]`.
@@ -63,7 +63,7 @@ impl Spec {
     }
 
     /// Fraction of one full forward pass that a matmul of layer `l` over `cols` of the
-    /// `n` samples costs (SPEC §5: a pass is the matmul work of one full-data forward pass).
+    /// `n` samples costs (method §5: a pass is the matmul work of one full-data forward pass).
     pub fn pass_fraction(&self, l: usize, cols: usize, n: usize) -> f64 {
         let total: f64 = (0..self.layers()).map(|k| self.layer_macs(k)).sum();
         self.layer_macs(l) / total * cols as f64 / n as f64
@@ -209,7 +209,7 @@ impl<B: Backend> Net<B> {
         })
     }
 
-    /// The true forward pass of SPEC §1: `A_0 = X`, `U_l = W_l A_{l−1} + b_l 1ᵀ`,
+    /// The true forward pass of method §1: `A_0 = X`, `U_l = W_l A_{l−1} + b_l 1ᵀ`,
     /// `A_l = σ(U_l)`; `u[L−1] = Ŷ`.
     pub fn forward(&mut self, be: &B, spec: &Spec, p: &Params<B>, x: &B::Mat) -> BResult<()> {
         let layers = spec.layers();
@@ -228,7 +228,7 @@ impl<B: Backend> Net<B> {
         self.u.last().expect("at least one layer")
     }
 
-    /// Backprop of ℓ after [`Net::forward`] (SPEC §3 with `Λ` = adjoint, §7): fills
+    /// Backprop of ℓ after [`Net::forward`] (method §3 with `Λ` = adjoint, §7): fills
     /// `grad` and `delta`; writes ℓ into `loss_slot`.
     pub fn backward(
         &mut self,
@@ -260,7 +260,7 @@ impl<B: Backend> Net<B> {
         Ok(())
     }
 
-    /// Passes (SPEC §5) of one forward over this workspace's columns out of `n`.
+    /// Passes (method §5) of one forward over this workspace's columns out of `n`.
     pub fn forward_passes(&self, spec: &Spec, n: usize) -> f64 {
         (0..spec.layers())
             .map(|l| spec.pass_fraction(l, self.cols, n))
@@ -276,7 +276,7 @@ impl<B: Backend> Net<B> {
 }
 
 /// `slot ← ‖W − prox_λ(W − G)‖²`: the W part of a unit-step proximal-gradient mapping
-/// (SPEC §5, both `cert` with `G = ∇ℓ` and `kkt` with `G = ∇_W L`). `scratch` is two
+/// (method §5, both `cert` with `G = ∇ℓ` and `kkt` with `G = ∇_W L`). `scratch` is two
 /// W-shaped matrices and the group shrink vector; the group prox's own two sums go to
 /// `discard`, `discard + 1` (nobody reads them; the caller picks slots that nothing else
 /// is waiting on).

@@ -37,7 +37,7 @@ fn digits_csv() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits.csv")
 }
 
-/// Each line of a metrics log parses, and carries the SPEC §5 measures.
+/// Each line of a metrics log parses, and carries the method §5 measures.
 fn check_metrics(path: &Path) -> Vec<serde_json::Value> {
     let body = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let recs: Vec<serde_json::Value> = body

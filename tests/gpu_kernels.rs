@@ -314,7 +314,7 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     be.mul_leaky_deriv(&mut o, &dx, 0.1).unwrap();
     outs.push(out("mul_leaky_deriv", dl(be, &o)));
 
-    // constraint residual / value / multiplier update (SPEC §3, §4)
+    // constraint residual / value / multiplier update (method §3, §4)
     let lam = rand_mat(&mut rng, r, c, -2.0, 2.0);
     let dlam = up(be, &lam);
     let (mut h, mut s, mut gu, mut gv) = (
@@ -448,7 +448,7 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
         });
     }
 
-    // matmul-free W trial (SPEC §6)
+    // matmul-free W trial (method §6)
     let bo = rand_mat(&mut rng, r, 1, -1.0, 1.0);
     let bn = rand_mat(&mut rng, r, 1, -1.0, 1.0);
     let sh = rand_mat(&mut rng, r, 1, 0.0, 1.0);

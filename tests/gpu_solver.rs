@@ -1,4 +1,4 @@
-//! Whole-solver agreement (issue 3): the GPU backend and the CPU reference backend, from
+//! Whole-solver agreement: the GPU backend and the CPU reference backend, from
 //! the same initialisation and seed, produce the same (P0) trace for `alm` (20 outer
 //! iterations), `prox-gd` and `prox-sgd`.
 //!
@@ -116,7 +116,7 @@ fn prox_sgd_trace_agrees() {
     });
 }
 
-/// Chunking (issue 3): the same ALM run with every N-sized matrix forced into many column
+/// Chunking: the same ALM run with every N-sized matrix forced into many column
 /// chunks gives the same (P0) trace as the unsplit run.
 #[test]
 fn chunked_problem_matches_unsplit() {

@@ -1,6 +1,6 @@
 //! The solver's mathematics checked in f64 on the CPU reference backend: finite-difference
-//! checks of every gradient of SPEC §3 (infeasible V, random-sign Λ) and of backprop,
-//! the adjoint multipliers of SPEC §4, monotone inner sweeps (SPEC §6), and the ALM's
+//! checks of every gradient of method §3 (infeasible V, random-sign Λ) and of backprop,
+//! the adjoint multipliers of method §4, monotone inner sweeps (method §6), and the ALM's
 //! convergence on a small teacher problem.
 
 mod common;
@@ -48,7 +48,7 @@ fn check_fd(name: &str, analytic: f64, plus: f64, minus: f64, eps: f64) {
     );
 }
 
-/// SPEC §3: every gradient of L_ρ (W, b, V blocks) at an infeasible V with random-sign Λ.
+/// method §3: every gradient of L_ρ (W, b, V blocks) at an infeasible V with random-sign Λ.
 fn lagrangian_gradients(loss: LossKind, axes: (Axis, Axis)) {
     let be = Be::new();
     let sizes = [4, 6, 5, 3];
@@ -106,21 +106,15 @@ fn lagrangian_gradients(loss: LossKind, axes: (Axis, Axis)) {
             eps,
         );
     }
-    for l in 0..st.v.len() {
-        let dv = randn(&mut rng, gv[l].nrows(), gv[l].ncols(), 1.0);
+    for (l, gv_l) in gv.iter().enumerate().take(st.v.len()) {
+        let dv = randn(&mut rng, gv_l.nrows(), gv_l.ncols(), 1.0);
         let v0 = st.v[l].0.clone();
         st.v[l].0 = &v0 + &(eps * &dv);
         let fp = value(&mut st);
         st.v[l].0 = &v0 - &(eps * &dv);
         let fm = value(&mut st);
         st.v[l].0 = v0;
-        check_fd(
-            &format!("dL/dV{}", l + 1),
-            (&gv[l] * &dv).sum(),
-            fp,
-            fm,
-            eps,
-        );
+        check_fd(&format!("dL/dV{}", l + 1), (gv_l * &dv).sum(), fp, fm, eps);
     }
 }
 
@@ -134,7 +128,7 @@ fn lagrangian_gradients_softmax_ce_with_column_groups() {
     lagrangian_gradients(LossKind::SoftmaxCe, (Axis::Cols, Axis::Cols));
 }
 
-/// Backprop of (P0) (SPEC §1, §7) against finite differences of the true forward pass.
+/// Backprop of (P0) (method §1, §7) against finite differences of the true forward pass.
 #[test]
 fn backprop_gradients() {
     for loss in [LossKind::Squared, LossKind::SoftmaxCe] {
@@ -188,7 +182,7 @@ fn backprop_gradients() {
     }
 }
 
-/// SPEC §4: with the adjoint multipliers at the feasible start, ∇_W L_ρ is the (P0)
+/// method §4: with the adjoint multipliers at the feasible start, ∇_W L_ρ is the (P0)
 /// gradient and ∇_V L_ρ vanishes.
 #[test]
 fn adjoint_multipliers_give_the_p0_gradient() {
@@ -233,7 +227,7 @@ fn adjoint_multipliers_give_the_p0_gradient() {
     }
 }
 
-/// SPEC §6: an inner sweep never increases L_ρ (f64, λ > 0, infeasible start).
+/// method §6: an inner sweep never increases L_ρ (f64, λ > 0, infeasible start).
 #[test]
 fn inner_sweeps_never_increase_the_lagrangian() {
     let be = Be::new();
@@ -267,13 +261,13 @@ fn inner_sweeps_never_increase_the_lagrangian() {
     );
 }
 
-/// SPEC §4: on a small teacher the ALM drives feas below 1e-4 and kkt down ≥ 100×, and
+/// method §4: on a small teacher the ALM drives feas below 1e-4 and kkt down ≥ 100×, and
 /// returns the best (P0) it saw.
 #[test]
 fn alm_converges_on_a_small_teacher() {
     let be = CpuBackend::<f64>::new();
     // One hidden layer: every block of L_ρ is then smooth except through σ(W₁X), and the
-    // gradient-based kkt of SPEC §5 can go to zero. With two or more hidden layers some
+    // gradient-based kkt of method §5 can go to zero. With two or more hidden layers some
     // entries of U_{l+1} settle exactly on the kink of σ, where the V-gradient of a
     // Clarke-stationary point need not vanish, and kkt plateaus (see README, "kkt").
     let sizes = vec![6, 10, 1];
@@ -316,7 +310,7 @@ fn alm_converges_on_a_small_teacher() {
     );
 }
 
-/// SPEC §6 exact blocks: after the exact `V_{L−1}` solve the V gradient of L_ρ vanishes,
+/// method §6 exact blocks: after the exact `V_{L−1}` solve the V gradient of L_ρ vanishes,
 /// after the exact `(W_L, b_L)` solve its prox-gradient mapping does, and sweeps with
 /// exact blocks do not increase L_ρ (to the f32 precision in which the small matrices
 /// cross the backend boundary).

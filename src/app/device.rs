@@ -4,9 +4,9 @@
 //! [`Backend`](crate::backend::Backend), and the `info` command that reports all of it.
 
 use crate::backend::cpu::CpuBackend;
+use crate::backend::BackendError;
 use crate::backend::{Backend, Counters};
 use crate::config::DeviceChoice;
-use crate::backend::BackendError;
 use crate::{Error, Result};
 use std::fmt::Write as _;
 

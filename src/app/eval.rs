@@ -1,4 +1,4 @@
-//! `sparse-alm eval MODEL DATA`: a saved model's measures (SPEC §5) on a data file, read
+//! `sparse-alm eval MODEL DATA`: a saved model's measures (method §5) on a data file, read
 //! with the model's own preprocessing and target mapping.
 
 use super::device::{open_device, with_backend};

@@ -132,13 +132,13 @@ fn csv_target(cfg: &Config) -> Vec<String> {
 }
 
 /// One problem on one backend, shared by every method run on it: they all start from the
-/// same initialisation and are flagged against the same empty network (SPEC §1, §7).
+/// same initialisation and are flagged against the same empty network (method §1, §7).
 pub struct Problem<B: Backend> {
     pub spec: Spec,
     /// The He initialisation of `model.init_seed`.
     pub init: Network,
     pub data: DeviceData<B>,
-    /// (P0) of the empty network (SPEC §1).
+    /// (P0) of the empty network (method §1).
     pub empty_p0: f64,
 }
 

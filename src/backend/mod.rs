@@ -1,17 +1,17 @@
-//! The backend trait: exactly the operations of SPEC §5b, over backend-owned tensor
-//! handles. The solver (SPEC §4, §6) and the baselines (SPEC §7) are written once against
+//! The backend trait: exactly the operations of method §5b, over backend-owned tensor
+//! handles. The solver (method §4, §6) and the baselines (method §7) are written once against
 //! this trait; the CPU backend (`cpu/`, ndarray + BLAS) is the reference twin of every
 //! GPU kernel (`gpu/`, WGSL through wgpu).
 //!
 //! Conventions shared by every implementation:
-//! - A matrix holds one sample per **column** (SPEC notation) and is row-major `rows×cols`.
+//! - A matrix holds one sample per **column** (the method's notation) and is row-major `rows×cols`.
 //!   Vectors (biases, shrink factors) are `n×1` matrices, except column-group shrink factors
 //!   which are `1×d`.
 //! - Outputs are `&mut`, inputs `&`: Rust's borrow rules then forbid an output aliasing an
 //!   input, which is also what a GPU binding (read vs read_write) requires.
 //! - Reductions never return a value directly: they write into a *scalar slot* of the
 //!   backend's small register file, and [`Backend::read_slots`] reads any set of slots in
-//!   one readback. This is how an Armijo trial costs one readback (SPEC §5b: the host
+//!   one readback. This is how an Armijo trial costs one readback (method §5b: the host
 //!   decides from a few scalars).
 //! - Host transfers of whole tensors (`upload`, `write`, `download`) are for data, model
 //!   I/O and tests; the solver only moves parameter-sized matrices that way (best-W
@@ -30,7 +30,7 @@ pub type Slot = usize;
 /// Number of scalar slots every backend provides.
 pub const NUM_SLOTS: usize = 256;
 
-/// Which groups the `‖·‖_{2,1}` penalty uses for a weight matrix (SPEC §1).
+/// Which groups the `‖·‖_{2,1}` penalty uses for a weight matrix (method §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Axis {
@@ -40,7 +40,7 @@ pub enum Axis {
     Cols,
 }
 
-/// The smooth loss ℓ of SPEC §1, always averaged over the `N` columns.
+/// The smooth loss ℓ of method §1, always averaged over the `N` columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LossKind {
@@ -51,7 +51,7 @@ pub enum LossKind {
 }
 
 /// Work counters a backend keeps, printed with `--verbose` (dispatches and readbacks per
-/// sweep: the cost model of SPEC §5b counts both).
+/// sweep: the cost model of method §5b counts both).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Kernel launches (GPU dispatches; CPU: operations executed).
@@ -62,7 +62,7 @@ pub struct Counters {
     pub submits: u64,
 }
 
-/// The operations of SPEC §5b. Every method has a CPU twin of the same name and argument
+/// The operations of method §5b. Every method has a CPU twin of the same name and argument
 /// order in `cpu/`, and a WGSL kernel in `shaders/`. Both implementations check their
 /// arguments against the one contract per operation in [`shape`], so a misuse gives the same
 /// [`BackendError::Shape`] message on either backend.
@@ -88,11 +88,11 @@ pub trait Backend {
     fn copy(&self, dst: &mut Self::Mat, src: &Self::Mat) -> BResult<()>;
     /// `dst ← value` everywhere.
     fn fill(&self, dst: &mut Self::Mat, value: f32) -> BResult<()>;
-    /// `out[:, j] ← src[:, idx[j]]` for `j < idx.len()` (minibatches, SPEC §7).
+    /// `out[:, j] ← src[:, idx[j]]` for `j < idx.len()` (minibatches, method §7).
     /// `out` has `idx.len()` columns.
     fn gather_cols(&self, out: &mut Self::Mat, src: &Self::Mat, idx: &[u32]) -> BResult<()>;
 
-    // ---- matmuls (SPEC §3: W V + b1ᵀ, G Vᵀ, Wᵀ G) -----------------------------------------
+    // ---- matmuls (method §3: W V + b1ᵀ, G Vᵀ, Wᵀ G) -----------------------------------------
     /// `C ← A·B + bias·1ᵀ + beta·C` (`bias` is `rows(C)×1`; `beta = 0` ignores old `C`,
     /// even if it holds NaN).
     fn matmul_nn(
@@ -124,12 +124,12 @@ pub trait Backend {
     fn axpy(&self, y: &mut Self::Mat, a: f32, x: &Self::Mat) -> BResult<()>;
     /// `x ← a·x`.
     fn scale(&self, x: &mut Self::Mat, a: f32) -> BResult<()>;
-    /// `out ← σ(u)`, leaky ReLU `max(u, αu)` (SPEC §1).
+    /// `out ← σ(u)`, leaky ReLU `max(u, αu)` (method §1).
     fn leaky_relu(&self, out: &mut Self::Mat, u: &Self::Mat, alpha: f32) -> BResult<()>;
     /// `d ← d ⊙ σ'(u)` (backprop; `σ'(u) = 1` if `u > 0` else `α`).
     fn mul_leaky_deriv(&self, d: &mut Self::Mat, u: &Self::Mat, alpha: f32) -> BResult<()>;
 
-    // ---- the constraint residual kernel (SPEC §3) -----------------------------------------
+    // ---- the constraint residual kernel (method §3) -----------------------------------------
     /// The fused pass over `(U, V, Λ)`: `H = V − σ(U)`, `S = Λ + ρH`,
     /// `G_U = −(S ⊙ σ'(U))·inv_n`, `G_V = S·inv_n` (the direct V gradient). Writes the
     /// slots `slot` ← `‖H‖²`, `slot+1` ← `⟨Λ, H⟩`, `slot+2` ← `‖σ(U)‖²`.
@@ -149,7 +149,7 @@ pub trait Backend {
         slot: Slot,
     ) -> BResult<()>;
     /// The same three sums as [`Backend::constraint_residual`] without writing any matrix:
-    /// the value of a trial point (SPEC §6). `slot` ← `‖H‖²`, `slot+1` ← `⟨Λ,H⟩`,
+    /// the value of a trial point (method §6). `slot` ← `‖H‖²`, `slot+1` ← `⟨Λ,H⟩`,
     /// `slot+2` ← `‖σ(U)‖²`.
     fn constraint_value(
         &self,
@@ -159,10 +159,10 @@ pub trait Backend {
         alpha: f32,
         slot: Slot,
     ) -> BResult<()>;
-    /// Multiplier update `Λ ← Λ + ρH` (SPEC §4).
+    /// Multiplier update `Λ ← Λ + ρH` (method §4).
     fn multiplier_update(&self, lam: &mut Self::Mat, h: &Self::Mat, rho: f32) -> BResult<()>;
 
-    // ---- group sparsity (SPEC §3 prox, §6 matmul-free trials) --------------------------------
+    // ---- group sparsity (method §3 prox, §6 matmul-free trials) --------------------------------
     /// Group soft-thresholding in place: each group `w ← w·max(0, 1 − thresh/‖w‖₂)`.
     /// `shrink` receives the factors (`rows×1` for `Axis::Rows`, `1×cols` for `Axis::Cols`);
     /// `slot` ← `Σ‖group‖₂` after the prox, `slot+1` ← number of zero groups after the prox.
@@ -176,7 +176,7 @@ pub trait Backend {
     ) -> BResult<()>;
     /// `slot` ← `Σ‖group‖₂`, `slot+1` ← number of groups that are exactly zero.
     fn group_norms(&self, w: &Self::Mat, axis: Axis, slot: Slot) -> BResult<()>;
-    /// The matmul-free W-trial pre-activation of SPEC §6 (row groups):
+    /// The matmul-free W-trial pre-activation of method §6 (row groups):
     /// `out ← diag(s)(U − b_old 1ᵀ − t·B) + b_new 1ᵀ`, with `B = ∇W · V_{l−1}`.
     #[allow(clippy::too_many_arguments)]
     fn w_trial_preact(
@@ -190,7 +190,7 @@ pub trait Backend {
         t: f32,
     ) -> BResult<()>;
 
-    // ---- losses (SPEC §1) -------------------------------------------------------------------
+    // ---- losses (method §1) -------------------------------------------------------------------
     /// `slot` ← `ℓ(Ŷ, Y)` (mean over columns).
     fn loss(&self, yhat: &Self::Mat, y: &Self::Mat, kind: LossKind, slot: Slot) -> BResult<()>;
     /// `g ← ∂ℓ/∂Ŷ`, and `slot` ← `ℓ(Ŷ, Y)`.
@@ -214,7 +214,7 @@ pub trait Backend {
     /// Read the given slots in one readback.
     fn read_slots(&self, slots: &[Slot]) -> BResult<Vec<f64>>;
 
-    // ---- optimiser updates for the baselines (SPEC §7) ---------------------------------------
+    // ---- optimiser updates for the baselines (method §7) ---------------------------------------
     /// Adam step: `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
     /// `w ← w − lr·m̂/(√v̂ + eps)` with bias corrections for step `step ≥ 1`.
     #[allow(clippy::too_many_arguments)]

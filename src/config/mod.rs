@@ -1,6 +1,6 @@
 //! Run configuration. Each setting is defined once, here: its type, its doc and its
-//! default (the `Default` impls, the measured defaults of SPEC §6 and
-//! `shared/reference/prototype-results.md`); serde reads and writes the TOML layout from
+//! default (the `Default` impls, the measured defaults of method §6 and
+//! the numpy prototype's measurements); serde reads and writes the TOML layout from
 //! these same structs. `load` turns a file (or the built-in default) plus `--set`
 //! overrides into a [`Config`]; `validate` checks value ranges and cross-field rules.
 //! Every error names its dotted field (`alm.rho0`, `data.test_fraction`, …) and where the
@@ -94,7 +94,7 @@ pub enum DataSource {
         test_images: Option<PathBuf>,
         test_labels: Option<PathBuf>,
     },
-    /// The synthetic teacher of `prototype-results.md`, parameters in `[data.teacher]`.
+    /// The synthetic teacher problem (a random sparse leaky ReLU net), parameters in `[data.teacher]`.
     Teacher(#[serde(with = "teacher_table")] TeacherParams),
 }
 
@@ -233,7 +233,7 @@ section! {
     pub struct ModelConfig {
         /// Hidden layer widths (input and output sizes come from the data).
         pub hidden: Vec<usize> = vec![100, 100],
-        /// Leaky ReLU slope, `0 < α < 1` (SPEC §1).
+        /// Leaky ReLU slope, `0 < α < 1` (method §1).
         pub alpha: f64 = 0.1,
         pub loss: LossKind = LossKind::Squared,
         /// Groups of W₁: rows (neurons) or columns (input features).
@@ -246,7 +246,7 @@ section! {
     }
 }
 
-/// The training methods (SPEC §4 and §7).
+/// The training methods (method §4 and §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Method {
     #[serde(rename = "alm")]
@@ -306,7 +306,7 @@ section! {
         pub lambda: f64 = 1e-3,
         /// Seed for minibatch order (init has its own, `model.init_seed`).
         pub seed: u64 = 0,
-        /// Work budget in passes (SPEC §5); `inf` = none.
+        /// Work budget in passes (method §5); `inf` = none.
         pub max_passes: f64 = 300.0,
         /// Wall-time budget in seconds; `inf` = none.
         pub max_seconds: f64 = f64::INFINITY,
@@ -315,12 +315,12 @@ section! {
 }
 
 section! {
-    /// SPEC §4 and §6 parameters of the ALM.
+    /// method §4 and §6 parameters of the ALM.
     #[serde(deny_unknown_fields)]
     pub struct AlmConfig {
-        /// ρ0 from a random start (SPEC §6).
+        /// ρ0 from a random start (method §6).
         pub rho0: f64 = 3.0,
-        /// ρ0 after a warm start (SPEC §6).
+        /// ρ0 after a warm start (method §6).
         pub rho0_warm: f64 = 30.0,
         pub gamma: f64 = 2.0,
         pub tau: f64 = 0.9,
@@ -328,18 +328,18 @@ section! {
         pub theta: f64 = 0.3,
         pub eps_min: f64 = 1e-6,
         pub inner_cap: usize = 20,
-        /// Armijo steps per block per sweep (`k`, SPEC §6: 1–3).
+        /// Armijo steps per block per sweep (`k`, method §6: 1–3).
         pub block_steps: usize = 1,
         pub max_outer: usize = 10000,
-        /// Stop when the relative KKT residual (SPEC §5) falls below this.
+        /// Stop when the relative KKT residual (method §5) falls below this.
         pub kkt_tol: f64 = 1e-6,
-        /// Exact `V_{L−1}` and `(W_L, b_L)` blocks (SPEC §6; squared loss only).
+        /// Exact `V_{L−1}` and `(W_L, b_L)` blocks (method §6; squared loss only).
         pub exact_blocks: bool = false,
     }
 }
 
 section! {
-    /// SPEC §7 baselines.
+    /// method §7 baselines.
     #[serde(deny_unknown_fields)]
     pub struct SgdConfig {
         pub lr: f64 = 0.02,

@@ -5,7 +5,7 @@
 use crate::config::Task;
 use ndarray::{Array2, Axis};
 
-/// Matrices hold one sample per COLUMN (SPEC notation).
+/// Matrices hold one sample per COLUMN (the method's notation).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     /// `d × N` features.

@@ -1,5 +1,5 @@
 //! Data loading: CSV, NPY, IDX(.gz) files and the synthetic teacher problem → a
-//! [`Dataset`] with one sample per **column** (SPEC notation), split into train and test,
+//! [`Dataset`] with one sample per **column** (the method's notation), split into train and test,
 //! scaled/standardised, with one-hot targets for classification. Also the matching
 //! loader for `sparse-alm eval` ([`load_for_eval`]), which repeats the saved
 //! [`Preprocess`] so a model sees test data exactly as it saw its training data.
@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 /// A data error; every variant names the file, and text errors the line and column.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read", path.display())]
     Io {
         path: PathBuf,
         #[source]

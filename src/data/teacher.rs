@@ -1,4 +1,4 @@
-//! The synthetic teacher problem of `prototype-results.md`: a random sparse leaky ReLU
+//! The synthetic teacher problem (as in the method's numpy prototype): a random sparse leaky ReLU
 //! network labels Gaussian inputs; the student should recover a network at least as
 //! sparse. Everything comes from one seeded ChaCha8 stream, drawn in a fixed order
 //! (per layer: weights, zero-row choice, biases; then X; then noise).

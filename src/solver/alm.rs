@@ -1,4 +1,4 @@
-//! SPEC §4: the outer loop of the inexact augmented Lagrangian method, on the host.
+//! method §4: the outer loop of the inexact augmented Lagrangian method, on the host.
 //! Inner solves (§6, `inner/`) to a tolerance `ε_k` relative to the run's first sweep,
 //! the multiplier update `Λ ← Λ + ρH`, the ρ rule (never decreased; block steps follow),
 //! the ε schedule, recomputing `U` each outer iteration, best-W bookkeeping by true (P0),
@@ -11,7 +11,7 @@ use crate::backend::{BResult, Backend};
 use crate::config::AlmConfig;
 use crate::problem::{prox_mapping_sq, DeviceData, Params, Spec};
 
-/// The Lagrangian's prox-gradient mapping of SPEC §5 (unit step for W/b, V part scaled by
+/// The Lagrangian's prox-gradient mapping of method §5 (unit step for W/b, V part scaled by
 /// N) together with the constraint residual, at the current point and multipliers.
 /// With `rho = 0` this is the plain Lagrangian, whose gradient at the updated multipliers
 /// `Λ⁺ = Λ + ρH` equals the inner problem's: the KKT residual of (LE). With `rho = ρ` it
@@ -110,7 +110,7 @@ pub fn run<B: Backend>(
         if budget.spent() {
             break;
         }
-        // Inner phase (SPEC §6): sweeps until residual ≤ ε_k · (first sweep's residual).
+        // Inner phase (method §6): sweeps until residual ≤ ε_k · (first sweep's residual).
         let mut sweeps = 0;
         for _ in 0..cfg.inner_cap {
             let stop = |spent: f64| {

@@ -1,4 +1,4 @@
-//! SPEC §7: the baselines on (P0), with the same data, model, initialisation and measures
+//! method §7: the baselines on (P0), with the same data, model, initialisation and measures
 //! as the ALM. prox-SGD (optional momentum) and prox-Adam: a minibatch step, then row
 //! group soft-thresholding with threshold `λ·lr`; prox-GD: full-batch proximal gradient
 //! with Armijo backtracking. The warm start of `warm+alm` is prox-SGD (`solver::train`).
@@ -162,7 +162,7 @@ pub fn prox_sgd<B: Backend>(
                         be.axpy(&mut p.b[l], -lr, &net.grad.b[l])?;
                     }
                 }
-                // SPEC §7: the prox of the group penalty with threshold λ·lr.
+                // method §7: the prox of the group penalty with threshold λ·lr.
                 be.group_prox(
                     &mut p.w[l],
                     thresh,

@@ -1,4 +1,4 @@
-//! SPEC §5: the measures every run reports, computed the same way for every method:
+//! method §5: the measures every run reports, computed the same way for every method:
 //! (P0) by a true forward pass, loss, penalty, train/test error, zero groups per layer and
 //! the stationarity certificate `cert` of (P0) itself. All of it costs one scalar readback.
 //! `feas` and `kkt` belong to the ALM and are computed in `alm.rs`.
@@ -12,7 +12,7 @@ use crate::config::Task;
 use crate::problem::{prox_mapping_sq, DeviceData, Net, Params, Spec};
 use ndarray::Array2;
 
-/// The measures of SPEC §5 at one point.
+/// The measures of method §5 at one point.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Measures {
     /// (P0) = loss + reg by a true forward pass.
@@ -85,7 +85,7 @@ impl<B: Backend> Evaluator<B> {
         }
         for l in 0..layers {
             be.group_norms(&p.w[l], spec.axes[l], PENALTY.at(l))?;
-            // cert: W − prox_λ(W − ∇W) with unit step (SPEC §5); biases are unpenalised.
+            // cert: W − prox_λ(W − ∇W) with unit step (method §5); biases are unpenalised.
             let scratch = (&mut self.tmp1[l], &mut self.tmp2[l], &mut self.shrink[l]);
             prox_mapping_sq(
                 be,
@@ -154,7 +154,7 @@ impl<B: Backend> Evaluator<B> {
     }
 }
 
-/// (P0) of the empty network (SPEC §1): all `W = 0`, so Ŷ is the constant output bias
+/// (P0) of the empty network (method §1): all `W = 0`, so Ŷ is the constant output bias
 /// `b_L`, at its optimum (biases are unpenalised): the mean target for squared loss, the
 /// log class frequencies for cross-entropy. Computed once on the host from the targets.
 pub fn empty_network_p0(y: &Array2<f32>, loss: LossKind) -> f64 {

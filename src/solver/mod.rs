@@ -1,6 +1,6 @@
-//! The solvers: the inexact ALM (SPEC §4 outer loop in `alm.rs`, §6 inner block solver and
-//! its exact blocks in `inner/`), the baselines of SPEC §7 (`baselines.rs`) and the
-//! measures of SPEC §5 (`measures.rs`). All of them are written once against [`Backend`]
+//! The solvers: the inexact ALM (method §4 outer loop in `alm.rs`, §6 inner block solver and
+//! its exact blocks in `inner/`), the baselines of method §7 (`baselines.rs`) and the
+//! measures of method §5 (`measures.rs`). All of them are written once against [`Backend`]
 //! and read back only scalars, from the slot layout of `slots.rs`; this module owns what
 //! they share: the run record, the work budget and the clock, and [`train`], which runs
 //! one method from one initialisation.
@@ -18,7 +18,7 @@ use crate::problem::{DeviceData, Params, Spec};
 use measures::{Evaluator, Measures};
 use std::time::{Duration, Instant};
 
-/// One line of `metrics.jsonl`: every SPEC §5 measure at one outer iteration / epoch.
+/// One line of `metrics.jsonl`: every method §5 measure at one outer iteration / epoch.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Record {
     pub method: String,
@@ -26,7 +26,7 @@ pub struct Record {
     pub phase: String,
     /// Outer iteration (ALM), epoch (SGD/Adam) or iteration (GD), counted within the phase.
     pub iter: usize,
-    /// Work so far in passes (SPEC §5).
+    /// Work so far in passes (method §5).
     pub passes: f64,
     /// Wall time of the method so far (measurements excluded).
     pub seconds: f64,
@@ -36,7 +36,7 @@ pub struct Record {
     pub train_error: f64,
     pub test_error: Option<f64>,
     pub zero_rows: Vec<usize>,
-    /// `cert` of SPEC §5, relative to its value at the shared initialisation.
+    /// `cert` of method §5, relative to its value at the shared initialisation.
     pub cert: f64,
     /// (P0) of the model the method would return now (the ALM returns its best W).
     pub best_p0: f64,
@@ -201,12 +201,12 @@ pub struct RunResult {
     pub records: Vec<Record>,
     pub passes: f64,
     pub seconds: f64,
-    /// (P0) of the empty network (SPEC §1), for the "worse than empty" flag.
+    /// (P0) of the empty network (method §1), for the "worse than empty" flag.
     pub empty_p0: f64,
 }
 
 impl RunResult {
-    /// SPEC §1: flag results worse than the empty network.
+    /// method §1: flag results worse than the empty network.
     pub fn worse_than_empty(&self) -> bool {
         self.final_measures.p0 > self.empty_p0
     }

@@ -1,4 +1,4 @@
-//! The layout of the backend's scalar register file (SPEC §5b: reductions write *slots*,
+//! The layout of the backend's scalar register file (method §5b: reductions write *slots*,
 //! the host reads a few of them in one readback). Every slot the measures, the ALM, the
 //! inner solver and the baselines write is assigned here, as a named range sized for the
 //! largest network a configuration admits ([`MAX_LAYERS`]); the ranges are laid end to
@@ -8,9 +8,9 @@
 //! [`Readback`] asks for slots by these names and returns their values by the same names,
 //! so no caller indexes a readback by position.
 
+use crate::backend::BackendError;
 use crate::backend::{BResult, Backend, Slot, NUM_SLOTS};
 use crate::config::MAX_HIDDEN;
-use crate::backend::BackendError;
 
 /// Most weight layers a network can have: the hidden layers plus the output layer.
 pub const MAX_LAYERS: usize = MAX_HIDDEN + 1;
@@ -60,7 +60,7 @@ impl Range {
 
 // ---- what the backend writes into one unit -----------------------------------------------
 
-/// Order of the three sums of `constraint_residual` / `constraint_value` (SPEC §3):
+/// Order of the three sums of `constraint_residual` / `constraint_value` (method §3):
 /// `‖H‖²`, `⟨Λ, H⟩`, `‖σ(U)‖²`. For the output layer a "piece" unit holds the loss
 /// in its first slot instead ([`LOSS`]).
 pub const H2: usize = 0;
@@ -86,7 +86,7 @@ const ORIGIN: Range = Range {
 /// Shared on purpose: it is only ever written, so its writers cannot disturb one another.
 pub const DISCARD: Range = Range::after(ORIGIN, 2, 1);
 
-// The measures of SPEC §5 (`measures.rs`, one readback per evaluation).
+// The measures of method §5 (`measures.rs`, one readback per evaluation).
 /// Training loss (backprop's loss slot).
 pub const TRAIN_LOSS: Range = Range::after(DISCARD, 1, 1);
 /// Misclassified training columns.

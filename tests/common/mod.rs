@@ -14,10 +14,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use sparse_alm::backend::gpu::{GpuBackend, GpuOptions};
+use sparse_alm::backend::BackendError;
 use sparse_alm::backend::LossKind;
 use sparse_alm::config::Task;
 use sparse_alm::data::Dataset;
-use sparse_alm::backend::BackendError;
 use sparse_alm::model::Network;
 
 /// True under `SPARSE_ALM_REQUIRE_GPU=1`.

@@ -1,4 +1,4 @@
-//! The CPU twins of `shaders/loss.wgsl`: both losses of SPEC §1 with their gradients, and
+//! The CPU twins of `shaders/loss.wgsl`: both losses of method §1 with their gradients, and
 //! the argmax the error count compares.
 
 use super::Real;
@@ -17,7 +17,7 @@ pub(super) fn argmax<F: Real>(col: ndarray::ArrayView1<F>) -> usize {
     best
 }
 
-/// ℓ and optionally ∂ℓ/∂Ŷ for both losses of SPEC §1, averaged over columns.
+/// ℓ and optionally ∂ℓ/∂Ŷ for both losses of method §1, averaged over columns.
 pub(super) fn loss_and_grad<F: Real>(
     yhat: &Array2<F>,
     y: &Array2<F>,

@@ -1,5 +1,5 @@
 //! The CPU reference backend: one ndarray twin per GPU kernel, same names and argument order
-//! as the trait (SPEC §5b). Generic over the float type so the gradient tests can run the
+//! as the trait (method §5b). Generic over the float type so the gradient tests can run the
 //! very same solver code in `f64` (finite differences in `f32` are too coarse), while
 //! `CpuBackend<f32>` is a production backend in its own right.
 //!
@@ -111,7 +111,7 @@ fn slice_mut<F>(m: &mut CpuMat<F>) -> BResult<&mut [F]> {
     m.0.as_slice_memory_order_mut().ok_or_else(not_contiguous)
 }
 
-/// σ(u) = max(u, αu) (SPEC §1).
+/// σ(u) = max(u, αu) (method §1).
 #[inline]
 fn sigma<F: Real>(u: F, alpha: F) -> F {
     if u > F::zero() {
@@ -121,7 +121,7 @@ fn sigma<F: Real>(u: F, alpha: F) -> F {
     }
 }
 
-/// σ'(u) = 1 if u > 0 else α (SPEC §1).
+/// σ'(u) = 1 if u > 0 else α (method §1).
 #[inline]
 fn dsigma<F: Real>(u: F, alpha: F) -> F {
     if u > F::zero() {
@@ -384,7 +384,7 @@ impl<F: Real> Backend for CpuBackend<F> {
         let (mut sum, mut zeros) = (0.0f64, 0usize);
         for (g, mut lane) in w.0.axis_iter_mut(nd).enumerate() {
             let norm = sq_sum(lane.iter()).sqrt();
-            // prox(w) = w·max(0, 1 − λt/‖w‖) (SPEC §3); a zero group stays zero.
+            // prox(w) = w·max(0, 1 − λt/‖w‖) (method §3); a zero group stays zero.
             let f = if norm > th { 1.0 - th / norm } else { 0.0 };
             let ff = F::of64(f);
             lane.mapv_inplace(|x| x * ff);

@@ -1,4 +1,4 @@
-//! SPEC §6: the Armijo step of one block of the inner sweep: a W block `(W_l, b_l)` with
+//! method §6: the Armijo step of one block of the inner sweep: a W block `(W_l, b_l)` with
 //! its matmul-free trials (shrink factors and `B = ∇W·V_{l−1}`, computed once per step),
 //! and a V block `V_l` whose trials move `U_{l+1}` along `W_{l+1}G_V`. Each trial costs
 //! elementwise work and one scalar readback.
@@ -144,7 +144,7 @@ impl<B: Backend> Lifted<B> {
         Ok((false, first_map2.unwrap_or(0.0), MAX_BACKTRACK))
     }
 
-    /// One Armijo step on block `V_l` (hidden index `l`, SPEC §6).
+    /// One Armijo step on block `V_l` (hidden index `l`, method §6).
     pub(super) fn v_block(
         &mut self,
         be: &B,

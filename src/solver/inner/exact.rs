@@ -1,4 +1,4 @@
-//! SPEC §6, optional exact blocks (config `alm.exact_blocks`, squared loss only):
+//! method §6, optional exact blocks (config `alm.exact_blocks`, squared loss only):
 //! - `V_{L−1}` given the rest is a quadratic whose normal equations
 //!   `(ρI + 2W_LᵀW_L)V = ρσ(U_{L−1}) − Λ_{L−1} + 2W_Lᵀ(Y − b_L1ᵀ)` share one `n×n` matrix
 //!   across all columns: the host factors it (it is parameter-sized), the device applies it
@@ -137,7 +137,7 @@ fn penalty(theta: &Array2<f64>, n: usize, axis: Axis) -> f64 {
 }
 
 impl<B: Backend> Lifted<B> {
-    /// Exact `V_{L−1}` block (SPEC §6); updates `U_L` to match.
+    /// Exact `V_{L−1}` block (method §6); updates `U_L` to match.
     pub fn exact_v_last(
         &mut self,
         be: &B,
@@ -186,7 +186,7 @@ impl<B: Backend> Lifted<B> {
         Ok(())
     }
 
-    /// Exact `(W_L, b_L)` block (SPEC §6): group-lasso least squares by FISTA on the
+    /// Exact `(W_L, b_L)` block (method §6): group-lasso least squares by FISTA on the
     /// Gram matrices, started at the current point and monotone (never worse than it).
     pub fn exact_w_last(
         &mut self,

@@ -1,13 +1,13 @@
-//! SPEC §6: the inner solver. The lifted state `(W, b, V, U, Λ)` of SPEC §2 on the device,
+//! method §6: the inner solver. The lifted state `(W, b, V, U, Λ)` of method §2 on the device,
 //! and one Gauss–Seidel sweep of block proximal gradient over
 //! `W_1,b_1 | V_1 | W_2,b_2 | … | V_{L−1} | W_L,b_L`, each block with its own step and
 //! Armijo backtracking.
 //!
-//! Trials are matmul-free (SPEC §6): a W-trial's pre-activation is
+//! Trials are matmul-free (method §6): a W-trial's pre-activation is
 //! `diag(s)(U − b1ᵀ − tB) + b⁺1ᵀ` with `B = ∇W·V_{l−1}` computed once per step and `s`
 //! the row shrink factors; a V-trial's next pre-activation is `U_{l+1} − t·W_{l+1}G_V` with
 //! `W_{l+1}G_V` computed once. Each trial costs elementwise work and ONE scalar readback.
-//! Column-grouped layers (SPEC §1 options) cannot use the shrink trick and pay a matmul per
+//! Column-grouped layers (method §1 options) cannot use the shrink trick and pay a matmul per
 //! trial. The block steps are in `blocks.rs`; the optional exact blocks in `exact.rs`.
 
 mod blocks;
@@ -42,7 +42,7 @@ pub struct Lifted<B: Backend> {
     /// Current block steps (W blocks per layer, V blocks per hidden layer).
     pub step_w: Vec<f64>,
     pub step_v: Vec<f64>,
-    /// Passes spent (SPEC §5), charged by every matmul the solver issues.
+    /// Passes spent (method §5), charged by every matmul the solver issues.
     pub passes: f64,
     // workspaces (public for the gradient tests)
     pub h: Vec<B::Mat>,
@@ -56,7 +56,7 @@ pub struct Lifted<B: Backend> {
     pub u_trial: Vec<B::Mat>,
     pub v_trial: Vec<B::Mat>,
     pub shrink: Vec<B::Mat>,
-    /// Workspaces of the optional exact blocks (SPEC §6); `None` = all blocks by
+    /// Workspaces of the optional exact blocks (method §6); `None` = all blocks by
     /// proximal gradient.
     pub exact: Option<ExactWork<B>>,
 }
@@ -68,7 +68,7 @@ type BlockStep<B> = fn(&mut Lifted<B>, &B, &DeviceData<B>, usize) -> BResult<(bo
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SweepReport {
     /// Norm of the blocks' gradient mappings at their first step (W: `‖Δ‖/t`,
-    /// V: `N‖G_V‖`, as in the `kkt` of SPEC §5).
+    /// V: `N‖G_V‖`, as in the `kkt` of method §5).
     pub residual: f64,
     pub trials: usize,
     pub rejected_blocks: usize,
@@ -131,7 +131,7 @@ impl<B: Backend> Lifted<B> {
         Ok(st)
     }
 
-    /// Switch the `V_{L−1}` and `(W_L, b_L)` blocks to their exact solutions (SPEC §6;
+    /// Switch the `V_{L−1}` and `(W_L, b_L)` blocks to their exact solutions (method §6;
     /// squared loss, at least one hidden layer).
     pub fn enable_exact(&mut self, be: &B) -> BResult<()> {
         let layers = self.spec.layers();
@@ -149,7 +149,7 @@ impl<B: Backend> Lifted<B> {
         self.spec.pass_fraction(l, self.n, self.n)
     }
 
-    /// Recompute every `U_l = W_l V_{l−1} + b_l 1ᵀ` from scratch (SPEC §4: no drift).
+    /// Recompute every `U_l = W_l V_{l−1} + b_l 1ᵀ` from scratch (method §4: no drift).
     pub fn recompute_u(&mut self, be: &B, x: &B::Mat) -> BResult<()> {
         for l in 0..self.spec.layers() {
             let input = if l == 0 { x } else { &self.v[l - 1] };
@@ -159,7 +159,7 @@ impl<B: Backend> Lifted<B> {
         Ok(())
     }
 
-    /// SPEC §4 init: `V = forward pass of W` (feasible, `H = 0`) and the adjoint
+    /// method §4 init: `V = forward pass of W` (feasible, `H = 0`) and the adjoint
     /// multipliers `Λ_{L−1} = −N W_Lᵀ ∂ℓ/∂Ŷ`, `Λ_l = W_{l+1}ᵀ(Λ_{l+1} ⊙ σ'(U_{l+1}))`.
     pub fn init_feasible(&mut self, be: &B, data: &DeviceData<B>) -> BResult<()> {
         let layers = self.spec.layers();
@@ -175,7 +175,7 @@ impl<B: Backend> Lifted<B> {
         self.adjoint_multipliers(be, &data.y)
     }
 
-    /// The adjoint multipliers of SPEC §4 at the current `(W, U)`.
+    /// The adjoint multipliers of method §4 at the current `(W, U)`.
     pub fn adjoint_multipliers(&mut self, be: &B, y: &B::Mat) -> BResult<()> {
         let layers = self.spec.layers();
         if layers < 2 {
@@ -227,7 +227,7 @@ impl<B: Backend> Lifted<B> {
     }
 
     /// Compute the gradient `G_U` of the piece of layer `l` at the current `U_l` and write
-    /// its value's sums into `slot` (3 slots): the fused constraint residual (SPEC §3) with
+    /// its value's sums into `slot` (3 slots): the fused constraint residual (method §3) with
     /// penalty `rho` for a hidden layer (also leaving `H`, `S` and the direct `G_V`), the
     /// loss gradient for the output layer.
     pub(crate) fn piece_grad(
@@ -258,7 +258,7 @@ impl<B: Backend> Lifted<B> {
     }
 
     /// `‖H‖` over all hidden layers at the current point, leaving `H_l` in the workspace
-    /// for the multiplier update (SPEC §4). Elementwise work and one readback.
+    /// for the multiplier update (method §4). Elementwise work and one readback.
     pub fn constraint_norm(&mut self, be: &B, y: &B::Mat) -> BResult<f64> {
         let hidden = self.v.len();
         let mut rb = Readback::new();
@@ -297,7 +297,7 @@ impl<B: Backend> Lifted<B> {
         }
     }
 
-    /// One Gauss–Seidel sweep over all blocks, `k` Armijo steps per block (SPEC §6).
+    /// One Gauss–Seidel sweep over all blocks, `k` Armijo steps per block (method §6).
     /// `stop(passes)` is asked before each block with the passes this state has spent
     /// since its last charge; a `true` ends the sweep early (work budgets).
     pub fn sweep(
@@ -329,7 +329,7 @@ impl<B: Backend> Lifted<B> {
         Ok(rep)
     }
 
-    /// Up to `k` Armijo steps of one block (SPEC §6); the first step's squared gradient
+    /// Up to `k` Armijo steps of one block (method §6); the first step's squared gradient
     /// mapping goes into the sweep residual, and a rejected step ends the block's turn.
     #[allow(clippy::too_many_arguments)]
     fn block_steps(
@@ -371,7 +371,7 @@ impl<B: Backend> Lifted<B> {
         r.map(|()| true)
     }
 
-    /// `L_ρ` at the current point (SPEC §3), one readback. For tests and logging.
+    /// `L_ρ` at the current point (method §3), one readback. For tests and logging.
     pub fn lagrangian(&mut self, be: &B, y: &B::Mat) -> BResult<f64> {
         let layers = self.spec.layers();
         let mut rb = Readback::new();

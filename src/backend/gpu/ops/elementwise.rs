@@ -1,6 +1,6 @@
 //! The walker of the elementwise kernels (`shaders/elementwise.wgsl`: axpby and friends,
 //! leaky ReLU and its derivative, the multiplier update, the matmul-free W-trial
-//! pre-activation of SPEC §6; and Adam of `shaders/optim.wgsl`): one dispatch per column
+//! pre-activation of method §6; and Adam of `shaders/optim.wgsl`): one dispatch per column
 //! segment of the operands.
 
 use super::grid;

@@ -1,4 +1,4 @@
-//! Column gathers for minibatches (SPEC §7, `shaders/gather.wgsl`): the indices go into the
+//! Column gathers for minibatches (method §7, `shaders/gather.wgsl`): the indices go into the
 //! gather-index arena, written to the device with the next submit like the uniforms, and
 //! every (out chunk, src chunk) pair gets one dispatch that copies the columns it holds.
 

@@ -1,5 +1,5 @@
 //! Group sparsity (`shaders/group_prox.wgsl`): group norms and the group soft-thresholding
-//! prox of SPEC §3. A weight matrix in one chunk (the usual case) takes one fused pass; a
+//! prox of method §3. A weight matrix in one chunk (the usual case) takes one fused pass; a
 //! chunked one goes through a per-group scratch vector: squared norms chunk by chunk, then
 //! the factors (and sums), then the scaling.
 

@@ -1,4 +1,4 @@
-//! The losses of SPEC §1 and their gradients (`shaders/loss.wgsl`), averaged over the `N`
+//! The losses of method §1 and their gradients (`shaders/loss.wgsl`), averaged over the `N`
 //! columns: the kernels sum, and `finalize` applies the `1/N`. (The classification-error
 //! count of the same file is a plain reduction.)
 

@@ -1,4 +1,4 @@
-//! The three matmuls of SPEC §3 (`shaders/matmul.wgsl`: `W V + b1ᵀ`, `G Vᵀ`, `Wᵀ G`), tiled
+//! The three matmuls of method §3 (`shaders/matmul.wgsl`: `W V + b1ᵀ`, `G Vᵀ`, `Wᵀ G`), tiled
 //! over the operands' column chunks. The inner dimension is walked chunk by chunk (β applies
 //! to the first piece, the others add), and a block whose grid would exceed the device's
 //! workgroup limit is split.
