@@ -217,8 +217,8 @@ pub fn run<B: Backend>(
             }
         }
         // Multiplier update with the residual at the inner solution (elementwise only).
-        // The P0-steps variant resets Λ to the adjoint multipliers below, which would
-        // overwrite the update: it only records ‖H‖ for the ρ rule.
+        // The p0-steps variant skips it: its feasible restart below sets Λ to the adjoint
+        // multipliers, which would overwrite it. ‖H‖ drives the ρ rule in both.
         let (h_norm, su_norm) = st.constraint_norm(be, &data.y)?;
         let inner_feas = if su_norm > 0.0 {
             h_norm / su_norm
@@ -238,27 +238,32 @@ pub fn run<B: Backend>(
         }
         h_prev = h_norm;
         eps = (cfg.theta * eps).max(cfg.eps_min);
-        // (P0) at the W this outer iteration returns, when known without a measurement.
-        let mut p0_new = None;
-        match p0_steps.as_mut() {
-            None => st.recompute_u(be, &data.x)?,
+        // plain: recompute U from scratch (no drift). p0-steps: the steps and the feasible
+        // restart leave U fresh, and the accepted trial gives (P0) at the new W.
+        let p0_new = match p0_steps.as_mut() {
+            None => {
+                st.recompute_u(be, &data.x)?;
+                None
+            }
             Some(ps) => {
                 charge(&mut st, budget);
-                p0_new = Some(ps.run(be, &mut st, data, budget)?);
+                Some(ps.run(be, &mut st, data, budget)?)
             }
-        }
+        };
+        // After a feasible restart (H = 0, adjoint Λ) this is the (P0) prox-gradient map.
         let (kkt_abs, h_norm, su_norm) = kkt(be, &mut st, data, 0.0)?;
         charge(&mut st, budget);
-        if p0_new.is_none() {
-            // The true forward pass for best-W bookkeeping is part of the method's work.
-            budget.passes += (0..spec.layers())
-                .map(|l| spec.pass_fraction(l, data.n, data.n))
-                .sum::<f64>();
-        }
-        if let Some(v) = p0_new {
-            if v < best_p0 {
+        match p0_new {
+            Some(v) if v < best_p0 => {
                 best_p0 = v;
                 best.assign(be, &st.p)?;
+            }
+            Some(_) => {}
+            // The true forward pass for best-W bookkeeping is part of the method's work.
+            None => {
+                budget.passes += (0..spec.layers())
+                    .map(|l| spec.pass_fraction(l, data.n, data.n))
+                    .sum::<f64>()
             }
         }
         let feas = match p0_new {
