@@ -105,7 +105,7 @@ struct TrainArgs {
     /// Fraction held out for testing (data.test_fraction).
     #[arg(long, value_name = "F", allow_hyphen_values = true)]
     test_fraction: Option<String>,
-    /// alm, prox-sgd, prox-adam, prox-gd or warm+alm (train.method).
+    /// alm, prox-sgd, prox-adam, prox-gd, prox-apg or warm+alm (train.method).
     #[arg(long, value_name = "M")]
     method: Option<String>,
     /// Seed of the minibatch order (train.seed).

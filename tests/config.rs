@@ -3,7 +3,7 @@
 
 use sparse_alm::backend::{Axis, LossKind};
 use sparse_alm::config::{
-    config_from_str, load_config, Config, DataSource, DeviceChoice, Method, Task,
+    config_from_str, load_config, AlmVariant, Config, DataSource, DeviceChoice, Method, Task,
 };
 use std::path::Path;
 
@@ -69,6 +69,7 @@ fn built_in_default_is_digits() {
         (20, 1, 10000)
     );
     assert!(!c.alm.exact_blocks);
+    assert_eq!((c.alm.variant, c.alm.p0_steps), (AlmVariant::P0Steps, 3));
     assert_eq!((c.sgd.lr, c.sgd.momentum, c.sgd.batch), (0.02, 0.9, 128));
     assert_eq!((c.adam.lr, c.adam.batch), (3e-3, 128));
     assert_eq!(c.warm.passes, 200.0);
@@ -285,6 +286,8 @@ fn invalid_values_name_their_field() {
         ("alm.inner_cap=0", "alm.inner_cap"),
         ("alm.block_steps=0", "alm.block_steps"),
         ("alm.max_outer=0", "alm.max_outer"),
+        ("alm.p0_steps=0", "alm.p0_steps"),
+        ("alm.variant=\"fast\"", "alm.variant"),
         ("alm.kkt_tol=-1", "alm.kkt_tol"),
         ("sgd.lr=0", "sgd.lr"),
         ("sgd.momentum=1", "sgd.momentum"),

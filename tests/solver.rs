@@ -1,7 +1,8 @@
 //! The solver's mathematics checked in f64 on the CPU reference backend: finite-difference
 //! checks of every gradient of method §3 (infeasible V, random-sign Λ) and of backprop,
-//! the adjoint multipliers of method §4, monotone inner sweeps (method §6), and the ALM's
-//! convergence on a small teacher problem.
+//! the adjoint multipliers of method §4, monotone inner sweeps (method §6), the ALM's
+//! convergence on a small teacher problem, its P0-steps variant (method §7), and
+//! prox-APG (monotone in (P0), zero groups kept at zero in a refit).
 
 mod common;
 
@@ -12,12 +13,14 @@ use rand_distr::{Distribution, StandardNormal};
 use sparse_alm::app::Problem;
 use sparse_alm::backend::cpu::CpuBackend;
 use sparse_alm::backend::{Axis, Backend, LossKind};
-use sparse_alm::config::{load_config, Method};
+use sparse_alm::config::{load_config, AlmVariant, Config, Method};
 use sparse_alm::data::Dataset;
 use sparse_alm::model::Network;
 use sparse_alm::problem::{DeviceData, Net, Params, Spec};
 use sparse_alm::solver::inner::Lifted;
-use sparse_alm::solver::{alm, Record};
+use sparse_alm::solver::measures::Evaluator;
+use sparse_alm::solver::prox_grad::ProxGradOptions;
+use sparse_alm::solver::{alm, baselines, Budget, Record, Recorder};
 
 type Be = CpuBackend<f64>;
 
@@ -278,6 +281,8 @@ fn alm_converges_on_a_small_teacher() {
     cfg.train.max_passes = f64::INFINITY;
     cfg.alm.max_outer = 30;
     cfg.alm.kkt_tol = 1e-3;
+    // method §4 as written: its kkt and feas are those of the lifted iterates.
+    cfg.alm.variant = AlmVariant::Plain;
     // The teacher's own initialisation, not the config's `init_seed`.
     let problem = Problem {
         init,
@@ -381,4 +386,153 @@ fn exact_blocks_solve_their_blocks() {
         );
         prev = now;
     }
+}
+
+/// The built-in config resized for a small teacher problem of `sizes` at λ.
+fn small_config(sizes: &[usize], lambda: f64, passes: f64) -> Config {
+    let mut cfg = load_config(None, &[]).unwrap();
+    cfg.model.hidden = sizes[1..sizes.len() - 1].to_vec();
+    cfg.train.lambda = lambda;
+    cfg.train.max_passes = passes;
+    cfg
+}
+
+/// Run `method` on the f64 backend from the teacher's own initialisation; the records and
+/// the returned network's (P0) and cert.
+fn run_small(
+    cfg: &Config,
+    method: Method,
+    sizes: &[usize],
+    seed: u64,
+    n: usize,
+) -> (Vec<Record>, f64, f64) {
+    let be = Be::new();
+    let (_, train, init) = problem(seed, sizes, n, LossKind::Squared);
+    let problem = Problem {
+        init,
+        ..Problem::new(&be, cfg, &train, &empty(&train)).unwrap()
+    };
+    let mut records = Vec::new();
+    let mut sink = |r: &Record| records.push(r.clone());
+    let res = problem.run(&be, cfg, method, &mut sink).unwrap();
+    (records, res.final_measures.p0, res.cert)
+}
+
+/// method §7: prox-APG's returned point never increases (P0) (the monotone restart), and
+/// it beats prox-GD at equal passes on a small teacher.
+#[test]
+fn prox_apg_is_monotone_in_p0() {
+    let sizes = [8, 16, 12, 1];
+    let cfg = small_config(&sizes, 2e-3, 300.0);
+    let (recs, p0, _) = run_small(&cfg, Method::ProxApg, &sizes, 21, 400);
+    assert!(recs.len() >= 50, "only {} records", recs.len());
+    for w in recs.windows(2) {
+        assert!(
+            w[1].p0 <= w[0].p0 * (1.0 + 1e-12),
+            "(P0) rose from {} to {} (passes {:.1} → {:.1})",
+            w[0].p0,
+            w[1].p0,
+            w[0].passes,
+            w[1].passes
+        );
+    }
+    let (_, p0_gd, _) = run_small(&cfg, Method::ProxGd, &sizes, 21, 400);
+    assert!(
+        p0 < p0_gd,
+        "prox-APG (P0) {p0} is not below prox-GD's {p0_gd} at equal passes"
+    );
+}
+
+/// method §9 refit: with `keep_zero_groups`, rows that are zero at the start stay zero
+/// under prox-APG and prox-GD; without it the same rows revive (their gradient norm
+/// exceeds λ), so the flag is what keeps them.
+#[test]
+fn keep_zero_groups_keeps_zero_rows_zero() {
+    let be = Be::new();
+    let sizes = [6, 12, 8, 2];
+    let (spec, train, mut init) = problem(13, &sizes, 200, LossKind::Squared);
+    let mut spec = spec;
+    spec.lambda = 1e-4;
+    let dead = [(0usize, 1usize), (0, 5), (1, 2)];
+    for &(l, i) in &dead {
+        init.w[l].row_mut(i).fill(0.0);
+    }
+    let data = DeviceData::upload(&be, &train, &empty(&train)).unwrap();
+    for method in ["gd", "apg"] {
+        for keep in [true, false] {
+            let mut eval = Evaluator::new(&be, &spec, &data).unwrap();
+            let mut p = Params::upload(&be, &init).unwrap();
+            let mut sink = |_: &Record| {};
+            let mut rec = Recorder::new(&mut eval, 1.0, Method::ProxApg, 0.0, &mut sink);
+            let mut budget = Budget::new(60.0, f64::INFINITY);
+            let opts = ProxGradOptions {
+                step0: 1.0,
+                keep_zero_groups: keep,
+            };
+            let run = match method {
+                "gd" => baselines::prox_gd,
+                _ => baselines::prox_apg,
+            };
+            run(&be, &spec, opts, &data, &mut p, &mut budget, &mut rec).unwrap();
+            let net = p.download(&be, spec.alpha).unwrap();
+            let zero = |l: usize, i: usize| net.w[l].row(i).iter().all(|&v| v == 0.0);
+            let kept = dead.iter().filter(|&&(l, i)| zero(l, i)).count();
+            if keep {
+                assert_eq!(kept, dead.len(), "{method}: a zero row revived");
+            } else {
+                assert!(
+                    kept < dead.len(),
+                    "{method}: no zero row revived without the flag"
+                );
+            }
+        }
+    }
+}
+
+/// method §7 variant: the P0-steps ALM returns the W whose (P0) is the best recorded, and
+/// its trace differs from the plain variant's.
+#[test]
+fn p0_steps_alm_returns_the_best_recorded_w() {
+    let sizes = [8, 16, 12, 1];
+    let mut cfg = small_config(&sizes, 2e-3, 400.0);
+    assert_eq!(cfg.alm.variant, AlmVariant::P0Steps, "the default variant");
+    let (recs, p0, _) = run_small(&cfg, Method::Alm, &sizes, 22, 300);
+    assert!(recs.len() >= 5, "only {} outer iterations", recs.len());
+    let best = recs.iter().map(|r| r.p0).fold(f64::INFINITY, f64::min);
+    assert!(
+        (p0 - best).abs() <= 1e-9 * best,
+        "returned (P0) {p0} is not the best recorded {best}"
+    );
+    assert!(p0 < recs[0].p0, "no progress from the start");
+    cfg.alm.variant = AlmVariant::Plain;
+    let (plain, _, _) = run_small(&cfg, Method::Alm, &sizes, 22, 300);
+    assert!(
+        recs.iter().zip(&plain).skip(1).any(|(a, b)| a.p0 != b.p0),
+        "the P0-steps trace equals the plain one"
+    );
+}
+
+/// method §7 variant on a small warm-started teacher: the default P0-steps polish ends
+/// with a better certificate than the plain ALM's, at (P0) within 1%.
+#[test]
+fn p0_steps_polish_improves_cert_on_a_small_teacher() {
+    let sizes = [8, 16, 12, 1];
+    let mut cfg = small_config(&sizes, 2e-3, 300.0);
+    cfg.sgd.lr = 0.05;
+    cfg.sgd.momentum = 0.0;
+    cfg.sgd.batch = 32;
+    let (_, p0_steps, cert_steps) = run_small(&cfg, Method::WarmAlm, &sizes, 23, 400);
+    cfg.alm.variant = AlmVariant::Plain;
+    let (_, p0_plain, cert_plain) = run_small(&cfg, Method::WarmAlm, &sizes, 23, 400);
+    eprintln!(
+        "p0-steps: p0 {p0_steps} cert {cert_steps:e}; plain: p0 {p0_plain} cert {cert_plain:e}"
+    );
+    assert!(
+        cert_steps < cert_plain,
+        "cert {cert_steps:e} (p0-steps) not below {cert_plain:e} (plain)"
+    );
+    assert!(
+        p0_steps <= 1.01 * p0_plain,
+        "(P0) {p0_steps} (p0-steps) vs {p0_plain} (plain)"
+    );
 }

@@ -257,16 +257,19 @@ pub enum Method {
     ProxAdam,
     #[serde(rename = "prox-gd")]
     ProxGd,
+    #[serde(rename = "prox-apg")]
+    ProxApg,
     #[serde(rename = "warm+alm")]
     WarmAlm,
 }
 
 impl Method {
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 6] = [
         Method::Alm,
         Method::ProxSgd,
         Method::ProxAdam,
         Method::ProxGd,
+        Method::ProxApg,
         Method::WarmAlm,
     ];
     pub fn as_str(self) -> &'static str {
@@ -275,6 +278,7 @@ impl Method {
             Method::ProxSgd => "prox-sgd",
             Method::ProxAdam => "prox-adam",
             Method::ProxGd => "prox-gd",
+            Method::ProxApg => "prox-apg",
             Method::WarmAlm => "warm+alm",
         }
     }
@@ -287,6 +291,19 @@ impl std::fmt::Display for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The ALM's outer iteration (method §4; the variant of method §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlmVariant {
+    /// method §4 as written: inner sweeps, multiplier update, ρ rule.
+    #[serde(rename = "plain")]
+    Plain,
+    /// method §7 "P0 steps with a feasible restart": after the inner sweeps and the ρ
+    /// rule, `alm.p0_steps` Armijo prox-gradient steps on (P0) from the ALM's W, then
+    /// `V` = forward pass and `Λ` = the adjoint multipliers.
+    #[serde(rename = "p0-steps")]
+    P0Steps,
 }
 
 /// Which backend runs the work.
@@ -335,6 +352,11 @@ section! {
         pub kkt_tol: f64 = 1e-6,
         /// Exact `V_{L−1}` and `(W_L, b_L)` blocks (method §6; squared loss only).
         pub exact_blocks: bool = false,
+        /// The outer iteration: `p0-steps` (measured better: lower `cert` at equal (P0))
+        /// or `plain` (method §4 as written).
+        pub variant: AlmVariant = AlmVariant::P0Steps,
+        /// Armijo prox-gradient steps on (P0) per outer iteration of the `p0-steps` variant.
+        pub p0_steps: usize = 3,
     }
 }
 
@@ -360,9 +382,10 @@ section! {
 }
 
 section! {
+    /// prox-GD and prox-APG (method §7).
     #[serde(deny_unknown_fields)]
     pub struct GdConfig {
-        /// Initial step of the Armijo backtracking.
+        /// Initial step of the Armijo backtracking (prox-GD's first trial, APG's `t`).
         pub step0: f64 = 1.0,
     }
 }

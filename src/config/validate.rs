@@ -65,6 +65,7 @@ impl Config {
             ("alm.inner_cap", a.inner_cap),
             ("alm.block_steps", a.block_steps),
             ("alm.max_outer", a.max_outer),
+            ("alm.p0_steps", a.p0_steps),
             ("sgd.batch", sgd.batch),
             ("adam.batch", adam.batch),
         ];

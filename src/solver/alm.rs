@@ -2,14 +2,20 @@
 //! Inner solves (§6, `inner/`) to a tolerance `ε_k` relative to the run's first sweep,
 //! the multiplier update `Λ ← Λ + ρH`, the ρ rule (never decreased; block steps follow),
 //! the ε schedule, recomputing `U` each outer iteration, best-W bookkeeping by true (P0),
-//! and the stopping rules (KKT tolerance, outer iterations, passes, seconds).
+//! and the stopping rules (KKT tolerance, outer iterations, passes, seconds). Also the
+//! variant of method §7, "P0 steps with a feasible restart": after the ρ rule, a few
+//! Armijo prox-gradient steps on (P0) itself (the step of `prox_grad.rs`), then `V` =
+//! forward pass and `Λ` = adjoint multipliers.
 
 use super::inner::Lifted;
-use super::slots::{Readback, DISCARD, H2, KKT_GRAD_V, KKT_MAP_B, KKT_MAP_W, KKT_PIECE, SIGMA2};
+use super::prox_grad::{p0_at, ProxGradStep};
+use super::slots::{
+    Readback, DISCARD, GD_LOSS, H2, KKT_GRAD_V, KKT_MAP_B, KKT_MAP_W, KKT_PIECE, SIGMA2,
+};
 use super::{Budget, Recorder};
 use crate::backend::{BResult, Backend};
-use crate::config::AlmConfig;
-use crate::problem::{prox_mapping_sq, DeviceData, Params, Spec};
+use crate::config::{AlmConfig, AlmVariant};
+use crate::problem::{prox_mapping_sq, DeviceData, Net, Params, Spec};
 
 /// The Lagrangian's prox-gradient mapping of method §5 (unit step for W/b, V part scaled by
 /// N) together with the constraint residual, at the current point and multipliers.
@@ -70,7 +76,84 @@ pub fn kkt<B: Backend>(
     Ok(((k2 + hh).sqrt(), hh.sqrt(), ss.sqrt()))
 }
 
+/// The workspaces and step of the P0-steps variant (method §7), carried across outer
+/// iterations.
+struct P0Steps<B: Backend> {
+    /// Forward pass (then backprop) at the ALM's current W.
+    net: Net<B>,
+    step: ProxGradStep<B>,
+    /// `t_P0`: starts at 1, halves on a failed trial, ×1.5 after an accepted step.
+    t: f64,
+    steps: usize,
+}
+
+impl<B: Backend> P0Steps<B> {
+    fn new(be: &B, spec: &Spec, n: usize, steps: usize) -> BResult<Self> {
+        Ok(P0Steps {
+            net: Net::new(be, spec, n)?,
+            step: ProxGradStep::new(be, spec, n, None)?,
+            t: 1.0,
+            steps,
+        })
+    }
+
+    /// Up to `steps` Armijo prox-gradient steps on (P0) from the ALM's W (threshold
+    /// `λ·t_P0`: the (P0) scale, not the augmented Lagrangian's ρ-scaled one), stopping
+    /// early when the budget is spent; then the feasible restart of method §4's
+    /// initialisation: `U, V` = the forward pass of the new W (the accepted trial's, no
+    /// extra pass) and `Λ` = the adjoint multipliers. Returns (P0) at the new W: the
+    /// accepted trial's loss + penalty, which is (P0) by that trial's forward pass.
+    fn run(
+        &mut self,
+        be: &B,
+        st: &mut Lifted<B>,
+        data: &DeviceData<B>,
+        budget: &mut Budget,
+    ) -> BResult<f64> {
+        let spec = st.spec.clone();
+        self.net.forward(be, &spec, &st.p, &data.x)?;
+        budget.passes += self.net.forward_passes(&spec, data.n);
+        let bwd = self.net.backward_passes(&spec, data.n);
+        let mut p0 = None;
+        for _ in 0..self.steps {
+            if budget.spent() {
+                break;
+            }
+            let net = &mut self.net;
+            net.backward(be, &spec, &st.p, &data.x, &data.y, GD_LOSS.slot())?;
+            budget.passes += bwd;
+            let accepted = self
+                .step
+                .step(be, &spec, data, &st.p, &net.grad, self.t, budget)?;
+            let Some(acc) = accepted else {
+                // Stationary for (P0) to float precision: W stays, and so does t_P0
+                // (shrunk by every failed trial it would stall all later steps).
+                break;
+            };
+            std::mem::swap(&mut st.p, &mut self.step.trial);
+            std::mem::swap(&mut self.net, &mut self.step.trial_net);
+            self.t = 1.5 * acc.t;
+            p0 = Some(acc.p0());
+        }
+        let p0 = match p0 {
+            Some(v) => v,
+            None => p0_at(be, &spec, data, &st.p, &self.net)?,
+        };
+        let layers = spec.layers();
+        for l in 0..layers {
+            be.copy(&mut st.u[l], &self.net.u[l])?;
+            if l + 1 < layers {
+                be.copy(&mut st.v[l], &self.net.a[l])?;
+            }
+        }
+        st.adjoint_multipliers(be, &data.y)?;
+        Ok(p0)
+    }
+}
+
 /// Run the ALM from the parameters in `p` (which on return hold the best W by true (P0)).
+/// `cfg.variant` picks the outer iteration: method §4 as written (`plain`), or with the
+/// P0 steps and feasible restart of method §7 (`p0-steps`).
 #[allow(clippy::too_many_arguments)]
 pub fn run<B: Backend>(
     be: &B,
@@ -86,6 +169,10 @@ pub fn run<B: Backend>(
     if cfg.exact_blocks {
         st.enable_exact(be)?;
     }
+    let mut p0_steps = match cfg.variant {
+        AlmVariant::Plain => None,
+        AlmVariant::P0Steps => Some(P0Steps::new(be, spec, data.n, cfg.p0_steps)?),
+    };
     let mut best = Params::zeros_like(be, spec)?;
     best.assign(be, p)?;
     st.init_feasible(be, data)?;
@@ -130,9 +217,18 @@ pub fn run<B: Backend>(
             }
         }
         // Multiplier update with the residual at the inner solution (elementwise only).
-        let h_norm = st.constraint_norm(be, &data.y)?;
-        for l in 0..st.lam.len() {
-            be.multiplier_update(&mut st.lam[l], &st.h[l], st.rho as f32)?;
+        // The p0-steps variant skips it: its feasible restart below sets Λ to the adjoint
+        // multipliers, which would overwrite it. ‖H‖ drives the ρ rule in both.
+        let (h_norm, su_norm) = st.constraint_norm(be, &data.y)?;
+        let inner_feas = if su_norm > 0.0 {
+            h_norm / su_norm
+        } else {
+            h_norm
+        };
+        if p0_steps.is_none() {
+            for l in 0..st.lam.len() {
+                be.multiplier_update(&mut st.lam[l], &st.h[l], st.rho as f32)?;
+            }
         }
         if h_norm > cfg.tau * h_prev {
             st.rho *= cfg.gamma;
@@ -142,27 +238,49 @@ pub fn run<B: Backend>(
         }
         h_prev = h_norm;
         eps = (cfg.theta * eps).max(cfg.eps_min);
-        st.recompute_u(be, &data.x)?;
+        // plain: recompute U from scratch (no drift). p0-steps: the steps and the feasible
+        // restart leave U fresh, and the accepted trial gives (P0) at the new W.
+        let p0_new = match p0_steps.as_mut() {
+            None => {
+                st.recompute_u(be, &data.x)?;
+                None
+            }
+            Some(ps) => {
+                charge(&mut st, budget);
+                Some(ps.run(be, &mut st, data, budget)?)
+            }
+        };
+        // After a feasible restart (H = 0, adjoint Λ) this is the (P0) prox-gradient map.
         let (kkt_abs, h_norm, su_norm) = kkt(be, &mut st, data, 0.0)?;
         charge(&mut st, budget);
-        // The true forward pass for best-W bookkeeping is part of the method's work.
-        budget.passes += (0..spec.layers())
-            .map(|l| spec.pass_fraction(l, data.n, data.n))
-            .sum::<f64>();
+        match p0_new {
+            Some(v) if v < best_p0 => {
+                best_p0 = v;
+                best.assign(be, &st.p)?;
+            }
+            Some(_) => {}
+            // The true forward pass for best-W bookkeeping is part of the method's work.
+            None => {
+                budget.passes += (0..spec.layers())
+                    .map(|l| spec.pass_fraction(l, data.n, data.n))
+                    .sum::<f64>()
+            }
+        }
+        let feas = match p0_new {
+            Some(_) => inner_feas,
+            None if su_norm > 0.0 => h_norm / su_norm,
+            None => h_norm,
+        };
         let rel_kkt = kkt_abs / kkt0;
         let rho = st.rho;
         let m = rec.record(be, &st.p, data, budget, "alm", k, |r| {
-            r.feas = Some(if su_norm > 0.0 {
-                h_norm / su_norm
-            } else {
-                h_norm
-            });
+            r.feas = Some(feas);
             r.kkt = Some(rel_kkt);
             r.rho = Some(rho);
             r.sweeps = Some(sweeps);
             r.best_p0 = r.p0.min(best_p0);
         })?;
-        if m.p0 < best_p0 {
+        if p0_new.is_none() && m.p0 < best_p0 {
             best_p0 = m.p0;
             best.assign(be, &st.p)?;
         }

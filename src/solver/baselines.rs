@@ -1,14 +1,16 @@
 //! method §7: the baselines on (P0), with the same data, model, initialisation and measures
 //! as the ALM. prox-SGD (optional momentum) and prox-Adam: a minibatch step, then row
 //! group soft-thresholding with threshold `λ·lr`; prox-GD: full-batch proximal gradient
-//! with Armijo backtracking. The warm start of `warm+alm` is prox-SGD (`solver::train`).
+//! with Armijo backtracking; prox-APG: accelerated proximal gradient with monotone
+//! restart. The two full-batch methods share one Armijo step (`prox_grad.rs`) and can
+//! keep zero groups at zero for a refit. The warm start of `warm+alm` is prox-SGD
+//! (`solver::train`).
 
-use super::slots::{
-    Readback, DISCARD, GD_D2_B, GD_D2_W, GD_GDOT_B, GD_GDOT_W, GD_LOSS, GD_TRIAL_LOSS,
-};
+use super::prox_grad::{p0_at, GroupMask, ProxGradOptions, ProxGradStep};
+use super::slots::{DISCARD, GD_LOSS};
 use super::{Budget, Recorder};
 use crate::backend::{BResult, Backend};
-use crate::config::{AdamConfig, Config, GdConfig};
+use crate::config::{AdamConfig, Config};
 use crate::problem::{DeviceData, Net, Params, Spec};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -192,93 +194,140 @@ pub fn prox_sgd<B: Backend>(
 pub fn prox_gd<B: Backend>(
     be: &B,
     spec: &Spec,
-    gd: &GdConfig,
+    opts: impl Into<ProxGradOptions>,
     data: &DeviceData<B>,
     p: &mut Params<B>,
     budget: &mut Budget,
     rec: &mut Recorder<'_, B>,
 ) -> BResult<()> {
+    let opts = opts.into();
     let n = data.n;
-    let layers = spec.layers();
-    let lam = spec.lambda as f64;
     let mut net = Net::new(be, spec, n)?;
-    let mut trial_net = Net::new(be, spec, n)?;
-    let mut trial = Params::zeros_like(be, spec)?;
-    let mut diff = Params::zeros_like(be, spec)?;
-    let mut opt = OptState::new(be, spec)?;
-    let fwd = net.forward_passes(spec, n);
+    let mask = zero_group_mask(be, spec, &opts, p)?;
+    let mut ps = ProxGradStep::new(be, spec, n, mask)?;
     let bwd = net.backward_passes(spec, n);
     net.forward(be, spec, p, &data.x)?;
-    budget.passes += fwd;
-    let mut t_last = gd.step0 / 2.0;
+    budget.passes += net.forward_passes(spec, n);
+    let mut t_last = opts.step0 / 2.0;
     let mut iter = 0;
     while !budget.spent() {
         net.backward(be, spec, p, &data.x, &data.y, GD_LOSS.slot())?;
         budget.passes += bwd;
-        let mut t = 2.0 * t_last;
-        let mut phi = None;
-        let mut moved = false;
-        for _ in 0..60 {
-            for l in 0..layers {
-                be.axpby(&mut trial.w[l], 1.0, &p.w[l], -(t as f32), &net.grad.w[l])?;
-                be.group_prox(
-                    &mut trial.w[l],
-                    (lam * t) as f32,
-                    spec.axes[l],
-                    &mut opt.shrink[l],
-                    DISCARD.slot(),
-                )?;
-                be.axpby(&mut trial.b[l], 1.0, &p.b[l], -(t as f32), &net.grad.b[l])?;
-                be.axpby(&mut diff.w[l], 1.0, &trial.w[l], -1.0, &p.w[l])?;
-                be.axpby(&mut diff.b[l], 1.0, &trial.b[l], -1.0, &p.b[l])?;
-            }
-            // ℓ(trial), then ⟨∇, Δ⟩ and ‖Δ‖² per layer: one readback per trial.
-            let mut rb = Readback::new();
-            rb.slot(GD_TRIAL_LOSS.slot());
-            trial_net.forward(be, spec, &trial, &data.x)?;
-            budget.passes += fwd;
-            be.loss(trial_net.output(), &data.y, spec.loss, GD_TRIAL_LOSS.slot())?;
-            for l in 0..layers {
-                be.dot(&net.grad.w[l], &diff.w[l], GD_GDOT_W.at(l))?;
-                be.dot(&net.grad.b[l], &diff.b[l], GD_GDOT_B.at(l))?;
-                be.sq_norm(&diff.w[l], GD_D2_W.at(l))?;
-                be.sq_norm(&diff.b[l], GD_D2_B.at(l))?;
-                rb.slot(GD_GDOT_W.at(l))
-                    .slot(GD_GDOT_B.at(l))
-                    .slot(GD_D2_W.at(l))
-                    .slot(GD_D2_B.at(l));
-            }
-            if phi.is_none() {
-                rb.slot(GD_LOSS.slot());
-            }
-            let v = rb.read(be)?;
-            let phi_now = *phi.get_or_insert_with(|| v.get(GD_LOSS.slot()));
-            let (mut gdot, mut d2) = (0.0, 0.0);
-            for l in 0..layers {
-                gdot += v.get(GD_GDOT_W.at(l)) + v.get(GD_GDOT_B.at(l));
-                d2 += v.get(GD_D2_W.at(l)) + v.get(GD_D2_B.at(l));
-            }
-            let slack = 8.0 * be.epsilon() * phi_now.abs();
-            if v.get(GD_TRIAL_LOSS.slot()) <= phi_now + gdot + d2 / (2.0 * t) + slack {
-                std::mem::swap(p, &mut trial);
-                std::mem::swap(&mut net, &mut trial_net);
-                t_last = t;
-                moved = true;
-                break;
-            }
-            t *= 0.5;
+        let accepted = ps.step(be, spec, data, p, &net.grad, 2.0 * t_last, budget)?;
+        if let Some(acc) = accepted {
+            std::mem::swap(p, &mut ps.trial);
+            std::mem::swap(&mut net, &mut ps.trial_net);
+            t_last = acc.t;
         }
         iter += 1;
-        if !moved || rec.due(budget) {
+        if accepted.is_none() || rec.due(budget) {
             rec.record(be, p, data, budget, "gd", iter, |_| {})?;
         }
-        if !moved {
+        if accepted.is_none() {
             // No decrease at any step: a stationary point to float precision.
             break;
         }
     }
     if rec.records.last().map(|r| r.passes) != Some(budget.passes) {
         rec.record(be, p, data, budget, "gd", iter, |_| {})?;
+    }
+    Ok(())
+}
+
+/// The mask of `p`'s nonzero groups when the options ask to keep zero groups at zero.
+fn zero_group_mask<B: Backend>(
+    be: &B,
+    spec: &Spec,
+    opts: &ProxGradOptions,
+    p: &Params<B>,
+) -> BResult<Option<GroupMask<B>>> {
+    opts.keep_zero_groups
+        .then(|| GroupMask::of_live_groups(be, spec, p))
+        .transpose()
+}
+
+/// Accelerated proximal gradient with monotone restart (method §7). `p` is the returned
+/// point `x`, and `y` the extrapolated one (starting at `x`, with `θ = 1` and step
+/// `opts.step0`). Each iteration takes one Armijo prox-gradient step from `y` (forward and
+/// backward at `y`, backtracking `t ← t/2`); a trial whose (P0) exceeds `x`'s is
+/// discarded (`θ = 1`, `y = x`), otherwise `θ⁺ = (1 + √(1 + 4θ²))/2`,
+/// `y = x⁺ + ((θ − 1)/θ⁺)(x⁺ − x)`, `x = x⁺`; then `t ← 1.5t`. So (P0) at `x` never
+/// increases. Biases take the plain gradient step and are extrapolated like `W`.
+#[allow(clippy::too_many_arguments)]
+pub fn prox_apg<B: Backend>(
+    be: &B,
+    spec: &Spec,
+    opts: impl Into<ProxGradOptions>,
+    data: &DeviceData<B>,
+    p: &mut Params<B>,
+    budget: &mut Budget,
+    rec: &mut Recorder<'_, B>,
+) -> BResult<()> {
+    let opts = opts.into();
+    let n = data.n;
+    let layers = spec.layers();
+    let mask = zero_group_mask(be, spec, &opts, p)?;
+    let mut ps = ProxGradStep::new(be, spec, n, mask)?;
+    // `at_y` holds the forward pass (then the backward) of `y` when `y_fresh`.
+    let mut at_y = Net::new(be, spec, n)?;
+    let fwd = at_y.forward_passes(spec, n);
+    let bwd = at_y.backward_passes(spec, n);
+    let mut y = Params::zeros_like(be, spec)?;
+    y.assign(be, p)?;
+    at_y.forward(be, spec, &y, &data.x)?;
+    budget.passes += fwd;
+    let mut y_fresh = true;
+    // (P0) at x, by the forward pass just made (no extra work).
+    let mut f_x = p0_at(be, spec, data, p, &at_y)?;
+    let (mut theta, mut t) = (1.0f64, opts.step0);
+    let mut iter = 0;
+    while !budget.spent() {
+        if !y_fresh {
+            at_y.forward(be, spec, &y, &data.x)?;
+            budget.passes += fwd;
+        }
+        at_y.backward(be, spec, &y, &data.x, &data.y, GD_LOSS.slot())?;
+        budget.passes += bwd;
+        let accepted = ps.step(be, spec, data, &y, &at_y.grad, t, budget)?;
+        iter += 1;
+        let Some(acc) = accepted else {
+            // No decrease from y at any step: y is stationary to float precision.
+            rec.record(be, p, data, budget, "apg", iter, |_| {})?;
+            break;
+        };
+        t = acc.t;
+        if acc.p0() > f_x {
+            // Monotone restart: keep x, restart the momentum from it.
+            theta = 1.0;
+            y.assign(be, p)?;
+            y_fresh = false;
+        } else {
+            let theta_next = (1.0 + (1.0 + 4.0 * theta * theta).sqrt()) / 2.0;
+            let beta = (theta - 1.0) / theta_next;
+            if beta == 0.0 {
+                // y = x⁺ exactly: its forward pass is the trial's.
+                y.assign(be, &ps.trial)?;
+                std::mem::swap(&mut at_y, &mut ps.trial_net);
+                y_fresh = true;
+            } else {
+                let (a, b) = ((1.0 + beta) as f32, -beta as f32);
+                for l in 0..layers {
+                    be.axpby(&mut y.w[l], a, &ps.trial.w[l], b, &p.w[l])?;
+                    be.axpby(&mut y.b[l], a, &ps.trial.b[l], b, &p.b[l])?;
+                }
+                y_fresh = false;
+            }
+            std::mem::swap(p, &mut ps.trial);
+            theta = theta_next;
+            f_x = acc.p0();
+        }
+        t *= 1.5;
+        if rec.due(budget) {
+            rec.record(be, p, data, budget, "apg", iter, |_| {})?;
+        }
+    }
+    if rec.records.last().map(|r| r.passes) != Some(budget.passes) {
+        rec.record(be, p, data, budget, "apg", iter, |_| {})?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The solvers: the inexact ALM (method §4 outer loop in `alm.rs`, §6 inner block solver and
-//! its exact blocks in `inner/`), the baselines of method §7 (`baselines.rs`) and the
-//! measures of method §5 (`measures.rs`). All of them are written once against [`Backend`]
+//! its exact blocks in `inner/`), the baselines of method §7 (`baselines.rs`, with the
+//! Armijo prox-gradient step on (P0) they share with the ALM's P0 steps in `prox_grad.rs`)
+//! and the measures of method §5 (`measures.rs`). All of them are written once against [`Backend`]
 //! and read back only scalars, from the slot layout of `slots.rs`; this module owns what
 //! they share: the run record, the work budget and the clock, and [`train`], which runs
 //! one method from one initialisation.
@@ -9,6 +10,7 @@ pub mod alm;
 pub mod baselines;
 pub mod inner;
 pub mod measures;
+pub mod prox_grad;
 pub mod slots;
 
 use crate::backend::{BResult, Backend};
@@ -22,9 +24,10 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Record {
     pub method: String,
-    /// `sgd`, `adam`, `gd`, `alm` (warm+alm has an `sgd` then an `alm` phase).
+    /// `sgd`, `adam`, `gd`, `apg`, `alm` (warm+alm has an `sgd` then an `alm` phase).
     pub phase: String,
-    /// Outer iteration (ALM), epoch (SGD/Adam) or iteration (GD), counted within the phase.
+    /// Outer iteration (ALM), epoch (SGD/Adam) or iteration (GD/APG), counted within the
+    /// phase.
     pub iter: usize,
     /// Work so far in passes (method §5).
     pub passes: f64,
@@ -40,7 +43,8 @@ pub struct Record {
     pub cert: f64,
     /// (P0) of the model the method would return now (the ALM returns its best W).
     pub best_p0: f64,
-    /// ALM only: `‖H‖/‖σ(U)‖`.
+    /// ALM only: `‖H‖/‖σ(U)‖` (the P0-steps variant: at the inner solution, before its
+    /// feasible restart).
     pub feas: Option<f64>,
     /// ALM only: the Lagrangian's prox-gradient mapping relative to its start value.
     pub kkt: Option<f64>,
@@ -280,6 +284,9 @@ pub fn train<B: Backend>(
         )?,
         Method::ProxGd => {
             baselines::prox_gd(be, spec, &cfg.gd, data, &mut p, &mut budget, &mut rec)?
+        }
+        Method::ProxApg => {
+            baselines::prox_apg(be, spec, &cfg.gd, data, &mut p, &mut budget, &mut rec)?
         }
         Method::WarmAlm => {
             let mut warm = budget.clone();

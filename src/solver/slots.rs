@@ -81,8 +81,8 @@ const ORIGIN: Range = Range {
 };
 
 // Shared sink.
-/// Sums nobody reads: the group prox inside prox-gradient mappings and the baselines'
-/// prox steps, the loss of the adjoint-multiplier setup and of prox-SGD's backprop.
+/// Sums nobody reads: the group prox inside prox-gradient mappings and prox-SGD's /
+/// prox-Adam's prox steps, the loss of the adjoint-multiplier setup and of prox-SGD's backprop.
 /// Shared on purpose: it is only ever written, so its writers cannot disturb one another.
 pub const DISCARD: Range = Range::after(ORIGIN, 2, 1);
 
@@ -137,8 +137,9 @@ pub const V_GRAD_SQ: Range = Range::after(V_PHI_NEXT, 1, 1);
 pub const V_TRIAL_PHI: Range = Range::after(V_GRAD_SQ, 3, 1);
 pub const V_TRIAL_PHI_NEXT: Range = Range::after(V_TRIAL_PHI, 3, 1);
 
-// prox-GD (`baselines.rs`, one readback per trial).
-/// Loss at the current point (backprop's loss slot).
+// The Armijo proximal-gradient step on (P0) (`prox_grad.rs`, one readback per trial),
+// taken by prox-GD, prox-APG and the ALM's P0 steps.
+/// Loss at the step's start point (backprop's loss slot).
 pub const GD_LOSS: Range = Range::after(V_TRIAL_PHI_NEXT, 1, 1);
 /// Loss at the trial point.
 pub const GD_TRIAL_LOSS: Range = Range::after(GD_LOSS, 1, 1);
@@ -147,9 +148,11 @@ pub const GD_GDOT_W: Range = Range::after(GD_TRIAL_LOSS, 1, MAX_LAYERS);
 pub const GD_GDOT_B: Range = Range::after(GD_GDOT_W, 1, MAX_LAYERS);
 pub const GD_D2_W: Range = Range::after(GD_GDOT_B, 1, MAX_LAYERS);
 pub const GD_D2_B: Range = Range::after(GD_D2_W, 1, MAX_LAYERS);
+/// Per layer: the sums of the trial's group prox (its penalty; zero groups unread).
+pub const GD_TRIAL_PENALTY: Range = Range::after(GD_D2_B, 2, MAX_LAYERS);
 
 /// Every range above; the compile-time check below runs over this list.
-const ALL: [Range; 32] = [
+const ALL: [Range; 33] = [
     DISCARD,
     TRAIN_LOSS,
     TRAIN_ERRORS,
@@ -182,6 +185,7 @@ const ALL: [Range; 32] = [
     GD_GDOT_B,
     GD_D2_W,
     GD_D2_B,
+    GD_TRIAL_PENALTY,
 ];
 
 /// True when no two ranges share a slot and all end at or before `limit`.
@@ -288,7 +292,7 @@ mod tests {
     fn layout_fits_and_ranges_are_disjoint() {
         assert!(disjoint_within(&ALL, NUM_SLOTS));
         let last = ALL.iter().map(|r| r.end()).max().unwrap();
-        assert_eq!(last, GD_D2_B.end(), "ALL lists every range");
+        assert_eq!(last, GD_TRIAL_PENALTY.end(), "ALL lists every range");
         let total: usize = ALL.iter().map(|r| r.per * r.count).sum();
         assert_eq!(total, last, "the ranges tile 0..{last} without gaps");
     }

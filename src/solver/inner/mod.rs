@@ -14,7 +14,7 @@ mod blocks;
 pub mod exact;
 
 use super::slots::{
-    self, Readback, Values, DISCARD, GROUP_SUM, H2, LAGRANGIAN_PENALTY, LAM_H, LOSS, RES,
+    self, Readback, Values, DISCARD, GROUP_SUM, H2, LAGRANGIAN_PENALTY, LAM_H, LOSS, RES, SIGMA2,
 };
 use crate::backend::{BResult, Backend, Slot};
 use crate::problem::{DeviceData, Params, Spec};
@@ -257,20 +257,23 @@ impl<B: Backend> Lifted<B> {
         }
     }
 
-    /// `‖H‖` over all hidden layers at the current point, leaving `H_l` in the workspace
-    /// for the multiplier update (method §4). Elementwise work and one readback.
-    pub fn constraint_norm(&mut self, be: &B, y: &B::Mat) -> BResult<f64> {
+    /// `(‖H‖, ‖σ(U)‖)` over all hidden layers at the current point, leaving `H_l` in the
+    /// workspace for the multiplier update (method §4). Elementwise work and one readback.
+    pub fn constraint_norm(&mut self, be: &B, y: &B::Mat) -> BResult<(f64, f64)> {
         let hidden = self.v.len();
         let mut rb = Readback::new();
         for l in 0..hidden {
             self.piece_grad(be, l, y, RES.at(l), self.rho)?;
-            rb.slot(RES.part(l, H2));
+            rb.slot(RES.part(l, H2)).slot(RES.part(l, SIGMA2));
         }
         let v = rb.read(be)?;
-        Ok((0..hidden)
-            .map(|l| v.get(RES.part(l, H2)))
-            .sum::<f64>()
-            .sqrt())
+        let sum = |k| {
+            (0..hidden)
+                .map(|l| v.get(RES.part(l, k)))
+                .sum::<f64>()
+                .sqrt()
+        };
+        Ok((sum(H2), sum(SIGMA2)))
     }
 
     /// The value sums of layer `l`'s piece at pre-activation `u` (and `V_l` = `v` for a
