@@ -348,6 +348,7 @@ fn sweep_time<B: Backend>(be: &B, sizes: &[usize], n: usize) -> (f64, f64, (u64,
         task: Task::Classification,
         feature_names: vec![],
         class_names: vec![],
+        target_std: None,
     };
     let empty = train.select(&[]);
     let spec = Spec::new(

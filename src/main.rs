@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sparse_alm::app::{self, CompareOptions, Notice, TrainOptions, Verbosity};
 use sparse_alm::config::DeviceChoice;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -73,6 +73,13 @@ struct Overrides {
     /// Wall-time budget in seconds (train.max_seconds).
     #[arg(long, value_name = "S", allow_hyphen_values = true)]
     seconds: Option<String>,
+    /// Standardise the features with the training set's mean and std (data.standardize;
+    /// the default for CSV data).
+    #[arg(long, overrides_with = "no_standardize")]
+    standardize: bool,
+    /// Leave the features as they are, after data.feature_scale (data.standardize = false).
+    #[arg(long, overrides_with = "standardize")]
+    no_standardize: bool,
     /// Print backend counters (dispatches, readbacks, submits).
     #[arg(long, short)]
     verbose: bool,
@@ -171,6 +178,12 @@ impl Overrides {
         if let Some(s) = &self.seconds {
             sets.push(format!("train.max_seconds={s}"));
         }
+        if self.standardize {
+            sets.push("data.standardize=true".into());
+        }
+        if self.no_standardize {
+            sets.push("data.standardize=false".into());
+        }
         sets
     }
 
@@ -214,15 +227,54 @@ impl TrainArgs {
     }
 }
 
+/// Standard output went away (`sparse-alm train | head -1`): not a failure of the command,
+/// so the binary stops printing and exits quietly.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output is closed")]
+struct PipeClosed;
+
+/// `text` as it may reach a terminal: control characters other than newlines and tabs
+/// written as escapes (`\u{1b}`), so no input quoted in a message can drive the terminal.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Write `text` to stdout; a closed pipe becomes [`PipeClosed`] instead of a panic.
+fn out(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(printable(text).as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(PipeClosed.into()),
+        r => r.context("cannot write to standard output"),
+    }
+}
+
+/// Write a line to stderr; nothing to do if that fails too.
+fn err_line(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{}", printable(text));
+}
+
 /// Prints a command's notices: header lines to stdout (unless quiet), warnings to stderr.
+/// A closed stdout silences the header lines; the command runs on (its outputs are files).
 fn printer(quiet: bool) -> impl FnMut(Notice) {
+    let mut closed = false;
     move |n| match n {
         Notice::Info(s) => {
-            if !quiet {
-                println!("{s}");
+            if !quiet && !closed {
+                closed = out(&format!("{s}\n")).is_err();
             }
         }
-        Notice::Warn(s) => eprintln!("{s}"),
+        Notice::Warn(s) => err_line(&s),
     }
 }
 
@@ -236,9 +288,7 @@ fn run(cli: Cli) -> Result<()> {
                 verbosity: a.common.verbosity(),
             };
             let report = app::train(&opts, &mut printer(a.common.quiet)).context("train failed")?;
-            println!();
-            print!("{}", report.table());
-            print!("{}", report.footer());
+            out(&format!("\n{}{}", report.table(), report.footer()))?;
         }
         Command::Compare(a) => {
             let mut sets = a.common.sets();
@@ -253,9 +303,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let report =
                 app::compare(&opts, &mut printer(a.common.quiet)).context("compare failed")?;
-            println!();
-            print!("{}", report.render());
-            print!("{}", report.footer());
+            out(&format!("\n{}{}", report.render(), report.footer()))?;
         }
         Command::Eval(a) => {
             let report = app::eval(&a.model, &a.data, a.device.choice(), &mut printer(false))
@@ -266,9 +314,9 @@ fn run(cli: Cli) -> Result<()> {
                         a.data.display()
                     )
                 })?;
-            print!("{}", report.render());
+            out(&report.render())?;
         }
-        Command::Info => print!("{}", app::info()),
+        Command::Info => out(&app::info())?,
     }
     Ok(())
 }
@@ -303,13 +351,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<PipeClosed>().is_some() => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = error_message(&e);
-            if std::io::stderr().is_terminal() {
-                eprintln!("\x1b[1;31merror\x1b[0m: {msg}");
+            let msg = printable(&error_message(&e));
+            let mut stderr = std::io::stderr().lock();
+            let _ = if stderr.is_terminal() {
+                writeln!(stderr, "\x1b[1;31merror\x1b[0m: {msg}")
             } else {
-                eprintln!("error: {msg}");
-            }
+                writeln!(stderr, "error: {msg}")
+            };
             ExitCode::from(exit_code(&e))
         }
     }

@@ -5,7 +5,6 @@
 //! trained model goes through [`save`] and [`load`], which validate so that a damaged or
 //! mismatched file is reported by name instead of producing a silently wrong network.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, ArrayView2};
@@ -383,25 +382,7 @@ pub fn save(dir: &Path, net: &Network, meta: &ModelMeta) -> Result<(), ModelErro
             bufs.push((name, shape, bytes));
         }
     }
-    let mut views = Vec::with_capacity(bufs.len());
-    for (name, shape, bytes) in &bufs {
-        let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-            .map_err(|e| ModelError::Safetensors {
-                path: wpath.clone(),
-                msg: e.to_string(),
-            })?;
-        views.push((name.clone(), v));
-    }
-    let info: HashMap<String, String> = [
-        ("format".to_string(), "sparse-alm".to_string()),
-        ("format_version".to_string(), FORMAT_VERSION.to_string()),
-    ]
-    .into_iter()
-    .collect();
-    let st = safetensors::serialize(views, Some(info)).map_err(|e| ModelError::Safetensors {
-        path: wpath.clone(),
-        msg: e.to_string(),
-    })?;
+    let st = safetensors_bytes(&bufs);
     let mut js = serde_json::to_vec_pretty(meta).map_err(|source| ModelError::Json {
         path: mpath.clone(),
         source,
@@ -412,6 +393,55 @@ pub fn save(dir: &Path, net: &Network, meta: &ModelMeta) -> Result<(), ModelErro
     crate::output::write_atomic(&wpath, &st).map_err(io_err(&wpath))?;
     crate::output::write_atomic(&mpath, &js).map_err(io_err(&mpath))?;
     Ok(())
+}
+
+/// The safetensors file of `tensors` (name, shape, little-endian f32 bytes), written
+/// here rather than by `safetensors::serialize` so the header is the same bytes on every
+/// run (that function takes the `__metadata__` as a `HashMap`, whose order changes from
+/// process to process): a JSON object with its keys in sorted order, padded with spaces to
+/// a multiple of 8 bytes, after its length as a little-endian u64; then the tensors' data
+/// in the order given. `load` reads it back through the `safetensors` crate.
+fn safetensors_bytes(tensors: &[(String, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
+    use serde_json::{json, Value};
+    use std::collections::BTreeMap;
+    let mut header: BTreeMap<String, Value> = BTreeMap::new();
+    let info: BTreeMap<&str, String> = [
+        ("format", "sparse-alm".to_string()),
+        ("format_version", FORMAT_VERSION.to_string()),
+    ]
+    .into_iter()
+    .collect();
+    header.insert("__metadata__".into(), json!(info));
+    let mut offset = 0usize;
+    for (name, shape, bytes) in tensors {
+        let end = offset + bytes.len();
+        let mut entry: BTreeMap<&str, Value> = BTreeMap::new();
+        entry.insert("dtype", json!("F32"));
+        entry.insert("shape", json!(shape));
+        entry.insert("data_offsets", json!([offset, end]));
+        header.insert(name.clone(), json!(entry));
+        offset = end;
+    }
+    // Serialising string keys and numbers cannot fail.
+    let mut head = serde_json::to_vec(&header).unwrap_or_default();
+    while head.len() % 8 != 0 {
+        head.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + head.len() + offset);
+    out.extend_from_slice(&(head.len() as u64).to_le_bytes());
+    out.extend_from_slice(&head);
+    for (_, _, bytes) in tensors {
+        out.extend_from_slice(bytes);
+    }
+    out
+}
+
+/// Reads a model file within the read bounds (a regular file, at most the read limit).
+fn read_file(path: &Path) -> MResult<Vec<u8>> {
+    crate::data::read_regular(path, crate::data::read_limit()).map_err(|e| ModelError::Io {
+        path: path.to_path_buf(),
+        source: e.into_io(),
+    })
 }
 
 /// Resolves a user path to `(weights, meta)`: a directory holds `model.safetensors` and
@@ -435,7 +465,7 @@ fn resolve(path: &Path) -> MResult<(PathBuf, PathBuf)> {
 /// typed parse, so a newer file fails with "unknown format_version" rather than a
 /// confusing missing-field error.
 fn read_meta(mpath: &Path) -> MResult<ModelMeta> {
-    let text = std::fs::read(mpath).map_err(io_err(mpath))?;
+    let text = read_file(mpath)?;
     let v: serde_json::Value =
         serde_json::from_slice(&text).map_err(|source| ModelError::Json {
             path: mpath.to_path_buf(),
@@ -482,17 +512,27 @@ fn read_meta(mpath: &Path) -> MResult<ModelMeta> {
             format!("{} is not in (0, 1)", meta.alpha),
         ));
     }
+    // The preprocessing is applied to every input: a zero scale or a NaN statistic would
+    // turn every loss into NaN, so it is refused here, by field.
+    let pre: crate::data::Preprocess = serde_json::from_value(meta.preprocess.clone())
+        .map_err(|e| meta_err("preprocess", e.to_string()))?;
+    let (d, m) = (meta.sizes[0], meta.sizes[meta.sizes.len() - 1]);
+    if let Err((field, msg)) = pre.check(d, m) {
+        return Err(meta_err(&format!("preprocess.{field}"), msg));
+    }
     Ok(meta)
 }
 
 /// `path` may be the run directory, model.safetensors or model.json (the other file is
 /// its sibling). Validates: json parses, format_version known, every tensor present with
-/// the shape meta.sizes implies, dtype f32, no NaN/inf, alpha in (0,1). Errors name the
+/// the shape meta.sizes implies, dtype f32, no NaN/inf, alpha in (0,1), the stored
+/// preprocessing usable (scale positive and finite, statistics finite, stds positive,
+/// one per input or output). Errors name the
 /// file and the tensor/field. Extra tensors are ignored (room for future additions).
 pub fn load(path: &Path) -> Result<(Network, ModelMeta), ModelError> {
     let (wpath, mpath) = resolve(path)?;
     let meta = read_meta(&mpath)?;
-    let bytes = std::fs::read(&wpath).map_err(io_err(&wpath))?;
+    let bytes = read_file(&wpath)?;
     let st =
         safetensors::SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Safetensors {
             path: wpath.clone(),

@@ -88,6 +88,9 @@ pub struct DeviceData<B: Backend> {
     pub n: usize,
     pub n_test: usize,
     pub task: Task,
+    /// Regression targets standardised per output: the std of each (see
+    /// [`Dataset::target_std`]); the measures report errors in the target's units.
+    pub target_std: Option<Vec<f32>>,
 }
 
 impl<B: Backend> DeviceData<B> {
@@ -109,6 +112,7 @@ impl<B: Backend> DeviceData<B> {
             n: train.n(),
             n_test: test.n(),
             task: train.task,
+            target_std: train.target_std.clone(),
         })
     }
 }

@@ -14,6 +14,7 @@ fn cfg(source: DataSource, task: Task) -> DataConfig {
         test_fraction: 0.0,
         stratify: true,
         standardize: false,
+        standardize_targets: false,
         feature_scale: 1.0,
         max_train: 0,
         split_seed: 0,
@@ -362,6 +363,7 @@ fn eval_csv_applies_preprocess_and_checks_shapes() {
         feature_scale: 2.0,
         mean: Some(vec![1.0, 2.0]),
         std: Some(vec![1.0, 0.5]),
+        ..Default::default()
     };
     let spec = EvalSpec {
         task: Task::Classification,

@@ -26,7 +26,13 @@ fn meta_for(net: &Network) -> ModelMeta {
         init_seed: 11,
         target: vec!["label".into()],
         class_names: vec!["a".into(), "b".into(), "c".into()],
-        preprocess: serde_json::json!({"standardize": true, "mean": [0.5, 1.5]}),
+        preprocess: serde_json::json!({
+            "feature_scale": 1.0,
+            "mean": [0.5, 1.5, 0.0, -1.0],
+            "std": [1.0, 2.0, 1.0, 0.5],
+            "target_mean": null,
+            "target_std": null
+        }),
         metrics: serde_json::json!({"train_error": 0.125, "p0": 0.5}),
         created_unix: 1_764_066_912,
         program_version: "0.1.0".into(),

@@ -40,6 +40,9 @@ impl Setup {
     ) -> Result<Self> {
         let cfg = load_config(config, sets)?;
         let data = load_data(&cfg)?;
+        for w in &data.warnings {
+            say(Notice::Warn(w.clone()));
+        }
         let device = open_device(cfg.train.device, &mut |s| say(Notice::Warn(s.to_string())))?;
         let out_dir = out
             .map(Path::to_path_buf)

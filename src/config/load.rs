@@ -8,6 +8,10 @@ use super::{Config, ConfigError, DataSource, Task, TeacherParams, DEFAULT_CONFIG
 use std::path::{Component, Path, PathBuf};
 use toml::{Table, Value};
 
+/// The largest config file read (a config is a page of settings; this only guards
+/// against a wrong path naming a large or endless file).
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 /// Each data source's keys in `[data]` besides `source`: `(name, required, keys)`, the
 /// first `required` keys required, the first key implying the source when `source` is
 /// left out (sources in this order of precedence).
@@ -50,9 +54,16 @@ pub fn load_config(path: Option<&Path>, sets: &[String]) -> Result<Config, Confi
         return build(DEFAULT_CONFIG, "<built-in default config>", origin, sets);
     };
     let file = p.display().to_string();
-    let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Parse {
+    let cannot = |e: std::io::Error| ConfigError::Parse {
         file: file.clone(),
         msg: format!("cannot read config file: {e}"),
+    };
+    let bytes = crate::data::read_regular(p, MAX_CONFIG_BYTES).map_err(|e| cannot(e.into_io()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        cannot(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            e.utf8_error(),
+        ))
     })?;
     let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
     let origin = Origin::new(Some(file.clone()), Base::File(dir));
@@ -137,8 +148,13 @@ impl Origin {
             deserialize::<Config>(Value::Table(table), "")?.validate_model()?;
             return Err(e);
         }
+        if matches!(self.base, Base::BuiltIn) {
+            self.drop_builtin_data_settings(&mut table);
+        }
         let data = table.get("data").and_then(Value::as_table);
         let has_task = data.is_some_and(|d| d.contains_key("task"));
+        let has_standardize = data.is_some_and(|d| d.contains_key("standardize"));
+        let has_standardize_targets = data.is_some_and(|d| d.contains_key("standardize_targets"));
         let has_zero_rows = data
             .and_then(|d| d.get("teacher")?.get("zero_rows"))
             .is_some();
@@ -152,11 +168,44 @@ impl Origin {
         } else if !has_task {
             cfg.data.task = Task::Classification;
         }
+        let (csv, npy) = match &cfg.data.source {
+            DataSource::Csv { .. } => (true, false),
+            DataSource::Npy { .. } => (false, true),
+            _ => (false, false),
+        };
+        if !has_standardize {
+            cfg.data.standardize = csv;
+        }
+        if !has_standardize_targets {
+            cfg.data.standardize_targets = csv || npy;
+        }
         for (key, p) in cfg.data.source.paths_mut() {
             *p = self.resolve(key, p);
         }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The built-in default describes its own data (digits pixels, already in [0, 1]):
+    /// when the command line names other data (`--data`, `data.path`, `data.source`), the
+    /// default's preprocessing keys do not carry over, so the new data gets its source's
+    /// defaults (a CSV file is standardised) unless the command line says otherwise.
+    fn drop_builtin_data_settings(&self, table: &mut Table) {
+        let replaced = ["data.path", "data.source", "data.x", "data.images"]
+            .iter()
+            .any(|f| self.sets.iter().any(|(k, _)| covers(k, f)));
+        let Some(Value::Table(data)) = table.get_mut("data") else {
+            return;
+        };
+        if !replaced {
+            return;
+        }
+        for key in ["standardize", "standardize_targets", "feature_scale"] {
+            let field = format!("data.{key}");
+            if !self.sets.iter().any(|(k, _)| covers(k, &field)) {
+                data.remove(key);
+            }
+        }
     }
 
     /// Blame a field error on the `--set` that gave the value, else on the file.

@@ -204,16 +204,23 @@ section! {
         pub test_fraction: f64 = 0.2,
         /// Stratify the split by class (classification only).
         pub stratify: bool = true,
-        /// Standardise features with the training set's mean/std.
+        /// Standardise features with the training set's mean/std. Default when the key
+        /// is absent: true for CSV files (tabular columns in their own units), false for
+        /// IDX images (scaled by `feature_scale` instead), NPY arrays and the teacher.
         pub standardize: bool = false,
+        /// Regression: standardise each target with the training set's mean/std; the
+        /// loss and (P0) are then in standard units, reported errors in the target's own.
+        /// Default when absent: true for CSV and NPY files, false for the teacher (whose
+        /// targets are standardised by construction).
+        pub standardize_targets: bool = false,
         /// Divide raw features by this (e.g. 255 for IDX images); 1 = none.
         pub feature_scale: f64 = 1.0,
         /// Use at most this many training samples (0 = all), taken after the split.
         pub max_train: usize = 0,
         pub split_seed: u64 = 0,
-        /// Number of classes when known in advance (classification); labels must be below
-        /// it. `None`: one more than the largest integer label seen (or the number of
-        /// distinct string labels).
+        /// Number of classes when known in advance (classification): integer labels are
+        /// then the class indices and must be below it (string labels: at most this many).
+        /// `None`: the sorted distinct label values are the classes.
         pub classes: Option<usize> = None,
     }
 }

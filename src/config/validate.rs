@@ -149,6 +149,16 @@ impl Config {
                     ensure!(z < w, "data.teacher.zero_rows[{i}]" => "must be below the layer width {w}, got {z}");
                 }
                 ensure!(t.n_train >= 1, "data.teacher.n_train" => "must be at least 1, got 0");
+                // Refused before generating, with the estimate, rather than aborted by the
+                // allocator halfway through.
+                let need = crate::data::teacher_memory_estimate(t);
+                let avail = crate::data::available_memory();
+                let limit = avail.map_or(u128::MAX, u128::from);
+                let (n_train, n_test) = (t.n_train, t.n_test);
+                ensure!(need <= limit, "data.teacher.n_train" =>
+                    "generating {n_train} + {n_test} samples needs about {} of memory, more than the {} available; use fewer samples",
+                    crate::data::human_bytes(need),
+                    crate::data::human_bytes(limit));
                 in_range("data.teacher.noise", t.noise, Range::NonNegative)?;
                 in_range("data.teacher.bias_std", t.bias_std, Range::NonNegative)?;
                 let ok = task == Task::Regression;

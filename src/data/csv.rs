@@ -1,9 +1,12 @@
-//! CSV reader: a header row names the columns; the target column(s) are pulled out and
-//! every other column is a feature. Plain comma-separated values without embedded commas
-//! (surrounding double quotes are stripped); blank lines are skipped but still counted,
-//! so reported line numbers match an editor's (1-based, the header is line 1).
+//! CSV reader (RFC 4180, through the `csv` crate): a header row names the columns (names
+//! must be unique); the target column(s) are pulled out and every other column is a
+//! feature. Quoted fields may hold commas, doubled quotes and line breaks; whitespace
+//! around a field is ignored. Blank lines are skipped but still counted, so reported line
+//! numbers match an editor's (1-based, the header is line 1; a record spanning lines is
+//! reported at its first).
 
 use super::labels::{LabelKind, Locate, RawLabels};
+use super::limits::{escape, read_limit, read_regular};
 use super::DataError;
 use crate::config::Task;
 use std::path::Path;
@@ -24,6 +27,8 @@ pub(crate) struct CsvTable {
     pub targets: CsvTargets,
 }
 
+/// A field as read: surrounding whitespace trimmed, and quotes that the CSV parser left
+/// (a quoted field after a space, `a, "b"`) stripped.
 fn clean(field: &str) -> &str {
     let f = field.trim();
     f.strip_prefix('"')
@@ -35,7 +40,7 @@ fn clean(field: &str) -> &str {
 /// List column names for an error message, capped so a 785-column header stays readable.
 fn list_columns(names: &[String]) -> String {
     const SHOW: usize = 20;
-    let shown: Vec<&str> = names.iter().take(SHOW).map(String::as_str).collect();
+    let shown: Vec<String> = names.iter().take(SHOW).map(|n| escape(n)).collect();
     if names.len() > SHOW {
         format!("{}, … ({} columns in all)", shown.join(", "), names.len())
     } else {
@@ -43,21 +48,83 @@ fn list_columns(names: &[String]) -> String {
     }
 }
 
+/// A record's fields, cleaned; `None` for a blank line.
+fn fields(rec: &csv::StringRecord) -> Option<Vec<&str>> {
+    let row: Vec<&str> = rec.iter().map(clean).collect();
+    if row.len() == 1 && row[0].is_empty() {
+        return None;
+    }
+    Some(row)
+}
+
+/// 1-based line numbers of byte offsets, asked in increasing order. Counted from the
+/// text itself: the `csv` crate's own count leaves out the blank lines it skips.
+struct Lines<'a> {
+    text: &'a [u8],
+    byte: usize,
+    line: usize,
+}
+
+impl Lines<'_> {
+    fn at(&mut self, rec: &csv::StringRecord) -> usize {
+        let mut byte = rec.position().map_or(self.byte, |p| p.byte() as usize);
+        byte = byte.clamp(self.byte, self.text.len());
+        // The position of a record after blank lines is that of the blank lines (skipped
+        // as part of reading it): a record never starts with a line break.
+        while matches!(self.text.get(byte), Some(b'\n' | b'\r')) {
+            byte += 1;
+        }
+        self.line += self.text[self.byte..byte]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.byte = byte;
+        self.line
+    }
+}
+
+/// Column names that occur more than once, each with its 1-based column numbers.
+fn duplicates(columns: &[String]) -> Vec<(String, Vec<usize>)> {
+    let mut seen: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (i, c) in columns.iter().enumerate() {
+        seen.entry(c).or_default().push(i + 1);
+    }
+    let mut dups: Vec<(String, Vec<usize>)> = seen
+        .into_iter()
+        .filter(|(_, at)| at.len() > 1)
+        .map(|(c, at)| (c.to_string(), at))
+        .collect();
+    dups.sort_by_key(|(_, at)| at[0]);
+    dups
+}
+
 pub(crate) fn read_csv(path: &Path, target: &[String], task: Task) -> Result<CsvTable, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = read_regular(path, read_limit()).map_err(|e| DataError::read(path, e))?;
     let text = String::from_utf8(bytes).map_err(|e| DataError::Format {
         path: path.to_path_buf(),
         msg: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
     })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let mut lines = text
-        .split('\n')
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)));
-    let header = loop {
-        match lines.next() {
-            Some((_, l)) if l.trim().is_empty() => continue,
-            Some((_, l)) => break l,
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let csv_err = |e: csv::Error| DataError::Format {
+        path: path.to_path_buf(),
+        msg: format!("malformed CSV: {e}"),
+    };
+    let mut lines = Lines {
+        text: text.as_bytes(),
+        byte: 0,
+        line: 1,
+    };
+    let mut records = reader.records();
+    let mut next = move || -> Result<Option<csv::StringRecord>, DataError> {
+        records.next().transpose().map_err(csv_err)
+    };
+    let header_rec = loop {
+        match next()? {
+            Some(r) if fields(&r).is_none() => continue,
+            Some(r) => break r,
             None => {
                 return Err(DataError::Empty {
                     path: path.to_path_buf(),
@@ -66,7 +133,19 @@ pub(crate) fn read_csv(path: &Path, target: &[String], task: Task) -> Result<Csv
             }
         }
     };
-    let columns: Vec<String> = header.split(',').map(|c| clean(c).to_string()).collect();
+    let header_line = lines.at(&header_rec);
+    let columns: Vec<String> = header_rec.iter().map(|c| clean(c).to_string()).collect();
+    if let Some((name, at)) = duplicates(&columns).first() {
+        let at: Vec<String> = at.iter().map(usize::to_string).collect();
+        return Err(DataError::Format {
+            path: path.to_path_buf(),
+            msg: format!(
+                "line {header_line}: duplicate column name `{}` (columns {}); column names must be unique",
+                escape(name),
+                at.join(" and ")
+            ),
+        });
+    }
     let mut target_idx = Vec::with_capacity(target.len());
     for t in target {
         match columns.iter().position(|c| c == t.trim()) {
@@ -101,7 +180,6 @@ pub(crate) fn read_csv(path: &Path, target: &[String], task: Task) -> Result<Csv
     let mut label_lines = Vec::new();
     let mut numeric_labels: Option<bool> = None;
     let mut n = 0usize;
-    let mut row: Vec<&str> = Vec::with_capacity(columns.len());
     let parse = |s: &str, line: usize, col: usize| -> Result<f32, DataError> {
         let v: f64 = s.parse().map_err(|_| DataError::Parse {
             path: path.to_path_buf(),
@@ -112,18 +190,17 @@ pub(crate) fn read_csv(path: &Path, target: &[String], task: Task) -> Result<Csv
         if !v.is_finite() || !(v as f32).is_finite() {
             return Err(DataError::NonFinite {
                 path: path.to_path_buf(),
-                at: format!("line {line}, column `{}`", columns[col]),
+                at: format!("line {line}, column `{}`", escape(&columns[col])),
                 value: s.to_string(),
             });
         }
         Ok(v as f32)
     };
-    for (line, l) in lines {
-        if l.trim().is_empty() {
+    while let Some(rec) = next()? {
+        let Some(row) = fields(&rec) else {
             continue;
-        }
-        row.clear();
-        row.extend(l.split(',').map(clean));
+        };
+        let line = lines.at(&rec);
         if row.len() != columns.len() {
             return Err(DataError::Ragged {
                 path: path.to_path_buf(),
@@ -148,7 +225,7 @@ pub(crate) fn read_csv(path: &Path, target: &[String], task: Task) -> Result<Csv
                 if mode && !is_num {
                     return Err(DataError::Label {
                         path: path.to_path_buf(),
-                        at: format!("line {line}, column `{}`", columns[target_idx[0]]),
+                        at: format!("line {line}, column `{}`", escape(&columns[target_idx[0]])),
                         value: s.to_string(),
                         reason: "is not a number, but earlier labels are numeric".into(),
                     });

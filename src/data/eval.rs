@@ -2,6 +2,7 @@
 //! trained model (its inputs, outputs and classes) and preprocessed as at training.
 
 use super::labels::{one_hot, resolve_labels};
+use super::limits::escape_path;
 use super::sources::{read_csv_set, read_idx_set, read_npy_set, RawTargets};
 use super::{DataError, Dataset, EvalSpec};
 use crate::config::Task;
@@ -33,13 +34,13 @@ fn find_idx_pair(dir: &Path) -> Result<(PathBuf, PathBuf), DataError> {
     }
     let list = |v: &[PathBuf]| {
         v.iter()
-            .map(|p| p.display().to_string())
+            .map(|p| escape_path(p))
             .collect::<Vec<_>>()
             .join(", ")
     };
     Err(DataError::Invalid(format!(
         "{}: expected exactly one IDX images file and one labels file in the directory, found images [{}] and labels [{}]; give them as `IMAGES,LABELS`",
-        dir.display(),
+        escape_path(dir),
         list(&images),
         list(&labels)
     )))
@@ -52,8 +53,9 @@ fn find_idx_pair(dir: &Path) -> Result<(PathBuf, PathBuf), DataError> {
 /// - a directory holding exactly one IDX images file and one labels file (names
 ///   containing `images`/`idx3` and `labels`/`idx1`).
 ///
-/// The raw features then go through `spec.preprocess`, and `d`/`m` are checked against
-/// the model.
+/// The raw features then go through `spec.preprocess` (and regression targets through
+/// its target standardisation, so losses compare with training and errors are reported in
+/// the target's units), and `d`/`m` are checked against the model.
 pub fn load_for_eval(path: &Path, spec: &EvalSpec) -> Result<Dataset, DataError> {
     let s = path.to_string_lossy().to_string();
     let raw = if let Some((a, b)) = s.split_once(',') {
@@ -79,7 +81,7 @@ pub fn load_for_eval(path: &Path, spec: &EvalSpec) -> Result<Dataset, DataError>
     } else {
         return Err(DataError::Invalid(format!(
             "{}: unrecognised data for eval; give a .csv file, `X.npy,Y.npy`, `IMAGES,LABELS` (IDX) or a directory with one IDX images and one labels file",
-            path.display()
+            escape_path(path)
         )));
     };
     if raw.x.nrows() != spec.n_inputs {
@@ -97,7 +99,7 @@ pub fn load_for_eval(path: &Path, spec: &EvalSpec) -> Result<Dataset, DataError>
             if spec.task != Task::Classification {
                 return Err(DataError::Invalid(format!(
                     "{}: class labels given to a regression model",
-                    l.path.display()
+                    escape_path(&l.path)
                 )));
             }
             let known: Vec<String> = if spec.class_names.len() == spec.n_outputs {
@@ -114,13 +116,14 @@ pub fn load_for_eval(path: &Path, spec: &EvalSpec) -> Result<Dataset, DataError>
                 task: spec.task,
                 feature_names: raw.feature_names,
                 class_names: names,
+                target_std: None,
             }
         }
         RawTargets::Values(y) => {
             if spec.task != Task::Regression {
                 return Err(DataError::Invalid(format!(
                     "{}: real targets given to a classification model",
-                    raw.path.display()
+                    escape_path(&raw.path)
                 )));
             }
             if y.nrows() != spec.n_outputs {
@@ -133,6 +136,8 @@ pub fn load_for_eval(path: &Path, spec: &EvalSpec) -> Result<Dataset, DataError>
                     ),
                 });
             }
+            let mut y = y;
+            spec.preprocess.apply_targets(&mut y);
             Dataset {
                 x: raw.x,
                 y,
@@ -140,6 +145,7 @@ pub fn load_for_eval(path: &Path, spec: &EvalSpec) -> Result<Dataset, DataError>
                 task: spec.task,
                 feature_names: raw.feature_names,
                 class_names: Vec::new(),
+                target_std: spec.preprocess.target_std.clone(),
             }
         }
     };

@@ -2,7 +2,8 @@
 //! resolve their targets, split off the test set, preprocess, describe.
 
 use super::dataset::{Dataset, LoadedData, Preprocess};
-use super::labels::{one_hot, resolve_labels};
+use super::labels::{class_warnings, one_hot, resolve_labels};
+use super::limits::{available_memory, escape, escape_path, human_bytes};
 use super::sources::{read_csv_set, read_idx_set, read_npy_set, teacher_sets, RawSet, RawTargets};
 use super::{split, DataError};
 use crate::config::{DataConfig, DataSource, Task};
@@ -14,7 +15,8 @@ use std::path::PathBuf;
 /// Load, split and preprocess the data a config describes.
 pub fn load(cfg: &DataConfig) -> Result<LoadedData, DataError> {
     let (train, test, what) = read(cfg)?;
-    let (all, test) = targets(cfg, train, test, &what)?;
+    let mut warnings = Vec::new();
+    let (all, test) = targets(cfg, train, test, &what, &mut warnings)?;
     let (mut train, mut test, split_note) = split_sets(cfg, all, test, &what)?;
     let preprocess = preprocess(cfg, &mut train, &mut test);
     let description = describe(cfg, &what, &train, &test, &split_note);
@@ -23,6 +25,7 @@ pub fn load(cfg: &DataConfig) -> Result<LoadedData, DataError> {
         test,
         preprocess,
         description,
+        warnings,
     })
 }
 
@@ -46,7 +49,7 @@ fn read(cfg: &DataConfig) -> Result<(RawSet, Option<RawSet>, String), DataError>
                 .as_ref()
                 .map(|p| read_csv_set(p, target, task))
                 .transpose()?;
-            (tr, te, path.display().to_string())
+            (tr, te, escape_path(path))
         }
         DataSource::Npy {
             x,
@@ -59,7 +62,7 @@ fn read(cfg: &DataConfig) -> Result<(RawSet, Option<RawSet>, String), DataError>
                 (Some(a), Some(b)) => Some(read_npy_set(a, b, task)?),
                 _ => None,
             };
-            (tr, te, x.display().to_string())
+            (tr, te, escape_path(x))
         }
         DataSource::Idx {
             images,
@@ -70,7 +73,7 @@ fn read(cfg: &DataConfig) -> Result<(RawSet, Option<RawSet>, String), DataError>
             if task != Task::Classification {
                 return Err(DataError::Invalid(format!(
                     "{}: IDX data are class labels; set data.task = \"classification\"",
-                    labels.display()
+                    escape_path(labels)
                 )));
             }
             let tr = read_idx_set(images, labels)?;
@@ -78,7 +81,7 @@ fn read(cfg: &DataConfig) -> Result<(RawSet, Option<RawSet>, String), DataError>
                 (Some(a), Some(b)) => Some(read_idx_set(a, b)?),
                 _ => None,
             };
-            (tr, te, images.display().to_string())
+            (tr, te, escape_path(images))
         }
     };
     if let Some(te) = &test {
@@ -88,7 +91,7 @@ fn read(cfg: &DataConfig) -> Result<(RawSet, Option<RawSet>, String), DataError>
                 msg: format!(
                     "test set has {} features but the training set {} has {}",
                     te.x.nrows(),
-                    train.path.display(),
+                    escape_path(&train.path),
                     train.x.nrows()
                 ),
             });
@@ -98,12 +101,14 @@ fn read(cfg: &DataConfig) -> Result<(RawSet, Option<RawSet>, String), DataError>
 }
 
 /// Targets → datasets: labels are resolved over train and test together (one class
-/// list for both), regression targets checked to have as many outputs in both.
+/// list for both; at least two classes, a warning for a class of one sample), regression
+/// targets checked to have as many outputs in both.
 fn targets(
     cfg: &DataConfig,
     train: RawSet,
     test: Option<RawSet>,
     what: &str,
+    warnings: &mut Vec<String>,
 ) -> Result<(Dataset, Option<Dataset>), DataError> {
     let task = cfg.task;
     Ok(match (train.targets, test) {
@@ -132,6 +137,37 @@ fn targets(
             }
             let te_idx = if idx.len() > 1 { idx.pop() } else { None };
             let tr_idx = idx.pop().unwrap_or_default();
+            let mut seen = vec![false; m];
+            for &c in tr_idx.iter().chain(te_idx.iter().flatten()) {
+                seen[c as usize] = true;
+            }
+            let present: Vec<&String> = names
+                .iter()
+                .zip(&seen)
+                .filter(|p| *p.1)
+                .map(|p| p.0)
+                .collect();
+            if present.len() < 2 {
+                return Err(DataError::Invalid(format!(
+                    "{}: every label is `{}`; classification needs at least two classes (is the label column right, or is this a regression task?)",
+                    escape_path(&l.path),
+                    present.first().map(|s| escape(s)).unwrap_or_default()
+                )));
+            }
+            let n_all = tr_idx.len() + te_idx.as_ref().map_or(0, Vec::len);
+            let onehot_bytes = m as u128 * n_all as u128 * 4;
+            if let Some(avail) = available_memory().filter(|&a| onehot_bytes > u128::from(a)) {
+                return Err(DataError::Invalid(format!(
+                    "{}: one-hot targets of {m} classes × {n_all} samples need {}, more than the {} of memory available",
+                    escape_path(&l.path),
+                    human_bytes(onehot_bytes),
+                    human_bytes(u128::from(avail))
+                )));
+            }
+            let sets_idx: Vec<&[u32]> = std::iter::once(tr_idx.as_slice())
+                .chain(te_idx.as_deref())
+                .collect();
+            warnings.extend(class_warnings(&l.path, &names, &sets_idx));
             let mk = |x: Array2<f32>, lab: Vec<u32>, fnames: Vec<String>| Dataset {
                 y: one_hot(&lab, m),
                 x,
@@ -139,6 +175,7 @@ fn targets(
                 task,
                 feature_names: fnames,
                 class_names: names.clone(),
+                target_std: None,
             };
             let test = match (te_x, te_idx, te_names) {
                 (Some(x), Some(li), Some(fnames)) => Some(mk(x, li, fnames)),
@@ -154,6 +191,7 @@ fn targets(
                 task,
                 feature_names: fnames,
                 class_names: Vec::new(),
+                target_std: None,
             };
             let test = match te {
                 Some(RawSet {
@@ -237,13 +275,13 @@ fn split_sets(
     Ok((train, test, split_note))
 }
 
-/// Scale both sets, then standardise with the training set's statistics; returns what
+/// Scale both sets, then standardise with the training set's statistics: features when
+/// `data.standardize`, regression targets when `data.standardize_targets`. Returns what
 /// was done, for `eval` to repeat.
 fn preprocess(cfg: &DataConfig, train: &mut Dataset, test: &mut Dataset) -> Preprocess {
     let mut pre = Preprocess {
         feature_scale: cfg.feature_scale,
-        mean: None,
-        std: None,
+        ..Preprocess::default()
     };
     pre.apply(&mut train.x);
     if cfg.standardize {
@@ -253,10 +291,19 @@ fn preprocess(cfg: &DataConfig, train: &mut Dataset, test: &mut Dataset) -> Prep
         pre.std = st.std;
     }
     pre.apply(&mut test.x);
+    if cfg.standardize_targets && cfg.task == Task::Regression {
+        let (mean, std) = Preprocess::target_stats(&train.y);
+        pre.target_mean = Some(mean);
+        pre.target_std = Some(std.clone());
+        for ds in [&mut *train, &mut *test] {
+            pre.apply_targets(&mut ds.y);
+            ds.target_std = Some(std.clone());
+        }
+    }
     pre
 }
 
-/// One line for logs: source, sizes, split and preprocessing.
+/// One line for logs: source, sizes, split and the preprocessing that ran.
 fn describe(
     cfg: &DataConfig,
     what: &str,
@@ -265,24 +312,50 @@ fn describe(
     split_note: &str,
 ) -> String {
     let task = cfg.task;
+    let outputs = match task {
+        Task::Classification => {
+            let names = &train.class_names;
+            let numbered = names.iter().enumerate().all(|(i, s)| *s == i.to_string());
+            if numbered || names.len() > 10 {
+                format!("{} classes", train.m())
+            } else {
+                // Names with separators in them are quoted, so the list stays readable.
+                let quote = names
+                    .iter()
+                    .any(|n| n.is_empty() || n.contains(|c: char| c == ',' || c.is_whitespace()));
+                let shown: Vec<String> = names
+                    .iter()
+                    .map(|n| {
+                        if quote {
+                            format!("`{}`", escape(n))
+                        } else {
+                            escape(n)
+                        }
+                    })
+                    .collect();
+                format!("{} classes ({})", train.m(), shown.join(", "))
+            }
+        }
+        Task::Regression => format!("{} targets", train.m()),
+    };
+    let mut steps = Vec::new();
+    if cfg.feature_scale != 1.0 {
+        steps.push(format!("features / {}", cfg.feature_scale));
+    }
+    if cfg.standardize {
+        steps.push("features standardised".to_string());
+    }
+    if train.target_std.is_some() {
+        steps.push("targets standardised (errors in target units)".to_string());
+    }
+    if steps.is_empty() {
+        steps.push("no preprocessing".to_string());
+    }
     format!(
-        "{what}: {} train / {} test samples, {} features, {}; {split_note}{}{}",
+        "{what}: {} train / {} test samples, {} features, {outputs}; {split_note}; {}",
         train.n(),
         test.n(),
         train.d(),
-        match task {
-            Task::Classification => format!("{} classes", train.m()),
-            Task::Regression => format!("{} targets", train.m()),
-        },
-        if cfg.feature_scale != 1.0 {
-            format!(", features / {}", cfg.feature_scale)
-        } else {
-            String::new()
-        },
-        if cfg.standardize {
-            ", standardised"
-        } else {
-            ""
-        },
+        steps.join(", ")
     )
 }

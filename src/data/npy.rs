@@ -1,7 +1,12 @@
 //! NPY reader (NumPy's `.npy`, format versions 1–3): little-endian `<f4`, `<f8`, `<i4`,
 //! `<i8`, `|u1` (and `<u1`/`|i1`), 1-D or 2-D, C or Fortran order. Values come back as
 //! `f64` in C (row-major) order so the caller decides the final type.
+//!
+//! The data must be exactly what the header's shape declares: fewer bytes is a truncated
+//! file, more means the header claims fewer rows than the file holds. Shapes are
+//! multiplied with overflow checks, and the decoded values must fit the read limit.
 
+use super::limits::{check_memory, escape, human_bytes, limit_reason, read_limit, read_regular};
 use super::DataError;
 use std::path::Path;
 
@@ -21,7 +26,8 @@ fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 }
 
 pub(crate) fn read_npy(path: &Path) -> Result<NpyArray, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let limit = read_limit();
+    let bytes = read_regular(path, limit).map_err(|e| DataError::read(path, e))?;
     let bad = |msg: String| DataError::Format {
         path: path.to_path_buf(),
         msg,
@@ -47,22 +53,24 @@ pub(crate) fn read_npy(path: &Path) -> Result<NpyArray, DataError> {
         return Err(bad("truncated NPY header".into()));
     }
     let header = String::from_utf8_lossy(&bytes[start..start + hlen]).to_string();
+    let shown = escape(header.trim());
     let descr = header_value(&header, "descr")
         .and_then(|r| {
             let q = r.chars().next()?;
-            r[1..].split(q).next()
+            r[q.len_utf8()..].split(q).next()
         })
-        .ok_or_else(|| bad(format!("NPY header without a dtype: {}", header.trim())))?
+        .ok_or_else(|| bad(format!("NPY header without a dtype: {shown}")))?
         .to_string();
     let fortran = header_value(&header, "fortran_order")
         .map(|r| r.starts_with("True"))
         .unwrap_or(false);
-    let shape_txt = header_value(&header, "shape")
+    let shape_raw = header_value(&header, "shape")
         .and_then(|r| r.strip_prefix('('))
         .and_then(|r| r.split(')').next())
-        .ok_or_else(|| bad(format!("NPY header without a shape: {}", header.trim())))?;
+        .ok_or_else(|| bad(format!("NPY header without a shape: {shown}")))?;
+    let shape_txt = escape(shape_raw);
     let mut shape = Vec::new();
-    for s in shape_txt
+    for s in shape_raw
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -93,16 +101,46 @@ pub(crate) fn read_npy(path: &Path) -> Result<NpyArray, DataError> {
             })
         }
     };
-    let count: usize = shape.iter().product();
+    let overflow = || {
+        bad(format!(
+            "shape ({shape_txt}) declares more values than can be addressed"
+        ))
+    };
+    let count = shape
+        .iter()
+        .try_fold(1usize, |a, &b| a.checked_mul(b))
+        .ok_or_else(overflow)?;
+    let need = count.checked_mul(size).ok_or_else(overflow)?;
     let body = &bytes[start + hlen..];
-    if body.len() < count * size {
+    if body.len() < need {
         return Err(bad(format!(
-            "truncated: shape ({shape_txt}) needs {} data bytes, the file has {}",
-            count * size,
+            "truncated: shape ({shape_txt}) needs {need} data bytes, the file has {}",
             body.len()
         )));
     }
-    let mut data: Vec<f64> = body[..count * size].chunks_exact(size).map(conv).collect();
+    if body.len() > need {
+        return Err(bad(format!(
+            "{} unexpected bytes after the {need} data bytes of shape ({shape_txt}): the header declares fewer values than the file holds",
+            body.len() - need
+        )));
+    }
+    // Values are decoded to f64: a file of bytes takes 8 times its size.
+    let decoded = (count as u128) * 8;
+    if decoded > u128::from(limit) {
+        return Err(DataError::Limit {
+            path: path.to_path_buf(),
+            msg: format!(
+                "shape ({shape_txt}) holds {count} values, {} once decoded, above the read limit of {} ({})",
+                human_bytes(decoded),
+                human_bytes(u128::from(limit)),
+                limit_reason(limit)
+            ),
+        });
+    }
+    // The file, the f64 values, then f32 samples by row and by column.
+    let need = bytes.len() as u128 + count as u128 * 16;
+    check_memory(path, &format!("shape ({shape_txt})"), need)?;
+    let mut data: Vec<f64> = body.chunks_exact(size).map(conv).collect();
     if fortran && shape.len() == 2 {
         // Column-major r×c is row-major c×r: transpose back to row-major r×c.
         let (r, c) = (shape[0], shape[1]);

@@ -2,6 +2,7 @@
 //! or raw labels), before targets are resolved, the data split and preprocessed.
 
 use super::labels::RawLabels;
+use super::limits::escape_path;
 use super::{csv, idx, npy, teacher, DataError};
 use crate::config::{Task, TeacherParams};
 use ndarray::{s, Array2};
@@ -77,7 +78,11 @@ pub(super) fn read_npy_set(xp: &Path, yp: &Path, task: Task) -> Result<RawSet, D
     if ya.shape[0] != n {
         return Err(DataError::Shape {
             path: yp.to_path_buf(),
-            msg: format!("has {} samples but {} has {n}", ya.shape[0], xp.display()),
+            msg: format!(
+                "has {} samples but {} has {n}",
+                ya.shape[0],
+                escape_path(xp)
+            ),
         });
     }
     let m = if ya.shape.len() == 2 { ya.shape[1] } else { 1 };
@@ -156,7 +161,7 @@ pub(super) fn read_idx_set(ip: &Path, lp: &Path) -> Result<RawSet, DataError> {
             msg: format!(
                 "has {} labels but {} has {n} images",
                 lb.dims[0],
-                ip.display()
+                escape_path(ip)
             ),
         });
     }

@@ -13,6 +13,22 @@ use rand_distr::StandardNormal;
 /// The teacher's leaky ReLU slope (fixed by the reference problem).
 pub(crate) const TEACHER_ALPHA: f64 = 0.1;
 
+/// Bytes the generation of `p` holds at its peak, about: `X` and its f64 activations
+/// (`8·(d + 2·widest)` per sample), the f32 copies handed out and their train/test slices
+/// (`2·4·(d + m)` per sample). In `u128`, so no count a config can hold overflows it.
+pub(crate) fn memory_estimate(p: &TeacherParams) -> u128 {
+    let n = p.n_train as u128 + p.n_test as u128;
+    let d = p.sizes.first().copied().unwrap_or(0) as u128;
+    let m = p.sizes.last().copied().unwrap_or(0) as u128;
+    let widest = p.sizes.iter().copied().max().unwrap_or(0) as u128;
+    let weights: u128 = p
+        .sizes
+        .windows(2)
+        .map(|w| 8 * (w[0] as u128 * w[1] as u128 + w[1] as u128))
+        .sum();
+    n * (8 * (d + 2 * widest) + 8 * (d + m)) + weights
+}
+
 /// `(X, Y)` over all `n_train + n_test` samples, one sample per column; Y standardised
 /// per output over all samples, then noise added.
 pub(crate) fn generate(p: &TeacherParams) -> (Array2<f32>, Array2<f32>) {

@@ -1,7 +1,9 @@
 //! method §5: the measures every run reports, computed the same way for every method:
 //! (P0) by a true forward pass, loss, penalty, train/test error, zero groups per layer and
 //! the stationarity certificate `cert` of (P0) itself. All of it costs one scalar readback.
-//! `feas` and `kkt` belong to the ALM and are computed in `alm.rs`.
+//! `feas` and `kkt` belong to the ALM and are computed in `alm.rs`. When regression
+//! targets were standardised (`DeviceData::target_std`), the loss and (P0) stay in standard
+//! units and the train/test errors are reported in the target's own units.
 
 use super::slots::{
     self, Readback, CERT_B, CERT_W, DISCARD, GROUP_SUM, GROUP_ZEROS, PENALTY, TEST_ERRORS,
@@ -29,6 +31,63 @@ pub struct Measures {
     pub cert_abs: f64,
 }
 
+/// How regression errors are brought back to the target's own units when the targets
+/// were standardised per output by `s_k` (the loss and (P0) stay in standard units).
+enum ErrorScale<B: Backend> {
+    /// Classification, or targets in their own units: MSE = loss / m.
+    Identity,
+    /// One std for every output (always so for one output): MSE = s²·loss / m.
+    Uniform(f64),
+    /// Stds differing per output: MSE = ‖S(Ŷ − Y)‖² / (N·m) with `S = diag(s)`, measured
+    /// as the squared loss of `S·Ŷ` against `S·Y` (`S·Y` computed once).
+    PerOutput {
+        s: B::Mat,
+        sy: B::Mat,
+        sy_test: Option<B::Mat>,
+        /// `S·Ŷ` workspaces, train and test.
+        tmp: B::Mat,
+        tmp_test: Option<B::Mat>,
+    },
+}
+
+impl<B: Backend> ErrorScale<B> {
+    fn new(be: &B, data: &DeviceData<B>) -> BResult<Self> {
+        let Some(std) = data
+            .target_std
+            .as_deref()
+            .filter(|_| data.task == Task::Regression)
+        else {
+            return Ok(ErrorScale::Identity);
+        };
+        if std.iter().all(|&v| v == std[0]) {
+            let s = f64::from(std.first().copied().unwrap_or(1.0));
+            return Ok(ErrorScale::Uniform(s * s));
+        }
+        let m = std.len();
+        let s = be.upload(Array2::from_diag(&ndarray::Array1::from(std.to_vec())).view())?;
+        let scaled = |y: &B::Mat| -> BResult<B::Mat> {
+            let (_, n) = be.shape(y);
+            let mut out = be.zeros(m, n)?;
+            be.matmul_nn(&mut out, &s, y, None, 0.0)?;
+            Ok(out)
+        };
+        let sy = scaled(&data.y)?;
+        let sy_test = data.y_test.as_ref().map(scaled).transpose()?;
+        let tmp = be.zeros(m, data.n)?;
+        let tmp_test = match &data.y_test {
+            Some(_) => Some(be.zeros(m, data.n_test)?),
+            None => None,
+        };
+        Ok(ErrorScale::PerOutput {
+            s,
+            sy,
+            sy_test,
+            tmp,
+            tmp_test,
+        })
+    }
+}
+
 /// Evaluates [`Measures`] with workspaces allocated once.
 pub struct Evaluator<B: Backend> {
     pub spec: Spec,
@@ -37,6 +96,7 @@ pub struct Evaluator<B: Backend> {
     tmp1: Vec<B::Mat>,
     tmp2: Vec<B::Mat>,
     shrink: Vec<B::Mat>,
+    scale: ErrorScale<B>,
 }
 
 impl<B: Backend> Evaluator<B> {
@@ -62,6 +122,7 @@ impl<B: Backend> Evaluator<B> {
             tmp1,
             tmp2,
             shrink,
+            scale: ErrorScale::new(be, data)?,
         })
     }
 
@@ -76,11 +137,26 @@ impl<B: Backend> Evaluator<B> {
         if classify {
             be.count_errors(self.train.output(), &data.y, TRAIN_ERRORS.slot())?;
         }
+        // Per-output target scales: the error slots hold the loss in the target's units.
+        if let ErrorScale::PerOutput { s, sy, tmp, .. } = &mut self.scale {
+            be.matmul_nn(tmp, s, self.train.output(), None, 0.0)?;
+            be.loss(tmp, sy, LossKind::Squared, TRAIN_ERRORS.slot())?;
+        }
         if let (Some(net), Some(xt), Some(yt)) = (self.test.as_mut(), &data.x_test, &data.y_test) {
             net.forward(be, spec, p, xt)?;
             be.loss(net.output(), yt, spec.loss, TEST_LOSS.slot())?;
             if classify {
                 be.count_errors(net.output(), yt, TEST_ERRORS.slot())?;
+            }
+            if let ErrorScale::PerOutput {
+                s,
+                sy_test: Some(sy),
+                tmp_test: Some(tmp),
+                ..
+            } = &mut self.scale
+            {
+                be.matmul_nn(tmp, s, net.output(), None, 0.0)?;
+                be.loss(tmp, sy, LossKind::Squared, TEST_ERRORS.slot())?;
             }
         }
         for l in 0..layers {
@@ -113,10 +189,14 @@ impl<B: Backend> Evaluator<B> {
         let m = spec.sizes[layers] as f64;
         let err = |loss: f64, wrong: f64, n: usize| {
             if classify {
-                wrong / n.max(1) as f64
-            } else {
-                // MSE over all entries; with squared loss ℓ = (1/N)‖Ŷ−Y‖² = m·MSE.
-                loss / m
+                return wrong / n.max(1) as f64;
+            }
+            // MSE over all entries; with squared loss ℓ = (1/N)‖Ŷ−Y‖² = m·MSE, in the
+            // target's own units.
+            match &self.scale {
+                ErrorScale::Identity => loss / m,
+                ErrorScale::Uniform(s2) => s2 * loss / m,
+                ErrorScale::PerOutput { .. } => wrong / m,
             }
         };
         let mut reg = 0.0;

@@ -88,5 +88,6 @@ pub fn teacher_data(
         task,
         feature_names: vec![],
         class_names: (0..m).map(|i| i.to_string()).collect(),
+        target_std: None,
     }
 }
