@@ -25,6 +25,11 @@ pub enum Error {
     },
     #[error("{0}")]
     Invalid(String),
+    /// The command as given was refused before it started, and the user must change how
+    /// it is called (a non-empty output directory without `--force`, a run needing more
+    /// memory than there is): exit 2, like a config error.
+    #[error("{0}")]
+    Refused(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -17,12 +17,20 @@ pub struct CompareOptions {
     pub config: PathBuf,
     pub sets: Vec<String>,
     pub out: Option<PathBuf>,
+    /// Run in a non-empty output directory, removing the tool's files of an earlier run.
+    pub force: bool,
     pub verbosity: Verbosity,
 }
 
 /// `sparse-alm compare`: every method of `compare.methods` from one shared initialisation.
 pub fn compare(opts: &CompareOptions, say: &mut dyn FnMut(Notice)) -> Result<CompareReport> {
-    let setup = Setup::open(Some(&opts.config), &opts.sets, opts.out.as_deref(), say)?;
+    let setup = Setup::open(
+        Some(&opts.config),
+        &opts.sets,
+        opts.out.as_deref(),
+        opts.force,
+        say,
+    )?;
     let cfg = &setup.cfg;
     let methods: Vec<String> = cfg.compare.methods.iter().map(|m| m.to_string()).collect();
     say(Notice::Info(
@@ -36,7 +44,6 @@ pub fn compare(opts: &CompareOptions, say: &mut dyn FnMut(Notice)) -> Result<Com
     for r in &results {
         setup.save_model(&setup.out_dir.join(r.method.as_str()), r, &device_name)?;
     }
-    setup.write_config()?;
     let mut pass_checkpoints: Vec<f64> = cfg
         .compare
         .pass_checkpoints

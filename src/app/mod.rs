@@ -8,12 +8,14 @@
 //!   over [`Backend`](crate::backend::Backend)), and [`info`];
 //! - [`setup`]: the shared prologue, config → data → device → problem, built once;
 //! - `train`, `compare`, `eval`: the commands;
+//! - `outdir`: the output directory (refusal of a non-empty one, `--force`);
 //! - [`report`]: what the commands return and how it prints (tables, progress bar,
 //!   metrics JSON, counters).
 
 mod compare;
 mod device;
 mod eval;
+mod outdir;
 pub mod report;
 pub mod setup;
 mod train;

@@ -19,13 +19,21 @@ pub struct TrainOptions {
     pub sets: Vec<String>,
     /// Output directory (`None`: `runs/<timestamp>`).
     pub out: Option<PathBuf>,
+    /// Run in a non-empty output directory, removing the tool's files of an earlier run.
+    pub force: bool,
     pub verbosity: Verbosity,
 }
 
 /// `sparse-alm train`. `say` receives the progress notices and the header line (the
 /// binary prints them); the final report is returned.
 pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainReport> {
-    let setup = Setup::open(opts.config.as_deref(), &opts.sets, opts.out.as_deref(), say)?;
+    let setup = Setup::open(
+        opts.config.as_deref(),
+        &opts.sets,
+        opts.out.as_deref(),
+        opts.force,
+        say,
+    )?;
     let cfg = &setup.cfg;
     say(Notice::Info(
         setup.header(&format!("method {}", cfg.train.method)),
@@ -35,7 +43,6 @@ pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainRe
     let after = setup.device.counters();
     let device_name = setup.device.name();
     setup.save_model(&setup.out_dir, &result, &device_name)?;
-    setup.write_config()?;
     let counters = opts
         .verbosity
         .verbose
