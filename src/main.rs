@@ -310,6 +310,9 @@ fn run(cli: Cli) -> Result<()> {
             let report =
                 app::compare(&opts, &mut printer(a.common.quiet)).context("compare failed")?;
             out(&format!("\n{}{}", report.render(), report.footer()))?;
+            if let Some(e) = report.failure() {
+                return Err(e.into());
+            }
         }
         Command::Eval(a) => {
             let report = app::eval(&a.model, &a.data, a.device.choice(), &mut printer(false))

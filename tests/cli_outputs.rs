@@ -214,3 +214,169 @@ fn force_replaces_an_earlier_compare_and_keeps_other_files() {
         .collect();
     assert_eq!(names, ["prox-sgd"]);
 }
+
+/// The error lines of a diverged `train`: exit 1, what the message must say, and no model
+/// files (the configuration and the metrics log up to the divergence stay).
+#[track_caller]
+fn assert_diverged(out: &Output, dir: &Path, wants: &[&str]) -> String {
+    let first = assert_exit(out, 1);
+    for want in wants {
+        assert!(first.contains(want), "`{want}` missing: {first}");
+    }
+    assert_eq!(listing(dir), ["config.toml", "metrics.jsonl"]);
+    first
+}
+
+#[test]
+fn a_diverging_prox_sgd_stops_at_its_first_record_with_exit_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // The default digits problem and its full 300-pass budget.
+    let out = run(&[
+        "train",
+        "--device",
+        "cpu",
+        "--method",
+        "prox-sgd",
+        "--set",
+        "sgd.lr=100",
+        "--quiet",
+        "--out",
+        s(&dir),
+    ]);
+    assert_diverged(
+        &out,
+        &dir,
+        &[
+            "prox-sgd diverged at sgd epoch 1",
+            "passes)",
+            "(P0) is NaN",
+            "--set sgd.lr=10, now 100",
+            "--standardize",
+            "train.keep_diverged",
+        ],
+    );
+    // It stopped at once: the log holds the one record that showed it.
+    let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
+}
+
+#[test]
+fn an_exploding_prox_adam_stops_with_exit_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let out = run(&[
+        "train",
+        "--device",
+        "cpu",
+        "--method",
+        "prox-adam",
+        "--set",
+        "adam.lr=10",
+        "--quiet",
+        "--out",
+        s(&dir),
+    ]);
+    assert_diverged(
+        &out,
+        &dir,
+        &[
+            "prox-adam diverged at adam epoch",
+            "exceeds 1e6 × its scale",
+            "--set adam.lr=1, now 10",
+        ],
+    );
+}
+
+#[test]
+fn keep_diverged_saves_the_last_finite_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let out = train_small(
+        &dir,
+        &["--set", "sgd.lr=100", "--set", "train.keep_diverged=true"],
+    );
+    assert_ok(&out);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: prox-sgd diverged at sgd epoch 1"),
+        "{stderr}"
+    );
+    assert!(
+        text(&out.stdout).contains("DIVERGED"),
+        "{}",
+        text(&out.stdout)
+    );
+    let (net, meta) = sparse_alm::model::load(&dir).unwrap();
+    assert!(
+        meta.metrics["diverged"]
+            .as_str()
+            .is_some_and(|d| d.contains("(P0) is NaN")),
+        "{}",
+        meta.metrics
+    );
+    assert!(meta.metrics["p0"].as_f64().is_some_and(f64::is_finite));
+    // The first record already diverged, so the last finite state is the shared He
+    // initialisation (model.init_seed = 0, α = 0.1 of the digits config).
+    let init = sparse_alm::model::Network::he_init(&net.sizes(), 0.1, 0);
+    assert_eq!(net.w, init.w);
+    assert_eq!(net.b, init.b);
+}
+
+#[test]
+fn compare_keeps_the_methods_that_succeed_when_one_diverges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cmp");
+    let out = run(&[
+        "compare",
+        "configs/teacher.toml",
+        "--methods",
+        "prox-sgd,prox-gd",
+        "--set",
+        "sgd.lr=100",
+        "--passes",
+        "5",
+        "--set",
+        "model.hidden=[8]",
+        "--device",
+        "cpu",
+        "--out",
+        s(&dir),
+    ]);
+    let first = assert_exit(&out, 1);
+    assert!(
+        first.contains("1 of 2 methods failed (prox-sgd)"),
+        "{first}"
+    );
+    let stdout = text(&out.stdout);
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("prox-sgd "))
+        .unwrap_or_else(|| panic!("no prox-sgd row:\n{stdout}"));
+    assert!(row.ends_with("FAILED"), "{row}");
+    assert!(
+        stdout.contains("prox-sgd FAILED: prox-sgd diverged"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("compare.json")).unwrap()).unwrap();
+    let arr = json.as_array().unwrap();
+    assert_eq!(arr.len(), 2, "{json}");
+    assert_eq!(arr[0]["method"], "prox-sgd");
+    assert!(
+        arr[0]["failed"]
+            .as_str()
+            .is_some_and(|r| r.contains("diverged") && r.contains("sgd.lr")),
+        "{}",
+        arr[0]
+    );
+    assert_eq!(arr[1]["method"], "prox-gd");
+    assert!(arr[1].get("failed").is_none(), "{}", arr[1]);
+    assert!(arr[1]["p0"].as_f64().is_some_and(f64::is_finite));
+    sparse_alm::model::load(&dir.join("prox-gd")).expect("prox-gd's model is saved");
+    assert!(
+        !dir.join("prox-sgd").exists(),
+        "no model for the failed method"
+    );
+    assert!(dir.join("metrics-prox-sgd.jsonl").is_file());
+}

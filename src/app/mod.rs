@@ -23,7 +23,9 @@ mod train;
 pub use compare::{compare, CompareOptions};
 pub use device::{info, open_device, Device};
 pub use eval::eval;
-pub use report::{fmt_error, slash_list, CompareReport, EvalReport, TrainReport};
+pub use report::{
+    fmt_error, slash_list, CompareReport, EvalReport, MethodFailure, MethodOutcome, TrainReport,
+};
 pub use setup::{Problem, Setup};
 pub use train::{train, TrainOptions};
 

@@ -176,7 +176,7 @@ impl<B: Backend> Problem<B> {
         cfg: &Config,
         method: Method,
         sink: &mut dyn FnMut(&Record),
-    ) -> BResult<RunResult> {
+    ) -> Result<RunResult> {
         solver::train(
             be,
             cfg,

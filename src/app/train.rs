@@ -40,6 +40,11 @@ pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainRe
     ));
     let before = setup.device.counters();
     let result = with_backend!(&setup.device, be => train_on(be, &setup, opts.verbosity.quiet))?;
+    if let Some(d) = &result.diverged {
+        say(Notice::Warn(format!(
+            "warning: {d}. Saving its last finite state, as train.keep_diverged asks."
+        )));
+    }
     let after = setup.device.counters();
     let device_name = setup.device.name();
     setup.save_model(&setup.out_dir, &result, &device_name)?;
