@@ -380,3 +380,46 @@ fn compare_keeps_the_methods_that_succeed_when_one_diverges() {
     );
     assert!(dir.join("metrics-prox-sgd.jsonl").is_file());
 }
+
+#[test]
+fn a_run_too_big_for_memory_is_refused_before_allocating() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // 64-100000-100000-10 on digits: 1e10 parameters, 40 GB each copy; with the
+    // solver's workspaces about half a terabyte on the CPU backend. This used to abort
+    // in the allocator (`memory allocation of 40000000000 bytes failed`).
+    for device in ["cpu", "auto"] {
+        let out = run(&[
+            "train",
+            "--hidden",
+            "100000,100000",
+            "--device",
+            device,
+            "--out",
+            s(&dir),
+        ]);
+        let first = assert_exit(&out, 2);
+        for want in [
+            "of host memory",
+            "GiB",
+            "available (MemAvailable)",
+            "--hidden",
+        ] {
+            assert!(first.contains(want), "{device}: `{want}` missing: {first}");
+        }
+        assert!(!dir.exists(), "nothing is created for a refused run");
+    }
+    // The same for compare, whose methods run one after another.
+    let out = run(&[
+        "compare",
+        "configs/digits.toml",
+        "--set",
+        "model.hidden=[100000,100000]",
+        "--device",
+        "cpu",
+        "--out",
+        s(&dir),
+    ]);
+    let first = assert_exit(&out, 2);
+    assert!(first.contains("of host memory"), "{first}");
+}

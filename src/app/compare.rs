@@ -5,7 +5,7 @@
 
 use super::device::with_backend;
 use super::report::{counters_report, fmt_error, CompareReport, MethodFailure, MethodOutcome};
-use super::setup::Setup;
+use super::setup::{Command, Setup};
 use super::{io_err, Notice, Verbosity};
 use crate::backend::Backend;
 use crate::output::{fmt_sig, write_json};
@@ -26,6 +26,7 @@ pub struct CompareOptions {
 /// `sparse-alm compare`: every method of `compare.methods` from one shared initialisation.
 pub fn compare(opts: &CompareOptions, say: &mut dyn FnMut(Notice)) -> Result<CompareReport> {
     let setup = Setup::open(
+        Command::Compare,
         Some(&opts.config),
         &opts.sets,
         opts.out.as_deref(),

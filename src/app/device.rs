@@ -3,6 +3,7 @@
 //! `with_backend!` dispatch that lets each command body be written once, generic over
 //! [`Backend`](crate::backend::Backend), and the `info` command that reports all of it.
 
+use super::memory::Placement;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::BackendError;
 use crate::backend::{Backend, Counters};
@@ -42,6 +43,34 @@ impl Device {
 
     pub fn is_gpu(&self) -> bool {
         matches!(self, Device::Gpu(_))
+    }
+
+    /// Where the solver's matrices live: host memory, or a GPU's (shared with the host for
+    /// a software or integrated adapter).
+    pub fn placement(&self) -> Placement {
+        match self {
+            Device::Cpu(_) => Placement::Host,
+            Device::Gpu(g) => Placement::Device {
+                shared: matches!(
+                    g.adapter_info().device_type.as_str(),
+                    "Cpu" | "IntegratedGpu"
+                ),
+            },
+        }
+    }
+
+    /// A GPU's name and the most bytes one of its buffer bindings may hold.
+    pub fn buffer_limit(&self) -> Option<(String, u64)> {
+        match self {
+            Device::Cpu(_) => None,
+            Device::Gpu(g) => {
+                let l = g.limits();
+                Some((
+                    g.adapter_info().name.clone(),
+                    l.max_storage_buffer_binding_size.min(l.max_buffer_size),
+                ))
+            }
+        }
     }
 }
 

@@ -9,12 +9,14 @@
 //! - [`setup`]: the shared prologue, config → data → device → problem, built once;
 //! - `train`, `compare`, `eval`: the commands;
 //! - `outdir`: the output directory (refusal of a non-empty one, `--force`);
+//! - [`memory`]: the memory a run needs, checked before anything big is allocated;
 //! - [`report`]: what the commands return and how it prints (tables, progress bar,
 //!   metrics JSON, counters).
 
 mod compare;
 mod device;
 mod eval;
+pub mod memory;
 mod outdir;
 pub mod report;
 pub mod setup;
@@ -26,7 +28,7 @@ pub use eval::eval;
 pub use report::{
     fmt_error, slash_list, CompareReport, EvalReport, MethodFailure, MethodOutcome, TrainReport,
 };
-pub use setup::{Problem, Setup};
+pub use setup::{Command, Problem, Setup};
 pub use train::{train, TrainOptions};
 
 use crate::Error;

@@ -7,9 +7,10 @@
 
 use super::device::{open_device, Device};
 use super::report::{run_metrics, sizes_str, Sink};
-use super::{io_err, outdir, Notice};
+use super::{io_err, memory, outdir, Notice};
 use crate::backend::{BResult, Backend};
 use crate::config::{load_config, Config, DataSource, Method};
+use crate::data::available_memory;
 use crate::data::{self, Dataset, LoadedData};
 use crate::model::{self, ModelMeta, Network};
 use crate::output::{default_out_dir, write_atomic};
@@ -18,6 +19,24 @@ use crate::solver::measures::empty_network_p0;
 use crate::solver::{self, Record, RunResult};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
+
+/// Which command a setup serves: it decides which methods run (and so the memory needed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `train.method`.
+    Train,
+    /// Every method of `compare.methods`, one after another.
+    Compare,
+}
+
+impl Command {
+    fn methods(self, cfg: &Config) -> Vec<Method> {
+        match self {
+            Command::Train => vec![cfg.train.method],
+            Command::Compare => cfg.compare.methods.clone(),
+        }
+    }
+}
 
 /// A command's host side, resolved once.
 pub struct Setup {
@@ -30,13 +49,16 @@ pub struct Setup {
 impl Setup {
     /// Resolve the configuration (`config`, or the built-in default, then `sets` in
     /// order), check the output directory (`out`, default `runs/<timestamp>`: refused when
-    /// not empty unless `force`), load the data, open the device (its fallback notice goes
+    /// not empty unless `force`), load the data, estimate the memory the `command`'s runs
+    /// need and refuse what cannot fit (the host copies before the device is opened,
+    /// everything else after, see [`memory`]), open the device (its fallback notice goes
     /// to `say`), then prepare the output directory (with `force`, remove the tool's files
     /// of an earlier run) and write the resolved `config.toml` into it, in that order, so
     /// the first thing wrong is the one reported and nothing is removed for a run that
     /// cannot start. The configuration is written first so that a run killed at any
     /// moment leaves it beside its metrics.
     pub fn open(
+        command: Command,
         config: Option<&Path>,
         sets: &[String],
         out: Option<&Path>,
@@ -52,7 +74,20 @@ impl Setup {
         for w in &data.warnings {
             say(Notice::Warn(w.clone()));
         }
+        let spec = solver::spec_for(&cfg, data.train.d(), data.train.m());
+        let needs = memory::needs(
+            &spec.sizes,
+            data.train.n(),
+            data.test.n(),
+            &cfg,
+            &command.methods(&cfg),
+        );
+        memory::check_host_early(&needs)?;
         let device = open_device(cfg.train.device, &mut |s| say(Notice::Warn(s.to_string())))?;
+        memory::check_host(&needs, Some(device.placement()), available_memory())?;
+        if let Some((adapter, limit)) = device.buffer_limit() {
+            memory::check_device(&needs, &adapter, limit, None)?;
+        }
         outdir::prepare(&out_dir, force, say)?;
         let setup = Setup {
             cfg,

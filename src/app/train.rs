@@ -3,7 +3,7 @@
 
 use super::device::with_backend;
 use super::report::{counters_report, TrainReport};
-use super::setup::Setup;
+use super::setup::{Command, Setup};
 use super::{Notice, Verbosity};
 use crate::backend::Backend;
 use crate::solver::RunResult;
@@ -28,6 +28,7 @@ pub struct TrainOptions {
 /// binary prints them); the final report is returned.
 pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainReport> {
     let setup = Setup::open(
+        Command::Train,
         opts.config.as_deref(),
         &opts.sets,
         opts.out.as_deref(),

@@ -144,6 +144,12 @@ fn make_instance(backends: wgpu::Backends) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;
     desc.flags = wgpu::InstanceFlags::empty().with_env();
+    // Where the driver reports a memory budget (DX12; Vulkan with VK_EXT_memory_budget),
+    // a buffer beyond 95% of it is an out-of-memory error (the allocator's error scope
+    // turns it into a kernel error, exit 1) instead of the driver spilling into host
+    // memory until the system kills the process. The run's size is checked before it
+    // starts (`app::memory`); this catches what that estimate cannot see.
+    desc.memory_budget_thresholds.for_resource_creation = Some(95);
     wgpu::Instance::new(desc)
 }
 
