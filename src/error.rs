@@ -29,6 +29,10 @@ pub enum Error {
     /// exit 1.
     #[error("{0}")]
     Failed(String),
+    /// The run stopped on request after writing its checkpoint (resume with
+    /// `train --resume`): exit 1.
+    #[error("the run stopped after writing its checkpoint {}", .0.display())]
+    Interrupted(PathBuf),
     /// A method's iterates diverged (method §5 measures non-finite or exploding): exit 1.
     #[error(transparent)]
     Diverged(#[from] Box<crate::solver::Divergence>),

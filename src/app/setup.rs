@@ -15,6 +15,7 @@ use crate::data::{self, Dataset, LoadedData};
 use crate::model::{self, ModelMeta, Network};
 use crate::output::{default_out_dir, write_atomic};
 use crate::problem::{DeviceData, Spec};
+use crate::solver::checkpoint::Checkpoints;
 use crate::solver::measures::empty_network_p0;
 use crate::solver::{self, Record, RunResult};
 use crate::{Error, Result};
@@ -212,6 +213,18 @@ impl<B: Backend> Problem<B> {
         method: Method,
         sink: &mut dyn FnMut(&Record),
     ) -> Result<RunResult> {
+        self.run_with(be, cfg, method, sink, None)
+    }
+
+    /// [`Problem::run`] writing `checkpoints` (and resuming from the state they carry).
+    pub fn run_with(
+        &self,
+        be: &B,
+        cfg: &Config,
+        method: Method,
+        sink: &mut dyn FnMut(&Record),
+        checkpoints: Option<Checkpoints>,
+    ) -> Result<RunResult> {
         solver::train(
             be,
             cfg,
@@ -221,6 +234,7 @@ impl<B: Backend> Problem<B> {
             &self.init,
             self.empty_p0,
             sink,
+            checkpoints,
         )
     }
 

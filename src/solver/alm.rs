@@ -7,6 +7,7 @@
 //! Armijo prox-gradient steps on (P0) itself (the step of `prox_grad.rs`), then `V` =
 //! forward pass and `Λ` = adjoint multipliers.
 
+use super::checkpoint::SolverState;
 use super::inner::Lifted;
 use super::prox_grad::{p0_at, ProxGradStep};
 use super::slots::{
@@ -177,26 +178,48 @@ pub fn run<B: Backend>(
         AlmVariant::P0Steps => Some(P0Steps::new(be, spec, data.n, cfg.p0_steps)?),
     };
     let mut best = Params::zeros_like(be, spec)?;
-    best.assign(be, p)?;
-    st.init_feasible(be, data)?;
-    let (kkt0, _, _) = kkt(be, &mut st, data, 0.0)?;
-    let kkt0 = if kkt0 > 0.0 { kkt0 } else { 1.0 };
     let charge = |st: &mut Lifted<B>, budget: &mut Budget| {
         budget.passes += st.passes;
         st.passes = 0.0;
     };
-    charge(&mut st, budget);
-    let m0 = rec.record(be, &st.p, data, budget, "alm", 0, |r| {
-        r.feas = Some(0.0);
-        r.kkt = Some(1.0);
-        r.rho = Some(st.rho);
-        r.sweeps = Some(0);
-    })?;
-    let mut best_p0 = m0.p0;
-    let mut eps = cfg.eps0;
-    let mut r_ref: Option<f64> = None;
-    let mut h_prev = f64::INFINITY;
-    for k in 1..=cfg.max_outer {
+    let (kkt0, mut best_p0, mut eps, mut r_ref, mut h_prev, first);
+    if let Some(s) = rec.take_resume("alm") {
+        s.get_params(be, "p", &mut st.p)?;
+        s.get_mats(be, "v", &mut st.v)?;
+        s.get_mats(be, "u", &mut st.u)?;
+        s.get_mats(be, "lam", &mut st.lam)?;
+        s.get_params(be, "best", &mut best)?;
+        st.rho = s.get("rho")?;
+        s.get_list("step_w", &mut st.step_w)?;
+        s.get_list("step_v", &mut st.step_v)?;
+        kkt0 = s.get("kkt0")?;
+        best_p0 = s.get("best_p0")?;
+        eps = s.get("eps")?;
+        r_ref = Some(s.get("r_ref")?).filter(|v| !v.is_nan());
+        h_prev = s.get("h_prev")?;
+        if let Some(ps) = p0_steps.as_mut() {
+            ps.t = s.get("t_p0")?;
+        }
+        first = s.counter("k")? as usize + 1;
+    } else {
+        best.assign(be, p)?;
+        st.init_feasible(be, data)?;
+        let (k0, _, _) = kkt(be, &mut st, data, 0.0)?;
+        kkt0 = if k0 > 0.0 { k0 } else { 1.0 };
+        charge(&mut st, budget);
+        let m0 = rec.record(be, &st.p, data, budget, "alm", 0, |r| {
+            r.feas = Some(0.0);
+            r.kkt = Some(1.0);
+            r.rho = Some(st.rho);
+            r.sweeps = Some(0);
+        })?;
+        best_p0 = m0.p0;
+        eps = cfg.eps0;
+        r_ref = None;
+        h_prev = f64::INFINITY;
+        first = 1;
+    }
+    for k in first..=cfg.max_outer {
         if budget.spent() {
             break;
         }
@@ -295,6 +318,27 @@ pub fn run<B: Backend>(
         }
         if rel_kkt <= cfg.kkt_tol {
             break;
+        }
+        if rec.checkpoint_due() {
+            let mut s = SolverState::phase("alm");
+            s.put_params(be, "p", &st.p)?;
+            s.put_mats(be, "v", &st.v)?;
+            s.put_mats(be, "u", &st.u)?;
+            s.put_mats(be, "lam", &st.lam)?;
+            s.put_params(be, "best", &best)?;
+            s.put("rho", st.rho)
+                .put("kkt0", kkt0)
+                .put("best_p0", best_p0)
+                .put("eps", eps)
+                .put("r_ref", r_ref.unwrap_or(f64::NAN))
+                .put("h_prev", h_prev);
+            s.put_list("step_w", &st.step_w);
+            s.put_list("step_v", &st.step_v);
+            if let Some(ps) = p0_steps.as_ref() {
+                s.put("t_p0", ps.t);
+            }
+            s.count("k", k as u64);
+            rec.checkpoint(be, budget, s)?;
         }
     }
     p.assign(be, &best)?;

@@ -6,6 +6,7 @@
 //! keep zero groups at zero for a refit. The warm start of `warm+alm` is prox-SGD
 //! (`solver::train`).
 
+use super::checkpoint::SolverState;
 use super::prox_grad::{p0_at, GroupMask, ProxGradOptions, ProxGradStep};
 use super::slots::{DISCARD, GD_LOSS};
 use super::{Budget, Recorder};
@@ -101,6 +102,22 @@ pub fn prox_sgd<B: Backend>(
     let layers = spec.layers();
     let thresh = spec.lambda * lr;
     let mut epoch = 0;
+    if let Some(s) = rec.take_resume(phase) {
+        s.get_params(be, "p", p)?;
+        s.get_params(be, "m", &mut opt.m)?;
+        s.get_params(be, "v", &mut opt.v)?;
+        if s.order.len() != n {
+            return Err(crate::Error::Refused(format!(
+                "cannot resume: the checkpoint's minibatch order has {} samples, the data {n}",
+                s.order.len()
+            )));
+        }
+        let pos = (u128::from(s.counter("rng.hi")?) << 64) | u128::from(s.counter("rng.lo")?);
+        rng.set_word_pos(pos);
+        epoch = s.counter("epoch")? as usize;
+        step = s.counter("step")? as u32;
+        order = s.order;
+    }
     while !budget.spent() {
         order.shuffle(&mut rng);
         for chunk in order.chunks(batch) {
@@ -182,6 +199,19 @@ pub fn prox_sgd<B: Backend>(
         if rec.due(budget) {
             rec.record(be, p, data, budget, phase, epoch, |_| {})?;
         }
+        if rec.checkpoint_due() {
+            let mut s = SolverState::phase(phase);
+            s.put_params(be, "p", p)?;
+            s.put_params(be, "m", &opt.m)?;
+            s.put_params(be, "v", &opt.v)?;
+            s.order = order.clone();
+            let pos = rng.get_word_pos();
+            s.count("rng.hi", (pos >> 64) as u64)
+                .count("rng.lo", pos as u64)
+                .count("epoch", epoch as u64)
+                .count("step", u64::from(step));
+            rec.checkpoint(be, budget, s)?;
+        }
     }
     if rec.records.last().map(|r| r.passes) != Some(budget.passes) {
         rec.record(be, p, data, budget, phase, epoch, |_| {})?;
@@ -207,10 +237,18 @@ pub fn prox_gd<B: Backend>(
     let mask = zero_group_mask(be, spec, &opts, p)?;
     let mut ps = ProxGradStep::new(be, spec, n, mask)?;
     let bwd = net.backward_passes(spec, n);
-    net.forward(be, spec, p, &data.x)?;
-    budget.passes += net.forward_passes(spec, n);
     let mut t_last = opts.step0 / 2.0;
     let mut iter = 0;
+    if let Some(s) = rec.take_resume("gd") {
+        // The forward pass at p was charged before the checkpoint; it is redone, not
+        // charged again.
+        s.get_params(be, "p", p)?;
+        t_last = s.get("t_last")?;
+        iter = s.counter("iter")? as usize;
+    } else {
+        budget.passes += net.forward_passes(spec, n);
+    }
+    net.forward(be, spec, p, &data.x)?;
     while !budget.spent() {
         net.backward(be, spec, p, &data.x, &data.y, GD_LOSS.slot())?;
         budget.passes += bwd;
@@ -227,6 +265,12 @@ pub fn prox_gd<B: Backend>(
         if accepted.is_none() {
             // No decrease at any step: a stationary point to float precision.
             break;
+        }
+        if rec.checkpoint_due() {
+            let mut s = SolverState::phase("gd");
+            s.put_params(be, "p", p)?;
+            s.put("t_last", t_last).count("iter", iter as u64);
+            rec.checkpoint(be, budget, s)?;
         }
     }
     if rec.records.last().map(|r| r.passes) != Some(budget.passes) {
@@ -274,14 +318,29 @@ pub fn prox_apg<B: Backend>(
     let fwd = at_y.forward_passes(spec, n);
     let bwd = at_y.backward_passes(spec, n);
     let mut y = Params::zeros_like(be, spec)?;
-    y.assign(be, p)?;
-    at_y.forward(be, spec, &y, &data.x)?;
-    budget.passes += fwd;
-    let mut y_fresh = true;
-    // (P0) at x, by the forward pass just made (no extra work).
-    let mut f_x = p0_at(be, spec, data, p, &at_y)?;
-    let (mut theta, mut t) = (1.0f64, opts.step0);
-    let mut iter = 0;
+    let (mut y_fresh, mut f_x, mut theta, mut t, mut iter);
+    if let Some(s) = rec.take_resume("apg") {
+        s.get_params(be, "p", p)?;
+        s.get_params(be, "y", &mut y)?;
+        y_fresh = s.counter("y_fresh")? == 1;
+        f_x = s.get("f_x")?;
+        theta = s.get("theta")?;
+        t = s.get("t")?;
+        iter = s.counter("iter")? as usize;
+        if y_fresh {
+            // The forward pass at y was charged before the checkpoint.
+            at_y.forward(be, spec, &y, &data.x)?;
+        }
+    } else {
+        y.assign(be, p)?;
+        at_y.forward(be, spec, &y, &data.x)?;
+        budget.passes += fwd;
+        y_fresh = true;
+        // (P0) at x, by the forward pass just made (no extra work).
+        f_x = p0_at(be, spec, data, p, &at_y)?;
+        (theta, t) = (1.0f64, opts.step0);
+        iter = 0;
+    }
     while !budget.spent() {
         if !y_fresh {
             at_y.forward(be, spec, &y, &data.x)?;
@@ -325,6 +384,15 @@ pub fn prox_apg<B: Backend>(
         t *= 1.5;
         if rec.due(budget) {
             rec.record(be, p, data, budget, "apg", iter, |_| {})?;
+        }
+        if rec.checkpoint_due() {
+            let mut s = SolverState::phase("apg");
+            s.put_params(be, "p", p)?;
+            s.put_params(be, "y", &y)?;
+            s.put("f_x", f_x).put("theta", theta).put("t", t);
+            s.count("y_fresh", u64::from(y_fresh))
+                .count("iter", iter as u64);
+            rec.checkpoint(be, budget, s)?;
         }
     }
     if rec.records.last().map(|r| r.passes) != Some(budget.passes) {

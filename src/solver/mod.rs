@@ -1,13 +1,15 @@
 //! The solvers: the inexact ALM (method §4 outer loop in `alm.rs`, §6 inner block solver and
 //! its exact blocks in `inner/`), the baselines of method §7 (`baselines.rs`, with the
 //! Armijo prox-gradient step on (P0) they share with the ALM's P0 steps in `prox_grad.rs`),
-//! the measures of method §5 (`measures.rs`) and the divergence rule (`divergence.rs`). All of them are written once against [`Backend`]
+//! the measures of method §5 (`measures.rs`), the divergence rule (`divergence.rs`) and
+//! the checkpoints a run writes and resumes from (`checkpoint.rs`). All of them are written once against [`Backend`]
 //! and read back only scalars, from the slot layout of `slots.rs`; this module owns what
 //! they share: the run record, the work budget and the clock, and [`train`], which runs
 //! one method from one initialisation.
 
 pub mod alm;
 pub mod baselines;
+pub mod checkpoint;
 pub mod divergence;
 pub mod inner;
 pub mod measures;
@@ -19,12 +21,13 @@ use crate::config::{Config, Method};
 use crate::model::Network;
 use crate::problem::{DeviceData, Params, Spec};
 use crate::{Error, Result};
+use checkpoint::{Checkpoints, SolverState};
 pub use divergence::Divergence;
 use measures::{Evaluator, Measures};
 use std::time::{Duration, Instant};
 
 /// One line of `metrics.jsonl`: every method §5 measure at one outer iteration / epoch.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Record {
     pub method: String,
     /// `sgd`, `adam`, `gd`, `apg`, `alm` (warm+alm has an `sgd` then an `alm` phase).
@@ -82,8 +85,12 @@ pub struct Clock {
 
 impl Clock {
     pub fn started() -> Self {
+        Clock::resumed(0.0)
+    }
+    /// A running clock that has already counted `seconds` (a resumed run).
+    pub fn resumed(seconds: f64) -> Self {
         Clock {
-            acc: Duration::ZERO,
+            acc: Duration::from_secs_f64(seconds.max(0.0)),
             since: Some(Instant::now()),
         }
     }
@@ -144,6 +151,8 @@ pub struct Recorder<'a, B: Backend> {
     /// The parameters of the last record that passed the divergence watch (kept only when
     /// a diverged run is to return its last finite state, `train.keep_diverged`).
     pub last_good: Option<Params<B>>,
+    /// Where and when to write checkpoints, and the state to resume from.
+    pub checkpoints: Option<Checkpoints>,
 }
 
 impl<'a, B: Backend> Recorder<'a, B> {
@@ -164,7 +173,80 @@ impl<'a, B: Backend> Recorder<'a, B> {
             last_at: f64::NEG_INFINITY,
             p0_limit: f64::INFINITY,
             last_good: None,
+            checkpoints: None,
         }
+    }
+
+    /// The resume state if it continues `phase` (begun there; a phase-boundary state is
+    /// consumed too, and the phase then starts afresh from the restored parameters).
+    pub fn take_resume(&mut self, phase: &str) -> Option<SolverState> {
+        let c = self.checkpoints.as_mut()?;
+        if c.resume.as_ref().is_some_and(|s| s.phase == phase) {
+            c.resume.take().filter(|s| s.started)
+        } else {
+            None
+        }
+    }
+
+    /// The phase the resume state continues, if any is left.
+    pub fn resume_phase(&self) -> Option<&str> {
+        self.checkpoints
+            .as_ref()?
+            .resume
+            .as_ref()
+            .map(|s| s.phase.as_str())
+    }
+
+    /// Whether a phase should write a checkpoint at this safe point (every
+    /// `train.checkpoint_seconds`).
+    pub fn checkpoint_due(&self) -> bool {
+        self.checkpoints
+            .as_ref()
+            .is_some_and(|c| c.resume.is_none() && c.due(self.records.len()))
+    }
+
+    /// Write `state` (a phase's own part, filled in here with the budget, the record
+    /// cadence and the records so far), with the clock paused.
+    pub fn checkpoint(
+        &mut self,
+        be: &B,
+        budget: &mut Budget,
+        mut state: SolverState,
+    ) -> Result<()> {
+        let Some(c) = self.checkpoints.as_mut() else {
+            return Ok(());
+        };
+        be.sync()?;
+        budget.clock.pause();
+        if let Some(good) = &self.last_good {
+            state.put_params(be, "good", good)?;
+        }
+        state.method = self.method.clone();
+        state.passes = budget.passes;
+        state.seconds = budget.clock.seconds();
+        state.last_at = self.last_at;
+        state.records = self.records.clone();
+        let written = c.write(&state);
+        budget.clock.resume();
+        written
+    }
+
+    /// The checkpoint at the end of a phase: `p`, to start `next` from (`done`: the
+    /// run's result).
+    pub fn phase_end(
+        &mut self,
+        be: &B,
+        budget: &mut Budget,
+        next: &str,
+        p: &Params<B>,
+    ) -> Result<()> {
+        if self.checkpoints.is_none() {
+            return Ok(());
+        }
+        let mut state = SolverState::phase(next);
+        state.started = false;
+        state.put_params(be, "p", p)?;
+        self.checkpoint(be, budget, state)
     }
 
     /// Keep a copy of the parameters of every record that passes the divergence watch,
@@ -307,6 +389,7 @@ pub fn train<B: Backend>(
     init: &Network,
     empty_p0: f64,
     sink: &mut dyn FnMut(&Record),
+    checkpoints: Option<Checkpoints>,
 ) -> Result<RunResult> {
     let mut eval = Evaluator::new(be, spec, data)?;
     let mut p = Params::upload(be, init)?;
@@ -327,7 +410,34 @@ pub fn train<B: Backend>(
     if cfg.train.keep_diverged {
         rec.keep_last_good(be, spec, &p)?;
     }
-    let diverged = match run_method(be, cfg, method, spec, data, &mut p, &mut budget, &mut rec) {
+    rec.checkpoints = checkpoints;
+    let resume = rec.checkpoints.as_ref().and_then(|c| c.resume.as_ref());
+    if let Some(state) = resume {
+        if state.method != method.as_str() {
+            return Err(Error::Refused(format!(
+                "cannot resume: the checkpoint is of method {}, the configuration's is {method}",
+                state.method
+            )));
+        }
+        state.get_params(be, "p", &mut p)?;
+        if let Some(good) = rec.last_good.as_mut() {
+            state.get_params(be, "good", good)?;
+        }
+        budget.passes = state.passes;
+        budget.clock = Clock::resumed(state.seconds);
+        rec.last_at = state.last_at;
+        rec.records = state.records.clone();
+        for r in &rec.records {
+            (rec.sink)(r);
+        }
+    }
+    let outcome = if rec.resume_phase() == Some("done") {
+        Ok(())
+    } else {
+        run_method(be, cfg, method, spec, data, &mut p, &mut budget, &mut rec)
+            .and_then(|()| rec.phase_end(be, &mut budget, "done", &p))
+    };
+    let diverged = match outcome {
         Ok(()) => None,
         Err(Error::Diverged(mut d)) => {
             d.fix = divergence::fix_for(cfg, method, &d.phase);
@@ -379,14 +489,19 @@ fn run_method<B: Backend>(
         Method::ProxGd => baselines::prox_gd(be, spec, &cfg.gd, data, p, budget, rec),
         Method::ProxApg => baselines::prox_apg(be, spec, &cfg.gd, data, p, budget, rec),
         Method::WarmAlm => {
-            let mut warm = budget.clone();
-            warm.max_passes = cfg.warm.passes.min(budget.max_passes);
-            let warmed = baselines::prox_sgd(be, spec, cfg, None, data, p, &mut warm, rec);
-            budget.passes = warm.passes;
-            budget.clock = warm.clock;
-            warmed?;
-            if budget.spent() {
-                return Ok(());
+            // A checkpoint of the ALM phase skips the warm start (its parameters are the
+            // ones restored).
+            if rec.resume_phase() != Some("alm") {
+                let mut warm = budget.clone();
+                warm.max_passes = cfg.warm.passes.min(budget.max_passes);
+                let warmed = baselines::prox_sgd(be, spec, cfg, None, data, p, &mut warm, rec);
+                budget.passes = warm.passes;
+                budget.clock = warm.clock;
+                warmed?;
+                if budget.spent() {
+                    return Ok(());
+                }
+                rec.phase_end(be, budget, "alm", p)?;
             }
             alm::run(be, spec, &cfg.alm, cfg.alm.rho0_warm, data, p, budget, rec)
         }
