@@ -19,6 +19,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Train one network (default: the built-in digits problem, method warm+alm).
     Train(TrainArgs),
@@ -122,6 +123,13 @@ struct TrainArgs {
     /// Seed of the minibatch order (train.seed).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     seed: Option<String>,
+    /// Seconds between checkpoints; 0 = every epoch/iteration, inf = phase ends only
+    /// (train.checkpoint_seconds).
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
+    checkpoint_seconds: Option<String>,
+    /// Continue the interrupted run in DIR from its checkpoint (with DIR/config.toml).
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -227,6 +235,9 @@ impl TrainArgs {
         if let Some(s) = &self.seed {
             sets.push(format!("train.seed={s}"));
         }
+        if let Some(s) = &self.checkpoint_seconds {
+            sets.push(format!("train.checkpoint_seconds={s}"));
+        }
         sets
     }
 }
@@ -290,6 +301,8 @@ fn run(cli: Cli) -> Result<()> {
                 sets: a.sets(),
                 out: a.common.out.clone(),
                 force: a.common.force,
+                resume: a.resume.clone(),
+                stop: None,
                 verbosity: a.common.verbosity(),
             };
             let report = app::train(&opts, &mut printer(a.common.quiet)).context("train failed")?;

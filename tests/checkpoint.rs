@@ -8,7 +8,8 @@ mod common;
 
 use sparse_alm::app::Problem;
 use sparse_alm::backend::cpu::CpuBackend;
-use sparse_alm::backend::LossKind;
+use sparse_alm::backend::gpu::GpuOptions;
+use sparse_alm::backend::{Backend, LossKind};
 use sparse_alm::config::{load_config, AlmVariant, Config, Method};
 use sparse_alm::data::Dataset;
 use sparse_alm::model::Network;
@@ -37,8 +38,8 @@ fn config(variant: AlmVariant) -> Config {
 }
 
 /// Run `method` with `checkpoints`; the outcome and every record the sink saw.
-fn run(
-    be: &CpuBackend<f32>,
+fn run<B: Backend>(
+    be: &B,
     cfg: &Config,
     method: Method,
     checkpoints: Option<Checkpoints>,
@@ -75,21 +76,32 @@ fn trace(recs: &[Record]) -> Vec<(u64, u64)> {
 /// run's records exist (in phase `phase`), resume, and compare.
 fn stop_and_resume(method: Method, variant: AlmVariant, fraction: f64, phase: &str, dir: &Path) {
     let stop = |n: usize| Stop::AfterRecords(((n as f64 * fraction) as usize).max(1));
-    stop_and_resume_at(method, variant, &stop, phase, dir);
+    stop_and_resume_at(
+        &CpuBackend::<f32>::new(),
+        method,
+        variant,
+        &stop,
+        phase,
+        dir,
+    );
 }
 
 /// Stop `method` where `stop` (given the uninterrupted run's record count) says, expect a
 /// checkpoint of `phase`, resume, and compare with the uninterrupted run.
-fn stop_and_resume_at(
+fn stop_and_resume_at<B: Backend>(
+    be: &B,
     method: Method,
     variant: AlmVariant,
     stop: &dyn Fn(usize) -> Stop,
     phase: &str,
     dir: &Path,
 ) {
-    let be = CpuBackend::<f32>::new();
-    let cfg = config(variant);
-    let (full, full_recs) = run(&be, &cfg, method, None);
+    let mut cfg = config(variant);
+    if be.name().starts_with("GPU") {
+        // Software adapters are slow; a shorter run has the same safe points.
+        cfg.train.max_passes = 80.0;
+    }
+    let (full, full_recs) = run(be, &cfg, method, None);
     let full = full.unwrap();
     let stop = stop(full_recs.len());
     let what = format!(
@@ -98,7 +110,7 @@ fn stop_and_resume_at(
     );
     // Checkpoints at every safe point change nothing.
     let path = checkpoint::checkpoint_path(dir);
-    let (every, every_recs) = run(&be, &cfg, method, Some(Checkpoints::new(path.clone(), 0.0)));
+    let (every, every_recs) = run(be, &cfg, method, Some(Checkpoints::new(path.clone(), 0.0)));
     assert_eq!(
         bits(&every.unwrap().net),
         bits(&full.net),
@@ -107,7 +119,7 @@ fn stop_and_resume_at(
     assert_eq!(trace(&every_recs), trace(&full_recs));
     let mut ck = Checkpoints::new(path.clone(), f64::INFINITY);
     ck.stop = Some(stop.clone());
-    let (stopped, _) = run(&be, &cfg, method, Some(ck));
+    let (stopped, _) = run(be, &cfg, method, Some(ck));
     match stopped {
         Err(Error::Interrupted(p)) => assert_eq!(p, path),
         Err(e) => panic!("{what}: {e}"),
@@ -126,7 +138,7 @@ fn stop_and_resume_at(
         Stop::AtPhaseEnd(_) => assert!(!state.started, "{what}"),
     }
     let ck = Checkpoints::new(path, f64::INFINITY).resuming(state);
-    let (resumed, resumed_recs) = run(&be, &cfg, method, Some(ck));
+    let (resumed, resumed_recs) = run(be, &cfg, method, Some(ck));
     let resumed = resumed.unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(
         bits(&resumed.net),
@@ -170,7 +182,9 @@ fn a_run_resumes_from_a_phase_end() {
         let p = p.to_string();
         move |_: usize| Stop::AtPhaseEnd(p.clone())
     };
+    let cpu = CpuBackend::<f32>::new();
     stop_and_resume_at(
+        &cpu,
         Method::WarmAlm,
         AlmVariant::P0Steps,
         &at("alm"),
@@ -179,7 +193,28 @@ fn a_run_resumes_from_a_phase_end() {
     );
     // At the end of the run (before the model is written): only the result is left.
     for method in [Method::ProxSgd, Method::Alm, Method::WarmAlm] {
-        stop_and_resume_at(method, AlmVariant::P0Steps, &at("done"), "done", tmp.path());
+        stop_and_resume_at(
+            &cpu,
+            method,
+            AlmVariant::P0Steps,
+            &at("done"),
+            "done",
+            tmp.path(),
+        );
+    }
+}
+
+/// The GPU backend is deterministic too (same kernels in the same order), so a resumed
+/// run there is also the uninterrupted one.
+#[test]
+fn a_gpu_run_resumes_bit_for_bit() {
+    let Some(gpu) = common::gpu_or_skip(GpuOptions::from_env()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let half = |n: usize| Stop::AfterRecords(n / 2);
+    for (method, phase) in [(Method::ProxAdam, "adam"), (Method::Alm, "alm")] {
+        stop_and_resume_at(&gpu, method, AlmVariant::P0Steps, &half, phase, tmp.path());
     }
 }
 

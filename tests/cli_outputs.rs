@@ -423,3 +423,114 @@ fn a_run_too_big_for_memory_is_refused_before_allocating() {
     let first = assert_exit(&out, 2);
     assert!(first.contains("of host memory"), "{first}");
 }
+
+/// The arguments of a small `train` run into `dir` whose checkpoints resume it.
+fn resumable(dir: &Path) -> Vec<String> {
+    [
+        "--device",
+        "cpu",
+        "--passes",
+        "80",
+        "--hidden",
+        "12,8",
+        "--set",
+        "warm.passes=15",
+        "--checkpoint-seconds",
+        "inf",
+        "--quiet",
+        "--out",
+        s(dir),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `--resume` after a run stopped mid-way: the in-process run stops right after a
+/// checkpoint in the ALM phase of warm+alm (as if killed there), leaving its configuration,
+/// metrics and checkpoint but no model; the binary's `train --resume` finishes it with the
+/// very model file an uninterrupted run writes, and removes the checkpoint.
+#[test]
+fn train_resume_finishes_an_interrupted_run_with_the_same_model() {
+    use sparse_alm::app::{self, TrainOptions};
+    use sparse_alm::solver::checkpoint::Stop;
+    let tmp = tempfile::tempdir().unwrap();
+    let (full, cut) = (tmp.path().join("full"), tmp.path().join("cut"));
+    let mut args = vec!["train".to_string()];
+    args.extend(resumable(&full));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_ok(&run(&args));
+    let full_records = std::fs::read_to_string(full.join("metrics.jsonl")).unwrap();
+    let records = full_records.lines().count();
+    assert!(!full.join("checkpoint.safetensors").exists());
+
+    // The same run in-process (the flags as the binary turns them into overrides).
+    let sets = [
+        "train.device=\"cpu\"",
+        "train.max_passes=80",
+        "model.hidden=[12,8]",
+        "warm.passes=15",
+        "train.checkpoint_seconds=inf",
+    ];
+    let opts = TrainOptions {
+        sets: sets.map(String::from).to_vec(),
+        out: Some(cut.clone()),
+        // warm+alm: 7 records of the warm start, then 3 of the ALM.
+        stop: Some(Stop::AfterRecords(records - 1)),
+        verbosity: app::Verbosity {
+            quiet: true,
+            verbose: false,
+        },
+        ..Default::default()
+    };
+    match app::train(&opts, &mut |_| {}) {
+        Err(sparse_alm::Error::Interrupted(p)) => {
+            assert_eq!(p, cut.join("checkpoint.safetensors"))
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("the run was not stopped"),
+    }
+    assert_eq!(
+        listing(&cut),
+        ["checkpoint.safetensors", "config.toml", "metrics.jsonl"]
+    );
+    let state = sparse_alm::solver::checkpoint::load(&cut.join("checkpoint.safetensors")).unwrap();
+    assert_eq!((state.phase.as_str(), state.started), ("alm", true));
+    assert_eq!(
+        std::fs::read_to_string(cut.join("config.toml")).unwrap(),
+        std::fs::read_to_string(full.join("config.toml")).unwrap()
+    );
+
+    // Flags beside --resume are refused (the run continues with its own config).
+    let first = assert_exit(&run(&["train", "--resume", s(&cut), "--passes", "80"]), 2);
+    assert!(first.contains("--resume"), "{first}");
+    let out = run(&["train", "--resume", s(&cut), "--quiet"]);
+    assert_ok(&out);
+    assert_eq!(
+        std::fs::read(cut.join("model.safetensors")).unwrap(),
+        std::fs::read(full.join("model.safetensors")).unwrap(),
+        "the resumed run's model differs from the uninterrupted run's"
+    );
+    assert_eq!(
+        listing(&cut),
+        [
+            "config.toml",
+            "metrics.jsonl",
+            "model.json",
+            "model.safetensors"
+        ]
+    );
+    // The metrics log holds the whole run: the same records (wall time aside).
+    let fields = |text: &str| -> Vec<(String, String)> {
+        text.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["passes"].to_string(), v["p0"].to_string())
+            })
+            .collect()
+    };
+    let resumed = std::fs::read_to_string(cut.join("metrics.jsonl")).unwrap();
+    assert_eq!(fields(&resumed), fields(&full_records));
+    // Nothing is left to resume.
+    let first = assert_exit(&run(&["train", "--resume", s(&cut)]), 2);
+    assert!(first.contains("no checkpoint"), "{first}");
+}

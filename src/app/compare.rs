@@ -5,7 +5,7 @@
 
 use super::device::with_backend;
 use super::report::{counters_report, fmt_error, CompareReport, MethodFailure, MethodOutcome};
-use super::setup::{Command, Setup};
+use super::setup::{Command, OutDir, Setup};
 use super::{io_err, Notice, Verbosity};
 use crate::backend::Backend;
 use crate::output::{fmt_sig, write_json};
@@ -29,8 +29,10 @@ pub fn compare(opts: &CompareOptions, say: &mut dyn FnMut(Notice)) -> Result<Com
         Command::Compare,
         Some(&opts.config),
         &opts.sets,
-        opts.out.as_deref(),
-        opts.force,
+        OutDir::New {
+            path: opts.out.as_deref(),
+            force: opts.force,
+        },
         say,
     )?;
     let cfg = &setup.cfg;
@@ -102,7 +104,7 @@ fn compare_on<B: Backend>(
         let log = setup
             .out_dir
             .join(format!("metrics-{}.jsonl", method.as_str()));
-        let res = match problem.run_logged(be, cfg, method, &log, quiet) {
+        let res = match problem.run_logged(be, cfg, method, &log, quiet, None) {
             Ok(res) => res,
             Err(e @ (Error::Diverged(_) | Error::Backend(_))) => {
                 say(Notice::Warn(format!(

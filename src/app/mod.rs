@@ -28,7 +28,7 @@ pub use eval::eval;
 pub use report::{
     fmt_error, slash_list, CompareReport, EvalReport, MethodFailure, MethodOutcome, TrainReport,
 };
-pub use setup::{Command, Problem, Setup};
+pub use setup::{Command, OutDir, Problem, Setup};
 pub use train::{train, TrainOptions};
 
 use crate::Error;

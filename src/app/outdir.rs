@@ -9,7 +9,7 @@ use crate::{Error, Result};
 use std::path::Path;
 
 /// What a run writes directly in its output directory (`train` and `compare`), and the
-/// checkpoint files of a resumable run.
+/// checkpoint of a resumable run.
 const OWNED_FILES: &[&str] = &[
     "model.safetensors",
     "model.json",
@@ -17,7 +17,6 @@ const OWNED_FILES: &[&str] = &[
     "config.toml",
     "compare.json",
     "checkpoint.safetensors",
-    "checkpoint.json",
 ];
 
 /// What `compare` writes inside each method's folder (`<method>/`).

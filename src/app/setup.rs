@@ -39,6 +39,15 @@ impl Command {
     }
 }
 
+/// The output directory a command writes to.
+#[derive(Clone, Copy, Debug)]
+pub enum OutDir<'a> {
+    /// A new run: `path` (`None`: `runs/<timestamp>`), which must be empty unless `force`.
+    New { path: Option<&'a Path>, force: bool },
+    /// The directory of an earlier run that this one continues (`train --resume`).
+    Resume(&'a Path),
+}
+
 /// A command's host side, resolved once.
 pub struct Setup {
     pub cfg: Config,
@@ -58,19 +67,29 @@ impl Setup {
     /// the first thing wrong is the one reported and nothing is removed for a run that
     /// cannot start. The configuration is written first so that a run killed at any
     /// moment leaves it beside its metrics.
+    /// `out: OutDir::Resume(dir)` continues the run in `dir` instead: `config` is its
+    /// `config.toml`, the directory is neither checked nor cleared, and the configuration
+    /// is not written again.
     pub fn open(
         command: Command,
         config: Option<&Path>,
         sets: &[String],
-        out: Option<&Path>,
-        force: bool,
+        out: OutDir<'_>,
         say: &mut dyn FnMut(Notice),
     ) -> Result<Self> {
         let cfg = load_config(config, sets)?;
-        let out_dir = out
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| default_out_dir(Path::new("runs")));
-        outdir::check(&out_dir, force)?;
+        let (out_dir, force, resume) = match out {
+            OutDir::New { path, force } => (
+                path.map(Path::to_path_buf)
+                    .unwrap_or_else(|| default_out_dir(Path::new("runs"))),
+                force,
+                false,
+            ),
+            OutDir::Resume(dir) => (dir.to_path_buf(), false, true),
+        };
+        if !resume {
+            outdir::check(&out_dir, force)?;
+        }
         let data = load_data(&cfg)?;
         for w in &data.warnings {
             say(Notice::Warn(w.clone()));
@@ -89,14 +108,16 @@ impl Setup {
         if let Some((adapter, limit)) = device.buffer_limit() {
             memory::check_device(&needs, &adapter, limit, None)?;
         }
-        outdir::prepare(&out_dir, force, say)?;
         let setup = Setup {
             cfg,
             data,
             device,
             out_dir,
         };
-        setup.write_config()?;
+        if !resume {
+            outdir::prepare(&setup.out_dir, force, say)?;
+            setup.write_config()?;
+        }
         Ok(setup)
     }
 
@@ -238,7 +259,8 @@ impl<B: Backend> Problem<B> {
         )
     }
 
-    /// [`Problem::run`] with a progress bar and the metrics log at `log_path`.
+    /// [`Problem::run_with`] with a progress bar and the metrics log at `log_path` (a
+    /// resumed run's earlier records are written to it again first).
     pub(super) fn run_logged(
         &self,
         be: &B,
@@ -246,9 +268,10 @@ impl<B: Backend> Problem<B> {
         method: Method,
         log_path: &Path,
         quiet: bool,
+        checkpoints: Option<Checkpoints>,
     ) -> Result<RunResult> {
         let mut sink = Sink::new(cfg, cfg.data.task, log_path, quiet, method.as_str())?;
-        let res = self.run(be, cfg, method, &mut |r: &Record| sink.see(r));
+        let res = self.run_with(be, cfg, method, &mut |r: &Record| sink.see(r), checkpoints);
         let finished = sink.finish();
         let res = res?;
         finished?;

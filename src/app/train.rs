@@ -1,13 +1,15 @@
 //! `sparse-alm train`: one method on one problem, saved as a model directory (network,
-//! metadata, metrics.jsonl, resolved config.toml).
+//! metadata, metrics.jsonl, resolved config.toml), with checkpoints while it runs
+//! (`checkpoint.safetensors`, removed once the model is saved) and `--resume` from them.
 
 use super::device::with_backend;
 use super::report::{counters_report, TrainReport};
-use super::setup::{Command, Setup};
+use super::setup::{Command, OutDir, Setup};
 use super::{Notice, Verbosity};
 use crate::backend::Backend;
+use crate::solver::checkpoint::{self, Checkpoints, SolverState, Stop};
 use crate::solver::RunResult;
-use crate::Result;
+use crate::{Error, Result};
 use std::path::PathBuf;
 
 /// What `train` needs besides the configuration.
@@ -21,26 +23,62 @@ pub struct TrainOptions {
     pub out: Option<PathBuf>,
     /// Run in a non-empty output directory, removing the tool's files of an earlier run.
     pub force: bool,
+    /// Continue the run in this directory from its checkpoint, with its `config.toml`.
+    pub resume: Option<PathBuf>,
+    /// Test hook: stop (with [`Error::Interrupted`]) where this says, after writing the
+    /// checkpoint, as a killed process would have.
+    #[doc(hidden)]
+    pub stop: Option<Stop>,
     pub verbosity: Verbosity,
 }
 
 /// `sparse-alm train`. `say` receives the progress notices and the header line (the
 /// binary prints them); the final report is returned.
 pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainReport> {
-    let setup = Setup::open(
-        Command::Train,
-        opts.config.as_deref(),
-        &opts.sets,
-        opts.out.as_deref(),
-        opts.force,
-        say,
-    )?;
+    let (setup, resume) = match &opts.resume {
+        None => {
+            let out = OutDir::New {
+                path: opts.out.as_deref(),
+                force: opts.force,
+            };
+            let setup = Setup::open(Command::Train, opts.config.as_deref(), &opts.sets, out, say)?;
+            (setup, None)
+        }
+        Some(dir) => {
+            if opts.config.is_some() || !opts.sets.is_empty() || opts.out.is_some() || opts.force {
+                return Err(Error::Refused(format!(
+                    "--resume {} continues that run with its own config.toml; it takes no \
+                     config file, --set, --out, --force or other run flags",
+                    dir.display()
+                )));
+            }
+            let path = checkpoint::checkpoint_path(dir);
+            if !path.is_file() {
+                return Err(Error::Refused(format!(
+                    "cannot resume {}: it holds no checkpoint.safetensors (the run finished, \
+                     or it never wrote one)",
+                    dir.display()
+                )));
+            }
+            let config = dir.join("config.toml");
+            let setup = Setup::open(Command::Train, Some(&config), &[], OutDir::Resume(dir), say)?;
+            let state = checkpoint::load(&path)?;
+            say(Notice::Info(format!(
+                "resuming {} from its checkpoint: phase {}, {} records, {:.4} passes",
+                dir.display(),
+                state.phase,
+                state.records.len(),
+                state.passes
+            )));
+            (setup, Some(state))
+        }
+    };
     let cfg = &setup.cfg;
     say(Notice::Info(
         setup.header(&format!("method {}", cfg.train.method)),
     ));
     let before = setup.device.counters();
-    let result = with_backend!(&setup.device, be => train_on(be, &setup, opts.verbosity.quiet))?;
+    let result = with_backend!(&setup.device, be => train_on(be, &setup, opts, resume))?;
     if let Some(d) = &result.diverged {
         say(Notice::Warn(format!(
             "warning: {d}. Saving its last finite state, as train.keep_diverged asks."
@@ -49,6 +87,12 @@ pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainRe
     let after = setup.device.counters();
     let device_name = setup.device.name();
     setup.save_model(&setup.out_dir, &result, &device_name)?;
+    // The model holds the result now; the checkpoint would only resume a finished run.
+    let ck = checkpoint::checkpoint_path(&setup.out_dir);
+    match std::fs::remove_file(&ck) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(ck, e)),
+        _ => {}
+    }
     let counters = opts
         .verbosity
         .verbose
@@ -62,11 +106,28 @@ pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainRe
     })
 }
 
-/// The configured method on the setup's problem, logged to `metrics.jsonl`.
-fn train_on<B: Backend>(be: &B, setup: &Setup, quiet: bool) -> Result<RunResult> {
+/// The configured method on the setup's problem, logged to `metrics.jsonl`, writing
+/// checkpoints every `train.checkpoint_seconds` and resuming from `resume`.
+fn train_on<B: Backend>(
+    be: &B,
+    setup: &Setup,
+    opts: &TrainOptions,
+    resume: Option<SolverState>,
+) -> Result<RunResult> {
     let cfg = &setup.cfg;
     let log = setup.out_dir.join("metrics.jsonl");
-    setup
-        .problem(be)?
-        .run_logged(be, cfg, cfg.train.method, &log, quiet)
+    let mut checkpoints = Checkpoints::new(
+        checkpoint::checkpoint_path(&setup.out_dir),
+        cfg.train.checkpoint_seconds,
+    );
+    checkpoints.resume = resume;
+    checkpoints.stop = opts.stop.clone();
+    setup.problem(be)?.run_logged(
+        be,
+        cfg,
+        cfg.train.method,
+        &log,
+        opts.verbosity.quiet,
+        Some(checkpoints),
+    )
 }

@@ -339,6 +339,10 @@ section! {
         /// scale), save the last finite state as the result (with a warning) instead of
         /// stopping with an error and writing no model.
         pub keep_diverged: bool = false,
+        /// Seconds between two checkpoints of `train` (the full solver state, written
+        /// atomically to `checkpoint.safetensors`; also at the end of each phase), for
+        /// `train --resume`; 0 = at every epoch/iteration, `inf` = at phase ends only.
+        pub checkpoint_seconds: f64 = 30.0,
     }
 }
 

@@ -72,6 +72,8 @@ impl Config {
         for (field, n) in counts {
             ensure!(n >= 1, "{field}" => "must be at least 1, got {n}");
         }
+        let cs = t.checkpoint_seconds;
+        ensure!(cs >= 0.0, "train.checkpoint_seconds" => "must be ≥ 0 (or inf for phase ends only), got {cs}");
         let (g, e0, emin) = (a.gamma, a.eps0, a.eps_min);
         ensure!(g.is_finite() && g > 1.0, "alm.gamma" => "must be greater than 1, got {g}");
         ensure!(emin <= e0, "alm.eps_min" => "must not exceed alm.eps0 = {e0}, got {emin}");

@@ -419,6 +419,20 @@ pub fn train<B: Backend>(
                 state.method
             )));
         }
+        let phases: &[&str] = match method {
+            Method::ProxSgd => &["sgd"],
+            Method::ProxAdam => &["adam"],
+            Method::ProxGd => &["gd"],
+            Method::ProxApg => &["apg"],
+            Method::Alm => &["alm"],
+            Method::WarmAlm => &["sgd", "alm"],
+        };
+        if state.phase != "done" && !phases.contains(&state.phase.as_str()) {
+            return Err(Error::Refused(format!(
+                "cannot resume: the checkpoint's phase `{}` is not one of {method}",
+                state.phase
+            )));
+        }
         state.get_params(be, "p", &mut p)?;
         if let Some(good) = rec.last_good.as_mut() {
             state.get_params(be, "good", good)?;
