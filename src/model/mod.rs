@@ -5,6 +5,8 @@
 //! trained model goes through [`save`] and [`load`], which validate so that a damaged or
 //! mismatched file is reported by name instead of producing a silently wrong network.
 
+pub mod compact;
+
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, ArrayView2};
@@ -318,6 +320,10 @@ pub struct ModelMeta {
     pub init_seed: u64,
     pub target: Vec<String>,
     pub class_names: Vec<String>,
+    /// The input features in the order the network reads them (empty in files written
+    /// before names were stored); `eval` and `predict` match data columns by these.
+    #[serde(default)]
+    pub feature_names: Vec<String>,
     /// `data::Preprocess` serialised by the caller (keeps model.rs independent of data).
     pub preprocess: serde_json::Value,
     /// Final measures, free-form object.

@@ -106,6 +106,10 @@ pub struct Budget {
     pub max_seconds: f64,
     pub passes: f64,
     pub clock: Clock,
+    /// Stop once a record's `cert` is at most this (0: never; a refit's target, method §9).
+    pub cert_target: f64,
+    /// A record reached `cert_target`.
+    pub cert_met: bool,
 }
 
 impl Budget {
@@ -115,10 +119,12 @@ impl Budget {
             max_seconds,
             passes: 0.0,
             clock: Clock::started(),
+            cert_target: 0.0,
+            cert_met: false,
         }
     }
     pub fn spent(&self) -> bool {
-        self.passes >= self.max_passes || self.clock.seconds() >= self.max_seconds
+        self.cert_met || self.passes >= self.max_passes || self.clock.seconds() >= self.max_seconds
     }
 }
 
@@ -184,6 +190,9 @@ impl<'a, B: Backend> Recorder<'a, B> {
         r.passes = budget.passes;
         r.seconds = budget.clock.seconds();
         fill(&mut r);
+        if r.cert <= budget.cert_target {
+            budget.cert_met = true;
+        }
         (self.sink)(&r);
         self.records.push(r);
         self.last_at = budget.passes;
@@ -231,6 +240,19 @@ pub fn spec_for(cfg: &Config, d: usize, m: usize) -> Spec {
     )
 }
 
+/// How a run starts and stops besides its method and budget: the defaults are a plain
+/// `train`; a refit on a selected support (method §9) sets all three.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// The `cert` normaliser (absolute certificate at a reference point); `None`: the
+    /// certificate at `init`, as method §5 defines it for a run from the initialisation.
+    pub cert0: Option<f64>,
+    /// Stop once `cert` ≤ this (0: run the whole budget).
+    pub cert_target: f64,
+    /// Zero groups of `init` stay zero (prox-GD and prox-APG).
+    pub keep_zero_groups: bool,
+}
+
 /// Run `method` from `init` on device data, with the budget of `cfg.train`. `sink` sees
 /// every record as it is made (progress bar, metrics log).
 #[allow(clippy::too_many_arguments)]
@@ -244,11 +266,36 @@ pub fn train<B: Backend>(
     empty_p0: f64,
     sink: &mut dyn FnMut(&Record),
 ) -> BResult<RunResult> {
+    let opts = RunOptions::default();
+    train_with(be, cfg, method, spec, data, init, empty_p0, &opts, sink)
+}
+
+/// [`train`] with the start and stop options of [`RunOptions`].
+#[allow(clippy::too_many_arguments)]
+pub fn train_with<B: Backend>(
+    be: &B,
+    cfg: &Config,
+    method: Method,
+    spec: &Spec,
+    data: &DeviceData<B>,
+    init: &Network,
+    empty_p0: f64,
+    opts: &RunOptions,
+    sink: &mut dyn FnMut(&Record),
+) -> BResult<RunResult> {
     let mut eval = Evaluator::new(be, spec, data)?;
     let mut p = Params::upload(be, init)?;
-    let m0 = eval.measure(be, &p, data)?;
-    let cert0 = if m0.cert_abs > 0.0 { m0.cert_abs } else { 1.0 };
+    let cert0 = match opts.cert0 {
+        Some(c) => c,
+        None => eval.measure(be, &p, data)?.cert_abs,
+    };
+    let cert0 = if cert0 > 0.0 { cert0 } else { 1.0 };
+    let gd = prox_grad::ProxGradOptions {
+        step0: cfg.gd.step0,
+        keep_zero_groups: opts.keep_zero_groups,
+    };
     let mut budget = Budget::new(cfg.train.max_passes, cfg.train.max_seconds);
+    budget.cert_target = opts.cert_target;
     // A record cadence that gives ~150 points over a finite budget.
     let interval = if cfg.train.max_passes.is_finite() {
         cfg.train.max_passes / 150.0
@@ -282,18 +329,15 @@ pub fn train<B: Backend>(
             &mut budget,
             &mut rec,
         )?,
-        Method::ProxGd => {
-            baselines::prox_gd(be, spec, &cfg.gd, data, &mut p, &mut budget, &mut rec)?
-        }
-        Method::ProxApg => {
-            baselines::prox_apg(be, spec, &cfg.gd, data, &mut p, &mut budget, &mut rec)?
-        }
+        Method::ProxGd => baselines::prox_gd(be, spec, gd, data, &mut p, &mut budget, &mut rec)?,
+        Method::ProxApg => baselines::prox_apg(be, spec, gd, data, &mut p, &mut budget, &mut rec)?,
         Method::WarmAlm => {
             let mut warm = budget.clone();
             warm.max_passes = cfg.warm.passes.min(budget.max_passes);
             baselines::prox_sgd(be, spec, cfg, None, data, &mut p, &mut warm, &mut rec)?;
             budget.passes = warm.passes;
             budget.clock = warm.clock;
+            budget.cert_met = warm.cert_met;
             if !budget.spent() {
                 alm::run(
                     be,
