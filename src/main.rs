@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sparse_alm::app::{self, CompareOptions, Notice, TrainOptions, Verbosity};
+use sparse_alm::app::{self, CompareOptions, Notice, PathOptions, TrainOptions, Verbosity};
 use sparse_alm::config::DeviceChoice;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -24,6 +24,9 @@ enum Command {
     Train(TrainArgs),
     /// Run several methods from one shared initialisation and tabulate them.
     Compare(CompareArgs),
+    /// The sparsity–accuracy frontier: select supports on a λ path, compact, refit at a
+    /// small λ_r, certify, and recommend the smallest accurate network.
+    Path(PathArgs),
     /// Evaluate a saved model on a data file.
     Eval(EvalArgs),
     /// List GPU adapters and the CPU backend.
@@ -118,6 +121,54 @@ struct TrainArgs {
     /// Seed of the minibatch order (train.seed).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     seed: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct PathArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Selection grid MIN:MAX:COUNT, geometric and ascending (path.lambdas).
+    #[arg(long, value_name = "MIN:MAX:COUNT")]
+    lambdas: Option<String>,
+    /// Any training method, used to select supports (path.selector).
+    #[arg(long, value_name = "M")]
+    selector: Option<String>,
+    /// sgd+gd, sgd+apg, gd, apg, alm or warm+alm (path.polisher).
+    #[arg(long, value_name = "P")]
+    polisher: Option<String>,
+    /// Refit λ_r (path.lambda_refit; default 1e-3, scaled for softmax-ce).
+    #[arg(long, value_name = "L", allow_hyphen_values = true)]
+    lambda_refit: Option<String>,
+    /// Share of the training data held out to choose among points (path.validation_fraction).
+    #[arg(long, value_name = "F", allow_hyphen_values = true)]
+    validation_fraction: Option<String>,
+}
+
+impl PathArgs {
+    /// `--passes` is per λ here (path.passes), not the run's budget.
+    fn sets(&self) -> Vec<String> {
+        let mut sets = self.train.sets();
+        if let Some(p) = &self.train.common.passes {
+            sets.retain(|s| !s.starts_with("train.max_passes="));
+            sets.push(format!("path.passes={p}"));
+        }
+        if let Some(l) = &self.lambdas {
+            sets.push(format!("path.lambdas={}", quoted(l)));
+        }
+        if let Some(m) = &self.selector {
+            sets.push(format!("path.selector={}", quoted(m)));
+        }
+        if let Some(p) = &self.polisher {
+            sets.push(format!("path.polisher={}", quoted(p)));
+        }
+        if let Some(l) = &self.lambda_refit {
+            sets.push(format!("path.lambda_refit={l}"));
+        }
+        if let Some(f) = &self.validation_fraction {
+            sets.push(format!("path.validation_fraction={f}"));
+        }
+        sets
+    }
 }
 
 #[derive(Args, Debug)]
@@ -304,6 +355,17 @@ fn run(cli: Cli) -> Result<()> {
             let report =
                 app::compare(&opts, &mut printer(a.common.quiet)).context("compare failed")?;
             out(&format!("\n{}{}", report.render(), report.footer()))?;
+        }
+        Command::Path(a) => {
+            let opts = PathOptions {
+                config: a.train.config.clone(),
+                sets: a.sets(),
+                out: a.train.common.out.clone(),
+                verbosity: a.train.common.verbosity(),
+            };
+            let quiet = a.train.common.quiet;
+            let report = app::path(&opts, &mut printer(quiet)).context("path failed")?;
+            out(&format!("\n{}", report.footer()))?;
         }
         Command::Eval(a) => {
             let report = app::eval(&a.model, &a.data, a.device.choice(), &mut printer(false))

@@ -696,6 +696,7 @@ fn meta(net: &Network, preprocess: serde_json::Value) -> ModelMeta {
         init_seed: 0,
         target: vec!["y".into()],
         class_names: vec![],
+        feature_names: vec![],
         preprocess,
         metrics: serde_json::json!({}),
         created_unix: 0,

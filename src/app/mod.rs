@@ -8,12 +8,16 @@
 //!   over [`Backend`](crate::backend::Backend)), and [`info`];
 //! - [`setup`]: the shared prologue, config → data → device → problem, built once;
 //! - `train`, `compare`, `eval`: the commands;
+//! - `path` (with `path_report` and `plot`): the sparsity–accuracy frontier of method §9;
 //! - [`report`]: what the commands return and how it prints (tables, progress bar,
 //!   metrics JSON, counters).
 
 mod compare;
 mod device;
 mod eval;
+mod path;
+pub mod path_report;
+mod plot;
 pub mod report;
 pub mod setup;
 mod train;
@@ -21,6 +25,8 @@ mod train;
 pub use compare::{compare, CompareOptions};
 pub use device::{info, open_device, Device};
 pub use eval::eval;
+pub use path::{path, PathOptions};
+pub use path_report::{PathPoint, PathReport};
 pub use report::{fmt_error, slash_list, CompareReport, EvalReport, TrainReport};
 pub use setup::{Problem, Setup};
 pub use train::{train, TrainOptions};

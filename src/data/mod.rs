@@ -38,6 +38,7 @@ pub use eval::load_for_eval;
 pub use limits::{available_memory, escape, human_bytes, read_limit, MAX_READ_BYTES};
 pub(crate) use limits::{read_regular, ReadError};
 pub use load::load;
+pub(crate) use split::split_indices;
 pub(crate) use teacher::memory_estimate as teacher_memory_estimate;
 
 use limits::escape_path;
