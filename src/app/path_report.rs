@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(recommend(&points).unwrap().0, 2);
         let mut failed = points.clone();
         failed[2].failed = Some("diverged".into());
-        assert_eq!(recommend(&failed).unwrap().0, 0);
+        assert_eq!(recommend(&failed).unwrap().0, 1);
         assert!(recommend(&[]).is_none());
     }
 }
