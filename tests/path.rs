@@ -183,3 +183,28 @@ fn bad_path_flags_name_the_setting() {
         assert!(err.contains(field), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn the_path_extends_past_the_grid_until_the_support_is_empty_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let live_and_lambda = |pj: &serde_json::Value| -> Vec<(u64, f64)> {
+        pj["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["live_total"].as_u64().unwrap(), p["lambda"].as_f64().unwrap()))
+            .collect()
+    };
+    let out = dir.path().join("ext");
+    let o = run(&["--lambdas", "1e-3:1e-2:2"], &out);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let pts = live_and_lambda(&json(&out.join("path.json")));
+    let (live, lambda) = *pts.last().unwrap();
+    assert_eq!(live, 0, "{pts:?}");
+    assert!(lambda > 1e-2 * 1.01, "{pts:?}");
+    let out = dir.path().join("fixed");
+    let o = run(&["--lambdas", "1e-3:1e-2:2", "--set", "path.extend=0"], &out);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let pts = live_and_lambda(&json(&out.join("path.json")));
+    assert!(pts.iter().all(|&(live, l)| live > 0 && l <= 1e-2 * 1.000001), "{pts:?}");
+}

@@ -117,6 +117,14 @@ fn refit_lambda(cfg: &Config, fit: &Dataset) -> f64 {
     }
 }
 
+/// The grid's step ratio (10 for a one-value grid), used to extend the path past its end.
+fn grid_ratio(grid: &[f64]) -> f64 {
+    match grid {
+        [.., a, b] if b > a => b / a,
+        _ => 10.0,
+    }
+}
+
 /// `ds` reading only the input features `inputs`.
 fn with_inputs(ds: &Dataset, inputs: &[usize]) -> Dataset {
     let mut out = ds.clone();
@@ -232,66 +240,112 @@ impl PathRun<'_> {
         bar.suspend(|| say(Notice::Info(path_report::header_row(task))));
         let mut points: Vec<PathPoint> = Vec::new();
         let mut last_support: Option<(Vec<usize>, Vec<Vec<usize>>)> = None;
-        for (k, &lambda) in self.grid.iter().enumerate() {
+        // The λ schedule: the grid, then (while the support is not empty) up to
+        // `path.extend` more values at the grid's ratio; a step that loses more than half
+        // of the live neurons is retried from the previous weights at the geometric
+        // midpoint, at most `path.refine` times in all, so the frontier has no large gaps.
+        let mut todo: std::collections::VecDeque<f64> = self.grid.iter().copied().collect();
+        let ratio = grid_ratio(&self.grid);
+        let (mut extend_left, mut refine_left) = (cfg.path.extend, cfg.path.refine);
+        let mut prev: Option<(f64, usize)> = None;
+        while let Some(lambda) = todo.pop_front() {
             bar.set_message(format!(
                 "selecting at λ {}",
                 crate::output::fmt_sig(lambda, 3)
             ));
             let started = Instant::now();
-            let mut sel_cfg = cfg.clone();
-            sel_cfg.train.lambda = lambda;
-            sel_cfg.train.max_passes = cfg.path.passes;
-            let spec = self.spec(dense.sizes.clone(), lambda);
-            let mut log_err = None;
-            let res = solver::train(
+            let res = self.select(
                 be,
-                &sel_cfg,
-                cfg.path.selector,
-                &spec,
                 &data,
                 &net,
+                lambda,
                 empty_sel,
-                &mut |r: &Record| {
-                    let row = SelectionRecord { lambda, record: r };
-                    if let Err(e) = sel_log.push(&row) {
-                        log_err.get_or_insert(e);
-                    }
-                },
-            )
-            .map_err(|e| {
-                Error::Invalid(format!(
-                    "the selector {} failed at λ = {lambda}: {e}",
-                    cfg.path.selector
-                ))
-            })?;
-            if let Some(e) = log_err {
-                return Err(Error::io(&sel_log_path, e));
+                &mut sel_log,
+                &sel_log_path,
+            )?;
+            let c = compact(&res.net, cfg.model.input_groups);
+            let live: usize = c.live().iter().sum();
+            if let Some((prev_lambda, prev_live)) = prev {
+                if refine_left > 0 && 2 * live < prev_live && lambda / prev_lambda > 1.05 {
+                    refine_left -= 1;
+                    todo.push_front(lambda);
+                    todo.push_front((prev_lambda * lambda).sqrt());
+                    bar.inc_length(1);
+                    continue;
+                }
             }
-            net = res.net.clone();
-            let c = compact(&net, cfg.model.input_groups);
-            let support = (c.kept_inputs.clone(), c.kept_neurons.clone());
             bar.inc(1);
+            net = res.net.clone();
+            prev = Some((lambda, live));
+            if todo.is_empty() && !c.is_empty() && extend_left > 0 {
+                extend_left -= 1;
+                todo.push_back(lambda * ratio);
+                bar.inc_length(1);
+            }
+            let support = (c.kept_inputs.clone(), c.kept_neurons.clone());
             if last_support.as_ref() == Some(&support) {
                 continue;
             }
             last_support = Some(support);
-            bar.set_message(format!("refitting {} live", c.live().iter().sum::<usize>()));
+            bar.set_message(format!("refitting {live} live"));
             let index = points.len();
             let mut point = self.point(be, &c, lambda, index, cert0, &res)?;
             // The point's wall time: its selection at λ and its refit.
             point.seconds = started.elapsed().as_secs_f64();
             bar.suspend(|| say(Notice::Info(path_report::row(task, index, &point))));
-            let empty = c.is_empty();
             points.push(point);
             path_report::write_files(out, task, &points, self.lambda_r)?;
-            if empty {
-                bar.inc((self.grid.len() - k - 1) as u64);
+            if c.is_empty() {
                 break;
             }
         }
         bar.finish_and_clear();
         sel_log.finish().map_err(io_err(&sel_log_path))?;
         Ok(points)
+    }
+
+    /// The selector at `lambda` from `net`, its records appended to `selection.jsonl`.
+    #[allow(clippy::too_many_arguments)]
+    fn select<B: Backend>(
+        &self,
+        be: &B,
+        data: &DeviceData<B>,
+        net: &Network,
+        lambda: f64,
+        empty_p0: f64,
+        log: &mut MetricsLog,
+        log_path: &std::path::Path,
+    ) -> Result<solver::RunResult> {
+        let cfg = &self.setup.cfg;
+        let mut sel_cfg = cfg.clone();
+        sel_cfg.train.lambda = lambda;
+        sel_cfg.train.max_passes = cfg.path.passes;
+        let spec = self.spec(net.sizes(), lambda);
+        let mut log_err = None;
+        let res = solver::train(
+            be,
+            &sel_cfg,
+            cfg.path.selector,
+            &spec,
+            data,
+            net,
+            empty_p0,
+            &mut |r: &Record| {
+                if let Err(e) = log.push(&SelectionRecord { lambda, record: r }) {
+                    log_err.get_or_insert(e);
+                }
+            },
+        )
+        .map_err(|e| {
+            Error::Invalid(format!(
+                "the selector {} failed at λ = {lambda}: {e}",
+                cfg.path.selector
+            ))
+        })?;
+        match log_err {
+            Some(e) => Err(Error::io(log_path, e)),
+            None => Ok(res),
+        }
     }
 
     /// Refit, certify, evaluate and save one compact support; a failed refit is a point

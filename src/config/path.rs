@@ -83,6 +83,12 @@ section! {
         pub refit_passes: f64 = 1000.0,
         /// The refit stops once `cert` reaches this.
         pub cert_target: f64 = 1e-3,
+        /// Most λ values added past the grid's end (at the grid's ratio) while the
+        /// support is not yet empty: the frontier of a small data set often lies above 0.3.
+        pub extend: usize = 10,
+        /// Most midpoints inserted where one λ step loses more than half of the live
+        /// neurons (each retried from the previous weights).
+        pub refine: usize = 4,
     }
 }
 
