@@ -524,3 +524,48 @@ fn the_python_example_predicts_like_predict() {
         .expect("python runs"));
     assert_same_predictions(&rust, &py, 1e-4);
 }
+
+/// Writes `rows` (`n × d`, row-major) as an NPY v1.0 `<f8` file.
+fn write_npy(path: &Path, rows: &[Vec<f64>]) {
+    let (n, d) = (rows.len(), rows[0].len());
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {d}), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for r in rows {
+        for v in r {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Unnamed features (`X.npy`) are read by position and predict as the CSV does.
+#[test]
+fn predict_reads_a_features_npy_by_position() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = sparse_wine_run(tmp.path());
+    let wine = data("wine.csv");
+    let (h, rows) = parse_csv(&std::fs::read_to_string(&wine).unwrap());
+    let keep: Vec<usize> = (0..h.len()).filter(|&k| h[k] != "class").collect();
+    let x: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| keep.iter().map(|&k| num(&r[k])).collect())
+        .collect();
+    let npy = tmp.path().join("x.npy");
+    write_npy(&npy, &x);
+    let from_csv = ok(run(&["predict", s(&run_dir), s(&wine)]));
+    assert_eq!(from_csv, ok(run(&["predict", s(&run_dir), s(&npy)])));
+    // The export reads 12 features: a 13-column array is refused, naming both counts.
+    let exp = tmp.path().join("export");
+    export(&run_dir, &exp);
+    let err = fails_2(run(&["predict", s(&exp), s(&npy)]));
+    assert!(
+        err.contains("has 13 features but the model expects 12"),
+        "{err}"
+    );
+}

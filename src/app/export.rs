@@ -113,7 +113,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportReport> {
     // must be the function that was trained.
     let (back, back_meta) = model::load(&opts.out)?;
     let max_diff = max_output_diff(&net, &back, &c.kept_inputs);
-    if !(max_diff <= 1e-3) {
+    if max_diff.is_nan() || max_diff > 1e-3 {
         return Err(Error::Invalid(format!(
             "{}: the exported network differs from the padded one by {max_diff} (a bug; please report it)",
             opts.out.display()
