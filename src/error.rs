@@ -25,6 +25,10 @@ pub enum Error {
     },
     #[error("{0}")]
     Invalid(String),
+    /// A command-line argument the command refuses (an output directory that is not
+    /// empty): the user's to fix, like a config or data error.
+    #[error("{0}")]
+    Usage(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -3,7 +3,10 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sparse_alm::app::{self, CompareOptions, Notice, PathOptions, TrainOptions, Verbosity};
+use sparse_alm::app::{
+    self, CompareOptions, ExportOptions, Notice, PathOptions, PredictOptions, TrainOptions,
+    Verbosity,
+};
 use sparse_alm::config::DeviceChoice;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -29,6 +32,10 @@ enum Command {
     Path(PathArgs),
     /// Evaluate a saved model on a data file.
     Eval(EvalArgs),
+    /// Compact a saved model and write it, self-described, for use elsewhere.
+    Export(ExportArgs),
+    /// A saved model's predictions for every sample of a data file, as CSV.
+    Predict(PredictArgs),
     /// List GPU adapters and the CPU backend.
     Info,
 }
@@ -191,6 +198,30 @@ struct EvalArgs {
     /// Where to run: auto, gpu or cpu.
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// Run directory, path point directory, model.safetensors or model.json.
+    model: PathBuf,
+    /// Output directory (created; must be empty unless --force).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Write into a non-empty directory, replacing model.safetensors and model.json there.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Debug)]
+struct PredictArgs {
+    /// Run directory, export, model.safetensors or model.json.
+    model: PathBuf,
+    /// Data: a .csv file (columns matched by the model's feature names; no target
+    /// needed), X.npy, `X.npy,Y.npy`, `IMAGES,LABELS` or a directory of IDX files.
+    data: PathBuf,
+    /// Write the predictions to this CSV file (atomically) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 /// A TOML string literal, so any text (a path like `1.csv`, a column named `true`) stays
@@ -378,6 +409,32 @@ fn run(cli: Cli) -> Result<()> {
                 })?;
             out(&report.render())?;
         }
+        Command::Export(a) => {
+            let opts = ExportOptions {
+                model: a.model.clone(),
+                out: a.out.clone(),
+                force: a.force,
+            };
+            let report = app::export(&opts)
+                .with_context(|| format!("export of {} failed", a.model.display()))?;
+            out(&report.render())?;
+        }
+        Command::Predict(a) => {
+            let opts = PredictOptions {
+                model: a.model.clone(),
+                data: a.data.clone(),
+                out: a.out.clone(),
+            };
+            let report = app::predict(&opts).with_context(|| {
+                format!(
+                    "predict of {} on {} failed",
+                    a.model.display(),
+                    a.data.display()
+                )
+            })?;
+            out(report.csv.as_deref().unwrap_or_default())?;
+            out(&report.summary())?;
+        }
         Command::Info => out(&app::info())?,
     }
     Ok(())
@@ -395,7 +452,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<Error>() {
             return match e {
-                Error::Config(_) | Error::Data(_) | Error::Model(_) => 2,
+                Error::Config(_) | Error::Data(_) | Error::Model(_) | Error::Usage(_) => 2,
                 _ => 1,
             };
         }

@@ -302,6 +302,7 @@ fn idx_gz_round_trip_detects_gzip_by_content() {
         n_inputs: 6,
         n_outputs: 3,
         class_names: vec!["0".into(), "1".into(), "2".into()],
+        feature_names: vec![],
         preprocess: d.preprocess.clone(),
     };
     let pair = PathBuf::from(format!("{},{}", ip.display(), lp.display()));
@@ -371,6 +372,7 @@ fn eval_csv_applies_preprocess_and_checks_shapes() {
         n_inputs: 2,
         n_outputs: 2,
         class_names: vec!["0".into(), "1".into()],
+        feature_names: vec![],
         preprocess: pre,
     };
     let d = load_for_eval(&p, &spec).unwrap();

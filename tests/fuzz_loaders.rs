@@ -320,6 +320,7 @@ fn load_data_files(bytes: &[u8]) -> Vec<(String, isize)> {
         n_inputs: 2,
         n_outputs: 2,
         class_names: vec!["0".into(), "1".into()],
+        feature_names: vec![],
         preprocess: Preprocess::default(),
     };
     let eval_csv = write(d, "fuzz.csv", bytes);

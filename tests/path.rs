@@ -192,7 +192,12 @@ fn the_path_extends_past_the_grid_until_the_support_is_empty_unless_told_not_to(
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| (p["live_total"].as_u64().unwrap(), p["lambda"].as_f64().unwrap()))
+            .map(|p| {
+                (
+                    p["live_total"].as_u64().unwrap(),
+                    p["lambda"].as_f64().unwrap(),
+                )
+            })
             .collect()
     };
     let out = dir.path().join("ext");
@@ -203,8 +208,15 @@ fn the_path_extends_past_the_grid_until_the_support_is_empty_unless_told_not_to(
     assert_eq!(live, 0, "{pts:?}");
     assert!(lambda > 1e-2 * 1.01, "{pts:?}");
     let out = dir.path().join("fixed");
-    let o = run(&["--lambdas", "1e-3:1e-2:2", "--set", "path.extend=0"], &out);
+    let o = run(
+        &["--lambdas", "1e-3:1e-2:2", "--set", "path.extend=0"],
+        &out,
+    );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let pts = live_and_lambda(&json(&out.join("path.json")));
-    assert!(pts.iter().all(|&(live, l)| live > 0 && l <= 1e-2 * 1.000001), "{pts:?}");
+    assert!(
+        pts.iter()
+            .all(|&(live, l)| live > 0 && l <= 1e-2 * 1.000001),
+        "{pts:?}"
+    );
 }

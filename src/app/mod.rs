@@ -9,15 +9,19 @@
 //! - [`setup`]: the shared prologue, config → data → device → problem, built once;
 //! - `train`, `compare`, `eval`: the commands;
 //! - `path` (with `path_report` and `plot`): the sparsity–accuracy frontier of method §9;
+//! - `export`, `predict`: a trained model compacted for use elsewhere, and its
+//!   predictions on a data file;
 //! - [`report`]: what the commands return and how it prints (tables, progress bar,
 //!   metrics JSON, counters).
 
 mod compare;
 mod device;
 mod eval;
+mod export;
 mod path;
 pub mod path_report;
 mod plot;
+mod predict;
 pub mod report;
 pub mod setup;
 mod train;
@@ -25,8 +29,10 @@ mod train;
 pub use compare::{compare, CompareOptions};
 pub use device::{info, open_device, Device};
 pub use eval::eval;
+pub use export::{export, ExportOptions, ExportReport};
 pub use path::{path, PathOptions};
 pub use path_report::{PathPoint, PathReport};
+pub use predict::{predict, predictions, PredictOptions, PredictReport, Predictions};
 pub use report::{fmt_error, slash_list, CompareReport, EvalReport, TrainReport};
 pub use setup::{Problem, Setup};
 pub use train::{train, TrainOptions};

@@ -268,5 +268,9 @@ pub struct EvalSpec {
     pub n_inputs: usize,
     pub n_outputs: usize,
     pub class_names: Vec<String>,
+    /// The model's input features by name, in its order: CSV columns are matched by
+    /// these (reordered columns give the same result, extra ones are ignored). Empty: by
+    /// position (models saved before names were stored).
+    pub feature_names: Vec<String>,
     pub preprocess: Preprocess,
 }

@@ -347,6 +347,18 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
 /// The weights are written first: a run killed between the two writes leaves a stale or
 /// missing model.json, which `load` reports, rather than new metadata describing old weights.
 pub fn save(dir: &Path, net: &Network, meta: &ModelMeta) -> Result<(), ModelError> {
+    save_with(dir, net, meta, &serde_json::Map::new())
+}
+
+/// [`save`] with `extra` top-level entries in model.json beside the [`ModelMeta`] fields
+/// (an export's self-description: activations, layer list, compaction); [`load`] reads
+/// the [`ModelMeta`] fields and ignores them. An entry may not replace a meta field.
+pub fn save_with(
+    dir: &Path,
+    net: &Network,
+    meta: &ModelMeta,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), ModelError> {
     net.validate()?;
     if meta.sizes != net.sizes() {
         return Err(ModelError::Invalid(format!(
@@ -389,10 +401,26 @@ pub fn save(dir: &Path, net: &Network, meta: &ModelMeta) -> Result<(), ModelErro
         }
     }
     let st = safetensors_bytes(&bufs);
-    let mut js = serde_json::to_vec_pretty(meta).map_err(|source| ModelError::Json {
+    let json_err = |source| ModelError::Json {
         path: mpath.clone(),
         source,
-    })?;
+    };
+    // Without extras the struct is written directly, keeping its field order.
+    let mut js = if extra.is_empty() {
+        serde_json::to_vec_pretty(meta).map_err(json_err)?
+    } else {
+        let mut value = serde_json::to_value(meta).map_err(json_err)?;
+        if let Some(obj) = value.as_object_mut() {
+            for (k, v) in extra {
+                if obj.insert(k.clone(), v.clone()).is_some() {
+                    return Err(ModelError::Invalid(format!(
+                        "model.json entry `{k}` would replace a metadata field"
+                    )));
+                }
+            }
+        }
+        serde_json::to_vec_pretty(&value).map_err(json_err)?
+    };
     js.push(b'\n');
 
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -520,6 +548,25 @@ fn read_meta(mpath: &Path) -> MResult<ModelMeta> {
     }
     // The preprocessing is applied to every input: a zero scale or a NaN statistic would
     // turn every loss into NaN, so it is refused here, by field.
+    // Data columns are matched by these names: a wrong count or a repeated name would
+    // feed the network the wrong features.
+    let d0 = meta.sizes[0];
+    if !meta.feature_names.is_empty() && meta.feature_names.len() != d0 {
+        return Err(meta_err(
+            "feature_names",
+            format!(
+                "has {} names, the model has {d0} inputs",
+                meta.feature_names.len()
+            ),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = meta.feature_names.iter().find(|n| !seen.insert(n.as_str())) {
+        return Err(meta_err(
+            "feature_names",
+            format!("`{}` appears more than once", crate::data::escape(dup)),
+        ));
+    }
     let pre: crate::data::Preprocess = serde_json::from_value(meta.preprocess.clone())
         .map_err(|e| meta_err("preprocess", e.to_string()))?;
     let (d, m) = (meta.sizes[0], meta.sizes[meta.sizes.len() - 1]);
