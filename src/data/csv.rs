@@ -1,7 +1,8 @@
 //! CSV reader (RFC 4180, through the `csv` crate): a header row names the columns (names
 //! must be unique); the target column(s) are pulled out and every other column is a
 //! feature, or, for a trained model, the features are the columns it names, in its order
-//! ([`Columns::features`]: other columns are ignored, a missing one is an error naming it). Quoted fields may hold commas, doubled quotes and line breaks; whitespace
+//! ([`Columns::features`]: other columns are ignored, a missing one is an error naming
+//! it). Quoted fields may hold commas, doubled quotes and line breaks; whitespace
 //! around a field is ignored. Blank lines are skipped but still counted, so reported line
 //! numbers match an editor's (1-based, the header is line 1; a record spanning lines is
 //! reported at its first).
