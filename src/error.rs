@@ -29,6 +29,18 @@ pub enum Error {
     /// empty): the user's to fix, like a config or data error.
     #[error("{0}")]
     Usage(String),
+    /// Part of a command failed after the rest was done and saved (a method of `compare`):
+    /// exit 1.
+    #[error("{0}")]
+    Failed(String),
+    /// A method's iterates diverged (method §5 measures non-finite or exploding): exit 1.
+    #[error(transparent)]
+    Diverged(#[from] Box<crate::solver::Divergence>),
+    /// The command as given was refused before it started, and the user must change how
+    /// it is called (a non-empty output directory without `--force`, a run needing more
+    /// memory than there is): exit 2, like a config error.
+    #[error("{0}")]
+    Refused(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -71,9 +71,13 @@ struct Overrides {
     /// Override a config value: `--set train.lambda=1e-3`, `--set model.hidden=[64,32]`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
-    /// Output directory (default: runs/<UTC timestamp>).
+    /// Output directory (default: runs/<UTC timestamp>); refused when not empty.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Run in a non-empty --out directory: first remove the files an earlier run of this
+    /// tool wrote there (models, metrics, config, compare.json, method folders), nothing else.
+    #[arg(long)]
+    force: bool,
     /// Where to run: auto (GPU if found, else CPU), gpu or cpu (train.device).
     #[arg(long, value_enum)]
     device: Option<DeviceArg>,
@@ -367,6 +371,7 @@ fn run(cli: Cli) -> Result<()> {
                 config: a.config.clone(),
                 sets: a.sets(),
                 out: a.common.out.clone(),
+                force: a.common.force,
                 verbosity: a.common.verbosity(),
             };
             let report = app::train(&opts, &mut printer(a.common.quiet)).context("train failed")?;
@@ -381,17 +386,22 @@ fn run(cli: Cli) -> Result<()> {
                 config: a.config.clone(),
                 sets,
                 out: a.common.out.clone(),
+                force: a.common.force,
                 verbosity: a.common.verbosity(),
             };
             let report =
                 app::compare(&opts, &mut printer(a.common.quiet)).context("compare failed")?;
             out(&format!("\n{}{}", report.render(), report.footer()))?;
+            if let Some(e) = report.failure() {
+                return Err(e.into());
+            }
         }
         Command::Path(a) => {
             let opts = PathOptions {
                 config: a.train.config.clone(),
                 sets: a.sets(),
                 out: a.train.common.out.clone(),
+                force: a.train.common.force,
                 verbosity: a.train.common.verbosity(),
             };
             let quiet = a.train.common.quiet;
@@ -452,7 +462,11 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<Error>() {
             return match e {
-                Error::Config(_) | Error::Data(_) | Error::Model(_) | Error::Usage(_) => 2,
+                Error::Config(_)
+                | Error::Data(_)
+                | Error::Model(_)
+                | Error::Usage(_)
+                | Error::Refused(_) => 2,
                 _ => 1,
             };
         }

@@ -1,15 +1,16 @@
 //! `sparse-alm compare`: every method of `compare.methods` on one problem from one shared
 //! initialisation, saved side by side (a model directory and a metrics log per method,
-//! compare.json with (P0) at pass and time checkpoints).
+//! compare.json with (P0) at pass and time checkpoints). A method that fails is kept in
+//! the table and in compare.json with its reason; the others are saved as usual.
 
 use super::device::with_backend;
-use super::report::{counters_report, fmt_error, CompareReport};
+use super::report::{counters_report, fmt_error, CompareReport, MethodFailure, MethodOutcome};
 use super::setup::Setup;
 use super::{io_err, Notice, Verbosity};
 use crate::backend::Backend;
 use crate::output::{fmt_sig, write_json};
 use crate::solver::RunResult;
-use crate::Result;
+use crate::{Error, Result};
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, Default)]
@@ -17,26 +18,30 @@ pub struct CompareOptions {
     pub config: PathBuf,
     pub sets: Vec<String>,
     pub out: Option<PathBuf>,
+    /// Run in a non-empty output directory, removing the tool's files of an earlier run.
+    pub force: bool,
     pub verbosity: Verbosity,
 }
 
 /// `sparse-alm compare`: every method of `compare.methods` from one shared initialisation.
 pub fn compare(opts: &CompareOptions, say: &mut dyn FnMut(Notice)) -> Result<CompareReport> {
-    let setup = Setup::open(Some(&opts.config), &opts.sets, opts.out.as_deref(), say)?;
+    let setup = Setup::open(
+        Some(&opts.config),
+        &opts.sets,
+        opts.out.as_deref(),
+        opts.force,
+        say,
+    )?;
     let cfg = &setup.cfg;
     let methods: Vec<String> = cfg.compare.methods.iter().map(|m| m.to_string()).collect();
     say(Notice::Info(
         setup.header(&format!("methods {}", methods.join(","))),
     ));
     let before = setup.device.counters();
-    let (results, empty_p0) =
-        with_backend!(&setup.device, be => compare_on(be, &setup, opts.verbosity.quiet, say))?;
-    let after = setup.device.counters();
     let device_name = setup.device.name();
-    for r in &results {
-        setup.save_model(&setup.out_dir.join(r.method.as_str()), r, &device_name)?;
-    }
-    setup.write_config()?;
+    let (outcomes, empty_p0) = with_backend!(&setup.device, be => compare_on(be, &setup, &device_name, opts.verbosity.quiet, say))?;
+    let after = setup.device.counters();
+    let results: Vec<&RunResult> = outcomes.iter().filter_map(MethodOutcome::result).collect();
     let mut pass_checkpoints: Vec<f64> = cfg
         .compare
         .pass_checkpoints
@@ -68,7 +73,7 @@ pub fn compare(opts: &CompareOptions, say: &mut dyn FnMut(Notice)) -> Result<Com
         device: device_name,
         task: cfg.data.task,
         empty_p0,
-        results,
+        outcomes,
         pass_checkpoints,
         time_checkpoints,
         counters,
@@ -78,22 +83,40 @@ pub fn compare(opts: &CompareOptions, say: &mut dyn FnMut(Notice)) -> Result<Com
     Ok(report)
 }
 
-/// Every method on one problem, each with its own metrics log; returns the results and
-/// the empty network's (P0).
+/// Every method on one problem, each with its own metrics log and its model saved as soon
+/// as it finishes; returns the outcomes and the empty network's (P0). A method that stops
+/// with an error of its own (divergence, a backend error) is kept as failed and the next
+/// one runs; an error of the command (writing the outputs) stops it.
 fn compare_on<B: Backend>(
     be: &B,
     setup: &Setup,
+    device_name: &str,
     quiet: bool,
     say: &mut dyn FnMut(Notice),
-) -> Result<(Vec<RunResult>, f64)> {
+) -> Result<(Vec<MethodOutcome>, f64)> {
     let cfg = &setup.cfg;
     let problem = setup.problem(be)?;
-    let mut results = Vec::new();
+    let mut outcomes = Vec::new();
     for &method in &cfg.compare.methods {
         let log = setup
             .out_dir
             .join(format!("metrics-{}.jsonl", method.as_str()));
-        let res = problem.run_logged(be, cfg, method, &log, quiet)?;
+        let res = match problem.run_logged(be, cfg, method, &log, quiet) {
+            Ok(res) => res,
+            Err(e @ (Error::Diverged(_) | Error::Backend(_))) => {
+                say(Notice::Warn(format!(
+                    "{:>10}: FAILED: {e}",
+                    method.as_str()
+                )));
+                outcomes.push(MethodOutcome::Failed(MethodFailure {
+                    method,
+                    reason: e.to_string(),
+                }));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        setup.save_model(&setup.out_dir.join(method.as_str()), &res, device_name)?;
         say(Notice::Info(format!(
             "{:>10}: p0 {}  test {}  {} passes  {} s",
             method.as_str(),
@@ -102,7 +125,7 @@ fn compare_on<B: Backend>(
             fmt_sig(res.passes, 4),
             fmt_sig(res.seconds, 3)
         )));
-        results.push(res);
+        outcomes.push(MethodOutcome::Done(Box::new(res)));
     }
-    Ok((results, problem.empty_p0))
+    Ok((outcomes, problem.empty_p0))
 }

@@ -11,6 +11,7 @@
 //! - `path` (with `path_report` and `plot`): the sparsity–accuracy frontier of method §9;
 //! - `export`, `predict`: a trained model compacted for use elsewhere, and its
 //!   predictions on a data file;
+//! - `outdir`: the output directory (refusal of a non-empty one, `--force`);
 //! - [`report`]: what the commands return and how it prints (tables, progress bar,
 //!   metrics JSON, counters).
 
@@ -18,6 +19,7 @@ mod compare;
 mod device;
 mod eval;
 mod export;
+mod outdir;
 mod path;
 pub mod path_report;
 mod plot;
@@ -33,7 +35,9 @@ pub use export::{export, ExportOptions, ExportReport};
 pub use path::{path, PathOptions};
 pub use path_report::{PathPoint, PathReport};
 pub use predict::{predict, predictions, PredictOptions, PredictReport, Predictions};
-pub use report::{fmt_error, slash_list, CompareReport, EvalReport, TrainReport};
+pub use report::{
+    fmt_error, slash_list, CompareReport, EvalReport, MethodFailure, MethodOutcome, TrainReport,
+};
 pub use setup::{Problem, Setup};
 pub use train::{train, TrainOptions};
 

@@ -32,6 +32,8 @@ pub struct PathOptions {
     pub config: Option<PathBuf>,
     pub sets: Vec<String>,
     pub out: Option<PathBuf>,
+    /// Replace an earlier run in `out` (only sparse-alm's own files are removed).
+    pub force: bool,
     pub verbosity: Verbosity,
 }
 
@@ -40,12 +42,17 @@ const MIN_SPLIT: usize = 2;
 
 /// `sparse-alm path`.
 pub fn path(opts: &PathOptions, say: &mut dyn FnMut(Notice)) -> Result<PathReport> {
-    let setup = Setup::open(opts.config.as_deref(), &opts.sets, opts.out.as_deref(), say)?;
+    let setup = Setup::open(
+        opts.config.as_deref(),
+        &opts.sets,
+        opts.out.as_deref(),
+        opts.force,
+        say,
+    )?;
     let cfg = &setup.cfg;
     let grid = cfg.path.grid()?;
     let (fit, val) = carve_validation(cfg, &setup.data.train)?;
     let lambda_r = refit_lambda(cfg, &fit);
-    setup.write_config()?;
     say(Notice::Info(format!(
         "{} | path λ {} ({} values) | selector {} × {} passes | polisher {} at λ_r {} | validation {} of {} training samples",
         setup.header("path"),

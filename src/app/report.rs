@@ -5,7 +5,7 @@
 
 use super::io_err;
 use crate::backend::Counters;
-use crate::config::{Config, Task};
+use crate::config::{Config, Method, Task};
 use crate::model::ModelMeta;
 use crate::output::{fmt_sig, MetricsLog, Table};
 use crate::solver::measures::Measures;
@@ -174,6 +174,7 @@ pub(super) fn run_metrics(res: &RunResult, device: &str) -> serde_json::Value {
         "empty_p0": res.empty_p0,
         "worse_than_empty": res.worse_than_empty(),
         "device": device,
+        "diverged": res.diverged.as_ref().map(|d| d.to_string()),
     })
 }
 
@@ -231,6 +232,15 @@ impl TrainReport {
         t.row(["seconds".to_string(), fmt_sig(r.seconds, 3)]);
         t.row(["empty-network p0".to_string(), fmt_sig(r.empty_p0, 5)]);
         let mut s = t.render();
+        if let Some(d) = &r.diverged {
+            let _ = writeln!(
+                s,
+                "!!! DIVERGED at {} {} ({} passes); the model is the last finite state (train.keep_diverged) !!!",
+                d.phase,
+                d.iter,
+                fmt_sig(d.passes, 4)
+            );
+        }
         if r.worse_than_empty() {
             let _ = writeln!(
                 s,
@@ -271,13 +281,44 @@ fn footer(counters: Option<&str>, what: &str, dir: &Path) -> String {
     s
 }
 
+/// One method of a `compare`: its result, or why it has none.
+pub enum MethodOutcome {
+    Done(Box<RunResult>),
+    Failed(MethodFailure),
+}
+
+/// A method of a `compare` that stopped with an error (divergence, a runtime error); the
+/// other methods run on and are saved as usual.
+pub struct MethodFailure {
+    pub method: Method,
+    /// The error, as the binary would print it.
+    pub reason: String,
+}
+
+impl MethodOutcome {
+    pub fn method(&self) -> Method {
+        match self {
+            MethodOutcome::Done(r) => r.method,
+            MethodOutcome::Failed(f) => f.method,
+        }
+    }
+
+    pub fn result(&self) -> Option<&RunResult> {
+        match self {
+            MethodOutcome::Done(r) => Some(r),
+            MethodOutcome::Failed(_) => None,
+        }
+    }
+}
+
 /// The outcome of `compare`, printed by the binary.
 pub struct CompareReport {
     pub out_dir: PathBuf,
     pub device: String,
     pub task: Task,
     pub empty_p0: f64,
-    pub results: Vec<RunResult>,
+    /// Every method of `compare.methods`, in order.
+    pub outcomes: Vec<MethodOutcome>,
     /// Pass checkpoints within the budget.
     pub pass_checkpoints: Vec<f64>,
     pub time_checkpoints: Vec<f64>,
@@ -299,6 +340,36 @@ fn checkpoint_label(x: f64) -> String {
 }
 
 impl CompareReport {
+    /// The methods that have a result.
+    pub fn results(&self) -> impl Iterator<Item = &RunResult> {
+        self.outcomes.iter().filter_map(MethodOutcome::result)
+    }
+
+    /// The methods that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &MethodFailure> {
+        self.outcomes.iter().filter_map(|o| match o {
+            MethodOutcome::Failed(f) => Some(f),
+            MethodOutcome::Done(_) => None,
+        })
+    }
+
+    /// An error (exit 1) when any method failed, naming them; `None` when all succeeded.
+    /// The binary returns it after printing the report, so what succeeded is shown and
+    /// saved first.
+    pub fn failure(&self) -> Option<Error> {
+        let failed: Vec<&str> = self.failures().map(|f| f.method.as_str()).collect();
+        if failed.is_empty() {
+            return None;
+        }
+        Some(Error::Failed(format!(
+            "{} of {} methods failed ({}); the other results are saved in {}",
+            failed.len(),
+            self.outcomes.len(),
+            failed.join(", "),
+            self.out_dir.display()
+        )))
+    }
+
     /// The main table, one row per method.
     pub fn table(&self) -> String {
         let mut t = Table::new([
@@ -313,8 +384,25 @@ impl CompareReport {
             "seconds",
             "flag",
         ]);
-        for r in &self.results {
+        for o in &self.outcomes {
+            let r = match o {
+                MethodOutcome::Done(r) => r,
+                MethodOutcome::Failed(f) => {
+                    let mut row = vec![f.method.to_string()];
+                    row.extend(std::iter::repeat_n("-".to_string(), 8));
+                    row.push("FAILED".to_string());
+                    t.row(row);
+                    continue;
+                }
+            };
             let m = &r.final_measures;
+            let mut flags = Vec::new();
+            if r.diverged.is_some() {
+                flags.push("DIVERGED (last finite state)");
+            }
+            if r.worse_than_empty() {
+                flags.push("WORSE THAN EMPTY");
+            }
             t.row([
                 r.method.to_string(),
                 fmt_sig(m.p0, 4),
@@ -325,21 +413,21 @@ impl CompareReport {
                 fmt_sig(r.cert, 3),
                 fmt_sig(r.passes, 4),
                 fmt_sig(r.seconds, 3),
-                if r.worse_than_empty() {
-                    "WORSE THAN EMPTY".to_string()
-                } else {
-                    String::new()
-                },
+                flags.join(", "),
             ]);
         }
-        t.render()
+        let mut s = t.render();
+        for f in self.failures() {
+            let _ = writeln!(s, "{} FAILED: {}", f.method, f.reason);
+        }
+        s
     }
 
     fn checkpoint_table(&self, cols: &[f64], unit: &str, key: &dyn Fn(&Record) -> f64) -> String {
         let mut headers = vec![format!("(P0) at {unit}")];
         headers.extend(cols.iter().map(|&c| checkpoint_label(c)));
         let mut t = Table::new(headers);
-        for r in &self.results {
+        for r in self.results() {
             let mut row = vec![r.method.to_string()];
             for &c in cols {
                 row.push(
@@ -393,12 +481,24 @@ impl CompareReport {
         )
     }
 
-    /// compare.json: one object per method.
+    /// compare.json: one object per method; a failed method's has its reason under
+    /// `failed` instead of figures.
     pub fn to_json(&self) -> serde_json::Value {
         let arr: Vec<serde_json::Value> = self
-            .results
+            .outcomes
             .iter()
-            .map(|r| {
+            .map(|o| {
+                let r = match o {
+                    MethodOutcome::Done(r) => r,
+                    MethodOutcome::Failed(f) => {
+                        return json!({
+                            "method": f.method.as_str(),
+                            "failed": f.reason,
+                            "empty_p0": self.empty_p0,
+                            "device": self.device,
+                        })
+                    }
+                };
                 let mut v = run_metrics(r, &self.device);
                 let cp = |cols: &[f64], key: &dyn Fn(&Record) -> f64| -> Vec<serde_json::Value> {
                     cols.iter().map(|&c| json!({ "at": c, "best_p0": checkpoint_value(&r.records, c, key) })).collect()

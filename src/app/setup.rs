@@ -7,7 +7,7 @@
 
 use super::device::{open_device, Device};
 use super::report::{run_metrics, sizes_str, Sink};
-use super::{io_err, Notice};
+use super::{io_err, outdir, Notice};
 use crate::backend::{BResult, Backend};
 use crate::config::{load_config, Config, DataSource, Method};
 use crate::data::{self, Dataset, LoadedData};
@@ -29,31 +29,39 @@ pub struct Setup {
 
 impl Setup {
     /// Resolve the configuration (`config`, or the built-in default, then `sets` in
-    /// order), load the data, open the device (its fallback notice goes to `say`) and
-    /// create the output directory (`out`, default `runs/<timestamp>`), in that order, so
-    /// the first thing wrong is the one reported.
+    /// order), check the output directory (`out`, default `runs/<timestamp>`: refused when
+    /// not empty unless `force`), load the data, open the device (its fallback notice goes
+    /// to `say`), then prepare the output directory (with `force`, remove the tool's files
+    /// of an earlier run) and write the resolved `config.toml` into it, in that order, so
+    /// the first thing wrong is the one reported and nothing is removed for a run that
+    /// cannot start. The configuration is written first so that a run killed at any
+    /// moment leaves it beside its metrics.
     pub fn open(
         config: Option<&Path>,
         sets: &[String],
         out: Option<&Path>,
+        force: bool,
         say: &mut dyn FnMut(Notice),
     ) -> Result<Self> {
         let cfg = load_config(config, sets)?;
+        let out_dir = out
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| default_out_dir(Path::new("runs")));
+        outdir::check(&out_dir, force)?;
         let data = load_data(&cfg)?;
         for w in &data.warnings {
             say(Notice::Warn(w.clone()));
         }
         let device = open_device(cfg.train.device, &mut |s| say(Notice::Warn(s.to_string())))?;
-        let out_dir = out
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| default_out_dir(Path::new("runs")));
-        std::fs::create_dir_all(&out_dir).map_err(io_err(&out_dir))?;
-        Ok(Setup {
+        outdir::prepare(&out_dir, force, say)?;
+        let setup = Setup {
             cfg,
             data,
             device,
             out_dir,
-        })
+        };
+        setup.write_config()?;
+        Ok(setup)
     }
 
     /// The header line of a command: data, network, `what` runs, device, λ.
@@ -195,7 +203,7 @@ impl<B: Backend> Problem<B> {
         cfg: &Config,
         method: Method,
         sink: &mut dyn FnMut(&Record),
-    ) -> BResult<RunResult> {
+    ) -> Result<RunResult> {
         solver::train(
             be,
             cfg,

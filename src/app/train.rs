@@ -19,23 +19,35 @@ pub struct TrainOptions {
     pub sets: Vec<String>,
     /// Output directory (`None`: `runs/<timestamp>`).
     pub out: Option<PathBuf>,
+    /// Run in a non-empty output directory, removing the tool's files of an earlier run.
+    pub force: bool,
     pub verbosity: Verbosity,
 }
 
 /// `sparse-alm train`. `say` receives the progress notices and the header line (the
 /// binary prints them); the final report is returned.
 pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainReport> {
-    let setup = Setup::open(opts.config.as_deref(), &opts.sets, opts.out.as_deref(), say)?;
+    let setup = Setup::open(
+        opts.config.as_deref(),
+        &opts.sets,
+        opts.out.as_deref(),
+        opts.force,
+        say,
+    )?;
     let cfg = &setup.cfg;
     say(Notice::Info(
         setup.header(&format!("method {}", cfg.train.method)),
     ));
     let before = setup.device.counters();
     let result = with_backend!(&setup.device, be => train_on(be, &setup, opts.verbosity.quiet))?;
+    if let Some(d) = &result.diverged {
+        say(Notice::Warn(format!(
+            "warning: {d}. Saving its last finite state, as train.keep_diverged asks."
+        )));
+    }
     let after = setup.device.counters();
     let device_name = setup.device.name();
     setup.save_model(&setup.out_dir, &result, &device_name)?;
-    setup.write_config()?;
     let counters = opts
         .verbosity
         .verbose

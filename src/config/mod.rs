@@ -335,6 +335,10 @@ section! {
         /// Wall-time budget in seconds; `inf` = none.
         pub max_seconds: f64 = f64::INFINITY,
         pub device: DeviceChoice = DeviceChoice::Auto,
+        /// When a method diverges ((P0) or the loss non-finite, or above 1e6 times its
+        /// scale), save the last finite state as the result (with a warning) instead of
+        /// stopping with an error and writing no model.
+        pub keep_diverged: bool = false,
     }
 }
 

@@ -16,6 +16,7 @@ use super::{Budget, Recorder};
 use crate::backend::{BResult, Backend};
 use crate::config::{AlmConfig, AlmVariant};
 use crate::problem::{prox_mapping_sq, DeviceData, Net, Params, Spec};
+use crate::Result;
 
 /// The Lagrangian's prox-gradient mapping of method §5 (unit step for W/b, V part scaled by
 /// N) together with the constraint residual, at the current point and multipliers.
@@ -153,7 +154,9 @@ impl<B: Backend> P0Steps<B> {
 
 /// Run the ALM from the parameters in `p` (which on return hold the best W by true (P0)).
 /// `cfg.variant` picks the outer iteration: method §4 as written (`plain`), or with the
-/// P0 steps and feasible restart of method §7 (`p0-steps`).
+/// P0 steps and feasible restart of method §7 (`p0-steps`). Besides the records, the
+/// scalars the outer loop reads back anyway (each sweep's residual, ‖H‖, the KKT
+/// residual, the P0 steps' (P0)) are watched for divergence, at no extra cost.
 #[allow(clippy::too_many_arguments)]
 pub fn run<B: Backend>(
     be: &B,
@@ -164,7 +167,7 @@ pub fn run<B: Backend>(
     p: &mut Params<B>,
     budget: &mut Budget,
     rec: &mut Recorder<'_, B>,
-) -> BResult<()> {
+) -> Result<()> {
     let mut st = Lifted::new(be, spec, data.n, p, rho0)?;
     if cfg.exact_blocks {
         st.enable_exact(be)?;
@@ -208,6 +211,8 @@ pub fn run<B: Backend>(
             let rep = st.sweep(be, data, cfg.block_steps, &stop)?;
             charge(&mut st, budget);
             sweeps += 1;
+            let what = format!("the inner residual of sweep {sweeps}");
+            rec.watch("alm", k, budget, &what, rep.residual, false)?;
             if rep.stopped {
                 break;
             }
@@ -220,6 +225,7 @@ pub fn run<B: Backend>(
         // The p0-steps variant skips it: its feasible restart below sets Λ to the adjoint
         // multipliers, which would overwrite it. ‖H‖ drives the ρ rule in both.
         let (h_norm, su_norm) = st.constraint_norm(be, &data.y)?;
+        rec.watch("alm", k, budget, "‖H‖", h_norm, false)?;
         let inner_feas = if su_norm > 0.0 {
             h_norm / su_norm
         } else {
@@ -247,12 +253,15 @@ pub fn run<B: Backend>(
             }
             Some(ps) => {
                 charge(&mut st, budget);
-                Some(ps.run(be, &mut st, data, budget)?)
+                let p0 = ps.run(be, &mut st, data, budget)?;
+                rec.watch("alm", k, budget, "(P0) after the P0 steps", p0, true)?;
+                Some(p0)
             }
         };
         // After a feasible restart (H = 0, adjoint Λ) this is the (P0) prox-gradient map.
         let (kkt_abs, h_norm, su_norm) = kkt(be, &mut st, data, 0.0)?;
         charge(&mut st, budget);
+        rec.watch("alm", k, budget, "the KKT residual", kkt_abs, false)?;
         match p0_new {
             Some(v) if v < best_p0 => {
                 best_p0 = v;

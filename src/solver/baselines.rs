@@ -12,6 +12,7 @@ use super::{Budget, Recorder};
 use crate::backend::{BResult, Backend};
 use crate::config::{AdamConfig, Config};
 use crate::problem::{DeviceData, Net, Params, Spec};
+use crate::Result;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
@@ -64,7 +65,7 @@ pub fn prox_sgd<B: Backend>(
     p: &mut Params<B>,
     budget: &mut Budget,
     rec: &mut Recorder<'_, B>,
-) -> BResult<()> {
+) -> Result<()> {
     let n = data.n;
     let batch = match adam {
         Some(a) => a.batch,
@@ -199,7 +200,7 @@ pub fn prox_gd<B: Backend>(
     p: &mut Params<B>,
     budget: &mut Budget,
     rec: &mut Recorder<'_, B>,
-) -> BResult<()> {
+) -> Result<()> {
     let opts = opts.into();
     let n = data.n;
     let mut net = Net::new(be, spec, n)?;
@@ -262,7 +263,7 @@ pub fn prox_apg<B: Backend>(
     p: &mut Params<B>,
     budget: &mut Budget,
     rec: &mut Recorder<'_, B>,
-) -> BResult<()> {
+) -> Result<()> {
     let opts = opts.into();
     let n = data.n;
     let layers = spec.layers();

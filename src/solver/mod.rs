@@ -1,13 +1,14 @@
 //! The solvers: the inexact ALM (method §4 outer loop in `alm.rs`, §6 inner block solver and
 //! its exact blocks in `inner/`), the baselines of method §7 (`baselines.rs`, with the
-//! Armijo prox-gradient step on (P0) they share with the ALM's P0 steps in `prox_grad.rs`)
-//! and the measures of method §5 (`measures.rs`). All of them are written once against [`Backend`]
+//! Armijo prox-gradient step on (P0) they share with the ALM's P0 steps in `prox_grad.rs`),
+//! the measures of method §5 (`measures.rs`) and the divergence rule (`divergence.rs`). All of them are written once against [`Backend`]
 //! and read back only scalars, from the slot layout of `slots.rs`; this module owns what
 //! they share: the run record, the work budget and the clock, and [`train`], which runs
 //! one method from one initialisation.
 
 pub mod alm;
 pub mod baselines;
+pub mod divergence;
 pub mod inner;
 pub mod measures;
 pub mod prox_grad;
@@ -17,6 +18,8 @@ use crate::backend::{BResult, Backend};
 use crate::config::{Config, Method};
 use crate::model::Network;
 use crate::problem::{DeviceData, Params, Spec};
+use crate::{Error, Result};
+pub use divergence::Divergence;
 use measures::{Evaluator, Measures};
 use std::time::{Duration, Instant};
 
@@ -129,7 +132,8 @@ impl Budget {
 }
 
 /// What every phase needs to record its progress: the evaluator, the shared `cert`
-/// normaliser, the sink for records, and a record cadence.
+/// normaliser, the sink for records, a record cadence, and the divergence watch: every
+/// record's (P0) and loss must be finite and (P0) below `p0_limit`.
 pub struct Recorder<'a, B: Backend> {
     pub eval: &'a mut Evaluator<B>,
     pub cert0: f64,
@@ -140,6 +144,12 @@ pub struct Recorder<'a, B: Backend> {
     /// large data; the ALM records every outer iteration).
     pub min_interval: f64,
     last_at: f64,
+    /// (P0) above this is divergence ([`divergence::EXPLODE_FACTOR`] times its scale;
+    /// infinite: only non-finite values are).
+    pub p0_limit: f64,
+    /// The parameters of the last record that passed the divergence watch (kept only when
+    /// a diverged run is to return its last finite state, `train.keep_diverged`).
+    pub last_good: Option<Params<B>>,
 }
 
 impl<'a, B: Backend> Recorder<'a, B> {
@@ -158,6 +168,49 @@ impl<'a, B: Backend> Recorder<'a, B> {
             records: Vec::new(),
             min_interval,
             last_at: f64::NEG_INFINITY,
+            p0_limit: f64::INFINITY,
+            last_good: None,
+        }
+    }
+
+    /// Keep a copy of the parameters of every record that passes the divergence watch,
+    /// starting from `p` now.
+    pub fn keep_last_good(&mut self, be: &B, spec: &Spec, p: &Params<B>) -> BResult<()> {
+        let mut good = Params::zeros_like(be, spec)?;
+        good.assign(be, p)?;
+        self.last_good = Some(good);
+        Ok(())
+    }
+
+    /// The divergence error of this method at `phase`/`iter`, `what` saying what was seen
+    /// (the fix is filled in by [`train`], which knows the configuration).
+    pub fn diverged(&self, phase: &str, iter: usize, budget: &Budget, what: String) -> Error {
+        Error::Diverged(Box::new(Divergence {
+            method: self.method.clone(),
+            phase: phase.to_string(),
+            iter,
+            passes: budget.passes,
+            what,
+            fix: String::new(),
+        }))
+    }
+
+    /// Divergence when the scalar `name` = `value` (already read back by the caller) is
+    /// not finite, or, for a (P0) value (`is_p0`), above `p0_limit`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn watch(
+        &self,
+        phase: &str,
+        iter: usize,
+        budget: &Budget,
+        name: &str,
+        value: f64,
+        is_p0: bool,
+    ) -> Result<()> {
+        let limit = if is_p0 { self.p0_limit } else { f64::INFINITY };
+        match divergence::judge(name, value, limit) {
+            Some(what) => Err(self.diverged(phase, iter, budget, what)),
+            None => Ok(()),
         }
     }
 
@@ -167,7 +220,9 @@ impl<'a, B: Backend> Recorder<'a, B> {
     }
 
     /// Measure `p` with the clock paused and emit a record; `fill` adds phase-specific
-    /// fields. Returns the measures.
+    /// fields. Returns the measures, or stops the method with [`Error::Diverged`] when
+    /// (P0) or the loss is not finite or (P0) exceeds `p0_limit` (the record is still
+    /// emitted, so the metrics log shows where it went wrong).
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &mut self,
@@ -178,7 +233,7 @@ impl<'a, B: Backend> Recorder<'a, B> {
         phase: &str,
         iter: usize,
         fill: impl FnOnce(&mut Record),
-    ) -> BResult<Measures> {
+    ) -> Result<Measures> {
         // Work a GPU has only recorded so far belongs to the method's time.
         be.sync()?;
         budget.clock.pause();
@@ -196,6 +251,11 @@ impl<'a, B: Backend> Recorder<'a, B> {
         (self.sink)(&r);
         self.records.push(r);
         self.last_at = budget.passes;
+        self.watch(phase, iter, budget, "(P0)", m.p0, true)?;
+        self.watch(phase, iter, budget, "the loss", m.loss, false)?;
+        if let Some(good) = self.last_good.as_mut() {
+            good.assign(be, p)?;
+        }
         budget.clock.resume();
         Ok(m)
     }
@@ -216,6 +276,8 @@ pub struct RunResult {
     pub seconds: f64,
     /// (P0) of the empty network (method §1), for the "worse than empty" flag.
     pub empty_p0: f64,
+    /// The run diverged and `net` is its last finite state (`train.keep_diverged`).
+    pub diverged: Option<Divergence>,
 }
 
 impl RunResult {
@@ -254,7 +316,9 @@ pub struct RunOptions {
 }
 
 /// Run `method` from `init` on device data, with the budget of `cfg.train`. `sink` sees
-/// every record as it is made (progress bar, metrics log).
+/// every record as it is made (progress bar, metrics log). A diverging method stops at
+/// the record (or ALM sweep) that shows it, with [`Error::Diverged`] naming the likely fix;
+/// with `train.keep_diverged` it returns its last finite state instead.
 #[allow(clippy::too_many_arguments)]
 pub fn train<B: Backend>(
     be: &B,
@@ -265,7 +329,7 @@ pub fn train<B: Backend>(
     init: &Network,
     empty_p0: f64,
     sink: &mut dyn FnMut(&Record),
-) -> BResult<RunResult> {
+) -> Result<RunResult> {
     let opts = RunOptions::default();
     train_with(be, cfg, method, spec, data, init, empty_p0, &opts, sink)
 }
@@ -282,18 +346,12 @@ pub fn train_with<B: Backend>(
     empty_p0: f64,
     opts: &RunOptions,
     sink: &mut dyn FnMut(&Record),
-) -> BResult<RunResult> {
+) -> Result<RunResult> {
     let mut eval = Evaluator::new(be, spec, data)?;
     let mut p = Params::upload(be, init)?;
-    let cert0 = match opts.cert0 {
-        Some(c) => c,
-        None => eval.measure(be, &p, data)?.cert_abs,
-    };
+    let m0 = eval.measure(be, &p, data)?;
+    let cert0 = opts.cert0.unwrap_or(m0.cert_abs);
     let cert0 = if cert0 > 0.0 { cert0 } else { 1.0 };
-    let gd = prox_grad::ProxGradOptions {
-        step0: cfg.gd.step0,
-        keep_zero_groups: opts.keep_zero_groups,
-    };
     let mut budget = Budget::new(cfg.train.max_passes, cfg.train.max_seconds);
     budget.cert_target = opts.cert_target;
     // A record cadence that gives ~150 points over a finite budget.
@@ -303,55 +361,38 @@ pub fn train_with<B: Backend>(
         0.0
     };
     let mut rec = Recorder::new(&mut eval, cert0, method, interval, sink);
-    match method {
-        Method::Alm => {
-            alm::run(
-                be,
-                spec,
-                &cfg.alm,
-                cfg.alm.rho0,
-                data,
-                &mut p,
-                &mut budget,
-                &mut rec,
-            )?;
-        }
-        Method::ProxSgd => {
-            baselines::prox_sgd(be, spec, cfg, None, data, &mut p, &mut budget, &mut rec)?
-        }
-        Method::ProxAdam => baselines::prox_sgd(
-            be,
-            spec,
-            cfg,
-            Some(&cfg.adam),
-            data,
-            &mut p,
-            &mut budget,
-            &mut rec,
-        )?,
-        Method::ProxGd => baselines::prox_gd(be, spec, gd, data, &mut p, &mut budget, &mut rec)?,
-        Method::ProxApg => baselines::prox_apg(be, spec, gd, data, &mut p, &mut budget, &mut rec)?,
-        Method::WarmAlm => {
-            let mut warm = budget.clone();
-            warm.max_passes = cfg.warm.passes.min(budget.max_passes);
-            baselines::prox_sgd(be, spec, cfg, None, data, &mut p, &mut warm, &mut rec)?;
-            budget.passes = warm.passes;
-            budget.clock = warm.clock;
-            budget.cert_met = warm.cert_met;
-            if !budget.spent() {
-                alm::run(
-                    be,
-                    spec,
-                    &cfg.alm,
-                    cfg.alm.rho0_warm,
-                    data,
-                    &mut p,
-                    &mut budget,
-                    &mut rec,
-                )?;
+    let scale = empty_p0.max(m0.p0);
+    if scale.is_finite() && scale > 0.0 {
+        rec.p0_limit = divergence::EXPLODE_FACTOR * scale;
+    }
+    if cfg.train.keep_diverged {
+        rec.keep_last_good(be, spec, &p)?;
+    }
+    let run = run_method(
+        be,
+        cfg,
+        method,
+        spec,
+        data,
+        opts,
+        &mut p,
+        &mut budget,
+        &mut rec,
+    );
+    let diverged = match run {
+        Ok(()) => None,
+        Err(Error::Diverged(mut d)) => {
+            d.fix = divergence::fix_for(cfg, method, &d.phase);
+            match rec.last_good.take() {
+                Some(good) => {
+                    p.assign(be, &good)?;
+                    Some(*d)
+                }
+                None => return Err(Error::Diverged(d)),
             }
         }
-    }
+        Err(e) => return Err(e),
+    };
     be.sync()?;
     budget.clock.pause();
     let final_measures = rec.eval.measure(be, &p, data)?;
@@ -365,5 +406,47 @@ pub fn train_with<B: Backend>(
         passes: budget.passes,
         seconds: budget.clock.seconds(),
         empty_p0,
+        diverged,
     })
+}
+
+/// The phases of `method` on `p`, under one budget.
+#[allow(clippy::too_many_arguments)]
+fn run_method<B: Backend>(
+    be: &B,
+    cfg: &Config,
+    method: Method,
+    spec: &Spec,
+    data: &DeviceData<B>,
+    opts: &RunOptions,
+    p: &mut Params<B>,
+    budget: &mut Budget,
+    rec: &mut Recorder<'_, B>,
+) -> Result<()> {
+    let gd = prox_grad::ProxGradOptions {
+        step0: cfg.gd.step0,
+        keep_zero_groups: opts.keep_zero_groups,
+    };
+    match method {
+        Method::Alm => alm::run(be, spec, &cfg.alm, cfg.alm.rho0, data, p, budget, rec),
+        Method::ProxSgd => baselines::prox_sgd(be, spec, cfg, None, data, p, budget, rec),
+        Method::ProxAdam => {
+            baselines::prox_sgd(be, spec, cfg, Some(&cfg.adam), data, p, budget, rec)
+        }
+        Method::ProxGd => baselines::prox_gd(be, spec, gd, data, p, budget, rec),
+        Method::ProxApg => baselines::prox_apg(be, spec, gd, data, p, budget, rec),
+        Method::WarmAlm => {
+            let mut warm = budget.clone();
+            warm.max_passes = cfg.warm.passes.min(budget.max_passes);
+            let warmed = baselines::prox_sgd(be, spec, cfg, None, data, p, &mut warm, rec);
+            budget.passes = warm.passes;
+            budget.clock = warm.clock;
+            budget.cert_met = warm.cert_met;
+            warmed?;
+            if budget.spent() {
+                return Ok(());
+            }
+            alm::run(be, spec, &cfg.alm, cfg.alm.rho0_warm, data, p, budget, rec)
+        }
+    }
 }
