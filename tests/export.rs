@@ -10,19 +10,8 @@ use sparse_alm::model;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sparse-alm"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::cli::{run, s, text};
 
 #[track_caller]
 fn ok(out: Output) -> String {
@@ -47,10 +36,6 @@ fn fails_2(out: Output) -> String {
         text(&out.stderr)
     );
     text(&out.stderr)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temp paths are UTF-8")
 }
 
 fn data(name: &str) -> PathBuf {

@@ -98,7 +98,7 @@ fn carve_validation(cfg: &Config, train: &Dataset) -> Result<(Dataset, Dataset)>
         Task::Classification => train.labels.as_deref(),
         Task::Regression => None,
     };
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x5EED_0F_7A11);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x005E_ED0F_7A11);
     let (kept, taken) = crate::data::split_indices(n, n_val, strata, &mut rng);
     Ok((train.select(&kept), train.select(&taken)))
 }

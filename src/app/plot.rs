@@ -101,10 +101,7 @@ pub fn frontier_svg(
         chart
             .draw_series(pts.iter().filter_map(|(_, p)| {
                 let y = scale(p.val_error?);
-                let text = format!(
-                    "{}",
-                    p.cert.map(|c| fmt_sig(c, 2)).unwrap_or_else(|| "-".into())
-                );
+                let text = p.cert.map(|c| fmt_sig(c, 2)).unwrap_or_else(|| "-".into());
                 Some(Text::new(
                     text,
                     (p.live_total as f64, y),
