@@ -25,6 +25,10 @@ pub enum Error {
     },
     #[error("{0}")]
     Invalid(String),
+    /// A command-line argument the command refuses (an output directory that is not
+    /// empty): the user's to fix, like a config or data error.
+    #[error("{0}")]
+    Usage(String),
     /// Part of a command failed after the rest was done and saved (a method of `compare`):
     /// exit 1.
     #[error("{0}")]

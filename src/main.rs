@@ -3,7 +3,10 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sparse_alm::app::{self, CompareOptions, Notice, TrainOptions, Verbosity};
+use sparse_alm::app::{
+    self, CompareOptions, ExportOptions, Notice, PathOptions, PredictOptions, TrainOptions,
+    Verbosity,
+};
 use sparse_alm::config::DeviceChoice;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -25,8 +28,15 @@ enum Command {
     Train(TrainArgs),
     /// Run several methods from one shared initialisation and tabulate them.
     Compare(CompareArgs),
+    /// The sparsity–accuracy frontier: select supports on a λ path, compact, refit at a
+    /// small λ_r, certify, and recommend the smallest accurate network.
+    Path(PathArgs),
     /// Evaluate a saved model on a data file.
     Eval(EvalArgs),
+    /// Compact a saved model and write it, self-described, for use elsewhere.
+    Export(ExportArgs),
+    /// A saved model's predictions for every sample of a data file, as CSV.
+    Predict(PredictArgs),
     /// List GPU adapters and the CPU backend.
     Info,
 }
@@ -133,6 +143,54 @@ struct TrainArgs {
 }
 
 #[derive(Args, Debug)]
+struct PathArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Selection grid MIN:MAX:COUNT, geometric and ascending (path.lambdas).
+    #[arg(long, value_name = "MIN:MAX:COUNT")]
+    lambdas: Option<String>,
+    /// Any training method, used to select supports (path.selector).
+    #[arg(long, value_name = "M")]
+    selector: Option<String>,
+    /// sgd+gd, sgd+apg, gd, apg, alm or warm+alm (path.polisher).
+    #[arg(long, value_name = "P")]
+    polisher: Option<String>,
+    /// Refit λ_r (path.lambda_refit; default 1e-3, scaled for softmax-ce).
+    #[arg(long, value_name = "L", allow_hyphen_values = true)]
+    lambda_refit: Option<String>,
+    /// Share of the training data held out to choose among points (path.validation_fraction).
+    #[arg(long, value_name = "F", allow_hyphen_values = true)]
+    validation_fraction: Option<String>,
+}
+
+impl PathArgs {
+    /// `--passes` is per λ here (path.passes), not the run's budget.
+    fn sets(&self) -> Vec<String> {
+        let mut sets = self.train.sets();
+        if let Some(p) = &self.train.common.passes {
+            sets.retain(|s| !s.starts_with("train.max_passes="));
+            sets.push(format!("path.passes={p}"));
+        }
+        if let Some(l) = &self.lambdas {
+            sets.push(format!("path.lambdas={}", quoted(l)));
+        }
+        if let Some(m) = &self.selector {
+            sets.push(format!("path.selector={}", quoted(m)));
+        }
+        if let Some(p) = &self.polisher {
+            sets.push(format!("path.polisher={}", quoted(p)));
+        }
+        if let Some(l) = &self.lambda_refit {
+            sets.push(format!("path.lambda_refit={l}"));
+        }
+        if let Some(f) = &self.validation_fraction {
+            sets.push(format!("path.validation_fraction={f}"));
+        }
+        sets
+    }
+}
+
+#[derive(Args, Debug)]
 struct CompareArgs {
     /// Config file (TOML).
     config: PathBuf,
@@ -152,6 +210,30 @@ struct EvalArgs {
     /// Where to run: auto, gpu or cpu.
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// Run directory, path point directory, model.safetensors or model.json.
+    model: PathBuf,
+    /// Output directory (created; must be empty unless --force).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Write into a non-empty directory, replacing model.safetensors and model.json there.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Debug)]
+struct PredictArgs {
+    /// Run directory, export, model.safetensors or model.json.
+    model: PathBuf,
+    /// Data: a .csv file (columns matched by the model's feature names; no target
+    /// needed), X.npy, `X.npy,Y.npy`, `IMAGES,LABELS` or a directory of IDX files.
+    data: PathBuf,
+    /// Write the predictions to this CSV file (atomically) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 /// A TOML string literal, so any text (a path like `1.csv`, a column named `true`) stays
@@ -327,6 +409,18 @@ fn run(cli: Cli) -> Result<()> {
                 return Err(e.into());
             }
         }
+        Command::Path(a) => {
+            let opts = PathOptions {
+                config: a.train.config.clone(),
+                sets: a.sets(),
+                out: a.train.common.out.clone(),
+                force: a.train.common.force,
+                verbosity: a.train.common.verbosity(),
+            };
+            let quiet = a.train.common.quiet;
+            let report = app::path(&opts, &mut printer(quiet)).context("path failed")?;
+            out(&format!("\n{}", report.footer()))?;
+        }
         Command::Eval(a) => {
             let report = app::eval(&a.model, &a.data, a.device.choice(), &mut printer(false))
                 .with_context(|| {
@@ -337,6 +431,32 @@ fn run(cli: Cli) -> Result<()> {
                     )
                 })?;
             out(&report.render())?;
+        }
+        Command::Export(a) => {
+            let opts = ExportOptions {
+                model: a.model.clone(),
+                out: a.out.clone(),
+                force: a.force,
+            };
+            let report = app::export(&opts)
+                .with_context(|| format!("export of {} failed", a.model.display()))?;
+            out(&report.render())?;
+        }
+        Command::Predict(a) => {
+            let opts = PredictOptions {
+                model: a.model.clone(),
+                data: a.data.clone(),
+                out: a.out.clone(),
+            };
+            let report = app::predict(&opts).with_context(|| {
+                format!(
+                    "predict of {} on {} failed",
+                    a.model.display(),
+                    a.data.display()
+                )
+            })?;
+            out(report.csv.as_deref().unwrap_or_default())?;
+            out(&report.summary())?;
         }
         Command::Info => out(&app::info())?,
     }
@@ -355,7 +475,11 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<Error>() {
             return match e {
-                Error::Config(_) | Error::Data(_) | Error::Model(_) | Error::Refused(_) => 2,
+                Error::Config(_)
+                | Error::Data(_)
+                | Error::Model(_)
+                | Error::Usage(_)
+                | Error::Refused(_) => 2,
                 _ => 1,
             };
         }

@@ -574,6 +574,7 @@ fn eval_matches_mapped_labels_by_name() {
         n_inputs: 1,
         n_outputs: 3,
         class_names: vec!["5".into(), "10".into(), "100".into()],
+        feature_names: vec![],
         preprocess: Preprocess::default(),
     };
     let d = load_for_eval(&p, &spec).unwrap();
@@ -696,6 +697,7 @@ fn meta(net: &Network, preprocess: serde_json::Value) -> ModelMeta {
         init_seed: 0,
         target: vec!["y".into()],
         class_names: vec![],
+        feature_names: vec![],
         preprocess,
         metrics: serde_json::json!({}),
         created_unix: 0,

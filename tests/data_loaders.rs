@@ -302,6 +302,7 @@ fn idx_gz_round_trip_detects_gzip_by_content() {
         n_inputs: 6,
         n_outputs: 3,
         class_names: vec!["0".into(), "1".into(), "2".into()],
+        feature_names: vec![],
         preprocess: d.preprocess.clone(),
     };
     let pair = PathBuf::from(format!("{},{}", ip.display(), lp.display()));
@@ -371,6 +372,7 @@ fn eval_csv_applies_preprocess_and_checks_shapes() {
         n_inputs: 2,
         n_outputs: 2,
         class_names: vec!["0".into(), "1".into()],
+        feature_names: vec![],
         preprocess: pre,
     };
     let d = load_for_eval(&p, &spec).unwrap();
@@ -437,80 +439,121 @@ fn error_unreadable_file() {
     );
 }
 
+/// `csv_err` of each case contains every expected fragment.
+#[track_caller]
+fn csv_errs(cases: &[(&str, Task, Option<usize>, &[&str])]) {
+    for (text, task, classes, want) in cases {
+        let msg = csv_err(text, *task, *classes);
+        for w in *want {
+            assert!(msg.contains(w), "{text:?}: `{w}` not in: {msg}");
+        }
+    }
+}
+
 #[test]
 fn error_empty_data() {
-    let msg = csv_err("label,a,b\n", Task::Classification, None);
-    assert!(msg.contains("no data rows"), "{msg}");
-    let msg = csv_err("", Task::Classification, None);
-    assert!(msg.contains("no header"), "{msg}");
-    let msg = csv_err("label\n1\n2\n", Task::Classification, None);
-    assert!(msg.contains("no feature columns"), "{msg}");
+    csv_errs(&[
+        ("label,a,b\n", Task::Classification, None, &["no data rows"]),
+        ("", Task::Classification, None, &["no header"]),
+        (
+            "label\n1\n2\n",
+            Task::Classification,
+            None,
+            &["no feature columns"],
+        ),
+    ]);
 }
 
 #[test]
 fn error_ragged_row() {
-    let msg = csv_err("label,a,b\n1,2,3\n\n0,1\n", Task::Classification, None);
-    assert!(
-        msg.contains("line 4") && msg.contains("expected 3") && msg.contains("found 2"),
-        "{msg}"
-    );
+    csv_errs(&[(
+        "label,a,b\n1,2,3\n\n0,1\n",
+        Task::Classification,
+        None,
+        &["line 4", "expected 3", "found 2"],
+    )]);
 }
 
 #[test]
 fn error_unparsable_number() {
-    let msg = csv_err("label,a,b\n1,2,3\n0,1,x7\n", Task::Classification, None);
-    assert!(
-        msg.contains("line 3") && msg.contains("`b`") && msg.contains("x7"),
-        "{msg}"
-    );
-    let msg = csv_err("label,a\n1.5,2\n2..5,3\n", Task::Regression, None);
-    assert!(
-        msg.contains("line 3") && msg.contains("`label`") && msg.contains("2..5"),
-        "{msg}"
-    );
+    csv_errs(&[
+        (
+            "label,a,b\n1,2,3\n0,1,x7\n",
+            Task::Classification,
+            None,
+            &["line 3", "`b`", "x7"],
+        ),
+        (
+            "label,a\n1.5,2\n2..5,3\n",
+            Task::Regression,
+            None,
+            &["line 3", "`label`", "2..5"],
+        ),
+    ]);
 }
 
 #[test]
 fn error_non_finite() {
-    let msg = csv_err("label,a,b\n1,nan,3\n", Task::Classification, None);
-    assert!(
-        msg.contains("line 2") && msg.contains("`a`") && msg.contains("non-finite"),
-        "{msg}"
-    );
-    let msg = csv_err("label,a,b\n1,2,3\n1,2,inf\n", Task::Classification, None);
-    assert!(msg.contains("line 3") && msg.contains("`b`"), "{msg}");
-    let msg = csv_err("label,a\n1e400,2\n", Task::Regression, None);
-    assert!(msg.contains("line 2") && msg.contains("`label`"), "{msg}");
+    csv_errs(&[
+        (
+            "label,a,b\n1,nan,3\n",
+            Task::Classification,
+            None,
+            &["line 2", "`a`", "non-finite"],
+        ),
+        (
+            "label,a,b\n1,2,3\n1,2,inf\n",
+            Task::Classification,
+            None,
+            &["line 3", "`b`"],
+        ),
+        (
+            "label,a\n1e400,2\n",
+            Task::Regression,
+            None,
+            &["line 2", "`label`"],
+        ),
+    ]);
 }
 
 #[test]
 fn error_labels_out_of_range() {
-    let msg = csv_err("label,a\n1,2\n-1,3\n", Task::Classification, None);
-    assert!(
-        msg.contains("line 3") && msg.contains("`label`") && msg.contains("negative"),
-        "{msg}"
-    );
-    let msg = csv_err("label,a\n1,2\n0,3\n2.5,3\n", Task::Classification, None);
-    assert!(
-        msg.contains("line 4") && msg.contains("not an integer"),
-        "{msg}"
-    );
-    let msg = csv_err("label,a\n1,2\n3,3\n", Task::Classification, Some(3));
-    assert!(
-        msg.contains("line 3") && msg.contains("out of range") && msg.contains("3"),
-        "{msg}"
-    );
-    let msg = csv_err("label,a\n1,2\ncat,3\n", Task::Classification, None);
-    assert!(msg.contains("line 3") && msg.contains("cat"), "{msg}");
+    csv_errs(&[
+        (
+            "label,a\n1,2\n-1,3\n",
+            Task::Classification,
+            None,
+            &["line 3", "`label`", "negative"],
+        ),
+        (
+            "label,a\n1,2\n0,3\n2.5,3\n",
+            Task::Classification,
+            None,
+            &["line 4", "not an integer"],
+        ),
+        (
+            "label,a\n1,2\n3,3\n",
+            Task::Classification,
+            Some(3),
+            &["line 3", "out of range", "3"],
+        ),
+        (
+            "label,a\n1,2\ncat,3\n",
+            Task::Classification,
+            None,
+            &["line 3", "cat"],
+        ),
+    ]);
 }
 
 #[test]
 fn error_target_missing_lists_columns() {
-    let msg = csv_err("lab,a,b\n1,2,3\n", Task::Classification, None);
-    assert!(
-        msg.contains("`label`") && msg.contains("lab, a, b"),
-        "{msg}"
-    );
+    csv_errs(&[(
+        "lab,a,b\n1,2,3\n",
+        Task::Classification,
+        None,
+        &["`label`", "lab, a, b"],
+    )]);
 }
 
 #[test]

@@ -163,6 +163,7 @@ fn model_files() -> (Vec<u8>, Vec<u8>) {
         init_seed: 0,
         target: vec!["label".into()],
         class_names: vec!["0".into(), "1".into()],
+        feature_names: vec![],
         preprocess: serde_json::json!({"feature_scale": 1.0, "mean": [0.0, 1.0], "std": [1.0, 2.0]}),
         metrics: serde_json::json!({}),
         created_unix: 0,
@@ -319,6 +320,7 @@ fn load_data_files(bytes: &[u8]) -> Vec<(String, isize)> {
         n_inputs: 2,
         n_outputs: 2,
         class_names: vec!["0".into(), "1".into()],
+        feature_names: vec![],
         preprocess: Preprocess::default(),
     };
     let eval_csv = write(d, "fuzz.csv", bytes);

@@ -26,6 +26,7 @@ fn meta_for(net: &Network) -> ModelMeta {
         init_seed: 11,
         target: vec!["label".into()],
         class_names: vec!["a".into(), "b".into(), "c".into()],
+        feature_names: vec![],
         preprocess: serde_json::json!({
             "feature_scale": 1.0,
             "mean": [0.5, 1.5, 0.0, -1.0],

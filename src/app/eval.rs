@@ -31,6 +31,7 @@ pub fn eval(
         n_inputs: d,
         n_outputs: m,
         class_names: meta.class_names.clone(),
+        feature_names: meta.feature_names.clone(),
         preprocess,
     };
     let ds = data::load_for_eval(data_path, &espec)?;

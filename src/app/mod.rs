@@ -8,6 +8,9 @@
 //!   over [`Backend`](crate::backend::Backend)), and [`info`];
 //! - [`setup`]: the shared prologue, config → data → device → problem, built once;
 //! - `train`, `compare`, `eval`: the commands;
+//! - `path` (with `path_report` and `plot`): the sparsity–accuracy frontier of method §9;
+//! - `export`, `predict`: a trained model compacted for use elsewhere, and its
+//!   predictions on a data file;
 //! - `outdir`: the output directory (refusal of a non-empty one, `--force`);
 //! - [`memory`]: the memory a run needs, checked before anything big is allocated;
 //! - [`report`]: what the commands return and how it prints (tables, progress bar,
@@ -16,8 +19,13 @@
 mod compare;
 mod device;
 mod eval;
+mod export;
 pub mod memory;
 mod outdir;
+mod path;
+pub mod path_report;
+mod plot;
+mod predict;
 pub mod report;
 pub mod setup;
 mod train;
@@ -25,6 +33,10 @@ mod train;
 pub use compare::{compare, CompareOptions};
 pub use device::{info, open_device, Device};
 pub use eval::eval;
+pub use export::{export, ExportOptions, ExportReport};
+pub use path::{path, PathOptions};
+pub use path_report::{PathPoint, PathReport};
+pub use predict::{predict, predictions, PredictOptions, PredictReport, Predictions};
 pub use report::{
     fmt_error, slash_list, CompareReport, EvalReport, MethodFailure, MethodOutcome, TrainReport,
 };

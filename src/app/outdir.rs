@@ -17,6 +17,10 @@ const OWNED_FILES: &[&str] = &[
     "config.toml",
     "compare.json",
     "checkpoint.safetensors",
+    "path.json",
+    "path.csv",
+    "path.svg",
+    "selection.jsonl",
 ];
 
 /// What `compare` writes inside each method's folder (`<method>/`).

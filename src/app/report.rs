@@ -254,11 +254,20 @@ impl TrainReport {
 
     /// What follows the table: the counters line (`--verbose`) and where the run went.
     pub fn footer(&self) -> String {
-        footer(
+        let mut s = footer(
             self.counters.as_deref(),
             "model, metrics.jsonl and config.toml",
             &self.out_dir,
-        )
+        );
+        // method §9: at a λ where (P0) prefers a nonempty network, no group reaches zero;
+        // the frontier is found by `path`, so say so instead of leaving a dense net unexplained.
+        if self.result.final_measures.zero_rows.iter().all(|&z| z == 0) {
+            let _ = writeln!(
+                s,
+                "no group reached zero at this λ (dense network): `sparse-alm path` finds the smallest accurate network (method §9)"
+            );
+        }
+        s
     }
 }
 

@@ -28,6 +28,8 @@ pub enum Command {
     Train,
     /// Every method of `compare.methods`, one after another.
     Compare,
+    /// `path.selector` along the grid, then the refits of `path.polisher` (method §9).
+    Path,
 }
 
 impl Command {
@@ -35,6 +37,14 @@ impl Command {
         match self {
             Command::Train => vec![cfg.train.method],
             Command::Compare => cfg.compare.methods.clone(),
+            Command::Path => {
+                let (warm, polisher) = cfg.path.polisher.phases();
+                let mut methods = vec![cfg.path.selector, polisher];
+                if warm {
+                    methods.push(Method::ProxSgd);
+                }
+                methods
+            }
         }
     }
 }
@@ -146,24 +156,51 @@ impl Setup {
     }
 
     fn model_meta(&self, res: &RunResult, device: &str) -> Result<ModelMeta> {
+        let inputs: Vec<usize> = (0..self.data.train.d()).collect();
+        self.meta_for(
+            &res.net,
+            self.cfg.train.lambda,
+            res.method.as_str(),
+            &inputs,
+            run_metrics(res, device),
+        )
+    }
+
+    /// The metadata of `net`, a network trained at `lambda` by `method` on the input
+    /// features `inputs` (indices into the data's features: a compact network of method
+    /// §9 reads only its kept features, and its preprocessing and names are cut to match).
+    pub fn meta_for(
+        &self,
+        net: &Network,
+        lambda: f64,
+        method: &str,
+        inputs: &[usize],
+        metrics: serde_json::Value,
+    ) -> Result<ModelMeta> {
         let cfg = &self.cfg;
+        let pre = self.data.preprocess.select_features(inputs);
+        let names = &self.data.train.feature_names;
         Ok(ModelMeta {
             format_version: model::FORMAT_VERSION,
-            sizes: res.net.sizes(),
+            sizes: net.sizes(),
             alpha: cfg.model.alpha,
-            lambda: cfg.train.lambda,
+            lambda,
             loss: cfg.model.loss,
             input_groups: cfg.model.input_groups,
             output_groups: cfg.model.output_groups,
             task: cfg.data.task,
-            method: res.method.as_str().to_string(),
+            method: method.to_string(),
             seed: cfg.train.seed,
             init_seed: cfg.model.init_seed,
             target: csv_target(cfg),
             class_names: self.data.train.class_names.clone(),
-            preprocess: serde_json::to_value(&self.data.preprocess)
+            feature_names: inputs
+                .iter()
+                .filter_map(|&i| names.get(i).cloned())
+                .collect(),
+            preprocess: serde_json::to_value(&pre)
                 .map_err(|e| Error::Invalid(format!("cannot serialise the preprocessing: {e}")))?,
-            metrics: run_metrics(res, device),
+            metrics,
             created_unix: crate::output::unix_now(),
             program_version: env!("CARGO_PKG_VERSION").to_string(),
         })
@@ -246,7 +283,7 @@ impl<B: Backend> Problem<B> {
         sink: &mut dyn FnMut(&Record),
         checkpoints: Option<Checkpoints>,
     ) -> Result<RunResult> {
-        solver::train(
+        solver::train_resumable(
             be,
             cfg,
             method,
@@ -254,6 +291,7 @@ impl<B: Backend> Problem<B> {
             &self.data,
             &self.init,
             self.empty_p0,
+            &solver::RunOptions::default(),
             sink,
             checkpoints,
         )

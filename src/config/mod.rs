@@ -424,6 +424,9 @@ section! {
     }
 }
 
+mod path;
+pub use path::{parse_grid, PathConfig, Polisher};
+
 /// A whole run configuration, section by section as in the file. `Config::default()` is
 /// every section's default (the teacher problem); the CLI's default is [`DEFAULT_CONFIG`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -438,6 +441,7 @@ pub struct Config {
     pub gd: GdConfig,
     pub warm: WarmConfig,
     pub compare: CompareConfig,
+    pub path: PathConfig,
 }
 
 /// A configuration error; `field` is the dotted TOML path. A value given with `--set`

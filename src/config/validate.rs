@@ -92,7 +92,7 @@ impl Config {
         ensure!(ok, "model.loss" => "softmax-ce needs a classification task (data.task = \"classification\")");
         let ok = !a.exact_blocks || m.loss == LossKind::Squared;
         ensure!(ok, "alm.exact_blocks" => "exact blocks need model.loss = \"squared\"");
-        Ok(())
+        self.path.validate()
     }
 
     /// The model's rules (checked first, even when `[data]` is wrong).

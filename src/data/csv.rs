@@ -1,6 +1,8 @@
 //! CSV reader (RFC 4180, through the `csv` crate): a header row names the columns (names
 //! must be unique); the target column(s) are pulled out and every other column is a
-//! feature. Quoted fields may hold commas, doubled quotes and line breaks; whitespace
+//! feature, or, for a trained model, the features are the columns it names, in its order
+//! ([`Columns::features`]: other columns are ignored, a missing one is an error naming
+//! it). Quoted fields may hold commas, doubled quotes and line breaks; whitespace
 //! around a field is ignored. Blank lines are skipped but still counted, so reported line
 //! numbers match an editor's (1-based, the header is line 1; a record spanning lines is
 //! reported at its first).
@@ -16,6 +18,20 @@ pub(crate) enum CsvTargets {
     /// `n × m` row-major.
     Values(Vec<f32>),
     Labels(RawLabels),
+    /// Not read ([`Columns::task`] `None`).
+    Skipped,
+}
+
+/// Which columns of a file to read, and as what.
+pub(crate) struct Columns<'a> {
+    /// The target column(s).
+    pub target: &'a [String],
+    /// `Some(task)`: the targets must be present and are read for `task`. `None`: target
+    /// columns are skipped where present (predictions need no targets).
+    pub task: Option<Task>,
+    /// The feature columns by name, in the order wanted (a trained model's inputs);
+    /// `None`: every column that is not a target, in file order.
+    pub features: Option<&'a [String]>,
 }
 
 pub(crate) struct CsvTable {
@@ -98,7 +114,34 @@ fn duplicates(columns: &[String]) -> Vec<(String, Vec<usize>)> {
     dups
 }
 
-pub(crate) fn read_csv(path: &Path, target: &[String], task: Task) -> Result<CsvTable, DataError> {
+/// The feature columns a model reads (`names`, in its order), as indices into `columns`;
+/// every missing name is reported at once.
+fn named_features(
+    path: &Path,
+    columns: &[String],
+    names: &[String],
+) -> Result<Vec<usize>, DataError> {
+    let mut idx = Vec::with_capacity(names.len());
+    let mut missing = Vec::new();
+    for name in names {
+        match columns.iter().position(|c| c == name) {
+            Some(i) => idx.push(i),
+            None => missing.push(name.clone()),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(idx);
+    }
+    Err(DataError::MissingColumns {
+        path: path.to_path_buf(),
+        missing,
+        available: list_columns(columns),
+    })
+}
+
+/// The table of a CSV file: the columns `cols` chooses, parsed.
+pub(crate) fn read_columns(path: &Path, cols: &Columns) -> Result<CsvTable, DataError> {
+    let (target, task) = (cols.target, cols.task);
     let bytes = read_regular(path, read_limit()).map_err(|e| DataError::read(path, e))?;
     let text = String::from_utf8(bytes).map_err(|e| DataError::Format {
         path: path.to_path_buf(),
@@ -150,6 +193,7 @@ pub(crate) fn read_csv(path: &Path, target: &[String], task: Task) -> Result<Csv
     for t in target {
         match columns.iter().position(|c| c == t.trim()) {
             Some(i) => target_idx.push(i),
+            None if task.is_none() => {}
             None => {
                 return Err(DataError::MissingTarget {
                     path: path.to_path_buf(),
@@ -159,9 +203,15 @@ pub(crate) fn read_csv(path: &Path, target: &[String], task: Task) -> Result<Csv
             }
         }
     }
-    let feature_idx: Vec<usize> = (0..columns.len())
-        .filter(|i| !target_idx.contains(i))
-        .collect();
+    let feature_idx: Vec<usize> = match cols.features {
+        Some(names) => named_features(path, &columns, names)?,
+        None => (0..columns.len())
+            .filter(|i| !target_idx.contains(i))
+            .collect(),
+    };
+    if task.is_none() {
+        target_idx.clear();
+    }
     if feature_idx.is_empty() {
         return Err(DataError::Empty {
             path: path.to_path_buf(),
@@ -213,12 +263,13 @@ pub(crate) fn read_csv(path: &Path, target: &[String], task: Task) -> Result<Csv
             features.push(parse(row[j], line, j)?);
         }
         match task {
-            Task::Regression => {
+            None => {}
+            Some(Task::Regression) => {
                 for &j in &target_idx {
                     values.push(parse(row[j], line, j)?);
                 }
             }
-            Task::Classification => {
+            Some(Task::Classification) => {
                 let s = row[target_idx[0]];
                 let is_num = s.parse::<f64>().is_ok();
                 let mode = *numeric_labels.get_or_insert(is_num);
@@ -244,11 +295,12 @@ pub(crate) fn read_csv(path: &Path, target: &[String], task: Task) -> Result<Csv
     }
     debug_assert_eq!(features.len(), n * d);
     let targets = match task {
-        Task::Regression => {
+        None => CsvTargets::Skipped,
+        Some(Task::Regression) => {
             debug_assert_eq!(values.len(), n * m);
             CsvTargets::Values(values)
         }
-        Task::Classification => {
+        Some(Task::Classification) => {
             let kind = if numeric_labels == Some(true) {
                 LabelKind::Numeric(
                     label_text

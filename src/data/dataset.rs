@@ -131,6 +131,20 @@ impl Preprocess {
         }
     }
 
+    /// The preprocessing of the input features `inputs` only (indices, in order): what a
+    /// compact network that reads those features needs (method §9).
+    pub fn select_features(&self, inputs: &[usize]) -> Preprocess {
+        let cut = |v: &Option<Vec<f32>>| {
+            v.as_ref()
+                .map(|v| inputs.iter().filter_map(|&i| v.get(i).copied()).collect())
+        };
+        Preprocess {
+            mean: cut(&self.mean),
+            std: cut(&self.std),
+            ..self.clone()
+        }
+    }
+
     /// Raw `m × N` regression targets → the standard units the network was trained in.
     pub fn apply_targets(&self, y: &mut Array2<f32>) {
         if let (Some(mean), Some(std)) = (&self.target_mean, &self.target_std) {
@@ -254,5 +268,9 @@ pub struct EvalSpec {
     pub n_inputs: usize,
     pub n_outputs: usize,
     pub class_names: Vec<String>,
+    /// The model's input features by name, in its order: CSV columns are matched by
+    /// these (reordered columns give the same result, extra ones are ignored). Empty: by
+    /// position (models saved before names were stored).
+    pub feature_names: Vec<String>,
     pub preprocess: Preprocess,
 }

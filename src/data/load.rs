@@ -44,10 +44,10 @@ fn read(cfg: &DataConfig) -> Result<(RawSet, Option<RawSet>, String), DataError>
             target,
             test_path,
         } => {
-            let tr = read_csv_set(path, target, task)?;
+            let tr = read_csv_set(path, target, task, None)?;
             let te = test_path
                 .as_ref()
-                .map(|p| read_csv_set(p, target, task))
+                .map(|p| read_csv_set(p, target, task, None))
                 .transpose()?;
             (tr, te, escape_path(path))
         }

@@ -34,10 +34,11 @@ mod split;
 mod teacher;
 
 pub use dataset::{Dataset, EvalSpec, LoadedData, Preprocess};
-pub use eval::load_for_eval;
+pub use eval::{load_for_eval, load_for_predict};
 pub use limits::{available_memory, escape, human_bytes, read_limit, MAX_READ_BYTES};
 pub(crate) use limits::{read_regular, ReadError};
 pub use load::load;
+pub(crate) use split::split_indices;
 pub(crate) use teacher::memory_estimate as teacher_memory_estimate;
 
 use limits::escape_path;
@@ -107,6 +108,18 @@ pub enum DataError {
         name: String,
         available: String,
     },
+    /// Columns a trained model reads by name that the file lacks.
+    #[error(
+        "{}: missing column{} {} (the model's input features, model.json `feature_names`); available columns: {available}",
+        escape_path(path),
+        if missing.len() == 1 { "" } else { "s" },
+        quoted_list(missing)
+    )]
+    MissingColumns {
+        path: PathBuf,
+        missing: Vec<String>,
+        available: String,
+    },
     #[error("{}: {msg}", escape_path(path))]
     Shape { path: PathBuf, msg: String },
     #[error("{}: {msg}", escape_path(path))]
@@ -119,6 +132,21 @@ pub enum DataError {
     NpyDtype { path: PathBuf, dtype: String },
     #[error("{0}")]
     Invalid(String),
+}
+
+/// `a`, `b`, `c` (escaped, capped at 20 names).
+fn quoted_list(names: &[String]) -> String {
+    const SHOW: usize = 20;
+    let shown: Vec<String> = names
+        .iter()
+        .take(SHOW)
+        .map(|n| format!("`{}`", escape(n)))
+        .collect();
+    if names.len() > SHOW {
+        format!("{}, … ({} in all)", shown.join(", "), names.len())
+    } else {
+        shown.join(", ")
+    }
 }
 
 impl DataError {

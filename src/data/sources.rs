@@ -24,22 +24,31 @@ pub(super) struct RawSet {
 }
 
 /// Row-major `n × d` → `d × n` in standard layout.
-fn to_columns(rows: Vec<f32>, n: usize, d: usize) -> Array2<f32> {
+pub(super) fn to_columns(rows: Vec<f32>, n: usize, d: usize) -> Array2<f32> {
     let a = Array2::from_shape_vec((n, d), rows).unwrap_or_else(|_| Array2::zeros((n, d)));
     a.reversed_axes().as_standard_layout().into_owned()
 }
 
+/// A CSV file's features and targets; `features` names the feature columns in the order
+/// wanted (a trained model's inputs), `None` takes every other column in file order.
 pub(super) fn read_csv_set(
     path: &Path,
     target: &[String],
     task: Task,
+    features: Option<&[String]>,
 ) -> Result<RawSet, DataError> {
-    let t = csv::read_csv(path, target, task)?;
+    let cols = csv::Columns {
+        target,
+        task: Some(task),
+        features,
+    };
+    let t = csv::read_columns(path, &cols)?;
     let d = t.feature_names.len();
     let x = to_columns(t.features, t.n, d);
     let targets = match t.targets {
         csv::CsvTargets::Values(v) => RawTargets::Values(to_columns(v, t.n, t.target_names.len())),
         csv::CsvTargets::Labels(l) => RawTargets::Labels(l),
+        csv::CsvTargets::Skipped => unreachable!("targets are read when a task is given"),
     };
     Ok(RawSet {
         path: path.to_path_buf(),
@@ -49,7 +58,8 @@ pub(super) fn read_csv_set(
     })
 }
 
-pub(super) fn read_npy_set(xp: &Path, yp: &Path, task: Task) -> Result<RawSet, DataError> {
+/// An NPY feature array (`n × d`, or `n` for one feature) as `d × n`, checked finite.
+pub(super) fn read_npy_features(xp: &Path) -> Result<Array2<f32>, DataError> {
     let xa = npy::read_npy(xp)?;
     let (n, d) = match xa.shape[..] {
         [n, d] => (n, d),
@@ -73,7 +83,16 @@ pub(super) fn read_npy_set(xp: &Path, yp: &Path, task: Task) -> Result<RawSet, D
             value: xa.data[k].to_string(),
         });
     }
-    let x = to_columns(xa.data.iter().map(|&v| v as f32).collect(), n, d);
+    Ok(to_columns(
+        xa.data.iter().map(|&v| v as f32).collect(),
+        n,
+        d,
+    ))
+}
+
+pub(super) fn read_npy_set(xp: &Path, yp: &Path, task: Task) -> Result<RawSet, DataError> {
+    let x = read_npy_features(xp)?;
+    let (d, n) = x.dim();
     let ya = npy::read_npy(yp)?;
     if ya.shape[0] != n {
         return Err(DataError::Shape {

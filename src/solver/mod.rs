@@ -116,6 +116,10 @@ pub struct Budget {
     pub max_seconds: f64,
     pub passes: f64,
     pub clock: Clock,
+    /// Stop once a record's `cert` is at most this (0: never; a refit's target, method §9).
+    pub cert_target: f64,
+    /// A record reached `cert_target`.
+    pub cert_met: bool,
 }
 
 impl Budget {
@@ -125,10 +129,12 @@ impl Budget {
             max_seconds,
             passes: 0.0,
             clock: Clock::started(),
+            cert_target: 0.0,
+            cert_met: false,
         }
     }
     pub fn spent(&self) -> bool {
-        self.passes >= self.max_passes || self.clock.seconds() >= self.max_seconds
+        self.cert_met || self.passes >= self.max_passes || self.clock.seconds() >= self.max_seconds
     }
 }
 
@@ -224,6 +230,7 @@ impl<'a, B: Backend> Recorder<'a, B> {
         state.method = self.method.clone();
         state.passes = budget.passes;
         state.seconds = budget.clock.seconds();
+        state.count("cert_met", u64::from(budget.cert_met));
         state.last_at = self.last_at;
         state.records = self.records.clone();
         let written = c.write(&state);
@@ -321,6 +328,9 @@ impl<'a, B: Backend> Recorder<'a, B> {
         r.passes = budget.passes;
         r.seconds = budget.clock.seconds();
         fill(&mut r);
+        if r.cert <= budget.cert_target {
+            budget.cert_met = true;
+        }
         (self.sink)(&r);
         self.records.push(r);
         self.last_at = budget.passes;
@@ -375,6 +385,19 @@ pub fn spec_for(cfg: &Config, d: usize, m: usize) -> Spec {
     )
 }
 
+/// How a run starts and stops besides its method and budget: the defaults are a plain
+/// `train`; a refit on a selected support (method §9) sets all three.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// The `cert` normaliser (absolute certificate at a reference point); `None`: the
+    /// certificate at `init`, as method §5 defines it for a run from the initialisation.
+    pub cert0: Option<f64>,
+    /// Stop once `cert` ≤ this (0: run the whole budget).
+    pub cert_target: f64,
+    /// Zero groups of `init` stay zero (prox-GD and prox-APG).
+    pub keep_zero_groups: bool,
+}
+
 /// Run `method` from `init` on device data, with the budget of `cfg.train`. `sink` sees
 /// every record as it is made (progress bar, metrics log). A diverging method stops at
 /// the record (or ALM sweep) that shows it, with [`Error::Diverged`] naming the likely fix;
@@ -389,13 +412,51 @@ pub fn train<B: Backend>(
     init: &Network,
     empty_p0: f64,
     sink: &mut dyn FnMut(&Record),
+) -> Result<RunResult> {
+    let opts = RunOptions::default();
+    train_with(be, cfg, method, spec, data, init, empty_p0, &opts, sink)
+}
+
+/// [`train`] with the start and stop options of [`RunOptions`].
+#[allow(clippy::too_many_arguments)]
+pub fn train_with<B: Backend>(
+    be: &B,
+    cfg: &Config,
+    method: Method,
+    spec: &Spec,
+    data: &DeviceData<B>,
+    init: &Network,
+    empty_p0: f64,
+    opts: &RunOptions,
+    sink: &mut dyn FnMut(&Record),
+) -> Result<RunResult> {
+    train_resumable(
+        be, cfg, method, spec, data, init, empty_p0, opts, sink, None,
+    )
+}
+
+/// [`train_with`] writing `checkpoints` (every `train.checkpoint_seconds` and at the end
+/// of each phase), and resuming from the state they carry, if any.
+#[allow(clippy::too_many_arguments)]
+pub fn train_resumable<B: Backend>(
+    be: &B,
+    cfg: &Config,
+    method: Method,
+    spec: &Spec,
+    data: &DeviceData<B>,
+    init: &Network,
+    empty_p0: f64,
+    opts: &RunOptions,
+    sink: &mut dyn FnMut(&Record),
     checkpoints: Option<Checkpoints>,
 ) -> Result<RunResult> {
     let mut eval = Evaluator::new(be, spec, data)?;
     let mut p = Params::upload(be, init)?;
     let m0 = eval.measure(be, &p, data)?;
-    let cert0 = if m0.cert_abs > 0.0 { m0.cert_abs } else { 1.0 };
+    let cert0 = opts.cert0.unwrap_or(m0.cert_abs);
+    let cert0 = if cert0 > 0.0 { cert0 } else { 1.0 };
     let mut budget = Budget::new(cfg.train.max_passes, cfg.train.max_seconds);
+    budget.cert_target = opts.cert_target;
     // A record cadence that gives ~150 points over a finite budget.
     let interval = if cfg.train.max_passes.is_finite() {
         cfg.train.max_passes / 150.0
@@ -439,6 +500,7 @@ pub fn train<B: Backend>(
         }
         budget.passes = state.passes;
         budget.clock = Clock::resumed(state.seconds);
+        budget.cert_met = state.counters.get("cert_met") == Some(&1);
         rec.last_at = state.last_at;
         rec.records = state.records.clone();
         for r in &rec.records {
@@ -448,8 +510,18 @@ pub fn train<B: Backend>(
     let outcome = if rec.resume_phase() == Some("done") {
         Ok(())
     } else {
-        run_method(be, cfg, method, spec, data, &mut p, &mut budget, &mut rec)
-            .and_then(|()| rec.phase_end(be, &mut budget, "done", &p))
+        run_method(
+            be,
+            cfg,
+            method,
+            spec,
+            data,
+            opts,
+            &mut p,
+            &mut budget,
+            &mut rec,
+        )
+        .and_then(|()| rec.phase_end(be, &mut budget, "done", &p))
     };
     let diverged = match outcome {
         Ok(()) => None,
@@ -490,18 +562,23 @@ fn run_method<B: Backend>(
     method: Method,
     spec: &Spec,
     data: &DeviceData<B>,
+    opts: &RunOptions,
     p: &mut Params<B>,
     budget: &mut Budget,
     rec: &mut Recorder<'_, B>,
 ) -> Result<()> {
+    let gd = prox_grad::ProxGradOptions {
+        step0: cfg.gd.step0,
+        keep_zero_groups: opts.keep_zero_groups,
+    };
     match method {
         Method::Alm => alm::run(be, spec, &cfg.alm, cfg.alm.rho0, data, p, budget, rec),
         Method::ProxSgd => baselines::prox_sgd(be, spec, cfg, None, data, p, budget, rec),
         Method::ProxAdam => {
             baselines::prox_sgd(be, spec, cfg, Some(&cfg.adam), data, p, budget, rec)
         }
-        Method::ProxGd => baselines::prox_gd(be, spec, &cfg.gd, data, p, budget, rec),
-        Method::ProxApg => baselines::prox_apg(be, spec, &cfg.gd, data, p, budget, rec),
+        Method::ProxGd => baselines::prox_gd(be, spec, gd, data, p, budget, rec),
+        Method::ProxApg => baselines::prox_apg(be, spec, gd, data, p, budget, rec),
         Method::WarmAlm => {
             // A checkpoint of the ALM phase skips the warm start (its parameters are the
             // ones restored).
@@ -511,6 +588,7 @@ fn run_method<B: Backend>(
                 let warmed = baselines::prox_sgd(be, spec, cfg, None, data, p, &mut warm, rec);
                 budget.passes = warm.passes;
                 budget.clock = warm.clock;
+                budget.cert_met = warm.cert_met;
                 warmed?;
                 if budget.spent() {
                     return Ok(());

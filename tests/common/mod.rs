@@ -9,6 +9,8 @@
 // Each test crate uses its own part of this module.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
