@@ -28,6 +28,11 @@ pub(super) fn loss_and_grad<F: Real>(
     let inv_n = F::of64(1.0 / n);
     match kind {
         LossKind::Squared => {
+            let g_ok = g.as_ref().is_none_or(|g| g.is_standard_layout());
+            if let (Some(ps), Some(ts), true) = (yhat.as_slice(), y.as_slice(), g_ok) {
+                let gs = g.as_deref_mut().and_then(|g| g.as_slice_mut());
+                return super::kernels::squared_loss(ps, ts, gs, inv_n) / n;
+            }
             let mut acc = 0.0f64;
             match g.as_deref_mut() {
                 Some(g) => Zip::from(g).and(yhat).and(y).for_each(|g, &p, &t| {

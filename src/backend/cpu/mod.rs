@@ -4,18 +4,26 @@
 //! `CpuBackend<f32>` is a production backend in its own right.
 //!
 //! Matmuls go through `ndarray::linalg::general_mat_mul`, which ndarray's `blas` feature
-//! routes to the system OpenBLAS for `f32`/`f64` (`build.rs`). Reductions accumulate in
-//! `f64` whatever `F` is, so slot values are as exact as the inputs allow. Arguments are
-//! checked by the operation contracts of `shape.rs`, shared with the GPU backend; the
-//! losses live in `loss.rs`.
+//! routes to the system OpenBLAS for `f32`/`f64` (`build.rs`); `blas.rs` picks OpenBLAS's
+//! kernels and threads, `matmul.rs` splits large products over rayon's threads. The
+//! elementwise and reduction loops (`kernels.rs`) are fused, vectorised and parallel for
+//! large arrays. Reductions accumulate in `f64` whatever `F` is, so slot values are as
+//! exact as the inputs allow. Arguments are checked by the operation contracts of
+//! `shape.rs`, shared with the GPU backend; the losses live in `loss.rs`; the minibatch
+//! gather in `gather.rs`.
 
+mod blas;
+mod gather;
+mod kernels;
 mod loss;
+mod matmul;
 
 use super::{shape, Axis, BResult, Backend, BackendError, Counters, LossKind, Slot, NUM_SLOTS};
+use kernels::{dsigma, sigma};
 use loss::{argmax, loss_and_grad};
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, Axis as NdAxis, Zip};
+use ndarray::{Array2, ArrayView2, Zip};
 use num_traits::{Float, FromPrimitive, ToPrimitive};
+use rayon::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 
@@ -43,9 +51,23 @@ pub trait Real:
 impl Real for f32 {}
 impl Real for f64 {}
 
-/// A CPU-owned matrix. The field is public so tests can inspect values directly.
+/// A CPU-owned matrix. The array is public so tests can inspect values directly; change
+/// it only through the backend (which drops the sample-major copy `gather.rs` keeps for
+/// minibatch gathers).
 #[derive(Clone, Debug, PartialEq)]
-pub struct CpuMat<F>(pub Array2<F>);
+pub struct CpuMat<F>(pub Array2<F>, gather::SampleMajor<F>);
+
+impl<F> CpuMat<F> {
+    fn new(a: Array2<F>) -> Self {
+        CpuMat(a, gather::SampleMajor::default())
+    }
+
+    /// Mutable access to the array: drops the cached sample-major copy.
+    fn arr(&mut self) -> &mut Array2<F> {
+        self.1.clear();
+        &mut self.0
+    }
+}
 
 /// The CPU backend. Not `Sync`: its scalar register file is a `RefCell`, like a device's
 /// slot buffer owned by one queue.
@@ -64,6 +86,7 @@ impl<F: Real> Default for CpuBackend<F> {
 
 impl<F: Real> CpuBackend<F> {
     pub fn new() -> Self {
+        blas::single_threaded();
         CpuBackend {
             slots: RefCell::new(vec![0.0; NUM_SLOTS]),
             ops: Cell::new(0),
@@ -74,7 +97,7 @@ impl<F: Real> CpuBackend<F> {
 
     /// Wrap an existing array (tests, f64 host code).
     pub fn wrap(&self, a: Array2<F>) -> CpuMat<F> {
-        CpuMat(a)
+        CpuMat::new(a.as_standard_layout().into_owned())
     }
 
     fn tick(&self) {
@@ -95,7 +118,8 @@ impl<F: Real> CpuBackend<F> {
     }
 }
 
-/// A `CpuMat` built from a view may be strided; the fused loops need contiguous storage.
+/// Every `CpuMat` is in standard (row-major, contiguous) layout: `zeros`, `upload` and
+/// `wrap` make it so and no operation changes a layout.
 fn not_contiguous() -> BackendError {
     BackendError::Shape {
         op: "layout".into(),
@@ -104,56 +128,36 @@ fn not_contiguous() -> BackendError {
 }
 
 fn slice<F>(m: &CpuMat<F>) -> BResult<&[F]> {
-    m.0.as_slice_memory_order().ok_or_else(not_contiguous)
+    m.0.as_slice().ok_or_else(not_contiguous)
 }
 
 fn slice_mut<F>(m: &mut CpuMat<F>) -> BResult<&mut [F]> {
-    m.0.as_slice_memory_order_mut().ok_or_else(not_contiguous)
-}
-
-/// σ(u) = max(u, αu) (method §1).
-#[inline]
-fn sigma<F: Real>(u: F, alpha: F) -> F {
-    if u > F::zero() {
-        u
-    } else {
-        alpha * u
-    }
-}
-
-/// σ'(u) = 1 if u > 0 else α (method §1).
-#[inline]
-fn dsigma<F: Real>(u: F, alpha: F) -> F {
-    if u > F::zero() {
-        F::one()
-    } else {
-        alpha
-    }
-}
-
-/// `Σ x²`, accumulated in `f64`.
-fn sq_sum<'a, F: Real>(xs: impl Iterator<Item = &'a F>) -> f64 {
-    xs.fold(0.0f64, |a, &x| a + x.f64() * x.f64())
+    m.arr().as_slice_mut().ok_or_else(not_contiguous)
 }
 
 impl<F: Real> Backend for CpuBackend<F> {
     type Mat = CpuMat<F>;
 
     fn name(&self) -> String {
-        format!("CPU (ndarray + OpenBLAS, {})", std::any::type_name::<F>())
+        format!(
+            "CPU (ndarray + OpenBLAS {} kernels, {} threads, {})",
+            blas::core_name(),
+            rayon::current_num_threads(),
+            std::any::type_name::<F>()
+        )
     }
 
     fn zeros(&self, rows: usize, cols: usize) -> BResult<CpuMat<F>> {
-        Ok(CpuMat(Array2::zeros((rows, cols))))
+        Ok(CpuMat::new(Array2::zeros((rows, cols))))
     }
 
     fn upload(&self, host: ArrayView2<f32>) -> BResult<CpuMat<F>> {
-        Ok(CpuMat(host.as_standard_layout().mapv(F::of)))
+        Ok(CpuMat::new(host.as_standard_layout().mapv(F::of)))
     }
 
     fn write(&self, dst: &mut CpuMat<F>, host: ArrayView2<f32>) -> BResult<()> {
         shape::write(self, dst, host.dim())?;
-        Zip::from(&mut dst.0)
+        Zip::from(dst.arr())
             .and(&host)
             .for_each(|d, &h| *d = F::of(h));
         Ok(())
@@ -170,22 +174,22 @@ impl<F: Real> Backend for CpuBackend<F> {
     fn copy(&self, dst: &mut CpuMat<F>, src: &CpuMat<F>) -> BResult<()> {
         shape::copy(self, dst, src)?;
         self.tick();
-        dst.0.assign(&src.0);
+        slice_mut(dst)?.copy_from_slice(slice(src)?);
         Ok(())
     }
 
     fn fill(&self, dst: &mut CpuMat<F>, value: f32) -> BResult<()> {
         self.tick();
-        dst.0.fill(F::of(value));
+        dst.arr().fill(F::of(value));
         Ok(())
     }
 
     fn gather_cols(&self, out: &mut CpuMat<F>, src: &CpuMat<F>, idx: &[u32]) -> BResult<()> {
         shape::gather_cols(self, out, src, idx)?;
         self.tick();
-        for (j, &k) in idx.iter().enumerate() {
-            out.0.column_mut(j).assign(&src.0.column(k as usize));
-        }
+        let rows = src.0.nrows();
+        let t = src.1.get_or_build(&src.0);
+        gather::gather(slice_mut(out)?, t, rows, idx);
         Ok(())
     }
 
@@ -199,13 +203,27 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::matmul_nn(self, c, a, b, bias)?;
         self.tick();
-        if beta == 0.0 {
-            // beta = 0 must ignore C even if it holds NaN (trait contract).
-            c.0.fill(F::zero());
-        }
-        general_mat_mul(F::one(), &a.0, &b.0, F::of(beta), &mut c.0);
-        if let Some(bias) = bias {
-            c.0.zip_mut_with(&bias.0, |c, &b| *c = *c + b);
+        let cols = c.0.ncols();
+        match bias {
+            // C ← bias·1ᵀ, then C ← A·B + C: the bias costs one write pass, no extra read.
+            Some(bias) if beta == 0.0 => {
+                let bs = slice(bias)?;
+                slice_mut(c)?
+                    .chunks_mut(cols.max(1))
+                    .zip(bs)
+                    .for_each(|(row, &b)| row.fill(b));
+                matmul::nn(c.arr(), &a.0, &b.0, F::one());
+            }
+            Some(bias) => {
+                matmul::nn(c.arr(), &a.0, &b.0, F::of(beta));
+                let bs = slice(bias)?;
+                slice_mut(c)?
+                    .chunks_mut(cols.max(1))
+                    .zip(bs)
+                    .for_each(|(row, &b)| row.iter_mut().for_each(|c| *c = *c + b));
+            }
+            // beta = 0: BLAS does not read C, so NaN there is ignored (trait contract).
+            None => matmul::nn(c.arr(), &a.0, &b.0, F::of(beta)),
         }
         Ok(())
     }
@@ -213,20 +231,14 @@ impl<F: Real> Backend for CpuBackend<F> {
     fn matmul_nt(&self, c: &mut CpuMat<F>, a: &CpuMat<F>, b: &CpuMat<F>, beta: f32) -> BResult<()> {
         shape::matmul_nt(self, c, a, b)?;
         self.tick();
-        if beta == 0.0 {
-            c.0.fill(F::zero());
-        }
-        general_mat_mul(F::one(), &a.0, &b.0.t(), F::of(beta), &mut c.0);
+        matmul::nt(c.arr(), &a.0, &b.0, F::of(beta));
         Ok(())
     }
 
     fn matmul_tn(&self, c: &mut CpuMat<F>, a: &CpuMat<F>, b: &CpuMat<F>, beta: f32) -> BResult<()> {
         shape::matmul_tn(self, c, a, b)?;
         self.tick();
-        if beta == 0.0 {
-            c.0.fill(F::zero());
-        }
-        general_mat_mul(F::one(), &a.0.t(), &b.0, F::of(beta), &mut c.0);
+        matmul::tn(c.arr(), &a.0, &b.0, F::of(beta));
         Ok(())
     }
 
@@ -234,14 +246,20 @@ impl<F: Real> Backend for CpuBackend<F> {
         shape::row_sum(self, out, a)?;
         self.tick();
         let beta = F::of(beta);
-        for (i, row) in a.0.rows().into_iter().enumerate() {
-            let s = row.iter().fold(0.0f64, |acc, &x| acc + x.f64());
-            let old = if beta == F::zero() {
-                F::zero()
-            } else {
-                beta * out.0[[i, 0]]
-            };
-            out.0[[i, 0]] = F::of64(s) + old;
+        let cols = a.0.ncols().max(1);
+        let one = |o: &mut F, row: &[F]| {
+            let s = F::of64(kernels::sum(row));
+            *o = if beta == F::zero() { s } else { s + beta * *o };
+        };
+        let (os, rs) = (slice_mut(out)?, slice(a)?);
+        if rs.len() > kernels::PAR_CHUNK {
+            os.par_iter_mut()
+                .zip(rs.par_chunks(cols))
+                .for_each(|(o, r)| one(o, r));
+        } else {
+            os.iter_mut()
+                .zip(rs.chunks(cols))
+                .for_each(|(o, r)| one(o, r));
         }
         Ok(())
     }
@@ -257,24 +275,24 @@ impl<F: Real> Backend for CpuBackend<F> {
         shape::axpby(self, out, x, y)?;
         self.tick();
         let (a, b) = (F::of(a), F::of(b));
-        Zip::from(&mut out.0)
-            .and(&x.0)
-            .and(&y.0)
-            .for_each(|o, &x, &y| *o = a * x + b * y);
+        kernels::map3(slice_mut(out)?, slice(x)?, slice(y)?, |_, x, y| {
+            a * x + b * y
+        });
         Ok(())
     }
 
     fn axpy(&self, y: &mut CpuMat<F>, a: f32, x: &CpuMat<F>) -> BResult<()> {
         shape::axpy(self, y, x)?;
         self.tick();
-        y.0.scaled_add(F::of(a), &x.0);
+        let a = F::of(a);
+        kernels::map2(slice_mut(y)?, slice(x)?, |y, x| y + a * x);
         Ok(())
     }
 
     fn scale(&self, x: &mut CpuMat<F>, a: f32) -> BResult<()> {
         self.tick();
         let a = F::of(a);
-        x.0.mapv_inplace(|v| a * v);
+        kernels::map1(slice_mut(x)?, |v| a * v);
         Ok(())
     }
 
@@ -282,9 +300,7 @@ impl<F: Real> Backend for CpuBackend<F> {
         shape::leaky_relu(self, out, u)?;
         self.tick();
         let al = F::of(alpha);
-        Zip::from(&mut out.0)
-            .and(&u.0)
-            .for_each(|o, &u| *o = sigma(u, al));
+        kernels::map2(slice_mut(out)?, slice(u)?, |_, u| sigma(u, al));
         Ok(())
     }
 
@@ -292,9 +308,7 @@ impl<F: Real> Backend for CpuBackend<F> {
         shape::mul_leaky_deriv(self, d, u)?;
         self.tick();
         let al = F::of(alpha);
-        Zip::from(&mut d.0)
-            .and(&u.0)
-            .for_each(|d, &u| *d = *d * dsigma(u, al));
+        kernels::map2(slice_mut(d)?, slice(u)?, |d, u| d * dsigma(u, al));
         Ok(())
     }
 
@@ -315,23 +329,19 @@ impl<F: Real> Backend for CpuBackend<F> {
         shape::constraint_residual(self, u, v, lam, h, s, gu, gv, slot)?;
         self.tick();
         let (rho, al, inv_n) = (F::of(rho), F::of(alpha), F::of(inv_n));
-        let (mut hh, mut lh, mut ss) = (0.0f64, 0.0f64, 0.0f64);
-        let (hs, ss_, gus, gvs) = (slice_mut(h)?, slice_mut(s)?, slice_mut(gu)?, slice_mut(gv)?);
-        let (us, vs, ls) = (slice(u)?, slice(v)?, slice(lam)?);
-        for i in 0..us.len() {
-            let (u, v, l) = (us[i], vs[i], ls[i]);
-            let su = sigma(u, al);
-            let hv = v - su;
-            let sv = l + rho * hv;
-            hs[i] = hv;
-            ss_[i] = sv;
-            gus[i] = -(sv * dsigma(u, al)) * inv_n;
-            gvs[i] = sv * inv_n;
-            hh += hv.f64() * hv.f64();
-            lh += l.f64() * hv.f64();
-            ss += su.f64() * su.f64();
-        }
-        self.set(slot, &[hh, lh, ss])
+        let sums = kernels::constraint_residual(
+            slice(u)?,
+            slice(v)?,
+            slice(lam)?,
+            rho,
+            al,
+            inv_n,
+            slice_mut(h)?,
+            slice_mut(s)?,
+            slice_mut(gu)?,
+            slice_mut(gv)?,
+        );
+        self.set(slot, &sums)
     }
 
     fn constraint_value(
@@ -344,25 +354,15 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::constraint_value(self, u, v, lam, slot)?;
         self.tick();
-        let al = F::of(alpha);
-        let (mut hh, mut lh, mut ss) = (0.0f64, 0.0f64, 0.0f64);
-        Zip::from(&u.0)
-            .and(&v.0)
-            .and(&lam.0)
-            .for_each(|&u, &v, &l| {
-                let su = sigma(u, al);
-                let hv = (v - su).f64();
-                hh += hv * hv;
-                lh += l.f64() * hv;
-                ss += su.f64() * su.f64();
-            });
-        self.set(slot, &[hh, lh, ss])
+        let sums = kernels::constraint_value(slice(u)?, slice(v)?, slice(lam)?, F::of(alpha));
+        self.set(slot, &sums)
     }
 
     fn multiplier_update(&self, lam: &mut CpuMat<F>, h: &CpuMat<F>, rho: f32) -> BResult<()> {
         shape::multiplier_update(self, lam, h)?;
         self.tick();
-        lam.0.scaled_add(F::of(rho), &h.0);
+        let rho = F::of(rho);
+        kernels::map2(slice_mut(lam)?, slice(h)?, |l, h| l + rho * h);
         Ok(())
     }
 
@@ -375,28 +375,33 @@ impl<F: Real> Backend for CpuBackend<F> {
         slot: Slot,
     ) -> BResult<()> {
         shape::group_prox(self, w, axis, shrink, slot)?;
-        let nd = match axis {
-            Axis::Rows => NdAxis(0),
-            Axis::Cols => NdAxis(1),
-        };
         self.tick();
         let th = thresh as f64;
+        let norms = group_norm_list(&w.0, axis)?;
         let (mut sum, mut zeros) = (0.0f64, 0usize);
-        for (g, mut lane) in w.0.axis_iter_mut(nd).enumerate() {
-            let norm = sq_sum(lane.iter()).sqrt();
+        let cols = w.0.ncols().max(1);
+        let ws = slice_mut(w)?;
+        let fs = slice_mut(shrink)?;
+        for (g, &norm) in norms.iter().enumerate() {
             // prox(w) = w·max(0, 1 − λt/‖w‖) (method §3); a zero group stays zero.
             let f = if norm > th { 1.0 - th / norm } else { 0.0 };
-            let ff = F::of64(f);
-            lane.mapv_inplace(|x| x * ff);
-            match axis {
-                Axis::Rows => shrink.0[[g, 0]] = ff,
-                Axis::Cols => shrink.0[[0, g]] = ff,
-            }
+            fs[g] = F::of64(f);
             let after = norm * f;
             sum += after;
             if after == 0.0 {
                 zeros += 1;
             }
+        }
+        match axis {
+            Axis::Rows => ws
+                .chunks_mut(cols)
+                .zip(fs.iter())
+                .for_each(|(row, &f)| row.iter_mut().for_each(|x| *x = *x * f)),
+            Axis::Cols => ws.chunks_mut(cols).for_each(|row| {
+                row.iter_mut()
+                    .zip(fs.iter())
+                    .for_each(|(x, &f)| *x = *x * f)
+            }),
         }
         self.set(slot, &[sum, zeros as f64])
     }
@@ -404,13 +409,8 @@ impl<F: Real> Backend for CpuBackend<F> {
     fn group_norms(&self, w: &CpuMat<F>, axis: Axis, slot: Slot) -> BResult<()> {
         shape::group_norms(slot)?;
         self.tick();
-        let nd = match axis {
-            Axis::Rows => NdAxis(0),
-            Axis::Cols => NdAxis(1),
-        };
         let (mut sum, mut zeros) = (0.0f64, 0usize);
-        for lane in w.0.axis_iter(nd) {
-            let norm = sq_sum(lane.iter()).sqrt();
+        for norm in group_norm_list(&w.0, axis)? {
             sum += norm;
             if norm == 0.0 {
                 zeros += 1;
@@ -430,15 +430,29 @@ impl<F: Real> Backend for CpuBackend<F> {
         t: f32,
     ) -> BResult<()> {
         shape::w_trial_preact(self, out, u, b_old, b_new, bmat, shrink)?;
-        let r = u.0.nrows();
         self.tick();
         let t = F::of(t);
-        for i in 0..r {
-            let (s, bo, bn) = (shrink.0[[i, 0]], b_old.0[[i, 0]], b_new.0[[i, 0]]);
-            Zip::from(out.0.row_mut(i))
-                .and(u.0.row(i))
-                .and(bmat.0.row(i))
-                .for_each(|o, &u, &b| *o = s * (u - bo - t * b) + bn);
+        let cols = u.0.ncols().max(1);
+        let (sh, bo, bn) = (slice(shrink)?, slice(b_old)?, slice(b_new)?);
+        let (us, bs) = (slice(u)?, slice(bmat)?);
+        let os = slice_mut(out)?;
+        let one = |i: usize, o: &mut [F], u: &[F], b: &[F]| {
+            let (s, bo, bn) = (sh[i], bo[i], bn[i]);
+            let (u, b) = (&u[..o.len()], &b[..o.len()]);
+            for j in 0..o.len() {
+                o[j] = s * (u[j] - bo - t * b[j]) + bn;
+            }
+        };
+        if os.len() > kernels::PAR_CHUNK {
+            os.par_chunks_mut(cols)
+                .zip(us.par_chunks(cols).zip(bs.par_chunks(cols)))
+                .enumerate()
+                .for_each(|(i, (o, (u, b)))| one(i, o, u, b));
+        } else {
+            os.chunks_mut(cols)
+                .zip(us.chunks(cols).zip(bs.chunks(cols)))
+                .enumerate()
+                .for_each(|(i, (o, (u, b)))| one(i, o, u, b));
         }
         Ok(())
     }
@@ -459,7 +473,7 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::loss_grad(self, yhat, y, g, slot)?;
         self.tick();
-        self.set(slot, &[loss_and_grad(&yhat.0, &y.0, kind, Some(&mut g.0))])
+        self.set(slot, &[loss_and_grad(&yhat.0, &y.0, kind, Some(g.arr()))])
     }
 
     fn count_errors(&self, yhat: &CpuMat<F>, y: &CpuMat<F>, slot: Slot) -> BResult<()> {
@@ -478,17 +492,14 @@ impl<F: Real> Backend for CpuBackend<F> {
     fn dot(&self, a: &CpuMat<F>, b: &CpuMat<F>, slot: Slot) -> BResult<()> {
         shape::dot(self, a, b, slot)?;
         self.tick();
-        let mut acc = 0.0f64;
-        Zip::from(&a.0)
-            .and(&b.0)
-            .for_each(|&x, &y| acc += x.f64() * y.f64());
+        let acc = kernels::dot(slice(a)?, slice(b)?);
         self.set(slot, &[acc])
     }
 
     fn sq_norm(&self, a: &CpuMat<F>, slot: Slot) -> BResult<()> {
         shape::sq_norm(slot)?;
         self.tick();
-        self.set(slot, &[sq_sum(a.0.iter())])
+        self.set(slot, &[kernels::sq_sum(slice(a)?)])
     }
 
     fn read_slots(&self, slots: &[Slot]) -> BResult<Vec<f64>> {
@@ -516,10 +527,10 @@ impl<F: Real> Backend for CpuBackend<F> {
         let bc1 = F::of(1.0 - beta1.powi(step));
         let bc2 = F::of(1.0 - beta2.powi(step));
         let (b1, b2, lr, eps) = (F::of(beta1), F::of(beta2), F::of(lr), F::of(eps));
-        Zip::from(&mut w.0)
+        Zip::from(w.arr())
             .and(&g.0)
-            .and(&mut m.0)
-            .and(&mut v.0)
+            .and(m.arr())
+            .and(v.arr())
             .for_each(|w, &g, m, v| {
                 *m = b1 * *m + (F::one() - b1) * g;
                 *v = b2 * *v + (F::one() - b2) * g * g;
@@ -541,4 +552,26 @@ impl<F: Real> Backend for CpuBackend<F> {
             submits: 0,
         }
     }
+}
+
+/// The Euclidean norm of every group of `w` (rows or columns), accumulated in `f64`.
+/// Column norms are summed row by row, so `w` is read once, in memory order.
+fn group_norm_list<F: Real>(w: &Array2<F>, axis: Axis) -> BResult<Vec<f64>> {
+    let ws = w.as_slice().ok_or_else(not_contiguous)?;
+    let cols = w.ncols().max(1);
+    Ok(match axis {
+        Axis::Rows => ws
+            .chunks(cols)
+            .map(|row| kernels::sq_sum(row).sqrt())
+            .collect(),
+        Axis::Cols => {
+            let mut acc = vec![0.0f64; w.ncols()];
+            for row in ws.chunks(cols) {
+                for (a, &x) in acc.iter_mut().zip(row) {
+                    *a += x.f64() * x.f64();
+                }
+            }
+            acc.into_iter().map(f64::sqrt).collect()
+        }
+    })
 }
