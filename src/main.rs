@@ -193,12 +193,17 @@ impl PathArgs {
 #[derive(Args, Debug)]
 struct CompareArgs {
     /// Config file (TOML).
-    config: PathBuf,
+    #[arg(required_unless_present = "resume")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     common: Overrides,
     /// Comma-separated methods (compare.methods), e.g. `alm,prox-sgd,warm+alm`.
     #[arg(long, value_name = "M1,M2,..")]
     methods: Option<String>,
+    /// Continue the interrupted comparison in DIR (with DIR/config.toml): finished methods
+    /// are restored from their checkpoints, the interrupted one continues from its own.
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -400,6 +405,8 @@ fn run(cli: Cli) -> Result<()> {
                 sets,
                 out: a.common.out.clone(),
                 force: a.common.force,
+                resume: a.resume.clone(),
+                stop: None,
                 verbosity: a.common.verbosity(),
             };
             let report =
@@ -415,6 +422,8 @@ fn run(cli: Cli) -> Result<()> {
                 sets: a.sets(),
                 out: a.train.common.out.clone(),
                 force: a.train.common.force,
+                resume: a.train.resume.clone(),
+                stop_after: None,
                 verbosity: a.train.common.verbosity(),
             };
             let quiet = a.train.common.quiet;

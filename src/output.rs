@@ -149,6 +149,25 @@ impl MetricsLog {
         })
     }
 
+    /// Continues the log at `path` with its first `keep` records (those a resumed run had
+    /// made at the state it resumes from; any written after that state are dropped, the
+    /// run makes them again). A missing file reads as empty.
+    pub fn resume(path: &Path, keep: usize) -> std::io::Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let mut log = MetricsLog::create(path)?;
+        for line in text.lines().take(keep) {
+            log.buf.push_str(line);
+            log.buf.push('\n');
+            log.n += 1;
+        }
+        log.write()?;
+        Ok(log)
+    }
+
     /// Sets the minimum time between rewrites; `Duration::ZERO` rewrites on every push
     /// (tests, or logs with few records).
     pub fn flush_every(mut self, every: Duration) -> Self {

@@ -1,40 +1,68 @@
 //! `sparse-alm compare`: every method of `compare.methods` on one problem from one shared
 //! initialisation, saved side by side (a model directory and a metrics log per method,
 //! compare.json with (P0) at pass and time checkpoints). A method that fails is kept in
-//! the table and in compare.json with its reason; the others are saved as usual.
+//! the table and in compare.json with its reason; the others are saved as usual. Each
+//! method checkpoints into its folder (`<method>/checkpoint.safetensors`, kept until
+//! compare.json is written), so `compare --resume DIR` takes up an interrupted comparison:
+//! finished methods are restored from their last checkpoint, the interrupted one continues
+//! from its, the rest run.
 
 use super::device::with_backend;
 use super::report::{counters_report, fmt_error, CompareReport, MethodFailure, MethodOutcome};
 use super::setup::{Command, OutDir, Setup};
 use super::{io_err, Notice, Verbosity};
 use crate::backend::Backend;
+use crate::config::Method;
 use crate::output::{fmt_sig, write_json};
+use crate::solver::checkpoint::{self, Checkpoints, Stop};
 use crate::solver::RunResult;
 use crate::{Error, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Default)]
 pub struct CompareOptions {
-    pub config: PathBuf,
+    /// Config file (required unless `resume`).
+    pub config: Option<PathBuf>,
     pub sets: Vec<String>,
     pub out: Option<PathBuf>,
     /// Run in a non-empty output directory, removing the tool's files of an earlier run.
     pub force: bool,
+    /// Continue the comparison in this directory, with its `config.toml`.
+    pub resume: Option<PathBuf>,
+    /// Test hook: stop `Method`'s run where [`Stop`] says, as a killed process would.
+    #[doc(hidden)]
+    pub stop: Option<(Method, Stop)>,
     pub verbosity: Verbosity,
 }
 
 /// `sparse-alm compare`: every method of `compare.methods` from one shared initialisation.
 pub fn compare(opts: &CompareOptions, say: &mut dyn FnMut(Notice)) -> Result<CompareReport> {
-    let setup = Setup::open(
-        Command::Compare,
-        Some(&opts.config),
-        &opts.sets,
-        OutDir::New {
-            path: opts.out.as_deref(),
-            force: opts.force,
-        },
-        say,
-    )?;
+    let setup = match &opts.resume {
+        Some(dir) => {
+            let flags =
+                opts.config.is_some() || !opts.sets.is_empty() || opts.out.is_some() || opts.force;
+            let setup = Setup::resume(Command::Compare, dir, flags, say)?;
+            if dir.join("compare.json").exists() {
+                return Err(Error::Refused(format!(
+                    "cannot resume {}: the comparison finished (its compare.json is there)",
+                    dir.display()
+                )));
+            }
+            setup
+        }
+        None => {
+            let Some(config) = &opts.config else {
+                return Err(Error::Refused(
+                    "compare needs a config file (or --resume DIR)".into(),
+                ));
+            };
+            let out = OutDir::New {
+                path: opts.out.as_deref(),
+                force: opts.force,
+            };
+            Setup::open(Command::Compare, Some(config), &opts.sets, out, say)?
+        }
+    };
     let cfg = &setup.cfg;
     let methods: Vec<String> = cfg.compare.methods.iter().map(|m| m.to_string()).collect();
     say(Notice::Info(
@@ -42,7 +70,8 @@ pub fn compare(opts: &CompareOptions, say: &mut dyn FnMut(Notice)) -> Result<Com
     ));
     let before = setup.device.counters();
     let device_name = setup.device.name();
-    let (outcomes, empty_p0) = with_backend!(&setup.device, be => compare_on(be, &setup, &device_name, opts.verbosity.quiet, say))?;
+    let (outcomes, empty_p0) =
+        with_backend!(&setup.device, be => compare_on(be, &setup, &device_name, opts, say))?;
     let after = setup.device.counters();
     let results: Vec<&RunResult> = outcomes.iter().filter_map(MethodOutcome::result).collect();
     let mut pass_checkpoints: Vec<f64> = cfg
@@ -83,6 +112,15 @@ pub fn compare(opts: &CompareOptions, say: &mut dyn FnMut(Notice)) -> Result<Com
     };
     let path = setup.out_dir.join("compare.json");
     write_json(&path, &report.to_json()).map_err(io_err(&path))?;
+    // compare.json holds every result now: nothing is left to resume.
+    for method in &cfg.compare.methods {
+        let ck = checkpoint_of(&setup.out_dir, *method);
+        remove_if_present(&ck)?;
+        // The folder of a method that failed held only its checkpoint.
+        if let Some(dir) = ck.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
     Ok(report)
 }
 
@@ -94,7 +132,7 @@ fn compare_on<B: Backend>(
     be: &B,
     setup: &Setup,
     device_name: &str,
-    quiet: bool,
+    opts: &CompareOptions,
     say: &mut dyn FnMut(Notice),
 ) -> Result<(Vec<MethodOutcome>, f64)> {
     let cfg = &setup.cfg;
@@ -104,7 +142,9 @@ fn compare_on<B: Backend>(
         let log = setup
             .out_dir
             .join(format!("metrics-{}.jsonl", method.as_str()));
-        let res = match problem.run_logged(be, cfg, method, &log, quiet, None) {
+        let checkpoints = checkpoints_for(setup, method, opts, say)?;
+        let quiet = opts.verbosity.quiet;
+        let res = match problem.run_logged(be, cfg, method, &log, quiet, Some(checkpoints)) {
             Ok(res) => res,
             Err(e @ (Error::Diverged(_) | Error::Backend(_))) => {
                 say(Notice::Warn(format!(
@@ -131,4 +171,48 @@ fn compare_on<B: Backend>(
         outcomes.push(MethodOutcome::Done(Box::new(res)));
     }
     Ok((outcomes, problem.empty_p0))
+}
+
+/// `<method>/checkpoint.safetensors` of a comparison in `dir`.
+fn checkpoint_of(dir: &Path, method: Method) -> PathBuf {
+    checkpoint::checkpoint_path(&dir.join(method.as_str()))
+}
+
+/// `method`'s checkpoints (every `train.checkpoint_seconds` and at phase ends, in its
+/// folder), resuming from the one there when the comparison is resumed.
+fn checkpoints_for(
+    setup: &Setup,
+    method: Method,
+    opts: &CompareOptions,
+    say: &mut dyn FnMut(Notice),
+) -> Result<Checkpoints> {
+    let path = checkpoint_of(&setup.out_dir, method);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    let mut ck = Checkpoints::new(path.clone(), setup.cfg.train.checkpoint_seconds);
+    if opts.resume.is_some() && path.is_file() {
+        let state = checkpoint::load(&path)?;
+        say(Notice::Info(format!(
+            "{:>10}: resuming from its checkpoint: phase {}, {} records, {:.4} passes",
+            method.as_str(),
+            state.phase,
+            state.records.len(),
+            state.passes
+        )));
+        ck = ck.resuming(state);
+    }
+    ck.stop = opts
+        .stop
+        .as_ref()
+        .filter(|(m, _)| *m == method)
+        .map(|(_, s)| s.clone());
+    Ok(ck)
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
 }

@@ -24,6 +24,7 @@ pub mod memory;
 mod outdir;
 mod path;
 pub mod path_report;
+mod path_state;
 mod plot;
 mod predict;
 pub mod report;

@@ -21,10 +21,13 @@ const OWNED_FILES: &[&str] = &[
     "path.csv",
     "path.svg",
     "selection.jsonl",
+    "path-state.json",
 ];
 
-/// What `compare` writes inside each method's folder (`<method>/`).
-const METHOD_FILES: &[&str] = &["model.safetensors", "model.json"];
+/// What `compare` writes inside each method's folder (`<method>/`), with the method's
+/// checkpoint (kept until `compare.json` is written, so `compare --resume` finds every
+/// finished method's result).
+const METHOD_FILES: &[&str] = &["model.safetensors", "model.json", "checkpoint.safetensors"];
 
 /// Whether `name` is one of `owned` or the temporary file of an interrupted atomic write
 /// of one (`.NAME.tmp.<pid>.<n>.<ns>`, see [`crate::output::write_atomic`]).

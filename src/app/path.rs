@@ -3,10 +3,12 @@
 //! at a small `λ_r`, *certified* and evaluated on a validation split carved from the
 //! training data before the path starts; a point is recommended by the one-standard-error
 //! rule on that split. Points are saved as they are made (`points/<k>/`, `path.json`,
-//! `path.csv`), so an interrupted or failing path keeps everything already done.
+//! `path.csv`), so an interrupted or failing path keeps everything already done, and
+//! `path --resume DIR` continues it from the step it had reached (`path_state`).
 
 use super::device::with_backend;
 use super::path_report::{self, PathPoint, PathReport};
+use super::path_state::PathState;
 use super::setup::{Command, OutDir, Setup};
 use super::{io_err, Notice, Verbosity};
 use crate::backend::{Backend, LossKind};
@@ -34,6 +36,12 @@ pub struct PathOptions {
     pub out: Option<PathBuf>,
     /// Replace an earlier run in `out` (only sparse-alm's own files are removed).
     pub force: bool,
+    /// Continue the interrupted path in this directory, with its `config.toml`.
+    pub resume: Option<PathBuf>,
+    /// Test hook: stop (with [`Error::Interrupted`]) after saving the state of this many
+    /// selection steps, as a process killed there would have.
+    #[doc(hidden)]
+    pub stop_after: Option<u64>,
     pub verbosity: Verbosity,
 }
 
@@ -42,11 +50,33 @@ const MIN_SPLIT: usize = 2;
 
 /// `sparse-alm path`.
 pub fn path(opts: &PathOptions, say: &mut dyn FnMut(Notice)) -> Result<PathReport> {
-    let out = OutDir::New {
-        path: opts.out.as_deref(),
-        force: opts.force,
+    let (setup, resume) = match &opts.resume {
+        Some(dir) => {
+            let flags =
+                opts.config.is_some() || !opts.sets.is_empty() || opts.out.is_some() || opts.force;
+            let setup = Setup::resume(Command::Path, dir, flags, say)?;
+            let state = PathState::load(dir)?;
+            say(Notice::Info(format!(
+                "resuming {}: {} selection steps and {} points done, {} λ values to go",
+                dir.display(),
+                state.steps,
+                state.points.len(),
+                state.todo.len()
+            )));
+            (setup, Some(state))
+        }
+        None => {
+            let out = OutDir::New {
+                path: opts.out.as_deref(),
+                force: opts.force,
+            };
+            let config = opts.config.as_deref();
+            (
+                Setup::open(Command::Path, config, &opts.sets, out, say)?,
+                None,
+            )
+        }
     };
-    let setup = Setup::open(Command::Path, opts.config.as_deref(), &opts.sets, out, say)?;
     let cfg = &setup.cfg;
     let grid = cfg.path.grid()?;
     let (fit, val) = carve_validation(cfg, &setup.data.train)?;
@@ -70,10 +100,12 @@ pub fn path(opts: &PathOptions, say: &mut dyn FnMut(Notice)) -> Result<PathRepor
         grid,
         lambda_r,
         quiet: opts.verbosity.quiet,
+        stop_after: opts.stop_after,
     };
-    let points = with_backend!(&setup.device, be => run.run(be, say))?;
+    let points = with_backend!(&setup.device, be => run.run(be, resume, say))?;
     let report = PathReport::new(setup.out_dir.clone(), cfg.data.task, points, lambda_r);
     report.write()?;
+    PathState::remove(&setup.out_dir)?;
     Ok(report)
 }
 
@@ -194,6 +226,7 @@ struct PathRun<'a> {
     grid: Vec<f64>,
     lambda_r: f64,
     quiet: bool,
+    stop_after: Option<u64>,
 }
 
 impl PathRun<'_> {
@@ -209,11 +242,11 @@ impl PathRun<'_> {
         )
     }
 
-    fn bar(&self) -> ProgressBar {
+    fn bar(&self, len: u64) -> ProgressBar {
         if self.quiet {
             return ProgressBar::hidden();
         }
-        let bar = ProgressBar::new(self.grid.len() as u64);
+        let bar = ProgressBar::new(len);
         if let Ok(style) = ProgressStyle::with_template(
             "{prefix:>10} [{bar:30}] {pos}/{len} λ {elapsed_precise} {msg}",
         ) {
@@ -223,37 +256,59 @@ impl PathRun<'_> {
         bar
     }
 
-    fn run<B: Backend>(&self, be: &B, say: &mut dyn FnMut(Notice)) -> Result<Vec<PathPoint>> {
+    /// The path from its start, or from `resume`; the state is saved after every step.
+    fn run<B: Backend>(
+        &self,
+        be: &B,
+        resume: Option<PathState>,
+        say: &mut dyn FnMut(Notice),
+    ) -> Result<Vec<PathPoint>> {
         let cfg = &self.setup.cfg;
         let out = &self.setup.out_dir;
         let test = &self.setup.data.test;
         let dense = solver::spec_for(cfg, self.fit.d(), self.fit.m());
         let data = DeviceData::upload(be, &self.fit, test)?;
         let empty_sel = empty_network_p0(&self.fit.y, cfg.model.loss);
-        let mut net = Network::he_init(&dense.sizes, cfg.model.alpha as f32, cfg.model.init_seed);
+        let init = Network::he_init(&dense.sizes, cfg.model.alpha as f32, cfg.model.init_seed);
         // One certificate normaliser for every refit: the dense He initialisation's
         // certificate at λ_r, so the points' `cert` compare (method §5, §9).
         let cert0 = {
             let spec_r = self.spec(dense.sizes.clone(), self.lambda_r);
             let mut ev = Evaluator::new(be, &spec_r, &data)?;
-            ev.measure(be, &Params::upload(be, &net)?, &data)?.cert_abs
+            ev.measure(be, &Params::upload(be, &init)?, &data)?.cert_abs
         };
         let sel_log_path = out.join("selection.jsonl");
-        let mut sel_log = MetricsLog::create(&sel_log_path).map_err(io_err(&sel_log_path))?;
-        let bar = self.bar();
+        let (mut st, mut sel_log) = match resume {
+            Some(st) => {
+                let log = MetricsLog::resume(&sel_log_path, st.selection_records);
+                (st, log.map_err(io_err(&sel_log_path))?)
+            }
+            None => {
+                let st = PathState::start(&self.grid, cfg.path.extend, cfg.path.refine, &init);
+                let log = MetricsLog::create(&sel_log_path).map_err(io_err(&sel_log_path))?;
+                (st, log)
+            }
+        };
+        let mut net = st.net()?;
+        let bar = self.bar(st.steps + st.todo.len() as u64);
+        bar.set_position(st.steps);
         let task = cfg.data.task;
-        bar.suspend(|| say(Notice::Info(path_report::header_row(task))));
-        let mut points: Vec<PathPoint> = Vec::new();
-        let mut last_support: Option<(Vec<usize>, Vec<Vec<usize>>)> = None;
+        bar.suspend(|| {
+            say(Notice::Info(path_report::header_row(task)));
+            for (index, point) in st.points.iter().enumerate() {
+                say(Notice::Info(path_report::row(task, index, point)));
+            }
+        });
         // The λ schedule: the grid, then (while the support is not empty) up to
         // `path.extend` more values at the grid's ratio; a step that loses more than half
         // of the live neurons is retried from the previous weights at the geometric
         // midpoint, at most `path.refine` times in all, so the frontier has no large gaps.
-        let mut todo: std::collections::VecDeque<f64> = self.grid.iter().copied().collect();
         let ratio = grid_ratio(&self.grid);
-        let (mut extend_left, mut refine_left) = (cfg.path.extend, cfg.path.refine);
-        let mut prev: Option<(f64, usize)> = None;
-        while let Some(lambda) = todo.pop_front() {
+        let mut done = st.points.last().is_some_and(|p| p.live_total == 0);
+        while !done {
+            let Some(lambda) = st.todo.pop_front() else {
+                break;
+            };
             bar.set_message(format!(
                 "selecting at λ {}",
                 crate::output::fmt_sig(lambda, 3)
@@ -270,43 +325,49 @@ impl PathRun<'_> {
             )?;
             let c = compact(&res.net, cfg.model.input_groups);
             let live: usize = c.live().iter().sum();
-            if let Some((prev_lambda, prev_live)) = prev {
-                if refine_left > 0 && 2 * live < prev_live && lambda / prev_lambda > 1.05 {
-                    refine_left -= 1;
-                    todo.push_front(lambda);
-                    todo.push_front((prev_lambda * lambda).sqrt());
+            let refine = st.prev.is_some_and(|(prev_lambda, prev_live)| {
+                st.refine_left > 0 && 2 * live < prev_live && lambda / prev_lambda > 1.05
+            });
+            if let (true, Some((prev_lambda, _))) = (refine, st.prev) {
+                st.refine_left -= 1;
+                st.todo.push_front(lambda);
+                st.todo.push_front((prev_lambda * lambda).sqrt());
+                bar.inc_length(1);
+            } else {
+                bar.inc(1);
+                st.steps += 1;
+                net = res.net.clone();
+                st.set_net(&net);
+                st.prev = Some((lambda, live));
+                if st.todo.is_empty() && !c.is_empty() && st.extend_left > 0 {
+                    st.extend_left -= 1;
+                    st.todo.push_back(lambda * ratio);
                     bar.inc_length(1);
-                    continue;
+                }
+                let support = (c.kept_inputs.clone(), c.kept_neurons.clone());
+                if st.last_support.as_ref() != Some(&support) {
+                    st.last_support = Some(support);
+                    bar.set_message(format!("refitting {live} live"));
+                    let index = st.points.len();
+                    let mut point = self.point(be, &c, lambda, index, cert0, &res)?;
+                    // The point's wall time: its selection at λ and its refit.
+                    point.seconds = started.elapsed().as_secs_f64();
+                    bar.suspend(|| say(Notice::Info(path_report::row(task, index, &point))));
+                    st.points.push(point);
+                    path_report::write_files(out, task, &st.points, self.lambda_r)?;
+                    done = c.is_empty();
                 }
             }
-            bar.inc(1);
-            net = res.net.clone();
-            prev = Some((lambda, live));
-            if todo.is_empty() && !c.is_empty() && extend_left > 0 {
-                extend_left -= 1;
-                todo.push_back(lambda * ratio);
-                bar.inc_length(1);
-            }
-            let support = (c.kept_inputs.clone(), c.kept_neurons.clone());
-            if last_support.as_ref() == Some(&support) {
-                continue;
-            }
-            last_support = Some(support);
-            bar.set_message(format!("refitting {live} live"));
-            let index = points.len();
-            let mut point = self.point(be, &c, lambda, index, cert0, &res)?;
-            // The point's wall time: its selection at λ and its refit.
-            point.seconds = started.elapsed().as_secs_f64();
-            bar.suspend(|| say(Notice::Info(path_report::row(task, index, &point))));
-            points.push(point);
-            path_report::write_files(out, task, &points, self.lambda_r)?;
-            if c.is_empty() {
-                break;
+            sel_log.finish().map_err(io_err(&sel_log_path))?;
+            st.selection_records = sel_log.len();
+            st.save(out)?;
+            if self.stop_after.is_some_and(|k| st.steps >= k) {
+                return Err(Error::Interrupted(PathState::path(out)));
             }
         }
         bar.finish_and_clear();
         sel_log.finish().map_err(io_err(&sel_log_path))?;
-        Ok(points)
+        Ok(st.points)
     }
 
     /// The selector at `lambda` from `net`, its records appended to `selection.jsonl`.

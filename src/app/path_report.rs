@@ -10,7 +10,8 @@ use crate::Result;
 use std::path::{Path, PathBuf};
 
 /// One point of the frontier (a distinct support), as in `path.json`.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PathPoint {
     /// The selection λ at which this support appeared.
     pub lambda: f64,

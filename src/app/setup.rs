@@ -54,7 +54,7 @@ impl Command {
 pub enum OutDir<'a> {
     /// A new run: `path` (`None`: `runs/<timestamp>`), which must be empty unless `force`.
     New { path: Option<&'a Path>, force: bool },
-    /// The directory of an earlier run that this one continues (`train --resume`).
+    /// The directory of an earlier run that this one continues (`--resume`).
     Resume(&'a Path),
 }
 
@@ -129,6 +129,32 @@ impl Setup {
             setup.write_config()?;
         }
         Ok(setup)
+    }
+
+    /// `--resume dir`: continue the run in `dir` with its own `config.toml`. The run's
+    /// configuration is what it was, so `flags` (a config file, `--set`, `--out`, `--force`
+    /// or any flag that sets a value, given beside `--resume`) are refused.
+    pub fn resume(
+        command: Command,
+        dir: &Path,
+        flags: bool,
+        say: &mut dyn FnMut(Notice),
+    ) -> Result<Self> {
+        if flags {
+            return Err(Error::Refused(format!(
+                "--resume {} continues that run with its own config.toml; it takes no \
+                 config file, --set, --out, --force or other run flags",
+                dir.display()
+            )));
+        }
+        let config = dir.join("config.toml");
+        if !config.is_file() {
+            return Err(Error::Refused(format!(
+                "cannot resume {}: it holds no config.toml (not an output directory of a run)",
+                dir.display()
+            )));
+        }
+        Setup::open(command, Some(&config), &[], OutDir::Resume(dir), say)
     }
 
     /// The header line of a command: data, network, `what` runs, device, λ.

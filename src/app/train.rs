@@ -45,13 +45,9 @@ pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainRe
             (setup, None)
         }
         Some(dir) => {
-            if opts.config.is_some() || !opts.sets.is_empty() || opts.out.is_some() || opts.force {
-                return Err(Error::Refused(format!(
-                    "--resume {} continues that run with its own config.toml; it takes no \
-                     config file, --set, --out, --force or other run flags",
-                    dir.display()
-                )));
-            }
+            let flags =
+                opts.config.is_some() || !opts.sets.is_empty() || opts.out.is_some() || opts.force;
+            let setup = Setup::resume(Command::Train, dir, flags, say)?;
             let path = checkpoint::checkpoint_path(dir);
             if !path.is_file() {
                 return Err(Error::Refused(format!(
@@ -60,8 +56,6 @@ pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainRe
                     dir.display()
                 )));
             }
-            let config = dir.join("config.toml");
-            let setup = Setup::open(Command::Train, Some(&config), &[], OutDir::Resume(dir), say)?;
             let state = checkpoint::load(&path)?;
             say(Notice::Info(format!(
                 "resuming {} from its checkpoint: phase {}, {} records, {:.4} passes",
