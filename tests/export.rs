@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 
 mod common;
 use common::cli::{run, s, text};
+use common::data::{f64_bytes, npy_bytes};
 
 #[track_caller]
 fn ok(out: Output) -> String {
@@ -513,19 +514,8 @@ fn the_python_example_predicts_like_predict() {
 /// Writes `rows` (`n × d`, row-major) as an NPY v1.0 `<f8` file.
 fn write_npy(path: &Path, rows: &[Vec<f64>]) {
     let (n, d) = (rows.len(), rows[0].len());
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {d}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for r in rows {
-        for v in r {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-    }
+    let flat: Vec<f64> = rows.concat();
+    let bytes = npy_bytes("<f8", &format!("({n}, {d})"), &f64_bytes(&flat));
     std::fs::write(path, bytes).unwrap();
 }
 

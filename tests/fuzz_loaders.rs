@@ -5,6 +5,8 @@
 //! counting global allocator measures each load's peak (per thread, so tests running in
 //! parallel do not disturb each other). Fixed case count and seed, so a run is repeatable.
 
+mod common;
+use common::data::{gz_at, idx_bytes, npy_bytes, write};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use sparse_alm::backend::{Axis, LossKind};
@@ -14,7 +16,7 @@ use sparse_alm::model::{self, ModelMeta, Network};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 // ---------------------------------------------------------------------------------------
 // Allocation accounting
@@ -90,25 +92,11 @@ fn peak_of<T>(f: impl FnOnce() -> T) -> (T, isize) {
 const CSV: &str = "label,a,\"b, quoted\"\n0,1.5,2\n1,\"3\",4\n2,5,6e1\n\n1,7,8\n0,-1,0.5\n";
 const CSV_REGRESSION: &str = "y,a,b\n0.5,1,2\n1.5,3,4\n-2,5,6\n3,7,8\n";
 
-fn npy(descr: &str, shape_txt: &str, data: &[u8]) -> Vec<u8> {
-    let mut header =
-        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
 fn npy_x() -> Vec<u8> {
     let v: Vec<u8> = (0..8)
         .flat_map(|i| (i as f64 * 0.5).to_le_bytes())
         .collect();
-    npy("<f8", "(4, 2)", &v)
+    npy_bytes("<f8", "(4, 2)", &v)
 }
 
 fn npy_y() -> Vec<u8> {
@@ -116,30 +104,19 @@ fn npy_y() -> Vec<u8> {
         .iter()
         .flat_map(|i| i.to_le_bytes())
         .collect();
-    npy("<i8", "(4,)", &v)
-}
-
-fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        out.extend_from_slice(&d.to_be_bytes());
-    }
-    out.extend_from_slice(data);
-    out
+    npy_bytes("<i8", "(4,)", &v)
 }
 
 fn idx_images() -> Vec<u8> {
-    idx(&[4, 2, 2], &(0..16).map(|i| i * 15).collect::<Vec<u8>>())
+    idx_bytes(&[4, 2, 2], &(0..16).map(|i| i * 15).collect::<Vec<u8>>())
 }
 
 fn idx_labels() -> Vec<u8> {
-    idx(&[4], &[0, 1, 1, 0])
+    idx_bytes(&[4], &[0, 1, 1, 0])
 }
 
 fn gz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
+    gz_at(bytes, flate2::Compression::fast())
 }
 
 fn toml_seed() -> String {
@@ -242,12 +219,6 @@ fn random_bytes() -> impl Strategy<Value = Vec<u8>> {
 // ---------------------------------------------------------------------------------------
 // Loading
 // ---------------------------------------------------------------------------------------
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
-}
 
 fn data_cfg(source: DataSource, task: Task) -> DataConfig {
     DataConfig {
@@ -484,15 +455,15 @@ fn bombs_and_huge_declared_sizes_stay_small() {
         e.write_all(&zeros).unwrap();
         e.finish().unwrap()
     };
-    let mut bomb = member(&idx(&[4], &[0, 1, 1, 0]));
+    let mut bomb = member(&idx_bytes(&[4], &[0, 1, 1, 0]));
     let rest = member(&[]);
     for _ in 1..256 {
         bomb.extend_from_slice(&rest);
     }
     assert!(bomb.len() < 4 << 20, "{} bytes", bomb.len());
-    let huge_idx = gz(&idx(&[4096, 4096, 4096], &[]));
-    let huge_npy = npy("<f8", "(4611686018427387904, 4611686018427387904)", &[0; 8]);
-    let wide_npy = npy("|u1", "(100000000, 40)", &[0; 8]);
+    let huge_idx = gz(&idx_bytes(&[4096, 4096, 4096], &[]));
+    let huge_npy = npy_bytes("<f8", "(4611686018427387904, 4611686018427387904)", &[0; 8]);
+    let wide_npy = npy_bytes("|u1", "(100000000, 40)", &[0; 8]);
     for (name, bytes) in [
         ("bomb", &bomb),
         ("huge_idx", &huge_idx),

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod data;
 
 use ndarray::Array2;
 use rand::SeedableRng;
