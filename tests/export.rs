@@ -11,18 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::cli::{run, s, text};
+use common::cli::{assert_ok, run, s, text};
 use common::data::{f64_bytes, npy_bytes};
 
 #[track_caller]
 fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_ok(&out);
     text(&out.stdout)
 }
 
@@ -81,6 +75,34 @@ fn sparse_wine_run(dir: &Path) -> PathBuf {
 
 fn export(run_dir: &Path, out: &Path) -> String {
     ok(run(&["export", s(run_dir), "--out", s(out)]))
+}
+
+/// `export` of `run_dir` into `out` fails with exit 2; returns stderr.
+#[track_caller]
+fn export_fails(run_dir: &Path, out: &Path) -> String {
+    fails_2(run(&["export", s(run_dir), "--out", s(out)]))
+}
+
+/// A CPU regression run on `data/diabetes.csv` into `out`.
+fn train_diabetes(out: &Path, hidden: &str, passes: &str) {
+    ok(run(&[
+        "train",
+        "--data",
+        s(&data("diabetes.csv")),
+        "--target",
+        "progression",
+        "--task",
+        "regression",
+        "--hidden",
+        hidden,
+        "--passes",
+        passes,
+        "--device",
+        "cpu",
+        "-q",
+        "--out",
+        s(out),
+    ]));
 }
 
 /// Header and rows of a CSV text (no quoted fields in these tests).
@@ -330,12 +352,7 @@ fn damaged_model_json_is_refused_by_field() {
     damage(&|m| m["preprocess"]["std"][4] = serde_json::json!(0.0));
     let err = fails_2(run(&["predict", s(&run_dir), s(&wine)]));
     assert!(err.contains("preprocess.std[4]"), "{err}");
-    let err = fails_2(run(&[
-        "export",
-        s(&run_dir),
-        "--out",
-        s(&tmp.path().join("e")),
-    ]));
+    let err = export_fails(&run_dir, &tmp.path().join("e"));
     assert!(err.contains("preprocess.std[4]"), "{err}");
 }
 
@@ -344,24 +361,7 @@ fn regression_predictions_are_in_target_units() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
     let diabetes = data("diabetes.csv");
-    ok(run(&[
-        "train",
-        "--data",
-        s(&diabetes),
-        "--target",
-        "progression",
-        "--task",
-        "regression",
-        "--hidden",
-        "16",
-        "--passes",
-        "20",
-        "--device",
-        "cpu",
-        "-q",
-        "--out",
-        s(&run_dir),
-    ]));
+    train_diabetes(&run_dir, "16", "20");
     let exp = tmp.path().join("export");
     export(&run_dir, &exp);
     let out = ok(run(&["predict", s(&exp), s(&diabetes)]));
@@ -406,7 +406,7 @@ fn export_refuses_a_busy_or_source_directory_and_an_empty_network() {
     let out = tmp.path().join("busy");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("notes.txt"), "keep me").unwrap();
-    let err = fails_2(run(&["export", s(&run_dir), "--out", s(&out)]));
+    let err = export_fails(&run_dir, &out);
     assert!(
         err.contains("not empty") && err.contains("--force"),
         "{err}"
@@ -431,12 +431,7 @@ fn export_refuses_a_busy_or_source_directory_and_an_empty_network() {
     let (mut net, meta) = model::load(&run_dir).unwrap();
     net.w[1].fill(0.0);
     model::save(&run_dir, &net, &meta).unwrap();
-    let err = fails_2(run(&[
-        "export",
-        s(&run_dir),
-        "--out",
-        s(&tmp.path().join("e")),
-    ]));
+    let err = export_fails(&run_dir, &tmp.path().join("e"));
     assert!(err.contains("no live neuron"), "{err}");
 }
 
@@ -482,24 +477,7 @@ fn the_python_example_predicts_like_predict() {
     // Regression, with target scaling.
     let reg = tmp.path().join("reg");
     let diabetes = data("diabetes.csv");
-    ok(run(&[
-        "train",
-        "--data",
-        s(&diabetes),
-        "--target",
-        "progression",
-        "--task",
-        "regression",
-        "--hidden",
-        "8,8",
-        "--passes",
-        "5",
-        "--device",
-        "cpu",
-        "-q",
-        "--out",
-        s(&reg),
-    ]));
+    train_diabetes(&reg, "8,8", "5");
     let reg_exp = tmp.path().join("reg_export");
     export(&reg, &reg_exp);
     let rust = ok(run(&["predict", s(&reg_exp), s(&diabetes)]));
