@@ -7,18 +7,12 @@ use std::path::Path;
 use std::process::Output;
 
 mod common;
-use common::cli::{assert_ok, run, s, text};
+use common::cli::{assert_ok, exit_stderr, run, s, text, train_cpu};
 
 /// The exit code must be `code`; returns the first line of stderr (no panic in it).
 #[track_caller]
 fn assert_exit(out: &Output, code: i32) -> String {
-    let stderr = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{stderr}",
-        text(&out.stdout)
-    );
+    let stderr = exit_stderr(out, code);
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
         .lines()
@@ -29,21 +23,9 @@ fn assert_exit(out: &Output, code: i32) -> String {
 
 /// A tiny digits training run into `dir`, with extra flags.
 fn train_small(dir: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "train",
-        "--device",
-        "cpu",
-        "--passes",
-        "2",
-        "--hidden",
-        "8",
-        "--method",
-        "prox-sgd",
-        "--out",
-        s(dir),
-    ];
+    let mut args = vec!["--passes", "2", "--hidden", "8", "--method", "prox-sgd"];
     args.extend_from_slice(extra);
-    run(&args)
+    train_cpu(dir, &args)
 }
 
 /// Names in `dir` (sorted), folders with their contents as `folder/name`.
@@ -206,18 +188,10 @@ fn a_diverging_prox_sgd_stops_at_its_first_record_with_exit_1() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
     // The default digits problem and its full 300-pass budget.
-    let out = run(&[
-        "train",
-        "--device",
-        "cpu",
-        "--method",
-        "prox-sgd",
-        "--set",
-        "sgd.lr=100",
-        "--quiet",
-        "--out",
-        s(&dir),
-    ]);
+    let out = train_cpu(
+        &dir,
+        &["--method", "prox-sgd", "--set", "sgd.lr=100", "--quiet"],
+    );
     assert_diverged(
         &out,
         &dir,
@@ -239,18 +213,10 @@ fn a_diverging_prox_sgd_stops_at_its_first_record_with_exit_1() {
 fn an_exploding_prox_adam_stops_with_exit_1() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let out = run(&[
-        "train",
-        "--device",
-        "cpu",
-        "--method",
-        "prox-adam",
-        "--set",
-        "adam.lr=10",
-        "--quiet",
-        "--out",
-        s(&dir),
-    ]);
+    let out = train_cpu(
+        &dir,
+        &["--method", "prox-adam", "--set", "adam.lr=10", "--quiet"],
+    );
     assert_diverged(
         &out,
         &dir,

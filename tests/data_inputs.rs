@@ -7,7 +7,8 @@
 
 mod common;
 use common::data::{
-    cfg, csv_err, csv_source, f64_bytes, gz_at, idx_cfg, idx_header, npy_bytes, npy_cfg, write,
+    cfg, csv_err, csv_source, f64_bytes, gz_at, gzip_bomb, idx_cfg, idx_header, npy_bytes, npy_cfg,
+    write,
 };
 
 use ndarray::Array2;
@@ -19,7 +20,6 @@ use sparse_alm::data::{load, load_for_eval, EvalSpec, Preprocess};
 use sparse_alm::model::{self, ModelMeta, Network};
 use sparse_alm::problem::{DeviceData, Params, Spec};
 use sparse_alm::solver::measures::Evaluator;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -110,18 +110,7 @@ fn idx_declared_size_beyond_the_limit_is_refused_before_reading() {
 #[test]
 fn gzip_bomb_after_a_valid_header_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
-    let zeros = vec![0u8; 8 << 20];
-    let member = |prefix: &[u8]| {
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        gz.write_all(prefix).unwrap();
-        gz.write_all(&zeros).unwrap();
-        gz.finish().unwrap()
-    };
-    let mut bomb = member(&[idx_header(&[2]), vec![0, 1]].concat());
-    let rest = member(&[]);
-    for _ in 1..256 {
-        bomb.extend_from_slice(&rest);
-    }
+    let bomb = gzip_bomb(&[idx_header(&[2]), vec![0, 1]].concat());
     assert!(bomb.len() < 4 << 20, "{} bytes", bomb.len());
     let labels = write(dir.path(), "bomb-labels.gz", &bomb);
     let images = write(

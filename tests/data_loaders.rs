@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 mod common;
 use common::data::{
     cfg, csv_err, csv_source, f64_bytes, gz, idx_bytes, idx_cfg, load_err, npy_bytes, npy_cfg,
-    write,
+    two_class_spec, write,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -257,15 +257,7 @@ fn eval_csv_applies_preprocess_and_checks_shapes() {
         std: Some(vec![1.0, 0.5]),
         ..Default::default()
     };
-    let spec = EvalSpec {
-        task: Task::Classification,
-        target: vec!["label".into()],
-        n_inputs: 2,
-        n_outputs: 2,
-        class_names: vec!["0".into(), "1".into()],
-        feature_names: vec![],
-        preprocess: pre,
-    };
+    let spec = two_class_spec(pre);
     let d = load_for_eval(&p, &spec).unwrap();
     assert_eq!(d.x.column(0).to_vec(), vec![0.0, 0.0]);
     assert_eq!(d.x.column(1).to_vec(), vec![1.0, 4.0]);

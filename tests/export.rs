@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::cli::{assert_ok, run, s, text};
+use common::cli::{assert_ok, exit_stderr, run, s, text, train_cpu};
 use common::data::{f64_bytes, npy_bytes};
 
 #[track_caller]
@@ -23,14 +23,7 @@ fn ok(out: Output) -> String {
 /// The command fails with exit 2 (the user's input); returns stderr.
 #[track_caller]
 fn fails_2(out: Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stderr)
+    exit_stderr(&out, 2)
 }
 
 fn data(name: &str) -> PathBuf {
@@ -44,26 +37,24 @@ fn data(name: &str) -> PathBuf {
 /// a constant (zero row, bias 0.5), hidden neuron 5 of layer 1 feeding nothing.
 fn sparse_wine_run(dir: &Path) -> PathBuf {
     let run_dir = dir.join("run");
-    ok(run(&[
-        "train",
-        "--data",
-        s(&data("wine.csv")),
-        "--target",
-        "class",
-        "--task",
-        "classification",
-        "--hidden",
-        "16,8",
-        "--passes",
-        "5",
-        "--device",
-        "cpu",
-        "--set",
-        "model.input_groups=\"cols\"",
-        "-q",
-        "--out",
-        s(&run_dir),
-    ]));
+    ok(train_cpu(
+        &run_dir,
+        &[
+            "--data",
+            s(&data("wine.csv")),
+            "--target",
+            "class",
+            "--task",
+            "classification",
+            "--hidden",
+            "16,8",
+            "--passes",
+            "5",
+            "--set",
+            "model.input_groups=\"cols\"",
+            "-q",
+        ],
+    ));
     let (mut net, meta) = model::load(&run_dir).unwrap();
     net.w[0].column_mut(2).fill(0.0);
     net.w[0].row_mut(3).fill(0.0);
@@ -85,24 +76,22 @@ fn export_fails(run_dir: &Path, out: &Path) -> String {
 
 /// A CPU regression run on `data/diabetes.csv` into `out`.
 fn train_diabetes(out: &Path, hidden: &str, passes: &str) {
-    ok(run(&[
-        "train",
-        "--data",
-        s(&data("diabetes.csv")),
-        "--target",
-        "progression",
-        "--task",
-        "regression",
-        "--hidden",
-        hidden,
-        "--passes",
-        passes,
-        "--device",
-        "cpu",
-        "-q",
-        "--out",
-        s(out),
-    ]));
+    ok(train_cpu(
+        out,
+        &[
+            "--data",
+            s(&data("diabetes.csv")),
+            "--target",
+            "progression",
+            "--task",
+            "regression",
+            "--hidden",
+            hidden,
+            "--passes",
+            passes,
+            "-q",
+        ],
+    ));
 }
 
 /// Header and rows of a CSV text (no quoted fields in these tests).

@@ -6,16 +6,15 @@
 //! parallel do not disturb each other). Fixed case count and seed, so a run is repeatable.
 
 mod common;
-use common::data::{gz_at, idx_bytes, npy_bytes, write};
+use common::data::{gz_at, gzip_bomb, idx_bytes, npy_bytes, two_class_spec, write};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use sparse_alm::backend::{Axis, LossKind};
 use sparse_alm::config::{config_from_str, DataConfig, DataSource, Task};
-use sparse_alm::data::{load, load_for_eval, EvalSpec, Preprocess};
+use sparse_alm::data::{load, load_for_eval, Preprocess};
 use sparse_alm::model::{self, ModelMeta, Network};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::io::Write;
 use std::path::Path;
 
 // ---------------------------------------------------------------------------------------
@@ -285,15 +284,7 @@ fn load_data_files(bytes: &[u8]) -> Vec<(String, isize)> {
         let (_, peak) = peak_of(|| load(&c).map(|d| d.train.n()));
         peaks.push((what.to_string(), peak));
     }
-    let spec = EvalSpec {
-        task: Task::Classification,
-        target: vec!["label".into()],
-        n_inputs: 2,
-        n_outputs: 2,
-        class_names: vec!["0".into(), "1".into()],
-        feature_names: vec![],
-        preprocess: Preprocess::default(),
-    };
+    let spec = two_class_spec(Preprocess::default());
     let eval_csv = write(d, "fuzz.csv", bytes);
     let (_, peak) = peak_of(|| load_for_eval(&eval_csv, &spec).map(|d| d.n()));
     peaks.push(("eval csv".into(), peak));
@@ -448,18 +439,7 @@ fn the_allocation_bound_can_fail() {
 #[test]
 fn bombs_and_huge_declared_sizes_stay_small() {
     let dir = tempfile::tempdir().unwrap();
-    let zeros = vec![0u8; 8 << 20];
-    let member = |prefix: &[u8]| {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        e.write_all(prefix).unwrap();
-        e.write_all(&zeros).unwrap();
-        e.finish().unwrap()
-    };
-    let mut bomb = member(&idx_bytes(&[4], &[0, 1, 1, 0]));
-    let rest = member(&[]);
-    for _ in 1..256 {
-        bomb.extend_from_slice(&rest);
-    }
+    let bomb = gzip_bomb(&idx_bytes(&[4], &[0, 1, 1, 0]));
     assert!(bomb.len() < 4 << 20, "{} bytes", bomb.len());
     let huge_idx = gz(&idx_bytes(&[4096, 4096, 4096], &[]));
     let huge_npy = npy_bytes("<f8", "(4611686018427387904, 4611686018427387904)", &[0; 8]);

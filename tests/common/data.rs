@@ -3,7 +3,7 @@
 //! header field, including the wrong ones).
 
 use sparse_alm::config::{DataConfig, DataSource, Task};
-use sparse_alm::data::load;
+use sparse_alm::data::{load, EvalSpec, Preprocess};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -125,4 +125,35 @@ pub fn csv_err(text: &str, task: Task, classes: Option<usize>) -> String {
     let msg = load_err(&c);
     assert!(msg.contains("input.csv"), "the file is not named: {msg}");
     msg
+}
+
+/// A gzip bomb: `prefix` then 2 GiB of zeros, as 256 gzip members of 8 MiB of zeros each
+/// (about 2 MB compressed). A reader must stop after what `prefix` declares.
+pub fn gzip_bomb(prefix: &[u8]) -> Vec<u8> {
+    let zeros = vec![0u8; 8 << 20];
+    let member = |prefix: &[u8]| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(prefix).unwrap();
+        gz.write_all(&zeros).unwrap();
+        gz.finish().unwrap()
+    };
+    let mut bomb = member(prefix);
+    let rest = member(&[]);
+    for _ in 1..256 {
+        bomb.extend_from_slice(&rest);
+    }
+    bomb
+}
+
+/// What `eval` needs to read a 2-feature, 2-class file with target `label`.
+pub fn two_class_spec(preprocess: Preprocess) -> EvalSpec {
+    EvalSpec {
+        task: Task::Classification,
+        target: vec!["label".into()],
+        n_inputs: 2,
+        n_outputs: 2,
+        class_names: vec!["0".into(), "1".into()],
+        feature_names: vec![],
+        preprocess,
+    }
 }

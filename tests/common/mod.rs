@@ -84,6 +84,13 @@ pub fn teacher_data(
             (y, Task::Classification)
         }
     };
+    dataset_of(x, y, task)
+}
+
+/// A dataset of `x` and targets `y` without stored labels, names or target scale; the
+/// classes (one per row of `y`) are named by index.
+pub fn dataset_of(x: Array2<f32>, y: Array2<f32>, task: Task) -> Dataset {
+    let m = y.nrows();
     Dataset {
         x,
         y,
