@@ -10,6 +10,7 @@ use common::data::{
     cfg, csv_err, csv_source, f64_bytes, gz_at, gzip_bomb, idx_cfg, idx_header, npy_bytes, npy_cfg,
     write,
 };
+use common::model_meta;
 
 use ndarray::Array2;
 use sparse_alm::backend::cpu::CpuBackend;
@@ -597,24 +598,8 @@ fn npy_with_more_rows_than_its_header_is_an_error() {
 
 fn meta(net: &Network, preprocess: serde_json::Value) -> ModelMeta {
     ModelMeta {
-        format_version: model::FORMAT_VERSION,
-        sizes: net.sizes(),
-        alpha: 0.1,
-        lambda: 1e-3,
-        loss: LossKind::Squared,
-        input_groups: Axis::Rows,
-        output_groups: Axis::Rows,
-        task: Task::Regression,
-        method: "alm".into(),
-        seed: 0,
-        init_seed: 0,
         target: vec!["y".into()],
-        class_names: vec![],
-        feature_names: vec![],
-        preprocess,
-        metrics: serde_json::json!({}),
-        created_unix: 0,
-        program_version: "test".into(),
+        ..model_meta(net, Task::Regression, preprocess)
     }
 }
 

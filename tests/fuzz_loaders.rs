@@ -7,9 +7,9 @@
 
 mod common;
 use common::data::{gz_at, gzip_bomb, idx_bytes, npy_bytes, two_class_spec, write};
+use common::model_meta;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
-use sparse_alm::backend::{Axis, LossKind};
 use sparse_alm::config::{config_from_str, DataConfig, DataSource, Task};
 use sparse_alm::data::{load, load_for_eval, Preprocess};
 use sparse_alm::model::{self, ModelMeta, Network};
@@ -126,24 +126,14 @@ fn toml_seed() -> String {
 fn model_files() -> (Vec<u8>, Vec<u8>) {
     let net = Network::he_init(&[2, 3, 2], 0.1, 1);
     let meta = ModelMeta {
-        format_version: model::FORMAT_VERSION,
-        sizes: net.sizes(),
-        alpha: 0.1,
-        lambda: 1e-3,
-        loss: LossKind::Squared,
-        input_groups: Axis::Rows,
-        output_groups: Axis::Rows,
-        task: Task::Classification,
-        method: "alm".into(),
-        seed: 0,
-        init_seed: 0,
         target: vec!["label".into()],
         class_names: vec!["0".into(), "1".into()],
-        feature_names: vec![],
-        preprocess: serde_json::json!({"feature_scale": 1.0, "mean": [0.0, 1.0], "std": [1.0, 2.0]}),
-        metrics: serde_json::json!({}),
-        created_unix: 0,
         program_version: "fuzz".into(),
+        ..model_meta(
+            &net,
+            Task::Classification,
+            serde_json::json!({"feature_scale": 1.0, "mean": [0.0, 1.0], "std": [1.0, 2.0]}),
+        )
     };
     let dir = tempfile::tempdir().unwrap();
     model::save(dir.path(), &net, &meta).unwrap();
