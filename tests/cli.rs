@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
-use common::cli::{assert_ok, exit_stderr, run, s, text, train_cpu};
+use common::cli::{assert_ok, compare_cpu, exit_stderr, run, s, text, train_cpu};
 
 fn digits_csv() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits.csv")
@@ -132,22 +132,20 @@ fn train_csv_regression_from_flags() {
 fn compare_writes_json_and_tables() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("cmp");
-    let out = run(&[
-        "compare",
+    let out = compare_cpu(
         "configs/digits.toml",
-        "--methods",
-        "alm,prox-sgd,prox-gd",
-        "--passes",
-        "3",
-        "--set",
-        "model.hidden=[12]",
-        "--set",
-        "compare.pass_checkpoints=[1,3,10]",
-        "--device",
-        "cpu",
-        "--out",
-        s(&out_dir),
-    ]);
+        &out_dir,
+        &[
+            "--methods",
+            "alm,prox-sgd,prox-gd",
+            "--passes",
+            "3",
+            "--set",
+            "model.hidden=[12]",
+            "--set",
+            "compare.pass_checkpoints=[1,3,10]",
+        ],
+    );
     assert_ok(&out);
     let stdout = text(&out.stdout);
     assert!(stdout.contains("empty network"), "{stdout}");

@@ -53,3 +53,11 @@ pub fn train_cpu(out: &Path, args: &[&str]) -> Output {
     all.extend_from_slice(&["--out", s(out)]);
     run(&all)
 }
+
+/// `compare CONFIG --device cpu ARGS --out OUT`: a comparison on the CPU backend into `out`.
+pub fn compare_cpu(config: &str, out: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["compare", config, "--device", "cpu"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--out", s(out)]);
+    run(&all)
+}
