@@ -225,10 +225,10 @@ fn load_data_files(bytes: &[u8]) -> Vec<(String, isize)> {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let f = write(d, "fuzz.bin", bytes);
-    let good_x = write(d, "x.npy", &npy_x());
-    let good_y = write(d, "y.npy", &npy_y());
-    let good_images = write(d, "images.idx", &idx_images());
-    let good_labels = write(d, "labels.idx", &idx_labels());
+    let good_x = write(d, "x.npy", npy_x());
+    let good_y = write(d, "y.npy", npy_y());
+    let good_images = write(d, "images.idx", idx_images());
+    let good_labels = write(d, "labels.idx", idx_labels());
     let csv = |task, target: &str| {
         data_cfg(
             DataSource::Csv {
@@ -381,8 +381,8 @@ fn seeds_are_valid() {
         Task::Classification,
     );
     assert_eq!(load(&c).unwrap().train.class_names, ["0", "1", "2"]);
-    let x = write(dir.path(), "x.npy", &npy_x());
-    let y = write(dir.path(), "y.npy", &npy_y());
+    let x = write(dir.path(), "x.npy", npy_x());
+    let y = write(dir.path(), "y.npy", npy_y());
     let c = data_cfg(
         DataSource::Npy {
             x,
@@ -444,7 +444,7 @@ fn bombs_and_huge_declared_sizes_stay_small() {
         let (r, peak) = peak_of(|| {
             let c = data_cfg(
                 DataSource::Idx {
-                    images: write(dir.path(), "images", &idx_images()),
+                    images: write(dir.path(), "images", idx_images()),
                     labels: p.clone(),
                     test_images: None,
                     test_labels: None,
@@ -455,7 +455,7 @@ fn bombs_and_huge_declared_sizes_stay_small() {
             let c = data_cfg(
                 DataSource::Npy {
                     x: p.clone(),
-                    y: write(dir.path(), "y.npy", &npy_y()),
+                    y: write(dir.path(), "y.npy", npy_y()),
                     test_x: None,
                     test_y: None,
                 },
