@@ -2,9 +2,10 @@
 //! directories, on the CPU backend (one test uses `--device auto`).
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 mod common;
-use common::cli::{assert_ok, run, s, text};
+use common::cli::{assert_ok, compare_cpu, exit_stderr, run, s, text, train_cpu};
 
 fn digits_csv() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits.csv")
@@ -34,17 +35,7 @@ fn check_metrics(path: &Path) -> Vec<serde_json::Value> {
 fn train_digits_writes_model_metrics_and_config() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("run");
-    let out = run(&[
-        "train",
-        "--device",
-        "cpu",
-        "--passes",
-        "3",
-        "--set",
-        "model.hidden=[16]",
-        "--out",
-        s(&out_dir),
-    ]);
+    let out = train_cpu(&out_dir, &["--passes", "3", "--set", "model.hidden=[16]"]);
     assert_ok(&out);
     let stdout = text(&out.stdout);
     for word in [
@@ -111,25 +102,23 @@ fn train_csv_regression_from_flags() {
     }
     std::fs::write(&csv, body).unwrap();
     let out_dir = tmp.path().join("out");
-    let out = run(&[
-        "train",
-        "--data",
-        s(&csv),
-        "--target",
-        "y",
-        "--task",
-        "regression",
-        "--hidden",
-        "8",
-        "--passes",
-        "3",
-        "--method",
-        "prox-gd",
-        "--device",
-        "cpu",
-        "--out",
-        s(&out_dir),
-    ]);
+    let out = train_cpu(
+        &out_dir,
+        &[
+            "--data",
+            s(&csv),
+            "--target",
+            "y",
+            "--task",
+            "regression",
+            "--hidden",
+            "8",
+            "--passes",
+            "3",
+            "--method",
+            "prox-gd",
+        ],
+    );
     assert_ok(&out);
     let (net, meta) = sparse_alm::model::load(&out_dir).unwrap();
     assert_eq!(net.sizes(), vec![3, 8, 1]);
@@ -143,22 +132,20 @@ fn train_csv_regression_from_flags() {
 fn compare_writes_json_and_tables() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("cmp");
-    let out = run(&[
-        "compare",
+    let out = compare_cpu(
         "configs/digits.toml",
-        "--methods",
-        "alm,prox-sgd,prox-gd",
-        "--passes",
-        "3",
-        "--set",
-        "model.hidden=[12]",
-        "--set",
-        "compare.pass_checkpoints=[1,3,10]",
-        "--device",
-        "cpu",
-        "--out",
-        s(&out_dir),
-    ]);
+        &out_dir,
+        &[
+            "--methods",
+            "alm,prox-sgd,prox-gd",
+            "--passes",
+            "3",
+            "--set",
+            "model.hidden=[12]",
+            "--set",
+            "compare.pass_checkpoints=[1,3,10]",
+        ],
+    );
     assert_ok(&out);
     let stdout = text(&out.stdout);
     assert!(stdout.contains("empty network"), "{stdout}");
@@ -239,26 +226,24 @@ fn eval_matches_the_saved_test_error() {
     std::fs::write(&test, format!("{header}\n{}\n", test_rows.join("\n"))).unwrap();
     let out_dir = tmp.path().join("run");
     let test_set = format!("data.test_path={}", s(&test));
-    let out = run(&[
-        "train",
-        "--data",
-        s(&train),
-        "--target",
-        "label",
-        "--hidden",
-        "16",
-        "--passes",
-        "4",
-        "--method",
-        "prox-sgd",
-        "--set",
-        &test_set,
-        "--device",
-        "cpu",
-        "--quiet",
-        "--out",
-        s(&out_dir),
-    ]);
+    let out = train_cpu(
+        &out_dir,
+        &[
+            "--data",
+            s(&train),
+            "--target",
+            "label",
+            "--hidden",
+            "16",
+            "--passes",
+            "4",
+            "--method",
+            "prox-sgd",
+            "--set",
+            &test_set,
+            "--quiet",
+        ],
+    );
     assert_ok(&out);
     let (_, meta) = sparse_alm::model::load(&out_dir).unwrap();
     let test_error = meta.metrics["test_error"].as_f64().expect("a test error");
@@ -299,71 +284,35 @@ fn eval_matches_the_saved_test_error() {
 #[test]
 fn bad_config_value_names_the_field() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = run(&[
-        "train",
-        "--device",
-        "cpu",
-        "--set",
-        "alm.rho0=-1",
-        "--out",
-        s(&tmp.path().join("r")),
-    ]);
-    assert!(!out.status.success());
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("alm.rho0"),
-        "{}",
-        text(&out.stderr)
-    );
-
-    let out = run(&[
-        "train",
-        "--device",
-        "cpu",
-        "--lambda",
-        "-1",
-        "--out",
-        s(&tmp.path().join("r")),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("train.lambda"),
-        "{}",
-        text(&out.stderr)
-    );
-
+    let r = tmp.path().join("r");
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "[model]\nalpha = 1.5\n").unwrap();
-    let out = run(&["compare", s(&bad), "--device", "cpu"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("model.alpha") && err.contains("bad.toml"),
-        "{err}"
-    );
+    let cases: [(Output, &[&str]); 3] = [
+        (train_cpu(&r, &["--set", "alm.rho0=-1"]), &["alm.rho0"]),
+        (train_cpu(&r, &["--lambda", "-1"]), &["train.lambda"]),
+        (
+            run(&["compare", s(&bad), "--device", "cpu"]),
+            &["model.alpha", "bad.toml"],
+        ),
+    ];
+    for (out, wants) in cases {
+        let err = exit_stderr(&out, 2);
+        for want in wants {
+            assert!(err.contains(want), "`{want}` missing: {err}");
+        }
+    }
 }
 
 #[test]
 fn missing_data_file_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("no-such-file.csv");
-    let out = run(&[
-        "train",
-        "--data",
-        s(&missing),
-        "--target",
-        "y",
-        "--device",
-        "cpu",
-        "--out",
-        s(&tmp.path().join("r")),
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("no-such-file.csv"),
-        "{}",
-        text(&out.stderr)
+    let out = train_cpu(
+        &tmp.path().join("r"),
+        &["--data", s(&missing), "--target", "y"],
     );
+    let err = exit_stderr(&out, 2);
+    assert!(err.contains("no-such-file.csv"), "{err}");
 
     let out = run(&[
         "eval",
@@ -373,11 +322,8 @@ fn missing_data_file_is_named() {
         "cpu",
     ]);
     assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("no-model"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = text(&out.stderr);
+    assert!(err.contains("no-model"), "{err}");
 }
 
 #[test]

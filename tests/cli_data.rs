@@ -8,13 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
 mod common;
-use common::cli::{assert_ok, bin, run, s, text};
+use common::cli::{assert_ok, bin, exit_stderr, run, s, text, train_cpu};
 
 /// Exit 2, the first line of stderr, and no output directory created.
 #[track_caller]
 fn assert_data_error(out: &Output, out_dir: &Path) -> String {
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    let stderr = exit_stderr(out, 2);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!out_dir.exists(), "{} was created", out_dir.display());
     stderr.lines().next().unwrap_or_default().to_string()
@@ -86,23 +85,21 @@ fn readme_quick_command_on_wine_reaches_a_sensible_error() {
 fn diabetes_regression_trains_and_reports_mse_in_target_units() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("diabetes");
-    let out = run(&[
-        "train",
-        "--data",
-        "data/diabetes.csv",
-        "--target",
-        "progression",
-        "--task",
-        "regression",
-        "--hidden",
-        "32",
-        "--passes",
-        "60",
-        "--device",
-        "cpu",
-        "--out",
-        s(&out_dir),
-    ]);
+    let out = train_cpu(
+        &out_dir,
+        &[
+            "--data",
+            "data/diabetes.csv",
+            "--target",
+            "progression",
+            "--task",
+            "regression",
+            "--hidden",
+            "32",
+            "--passes",
+            "60",
+        ],
+    );
     assert_ok(&out);
     let stdout = text(&out.stdout);
     assert!(
@@ -152,17 +149,9 @@ fn data_errors_exit_2_and_leave_no_run_directory() {
         ),
     ];
     for (data, extra, want) in cases {
-        let mut args = vec![
-            "train",
-            "--data",
-            data,
-            "--device",
-            "cpu",
-            "--out",
-            s(&out_dir),
-        ];
+        let mut args = vec!["--data", data];
         args.extend_from_slice(extra);
-        let out = run(&args);
+        let out = train_cpu(&out_dir, &args);
         let first = assert_data_error(&out, &out_dir);
         assert!(first.contains(want), "{data}: {first}");
         assert!(
@@ -176,22 +165,20 @@ fn data_errors_exit_2_and_leave_no_run_directory() {
 fn eval_refuses_a_model_with_invalid_preprocessing() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
-    let out = run(&[
-        "train",
-        "--data",
-        "data/wine.csv",
-        "--target",
-        "class",
-        "--hidden",
-        "8",
-        "--passes",
-        "2",
-        "--device",
-        "cpu",
-        "--quiet",
-        "--out",
-        s(&run_dir),
-    ]);
+    let out = train_cpu(
+        &run_dir,
+        &[
+            "--data",
+            "data/wine.csv",
+            "--target",
+            "class",
+            "--hidden",
+            "8",
+            "--passes",
+            "2",
+            "--quiet",
+        ],
+    );
     assert_ok(&out);
     let json_path = run_dir.join("model.json");
     let original = std::fs::read_to_string(&json_path).unwrap();
@@ -212,8 +199,7 @@ fn eval_refuses_a_model_with_invalid_preprocessing() {
         }
         std::fs::write(&json_path, v.to_string()).unwrap();
         let out = run(&["eval", s(&run_dir), "data/wine.csv", "--device", "cpu"]);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let stderr = exit_stderr(&out, 2);
         assert!(
             stderr.contains("model.json") && stderr.contains(&format!("field `{field}`")),
             "{stderr}"
@@ -261,18 +247,10 @@ fn identical_cpu_runs_write_identical_model_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = (0..2).map(|k| tmp.path().join(format!("r{k}"))).collect();
     for d in &dirs {
-        let out = run(&[
-            "train",
-            "--passes",
-            "3",
-            "--set",
-            "model.hidden=[16]",
-            "--device",
-            "cpu",
-            "--quiet",
-            "--out",
-            s(d),
-        ]);
+        let out = train_cpu(
+            d,
+            &["--passes", "3", "--set", "model.hidden=[16]", "--quiet"],
+        );
         assert_ok(&out);
     }
     let a = std::fs::read(dirs[0].join("model.safetensors")).unwrap();

@@ -3,48 +3,16 @@
 //! result when one fails, divergence caught when it happens, and memory checked before
 //! anything big is allocated. CPU backend, tiny budgets, temporary directories.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sparse-alm"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temp paths are UTF-8")
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
+mod common;
+use common::cli::{assert_ok, compare_cpu, exit_stderr, run, s, text, train_cpu};
 
 /// The exit code must be `code`; returns the first line of stderr (no panic in it).
 #[track_caller]
 fn assert_exit(out: &Output, code: i32) -> String {
-    let stderr = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{stderr}",
-        text(&out.stdout)
-    );
+    let stderr = exit_stderr(out, code);
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
         .lines()
@@ -55,21 +23,9 @@ fn assert_exit(out: &Output, code: i32) -> String {
 
 /// A tiny digits training run into `dir`, with extra flags.
 fn train_small(dir: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "train",
-        "--device",
-        "cpu",
-        "--passes",
-        "2",
-        "--hidden",
-        "8",
-        "--method",
-        "prox-sgd",
-        "--out",
-        s(dir),
-    ];
+    let mut args = vec!["--passes", "2", "--hidden", "8", "--method", "prox-sgd"];
     args.extend_from_slice(extra);
-    run(&args)
+    train_cpu(dir, &args)
 }
 
 /// Names in `dir` (sorted), folders with their contents as `folder/name`.
@@ -104,14 +60,7 @@ fn a_non_empty_output_directory_is_refused_without_force() {
     assert!(first.contains(s(&dir)), "{first}");
     assert!(first.contains("not empty"), "{first}");
     assert!(first.contains("--force"), "{first}");
-    let cmp = run(&[
-        "compare",
-        "configs/teacher.toml",
-        "--device",
-        "cpu",
-        "--out",
-        s(&dir),
-    ]);
+    let cmp = compare_cpu("configs/teacher.toml", &dir, &[]);
     let first = assert_exit(&cmp, 2);
     assert!(first.contains("--force"), "{first}");
     // Nothing was written, removed or changed.
@@ -227,26 +176,24 @@ fn assert_diverged(out: &Output, dir: &Path, wants: &[&str]) -> String {
     first
 }
 
-#[test]
-fn a_diverging_prox_sgd_stops_at_its_first_record_with_exit_1() {
+/// A quiet CPU `train` with `args` on the default digits problem and its full 300-pass
+/// budget into a fresh directory, which must diverge as [`assert_diverged`] checks with
+/// `wants`; returns the temporary directory (kept alive) and the run directory.
+#[track_caller]
+fn diverging_run(args: &[&str], wants: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    // The default digits problem and its full 300-pass budget.
-    let out = run(&[
-        "train",
-        "--device",
-        "cpu",
-        "--method",
-        "prox-sgd",
-        "--set",
-        "sgd.lr=100",
-        "--quiet",
-        "--out",
-        s(&dir),
-    ]);
-    assert_diverged(
-        &out,
-        &dir,
+    let mut all = args.to_vec();
+    all.push("--quiet");
+    let out = train_cpu(&dir, &all);
+    assert_diverged(&out, &dir, wants);
+    (tmp, dir)
+}
+
+#[test]
+fn a_diverging_prox_sgd_stops_at_its_first_record_with_exit_1() {
+    let (_tmp, dir) = diverging_run(
+        &["--method", "prox-sgd", "--set", "sgd.lr=100"],
         &[
             "prox-sgd diverged at sgd epoch 1",
             "passes)",
@@ -263,23 +210,8 @@ fn a_diverging_prox_sgd_stops_at_its_first_record_with_exit_1() {
 
 #[test]
 fn an_exploding_prox_adam_stops_with_exit_1() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("run");
-    let out = run(&[
-        "train",
-        "--device",
-        "cpu",
-        "--method",
-        "prox-adam",
-        "--set",
-        "adam.lr=10",
-        "--quiet",
-        "--out",
-        s(&dir),
-    ]);
-    assert_diverged(
-        &out,
-        &dir,
+    diverging_run(
+        &["--method", "prox-adam", "--set", "adam.lr=10"],
         &[
             "prox-adam diverged at adam epoch",
             "exceeds 1e6 × its scale",
@@ -327,22 +259,20 @@ fn keep_diverged_saves_the_last_finite_state() {
 fn compare_keeps_the_methods_that_succeed_when_one_diverges() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cmp");
-    let out = run(&[
-        "compare",
+    let out = compare_cpu(
         "configs/teacher.toml",
-        "--methods",
-        "prox-sgd,prox-gd",
-        "--set",
-        "sgd.lr=100",
-        "--passes",
-        "5",
-        "--set",
-        "model.hidden=[8]",
-        "--device",
-        "cpu",
-        "--out",
-        s(&dir),
-    ]);
+        &dir,
+        &[
+            "--methods",
+            "prox-sgd,prox-gd",
+            "--set",
+            "sgd.lr=100",
+            "--passes",
+            "5",
+            "--set",
+            "model.hidden=[8]",
+        ],
+    );
     let first = assert_exit(&out, 1);
     assert!(
         first.contains("1 of 2 methods failed (prox-sgd)"),
@@ -410,16 +340,11 @@ fn a_run_too_big_for_memory_is_refused_before_allocating() {
         assert!(!dir.exists(), "nothing is created for a refused run");
     }
     // The same for compare, whose methods run one after another.
-    let out = run(&[
-        "compare",
+    let out = compare_cpu(
         "configs/digits.toml",
-        "--set",
-        "model.hidden=[100000,100000]",
-        "--device",
-        "cpu",
-        "--out",
-        s(&dir),
-    ]);
+        &dir,
+        &["--set", "model.hidden=[100000,100000]"],
+    );
     let first = assert_exit(&out, 2);
     assert!(first.contains("of host memory"), "{first}");
 }

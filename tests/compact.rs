@@ -4,6 +4,8 @@
 //! is stationary, has the same `cert` (measured by the CPU backend's evaluator), for both
 //! losses and every grouping option.
 
+mod common;
+use common::dataset_of;
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -255,15 +257,7 @@ fn dataset(x: Array2<f32>, m: usize, loss: LossKind, rng: &mut ChaCha8Rng) -> Da
             (y, Task::Classification)
         }
     };
-    Dataset {
-        x,
-        y,
-        labels: None,
-        task,
-        feature_names: vec![],
-        class_names: (0..m).map(|i| i.to_string()).collect(),
-        target_std: None,
-    }
+    dataset_of(x, y, task)
 }
 
 /// `cert_abs` of `net` on `ds` (method §5) by the CPU backend's evaluator.

@@ -15,6 +15,11 @@ fn with(s: &[&str]) -> Result<Config, String> {
     load_config(None, &sets(s)).map_err(|e| e.to_string())
 }
 
+/// The message of the error a config text without overrides gives.
+fn toml_err(text: &str) -> String {
+    config_from_str(text, &[]).unwrap_err().to_string()
+}
+
 /// The override must fail with a message naming `field`.
 fn rejects(set: &str, field: &str) {
     let msg = with(&[set]).expect_err(&format!("`{set}` should be rejected"));
@@ -221,9 +226,7 @@ fn overrides_apply_including_lists() {
         other => panic!("{other:?}"),
     }
     // In a file, a key of another source is reported.
-    let msg = config_from_str("[data]\nsource = \"teacher\"\npath = \"a.csv\"\n", &[])
-        .unwrap_err()
-        .to_string();
+    let msg = toml_err("[data]\nsource = \"teacher\"\npath = \"a.csv\"\n");
     assert!(msg.contains("`data.path`"), "{msg}");
     let msg = with(&["alm.rho0"]).unwrap_err();
     assert!(msg.contains("key=value"), "{msg}");
@@ -343,29 +346,17 @@ fn cross_field_rules() {
     let msg = with(&["model.loss=softmax-ce", "alm.exact_blocks=true"]).unwrap_err();
     assert!(msg.contains("`alm.exact_blocks`"), "{msg}");
     // Teacher is regression; classification with several targets is rejected.
-    let msg = config_from_str(
-        "[data]\nsource = \"teacher\"\ntask = \"classification\"\n",
-        &[],
-    )
-    .unwrap_err()
-    .to_string();
+    let msg = toml_err("[data]\nsource = \"teacher\"\ntask = \"classification\"\n");
     assert!(msg.contains("`data.task`"), "{msg}");
     let msg = with(&["data.target=[\"a\", \"b\"]"]).unwrap_err();
     assert!(msg.contains("`data.target`"), "{msg}");
-    let msg = config_from_str(
+    let msg = toml_err(
         "[data]\nsource = \"teacher\"\n[data.teacher]\nsizes = [5, 4, 1]\nzero_rows = [4]\n",
-        &[],
-    )
-    .unwrap_err()
-    .to_string();
+    );
     assert!(msg.contains("`data.teacher.zero_rows[0]`"), "{msg}");
-    let msg = config_from_str("[data]\nsource = \"idx\"\nimages = \"a\"\n", &[])
-        .unwrap_err()
-        .to_string();
+    let msg = toml_err("[data]\nsource = \"idx\"\nimages = \"a\"\n");
     assert!(msg.contains("`data.labels`"), "{msg}");
-    let msg = config_from_str("[model]\nhidden = [3]\n", &[])
-        .unwrap_err()
-        .to_string();
+    let msg = toml_err("[model]\nhidden = [3]\n");
     assert!(msg.contains("`data.source`"), "{msg}");
 }
 

@@ -6,17 +6,21 @@
 //! preprocessing is invalid. Each test reproduces the bad case and asserts the message.
 
 mod common;
+use common::data::{
+    cfg, csv_err, csv_source, f64_bytes, gz_at, gzip_bomb, idx_cfg, idx_header, npy_bytes, npy_cfg,
+    write,
+};
+use common::model_meta;
 
 use ndarray::Array2;
 use sparse_alm::backend::cpu::CpuBackend;
 use sparse_alm::backend::gpu::GpuOptions;
 use sparse_alm::backend::{Axis, Backend, LossKind};
-use sparse_alm::config::{load_config, DataConfig, DataSource, Task};
+use sparse_alm::config::{load_config, DataSource, Task};
 use sparse_alm::data::{load, load_for_eval, EvalSpec, Preprocess};
 use sparse_alm::model::{self, ModelMeta, Network};
 use sparse_alm::problem::{DeviceData, Params, Spec};
 use sparse_alm::solver::measures::Evaluator;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -25,90 +29,6 @@ fn data_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("data")
         .join(name)
-}
-
-fn cfg(source: DataSource, task: Task) -> DataConfig {
-    DataConfig {
-        source,
-        task,
-        test_fraction: 0.0,
-        ..DataConfig::default()
-    }
-}
-
-fn csv_source(path: &Path, target: &[&str]) -> DataSource {
-    DataSource::Csv {
-        path: path.to_path_buf(),
-        target: target.iter().map(|s| s.to_string()).collect(),
-        test_path: None,
-    }
-}
-
-fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
-}
-
-/// The message of a failed CSV load (panics if it loads).
-fn csv_err(text: &str, task: Task, classes: Option<usize>) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "input.csv", text);
-    let mut c = cfg(csv_source(&p, &["label"]), task);
-    c.classes = classes;
-    let msg = load(&c).expect_err("should fail").to_string();
-    assert!(msg.contains("input.csv"), "the file is not named: {msg}");
-    msg
-}
-
-fn npy_bytes(descr: &str, shape_txt: &str, data: &[u8]) -> Vec<u8> {
-    let mut header =
-        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
-fn f64_bytes(v: &[f64]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn npy_cfg(x: PathBuf, y: PathBuf, task: Task) -> DataConfig {
-    cfg(
-        DataSource::Npy {
-            x,
-            y,
-            test_x: None,
-            test_y: None,
-        },
-        task,
-    )
-}
-
-fn idx_cfg(images: PathBuf, labels: PathBuf) -> DataConfig {
-    cfg(
-        DataSource::Idx {
-            images,
-            labels,
-            test_images: None,
-            test_labels: None,
-        },
-        Task::Classification,
-    )
-}
-
-fn idx_header(dims: &[u32]) -> Vec<u8> {
-    let mut out = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        out.extend_from_slice(&d.to_be_bytes());
-    }
-    out
 }
 
 /// Run `f` on another thread and fail (rather than hang) if it has not returned in a
@@ -165,9 +85,14 @@ fn npy_header_shape_overflow_is_an_error_not_a_panic() {
 #[test]
 fn idx_declared_size_beyond_the_limit_is_refused_before_reading() {
     let dir = tempfile::tempdir().unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&idx_header(&[65535, 65535, 65535])).unwrap();
-    let images = write(dir.path(), "declares.idx3.gz", gz.finish().unwrap());
+    let images = write(
+        dir.path(),
+        "declares.idx3.gz",
+        gz_at(
+            &idx_header(&[65535, 65535, 65535]),
+            flate2::Compression::fast(),
+        ),
+    );
     let labels = write(
         dir.path(),
         "labels.idx1",
@@ -186,18 +111,7 @@ fn idx_declared_size_beyond_the_limit_is_refused_before_reading() {
 #[test]
 fn gzip_bomb_after_a_valid_header_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
-    let zeros = vec![0u8; 8 << 20];
-    let member = |prefix: &[u8]| {
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        gz.write_all(prefix).unwrap();
-        gz.write_all(&zeros).unwrap();
-        gz.finish().unwrap()
-    };
-    let mut bomb = member(&[idx_header(&[2]), vec![0, 1]].concat());
-    let rest = member(&[]);
-    for _ in 1..256 {
-        bomb.extend_from_slice(&rest);
-    }
+    let bomb = gzip_bomb(&[idx_header(&[2]), vec![0, 1]].concat());
     assert!(bomb.len() < 4 << 20, "{} bytes", bomb.len());
     let labels = write(dir.path(), "bomb-labels.gz", &bomb);
     let images = write(
@@ -684,24 +598,8 @@ fn npy_with_more_rows_than_its_header_is_an_error() {
 
 fn meta(net: &Network, preprocess: serde_json::Value) -> ModelMeta {
     ModelMeta {
-        format_version: model::FORMAT_VERSION,
-        sizes: net.sizes(),
-        alpha: 0.1,
-        lambda: 1e-3,
-        loss: LossKind::Squared,
-        input_groups: Axis::Rows,
-        output_groups: Axis::Rows,
-        task: Task::Regression,
-        method: "alm".into(),
-        seed: 0,
-        init_seed: 0,
         target: vec!["y".into()],
-        class_names: vec![],
-        feature_names: vec![],
-        preprocess,
-        metrics: serde_json::json!({}),
-        created_unix: 0,
-        program_version: "test".into(),
+        ..model_meta(net, Task::Regression, preprocess)
     }
 }
 

@@ -2,99 +2,15 @@
 //! Fashion-MNIST when installed, and one test per error case asserting that the message
 //! names the file and the line/column (or sample) at fault.
 
-use sparse_alm::config::{load_config, DataConfig, DataSource, Task, TeacherParams};
+use sparse_alm::config::{load_config, DataSource, Task, TeacherParams};
 use sparse_alm::data::{load, load_for_eval, DataError, EvalSpec, Preprocess};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-fn cfg(source: DataSource, task: Task) -> DataConfig {
-    DataConfig {
-        source,
-        task,
-        test_fraction: 0.0,
-        stratify: true,
-        standardize: false,
-        standardize_targets: false,
-        feature_scale: 1.0,
-        max_train: 0,
-        split_seed: 0,
-        classes: None,
-    }
-}
-
-fn csv_source(path: &Path, target: &[&str]) -> DataSource {
-    DataSource::Csv {
-        path: path.to_path_buf(),
-        target: target.iter().map(|s| s.to_string()).collect(),
-        test_path: None,
-    }
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-/// Load a CSV and return the error message (panics if it loads).
-fn csv_err(text: &str, task: Task, classes: Option<usize>) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "bad_input.csv", text);
-    let mut c = cfg(csv_source(&p, &["label"]), task);
-    c.classes = classes;
-    let e = load(&c).expect_err("should fail");
-    let msg = e.to_string();
-    assert!(
-        msg.contains("bad_input.csv"),
-        "message does not name the file: {msg}"
-    );
-    msg
-}
-
-fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let shape_txt = match shape {
-        [n] => format!("({n},)"),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let mut header =
-        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
-fn f64_bytes(v: &[f64]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// An IDX file of unsigned bytes: magic `0x0000_08NN` with `NN` = number of dimensions.
-fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        out.extend_from_slice(&d.to_be_bytes());
-    }
-    out.extend_from_slice(data);
-    out
-}
-
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
+mod common;
+use common::data::{
+    cfg, csv_err, csv_source, f64_bytes, gz, idx_bytes, idx_cfg, load_err, npy_bytes, npy_cfg,
+    two_class_spec, write,
+};
 
 // ---------------------------------------------------------------------------------------
 // Bundled data and generated problems
@@ -272,19 +188,9 @@ fn idx_gz_round_trip_detects_gzip_by_content() {
     let pixels: Vec<u8> = (0..5 * 2 * 3).map(|i| (i * 8) as u8).collect();
     let labels = [0u8, 1, 2, 1, 0];
     // Gzipped content without a .gz name, and plain content with one.
-    let ip = dir.path().join("imgs.idx3");
-    std::fs::write(&ip, gz(&idx_bytes(&[5, 2, 3], &pixels))).unwrap();
-    let lp = dir.path().join("labels.gz");
-    std::fs::write(&lp, idx_bytes(&[5], &labels)).unwrap();
-    let mut c = cfg(
-        DataSource::Idx {
-            images: ip.clone(),
-            labels: lp.clone(),
-            test_images: None,
-            test_labels: None,
-        },
-        Task::Classification,
-    );
+    let ip = write(dir.path(), "imgs.idx3", gz(&idx_bytes(&[5, 2, 3], &pixels)));
+    let lp = write(dir.path(), "labels.gz", idx_bytes(&[5], &labels));
+    let mut c = idx_cfg(ip.clone(), lp.clone());
     c.feature_scale = 255.0;
     let d = load(&c).unwrap();
     assert_eq!((d.train.d(), d.train.n(), d.train.m()), (6, 5, 3));
@@ -315,23 +221,17 @@ fn idx_gz_round_trip_detects_gzip_by_content() {
 fn npy_round_trip_transposes() {
     let dir = tempfile::tempdir().unwrap();
     let xs: Vec<f64> = (0..12).map(|i| i as f64 * 0.5).collect(); // 4 × 3
-    let xp = dir.path().join("x.npy");
-    std::fs::write(&xp, npy_bytes("<f8", &[4, 3], &f64_bytes(&xs))).unwrap();
-    let yp = dir.path().join("y.npy");
+    let xp = write(
+        dir.path(),
+        "x.npy",
+        npy_bytes("<f8", "(4, 3)", &f64_bytes(&xs)),
+    );
     let ys: Vec<u8> = [0i64, 1, 1, 0]
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    std::fs::write(&yp, npy_bytes("<i8", &[4], &ys)).unwrap();
-    let c = cfg(
-        DataSource::Npy {
-            x: xp.clone(),
-            y: yp.clone(),
-            test_x: None,
-            test_y: None,
-        },
-        Task::Classification,
-    );
+    let yp = write(dir.path(), "y.npy", npy_bytes("<i8", "(4,)", &ys));
+    let c = npy_cfg(xp.clone(), yp.clone(), Task::Classification);
     let d = load(&c).unwrap();
     assert_eq!((d.train.d(), d.train.n(), d.train.m()), (3, 4, 2));
     assert_eq!(d.train.x[[2, 1]], 2.5); // sample 1, feature 2 = xs[1*3+2]
@@ -341,17 +241,8 @@ fn npy_round_trip_transposes() {
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    let yr = dir.path().join("yr.npy");
-    std::fs::write(&yr, npy_bytes("<f4", &[4, 1], &yf)).unwrap();
-    let c = cfg(
-        DataSource::Npy {
-            x: xp,
-            y: yr,
-            test_x: None,
-            test_y: None,
-        },
-        Task::Regression,
-    );
+    let yr = write(dir.path(), "yr.npy", npy_bytes("<f4", "(4, 1)", &yf));
+    let c = npy_cfg(xp, yr, Task::Regression);
     let d = load(&c).unwrap();
     assert_eq!(d.train.y.row(0).to_vec(), vec![1.0, 2.0, 3.0, 4.0]);
 }
@@ -366,15 +257,7 @@ fn eval_csv_applies_preprocess_and_checks_shapes() {
         std: Some(vec![1.0, 0.5]),
         ..Default::default()
     };
-    let spec = EvalSpec {
-        task: Task::Classification,
-        target: vec!["label".into()],
-        n_inputs: 2,
-        n_outputs: 2,
-        class_names: vec!["0".into(), "1".into()],
-        feature_names: vec![],
-        preprocess: pre,
-    };
+    let spec = two_class_spec(pre);
     let d = load_for_eval(&p, &spec).unwrap();
     assert_eq!(d.x.column(0).to_vec(), vec![0.0, 0.0]);
     assert_eq!(d.x.column(1).to_vec(), vec![1.0, 4.0]);
@@ -432,7 +315,7 @@ fn error_unreadable_file() {
         csv_source(Path::new("/nonexistent/dir/missing_file.csv"), &["label"]),
         Task::Classification,
     );
-    let msg = load(&c).unwrap_err().to_string();
+    let msg = load_err(&c);
     assert!(
         msg.contains("missing_file.csv") && msg.contains("cannot read"),
         "{msg}"
@@ -560,20 +443,18 @@ fn error_target_missing_lists_columns() {
 fn error_shape_mismatches() {
     let dir = tempfile::tempdir().unwrap();
     // NPY: X has 4 samples, y has 5.
-    let xp = dir.path().join("feat.npy");
-    std::fs::write(&xp, npy_bytes("<f8", &[4, 2], &f64_bytes(&[0.0; 8]))).unwrap();
-    let yp = dir.path().join("targ.npy");
-    std::fs::write(&yp, npy_bytes("<f8", &[5], &f64_bytes(&[0.0; 5]))).unwrap();
-    let c = cfg(
-        DataSource::Npy {
-            x: xp,
-            y: yp,
-            test_x: None,
-            test_y: None,
-        },
-        Task::Regression,
+    let xp = write(
+        dir.path(),
+        "feat.npy",
+        npy_bytes("<f8", "(4, 2)", &f64_bytes(&[0.0; 8])),
     );
-    let msg = load(&c).unwrap_err().to_string();
+    let yp = write(
+        dir.path(),
+        "targ.npy",
+        npy_bytes("<f8", "(5,)", &f64_bytes(&[0.0; 5])),
+    );
+    let c = npy_cfg(xp, yp, Task::Regression);
+    let msg = load_err(&c);
     assert!(
         msg.contains("targ.npy") && msg.contains("5 samples") && msg.contains("feat.npy"),
         "{msg}"
@@ -589,26 +470,16 @@ fn error_shape_mismatches() {
         },
         Task::Classification,
     );
-    let msg = load(&c).unwrap_err().to_string();
+    let msg = load_err(&c);
     assert!(
         msg.contains("test_set.csv") && msg.contains("1 features") && msg.contains("2"),
         "{msg}"
     );
     // IDX: labels count differs from images count.
-    let ip = dir.path().join("im.idx");
-    std::fs::write(&ip, idx_bytes(&[2, 1, 1], &[1, 2])).unwrap();
-    let lp = dir.path().join("lb.idx");
-    std::fs::write(&lp, idx_bytes(&[3], &[0, 1, 0])).unwrap();
-    let c = cfg(
-        DataSource::Idx {
-            images: ip,
-            labels: lp,
-            test_images: None,
-            test_labels: None,
-        },
-        Task::Classification,
-    );
-    let msg = load(&c).unwrap_err().to_string();
+    let ip = write(dir.path(), "im.idx", idx_bytes(&[2, 1, 1], &[1, 2]));
+    let lp = write(dir.path(), "lb.idx", idx_bytes(&[3], &[0, 1, 0]));
+    let c = idx_cfg(ip, lp);
+    let msg = load_err(&c);
     assert!(
         msg.contains("lb.idx") && msg.contains("3 labels") && msg.contains("2 images"),
         "{msg}"
@@ -618,143 +489,92 @@ fn error_shape_mismatches() {
 #[test]
 fn error_bad_idx() {
     let dir = tempfile::tempdir().unwrap();
-    let lp = dir.path().join("ok-labels.idx");
-    std::fs::write(&lp, idx_bytes(&[2], &[0, 1])).unwrap();
-    let bad = dir.path().join("bad-magic.idx");
-    std::fs::write(&bad, [0x12u8, 0x34, 0x08, 0x03, 0, 0, 0, 1]).unwrap();
-    let c = cfg(
-        DataSource::Idx {
-            images: bad,
-            labels: lp.clone(),
-            test_images: None,
-            test_labels: None,
-        },
-        Task::Classification,
+    let lp = write(dir.path(), "ok-labels.idx", idx_bytes(&[2], &[0, 1]));
+    let bad = write(
+        dir.path(),
+        "bad-magic.idx",
+        [0x12u8, 0x34, 0x08, 0x03, 0, 0, 0, 1],
     );
-    let msg = load(&c).unwrap_err().to_string();
+    let c = idx_cfg(bad, lp.clone());
+    let msg = load_err(&c);
     assert!(
         msg.contains("bad-magic.idx") && msg.contains("magic"),
         "{msg}"
     );
-    let short = dir.path().join("short.idx.gz");
     let mut b = idx_bytes(&[2, 2, 2], &[1, 2, 3, 4, 5, 6, 7, 8]);
     b.truncate(b.len() - 3);
-    std::fs::write(&short, gz(&b)).unwrap();
-    let c = cfg(
-        DataSource::Idx {
-            images: short,
-            labels: lp.clone(),
-            test_images: None,
-            test_labels: None,
-        },
-        Task::Classification,
-    );
-    let msg = load(&c).unwrap_err().to_string();
+    let short = write(dir.path(), "short.idx.gz", gz(&b));
+    let c = idx_cfg(short, lp.clone());
+    let msg = load_err(&c);
     assert!(
         msg.contains("short.idx.gz") && msg.contains("truncated"),
         "{msg}"
     );
     // A gzip stream cut short.
-    let cut = dir.path().join("cut.gz");
     let g = gz(&idx_bytes(&[2, 2, 2], &[1, 2, 3, 4, 5, 6, 7, 8]));
-    std::fs::write(&cut, &g[..g.len() / 2]).unwrap();
-    let c = cfg(
-        DataSource::Idx {
-            images: cut,
-            labels: lp,
-            test_images: None,
-            test_labels: None,
-        },
-        Task::Classification,
-    );
-    let msg = load(&c).unwrap_err().to_string();
+    let cut = write(dir.path(), "cut.gz", &g[..g.len() / 2]);
+    let c = idx_cfg(cut, lp);
+    let msg = load_err(&c);
     assert!(msg.contains("cut.gz"), "{msg}");
 }
 
 #[test]
 fn error_npy_dtype_and_values() {
     let dir = tempfile::tempdir().unwrap();
-    let xp = dir.path().join("complex.npy");
-    std::fs::write(&xp, npy_bytes("<c8", &[2, 1], &[0; 16])).unwrap();
-    let yp = dir.path().join("y.npy");
-    std::fs::write(&yp, npy_bytes("<f8", &[2], &f64_bytes(&[0.0, 1.0]))).unwrap();
-    let c = cfg(
-        DataSource::Npy {
-            x: xp,
-            y: yp.clone(),
-            test_x: None,
-            test_y: None,
-        },
-        Task::Regression,
+    let xp = write(
+        dir.path(),
+        "complex.npy",
+        npy_bytes("<c8", "(2, 1)", &[0; 16]),
     );
-    let msg = load(&c).unwrap_err().to_string();
+    let yp = write(
+        dir.path(),
+        "y.npy",
+        npy_bytes("<f8", "(2,)", &f64_bytes(&[0.0, 1.0])),
+    );
+    let c = npy_cfg(xp, yp.clone(), Task::Regression);
+    let msg = load_err(&c);
     assert!(msg.contains("complex.npy") && msg.contains("<c8"), "{msg}");
-    let be = dir.path().join("bigendian.npy");
-    std::fs::write(&be, npy_bytes(">f8", &[2, 1], &[0; 16])).unwrap();
-    let c = cfg(
-        DataSource::Npy {
-            x: be,
-            y: yp.clone(),
-            test_x: None,
-            test_y: None,
-        },
-        Task::Regression,
+    let be = write(
+        dir.path(),
+        "bigendian.npy",
+        npy_bytes(">f8", "(2, 1)", &[0; 16]),
     );
-    assert!(load(&c).unwrap_err().to_string().contains(">f8"));
-    let nanp = dir.path().join("withnan.npy");
-    std::fs::write(
-        &nanp,
-        npy_bytes("<f8", &[2, 2], &f64_bytes(&[0.0, 1.0, f64::NAN, 2.0])),
-    )
-    .unwrap();
-    let c = cfg(
-        DataSource::Npy {
-            x: nanp,
-            y: yp.clone(),
-            test_x: None,
-            test_y: None,
-        },
-        Task::Regression,
+    let c = npy_cfg(be, yp.clone(), Task::Regression);
+    assert!(load_err(&c).contains(">f8"));
+    let nanp = write(
+        dir.path(),
+        "withnan.npy",
+        npy_bytes("<f8", "(2, 2)", &f64_bytes(&[0.0, 1.0, f64::NAN, 2.0])),
     );
-    let msg = load(&c).unwrap_err().to_string();
+    let c = npy_cfg(nanp, yp.clone(), Task::Regression);
+    let msg = load_err(&c);
     assert!(
         msg.contains("withnan.npy") && msg.contains("sample 1") && msg.contains("feature 0"),
         "{msg}"
     );
-    let xp = dir.path().join("x.npy");
-    std::fs::write(&xp, npy_bytes("<f8", &[2, 1], &f64_bytes(&[0.0, 1.0]))).unwrap();
-    let lab = dir.path().join("neglabels.npy");
-    std::fs::write(
-        &lab,
-        npy_bytes("<i4", &[2], &[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),
-    )
-    .unwrap();
-    let c = cfg(
-        DataSource::Npy {
-            x: xp.clone(),
-            y: lab,
-            test_x: None,
-            test_y: None,
-        },
-        Task::Classification,
+    let xp = write(
+        dir.path(),
+        "x.npy",
+        npy_bytes("<f8", "(2, 1)", &f64_bytes(&[0.0, 1.0])),
     );
-    let msg = load(&c).unwrap_err().to_string();
+    let lab = write(
+        dir.path(),
+        "neglabels.npy",
+        npy_bytes("<i4", "(2,)", &[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),
+    );
+    let c = npy_cfg(xp.clone(), lab, Task::Classification);
+    let msg = load_err(&c);
     assert!(
         msg.contains("neglabels.npy") && msg.contains("sample 1") && msg.contains("negative"),
         "{msg}"
     );
-    let trunc = dir.path().join("trunc.npy");
-    std::fs::write(&trunc, npy_bytes("<f8", &[4, 1], &f64_bytes(&[0.0, 1.0]))).unwrap();
-    let c = cfg(
-        DataSource::Npy {
-            x: trunc,
-            y: yp,
-            test_x: None,
-            test_y: None,
-        },
-        Task::Regression,
+    let trunc = write(
+        dir.path(),
+        "trunc.npy",
+        npy_bytes("<f8", "(4, 1)", &f64_bytes(&[0.0, 1.0])),
     );
-    let msg = load(&c).unwrap_err().to_string();
+    let c = npy_cfg(trunc, yp, Task::Regression);
+    let msg = load_err(&c);
     assert!(
         msg.contains("trunc.npy") && msg.contains("truncated"),
         "{msg}"

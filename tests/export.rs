@@ -11,31 +11,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::cli::{run, s, text};
+use common::cli::{assert_ok, exit_stderr, run, s, text, train_cpu};
+use common::data::{f64_bytes, npy_bytes};
 
 #[track_caller]
 fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_ok(&out);
     text(&out.stdout)
 }
 
 /// The command fails with exit 2 (the user's input); returns stderr.
 #[track_caller]
 fn fails_2(out: Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stderr)
+    exit_stderr(&out, 2)
 }
 
 fn data(name: &str) -> PathBuf {
@@ -49,26 +37,24 @@ fn data(name: &str) -> PathBuf {
 /// a constant (zero row, bias 0.5), hidden neuron 5 of layer 1 feeding nothing.
 fn sparse_wine_run(dir: &Path) -> PathBuf {
     let run_dir = dir.join("run");
-    ok(run(&[
-        "train",
-        "--data",
-        s(&data("wine.csv")),
-        "--target",
-        "class",
-        "--task",
-        "classification",
-        "--hidden",
-        "16,8",
-        "--passes",
-        "5",
-        "--device",
-        "cpu",
-        "--set",
-        "model.input_groups=\"cols\"",
-        "-q",
-        "--out",
-        s(&run_dir),
-    ]));
+    ok(train_cpu(
+        &run_dir,
+        &[
+            "--data",
+            s(&data("wine.csv")),
+            "--target",
+            "class",
+            "--task",
+            "classification",
+            "--hidden",
+            "16,8",
+            "--passes",
+            "5",
+            "--set",
+            "model.input_groups=\"cols\"",
+            "-q",
+        ],
+    ));
     let (mut net, meta) = model::load(&run_dir).unwrap();
     net.w[0].column_mut(2).fill(0.0);
     net.w[0].row_mut(3).fill(0.0);
@@ -80,6 +66,32 @@ fn sparse_wine_run(dir: &Path) -> PathBuf {
 
 fn export(run_dir: &Path, out: &Path) -> String {
     ok(run(&["export", s(run_dir), "--out", s(out)]))
+}
+
+/// `export` of `run_dir` into `out` fails with exit 2; returns stderr.
+#[track_caller]
+fn export_fails(run_dir: &Path, out: &Path) -> String {
+    fails_2(run(&["export", s(run_dir), "--out", s(out)]))
+}
+
+/// A CPU regression run on `data/diabetes.csv` into `out`.
+fn train_diabetes(out: &Path, hidden: &str, passes: &str) {
+    ok(train_cpu(
+        out,
+        &[
+            "--data",
+            s(&data("diabetes.csv")),
+            "--target",
+            "progression",
+            "--task",
+            "regression",
+            "--hidden",
+            hidden,
+            "--passes",
+            passes,
+            "-q",
+        ],
+    ));
 }
 
 /// Header and rows of a CSV text (no quoted fields in these tests).
@@ -329,12 +341,7 @@ fn damaged_model_json_is_refused_by_field() {
     damage(&|m| m["preprocess"]["std"][4] = serde_json::json!(0.0));
     let err = fails_2(run(&["predict", s(&run_dir), s(&wine)]));
     assert!(err.contains("preprocess.std[4]"), "{err}");
-    let err = fails_2(run(&[
-        "export",
-        s(&run_dir),
-        "--out",
-        s(&tmp.path().join("e")),
-    ]));
+    let err = export_fails(&run_dir, &tmp.path().join("e"));
     assert!(err.contains("preprocess.std[4]"), "{err}");
 }
 
@@ -343,24 +350,7 @@ fn regression_predictions_are_in_target_units() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
     let diabetes = data("diabetes.csv");
-    ok(run(&[
-        "train",
-        "--data",
-        s(&diabetes),
-        "--target",
-        "progression",
-        "--task",
-        "regression",
-        "--hidden",
-        "16",
-        "--passes",
-        "20",
-        "--device",
-        "cpu",
-        "-q",
-        "--out",
-        s(&run_dir),
-    ]));
+    train_diabetes(&run_dir, "16", "20");
     let exp = tmp.path().join("export");
     export(&run_dir, &exp);
     let out = ok(run(&["predict", s(&exp), s(&diabetes)]));
@@ -405,7 +395,7 @@ fn export_refuses_a_busy_or_source_directory_and_an_empty_network() {
     let out = tmp.path().join("busy");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("notes.txt"), "keep me").unwrap();
-    let err = fails_2(run(&["export", s(&run_dir), "--out", s(&out)]));
+    let err = export_fails(&run_dir, &out);
     assert!(
         err.contains("not empty") && err.contains("--force"),
         "{err}"
@@ -430,12 +420,7 @@ fn export_refuses_a_busy_or_source_directory_and_an_empty_network() {
     let (mut net, meta) = model::load(&run_dir).unwrap();
     net.w[1].fill(0.0);
     model::save(&run_dir, &net, &meta).unwrap();
-    let err = fails_2(run(&[
-        "export",
-        s(&run_dir),
-        "--out",
-        s(&tmp.path().join("e")),
-    ]));
+    let err = export_fails(&run_dir, &tmp.path().join("e"));
     assert!(err.contains("no live neuron"), "{err}");
 }
 
@@ -481,24 +466,7 @@ fn the_python_example_predicts_like_predict() {
     // Regression, with target scaling.
     let reg = tmp.path().join("reg");
     let diabetes = data("diabetes.csv");
-    ok(run(&[
-        "train",
-        "--data",
-        s(&diabetes),
-        "--target",
-        "progression",
-        "--task",
-        "regression",
-        "--hidden",
-        "8,8",
-        "--passes",
-        "5",
-        "--device",
-        "cpu",
-        "-q",
-        "--out",
-        s(&reg),
-    ]));
+    train_diabetes(&reg, "8,8", "5");
     let reg_exp = tmp.path().join("reg_export");
     export(&reg, &reg_exp);
     let rust = ok(run(&["predict", s(&reg_exp), s(&diabetes)]));
@@ -513,19 +481,8 @@ fn the_python_example_predicts_like_predict() {
 /// Writes `rows` (`n × d`, row-major) as an NPY v1.0 `<f8` file.
 fn write_npy(path: &Path, rows: &[Vec<f64>]) {
     let (n, d) = (rows.len(), rows[0].len());
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {d}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for r in rows {
-        for v in r {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-    }
+    let flat: Vec<f64> = rows.concat();
+    let bytes = npy_bytes("<f8", &format!("({n}, {d})"), &f64_bytes(&flat));
     std::fs::write(path, bytes).unwrap();
 }
 

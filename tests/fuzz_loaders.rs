@@ -5,16 +5,17 @@
 //! counting global allocator measures each load's peak (per thread, so tests running in
 //! parallel do not disturb each other). Fixed case count and seed, so a run is repeatable.
 
+mod common;
+use common::data::{gz_at, gzip_bomb, idx_bytes, npy_bytes, two_class_spec, write};
+use common::model_meta;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
-use sparse_alm::backend::{Axis, LossKind};
 use sparse_alm::config::{config_from_str, DataConfig, DataSource, Task};
-use sparse_alm::data::{load, load_for_eval, EvalSpec, Preprocess};
+use sparse_alm::data::{load, load_for_eval, Preprocess};
 use sparse_alm::model::{self, ModelMeta, Network};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 // ---------------------------------------------------------------------------------------
 // Allocation accounting
@@ -90,25 +91,11 @@ fn peak_of<T>(f: impl FnOnce() -> T) -> (T, isize) {
 const CSV: &str = "label,a,\"b, quoted\"\n0,1.5,2\n1,\"3\",4\n2,5,6e1\n\n1,7,8\n0,-1,0.5\n";
 const CSV_REGRESSION: &str = "y,a,b\n0.5,1,2\n1.5,3,4\n-2,5,6\n3,7,8\n";
 
-fn npy(descr: &str, shape_txt: &str, data: &[u8]) -> Vec<u8> {
-    let mut header =
-        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
 fn npy_x() -> Vec<u8> {
     let v: Vec<u8> = (0..8)
         .flat_map(|i| (i as f64 * 0.5).to_le_bytes())
         .collect();
-    npy("<f8", "(4, 2)", &v)
+    npy_bytes("<f8", "(4, 2)", &v)
 }
 
 fn npy_y() -> Vec<u8> {
@@ -116,30 +103,19 @@ fn npy_y() -> Vec<u8> {
         .iter()
         .flat_map(|i| i.to_le_bytes())
         .collect();
-    npy("<i8", "(4,)", &v)
-}
-
-fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        out.extend_from_slice(&d.to_be_bytes());
-    }
-    out.extend_from_slice(data);
-    out
+    npy_bytes("<i8", "(4,)", &v)
 }
 
 fn idx_images() -> Vec<u8> {
-    idx(&[4, 2, 2], &(0..16).map(|i| i * 15).collect::<Vec<u8>>())
+    idx_bytes(&[4, 2, 2], &(0..16).map(|i| i * 15).collect::<Vec<u8>>())
 }
 
 fn idx_labels() -> Vec<u8> {
-    idx(&[4], &[0, 1, 1, 0])
+    idx_bytes(&[4], &[0, 1, 1, 0])
 }
 
 fn gz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
+    gz_at(bytes, flate2::Compression::fast())
 }
 
 fn toml_seed() -> String {
@@ -150,24 +126,14 @@ fn toml_seed() -> String {
 fn model_files() -> (Vec<u8>, Vec<u8>) {
     let net = Network::he_init(&[2, 3, 2], 0.1, 1);
     let meta = ModelMeta {
-        format_version: model::FORMAT_VERSION,
-        sizes: net.sizes(),
-        alpha: 0.1,
-        lambda: 1e-3,
-        loss: LossKind::Squared,
-        input_groups: Axis::Rows,
-        output_groups: Axis::Rows,
-        task: Task::Classification,
-        method: "alm".into(),
-        seed: 0,
-        init_seed: 0,
         target: vec!["label".into()],
         class_names: vec!["0".into(), "1".into()],
-        feature_names: vec![],
-        preprocess: serde_json::json!({"feature_scale": 1.0, "mean": [0.0, 1.0], "std": [1.0, 2.0]}),
-        metrics: serde_json::json!({}),
-        created_unix: 0,
         program_version: "fuzz".into(),
+        ..model_meta(
+            &net,
+            Task::Classification,
+            serde_json::json!({"feature_scale": 1.0, "mean": [0.0, 1.0], "std": [1.0, 2.0]}),
+        )
     };
     let dir = tempfile::tempdir().unwrap();
     model::save(dir.path(), &net, &meta).unwrap();
@@ -243,12 +209,6 @@ fn random_bytes() -> impl Strategy<Value = Vec<u8>> {
 // Loading
 // ---------------------------------------------------------------------------------------
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
-}
-
 fn data_cfg(source: DataSource, task: Task) -> DataConfig {
     DataConfig {
         source,
@@ -265,10 +225,10 @@ fn load_data_files(bytes: &[u8]) -> Vec<(String, isize)> {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let f = write(d, "fuzz.bin", bytes);
-    let good_x = write(d, "x.npy", &npy_x());
-    let good_y = write(d, "y.npy", &npy_y());
-    let good_images = write(d, "images.idx", &idx_images());
-    let good_labels = write(d, "labels.idx", &idx_labels());
+    let good_x = write(d, "x.npy", npy_x());
+    let good_y = write(d, "y.npy", npy_y());
+    let good_images = write(d, "images.idx", idx_images());
+    let good_labels = write(d, "labels.idx", idx_labels());
     let csv = |task, target: &str| {
         data_cfg(
             DataSource::Csv {
@@ -314,15 +274,7 @@ fn load_data_files(bytes: &[u8]) -> Vec<(String, isize)> {
         let (_, peak) = peak_of(|| load(&c).map(|d| d.train.n()));
         peaks.push((what.to_string(), peak));
     }
-    let spec = EvalSpec {
-        task: Task::Classification,
-        target: vec!["label".into()],
-        n_inputs: 2,
-        n_outputs: 2,
-        class_names: vec!["0".into(), "1".into()],
-        feature_names: vec![],
-        preprocess: Preprocess::default(),
-    };
+    let spec = two_class_spec(Preprocess::default());
     let eval_csv = write(d, "fuzz.csv", bytes);
     let (_, peak) = peak_of(|| load_for_eval(&eval_csv, &spec).map(|d| d.n()));
     peaks.push(("eval csv".into(), peak));
@@ -429,8 +381,8 @@ fn seeds_are_valid() {
         Task::Classification,
     );
     assert_eq!(load(&c).unwrap().train.class_names, ["0", "1", "2"]);
-    let x = write(dir.path(), "x.npy", &npy_x());
-    let y = write(dir.path(), "y.npy", &npy_y());
+    let x = write(dir.path(), "x.npy", npy_x());
+    let y = write(dir.path(), "y.npy", npy_y());
     let c = data_cfg(
         DataSource::Npy {
             x,
@@ -477,22 +429,11 @@ fn the_allocation_bound_can_fail() {
 #[test]
 fn bombs_and_huge_declared_sizes_stay_small() {
     let dir = tempfile::tempdir().unwrap();
-    let zeros = vec![0u8; 8 << 20];
-    let member = |prefix: &[u8]| {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        e.write_all(prefix).unwrap();
-        e.write_all(&zeros).unwrap();
-        e.finish().unwrap()
-    };
-    let mut bomb = member(&idx(&[4], &[0, 1, 1, 0]));
-    let rest = member(&[]);
-    for _ in 1..256 {
-        bomb.extend_from_slice(&rest);
-    }
+    let bomb = gzip_bomb(&idx_bytes(&[4], &[0, 1, 1, 0]));
     assert!(bomb.len() < 4 << 20, "{} bytes", bomb.len());
-    let huge_idx = gz(&idx(&[4096, 4096, 4096], &[]));
-    let huge_npy = npy("<f8", "(4611686018427387904, 4611686018427387904)", &[0; 8]);
-    let wide_npy = npy("|u1", "(100000000, 40)", &[0; 8]);
+    let huge_idx = gz(&idx_bytes(&[4096, 4096, 4096], &[]));
+    let huge_npy = npy_bytes("<f8", "(4611686018427387904, 4611686018427387904)", &[0; 8]);
+    let wide_npy = npy_bytes("|u1", "(100000000, 40)", &[0; 8]);
     for (name, bytes) in [
         ("bomb", &bomb),
         ("huge_idx", &huge_idx),
@@ -503,7 +444,7 @@ fn bombs_and_huge_declared_sizes_stay_small() {
         let (r, peak) = peak_of(|| {
             let c = data_cfg(
                 DataSource::Idx {
-                    images: write(dir.path(), "images", &idx_images()),
+                    images: write(dir.path(), "images", idx_images()),
                     labels: p.clone(),
                     test_images: None,
                     test_labels: None,
@@ -514,7 +455,7 @@ fn bombs_and_huge_declared_sizes_stay_small() {
             let c = data_cfg(
                 DataSource::Npy {
                     x: p.clone(),
-                    y: write(dir.path(), "y.npy", &npy_y()),
+                    y: write(dir.path(), "y.npy", npy_y()),
                     test_x: None,
                     test_y: None,
                 },

@@ -41,6 +41,15 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// A JSON array of unsigned integers.
+fn u64s(v: &serde_json::Value) -> Vec<u64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
+
 fn json(path: &Path) -> serde_json::Value {
     let body = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -97,18 +106,8 @@ fn a_path_writes_its_points_and_stops_after_the_empty_support() {
         let dir = out.join(p["model_dir"].as_str().unwrap());
         let meta = json(&dir.join("model.json"));
         // The saved model is compact: its hidden widths are the live counts.
-        let sizes: Vec<u64> = meta["sizes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap())
-            .collect();
-        let live: Vec<u64> = p["live"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap())
-            .collect();
+        let sizes = u64s(&meta["sizes"]);
+        let live = u64s(&p["live"]);
         assert_eq!(&sizes[1..sizes.len() - 1], &live[..], "{meta}");
         assert!(dir.join("metrics.jsonl").is_file());
         assert!(dir.join("model.safetensors").is_file());

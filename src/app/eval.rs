@@ -2,11 +2,12 @@
 //! with the model's own preprocessing and target mapping.
 
 use super::device::{open_device, with_backend};
+use super::predict::eval_spec;
 use super::report::EvalReport;
 use super::Notice;
 use crate::backend::{BResult, Backend};
 use crate::config::DeviceChoice;
-use crate::data::{self, Dataset, EvalSpec, Preprocess};
+use crate::data::{self, Dataset};
 use crate::model::{self, Network};
 use crate::problem::{DeviceData, Params, Spec};
 use crate::solver::measures::{Evaluator, Measures};
@@ -21,19 +22,7 @@ pub fn eval(
     say: &mut dyn FnMut(Notice),
 ) -> Result<EvalReport> {
     let (net, meta) = model::load(model_path)?;
-    let preprocess: Preprocess = serde_json::from_value(meta.preprocess.clone()).map_err(|e| {
-        Error::Invalid(format!("{}: field `preprocess`: {e}", model_path.display()))
-    })?;
-    let (d, m) = (meta.sizes[0], meta.sizes[meta.sizes.len() - 1]);
-    let espec = EvalSpec {
-        task: meta.task,
-        target: meta.target.clone(),
-        n_inputs: d,
-        n_outputs: m,
-        class_names: meta.class_names.clone(),
-        feature_names: meta.feature_names.clone(),
-        preprocess,
-    };
+    let espec = eval_spec(&meta, model_path)?;
     let ds = data::load_for_eval(data_path, &espec)?;
     if ds.n() == 0 {
         return Err(Error::Invalid(format!(

@@ -6,7 +6,7 @@
 
 use crate::config::Task;
 use crate::data::{self, EvalSpec, Preprocess};
-use crate::model;
+use crate::model::{self, ModelMeta};
 use crate::output::write_atomic;
 use crate::{Error, Result};
 use ndarray::Array2;
@@ -77,22 +77,29 @@ pub fn predict(opts: &PredictOptions) -> Result<PredictReport> {
     }
 }
 
-/// Loads the model, reads the data for it and runs the network on the host.
-pub fn predictions(model_path: &Path, data_path: &Path) -> Result<Predictions> {
-    let (net, meta) = model::load(model_path)?;
+/// What reading data for the model saved at `model_path` needs: its stored
+/// preprocessing (refused by field when invalid), sizes, task, targets and names. `eval`
+/// and `predict` read data the same way through this.
+pub(super) fn eval_spec(meta: &ModelMeta, model_path: &Path) -> Result<EvalSpec> {
     let preprocess: Preprocess = serde_json::from_value(meta.preprocess.clone()).map_err(|e| {
         Error::Invalid(format!("{}: field `preprocess`: {e}", model_path.display()))
     })?;
-    let (d, m) = (meta.sizes[0], meta.sizes[meta.sizes.len() - 1]);
-    let spec = EvalSpec {
+    Ok(EvalSpec {
         task: meta.task,
         target: meta.target.clone(),
-        n_inputs: d,
-        n_outputs: m,
+        n_inputs: meta.sizes[0],
+        n_outputs: meta.sizes[meta.sizes.len() - 1],
         class_names: meta.class_names.clone(),
         feature_names: meta.feature_names.clone(),
-        preprocess: preprocess.clone(),
-    };
+        preprocess,
+    })
+}
+
+/// Loads the model, reads the data for it and runs the network on the host.
+pub fn predictions(model_path: &Path, data_path: &Path) -> Result<Predictions> {
+    let (net, meta) = model::load(model_path)?;
+    let spec = eval_spec(&meta, model_path)?;
+    let (preprocess, m) = (&spec.preprocess, spec.n_outputs);
     let x = data::load_for_predict(data_path, &spec)?;
     let mut y = net.try_forward(x.view())?;
     Ok(match meta.task {

@@ -213,9 +213,7 @@ pub fn prox_sgd<B: Backend>(
             rec.checkpoint(be, budget, s)?;
         }
     }
-    if rec.records.last().map(|r| r.passes) != Some(budget.passes) {
-        rec.record(be, p, data, budget, phase, epoch, |_| {})?;
-    }
+    rec.record_final(be, p, data, budget, phase, epoch)?;
     Ok(())
 }
 
@@ -273,9 +271,7 @@ pub fn prox_gd<B: Backend>(
             rec.checkpoint(be, budget, s)?;
         }
     }
-    if rec.records.last().map(|r| r.passes) != Some(budget.passes) {
-        rec.record(be, p, data, budget, "gd", iter, |_| {})?;
-    }
+    rec.record_final(be, p, data, budget, "gd", iter)?;
     Ok(())
 }
 
@@ -395,8 +391,6 @@ pub fn prox_apg<B: Backend>(
             rec.checkpoint(be, budget, s)?;
         }
     }
-    if rec.records.last().map(|r| r.passes) != Some(budget.passes) {
-        rec.record(be, p, data, budget, "apg", iter, |_| {})?;
-    }
+    rec.record_final(be, p, data, budget, "apg", iter)?;
     Ok(())
 }

@@ -342,6 +342,23 @@ impl<'a, B: Backend> Recorder<'a, B> {
         budget.clock.resume();
         Ok(m)
     }
+
+    /// The closing record of a baseline: `p` is recorded unless the last record was
+    /// taken at the budget's current pass count, so every run's log ends at its work.
+    pub fn record_final(
+        &mut self,
+        be: &B,
+        p: &Params<B>,
+        data: &DeviceData<B>,
+        budget: &mut Budget,
+        phase: &str,
+        iter: usize,
+    ) -> Result<()> {
+        if self.records.last().map(|r| r.passes) != Some(budget.passes) {
+            self.record(be, p, data, budget, phase, iter, |_| {})?;
+        }
+        Ok(())
+    }
 }
 
 /// The outcome of one method's run.

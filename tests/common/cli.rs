@@ -32,3 +32,32 @@ pub fn assert_ok(out: &Output) {
         text(&out.stderr)
     );
 }
+
+/// The exit code must be `code`; returns stderr (both streams are shown when it is not).
+#[track_caller]
+pub fn exit_stderr(out: &Output, code: i32) -> String {
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{stderr}",
+        text(&out.stdout)
+    );
+    stderr
+}
+
+/// `train --device cpu ARGS --out OUT`: a run on the CPU backend into `out`.
+pub fn train_cpu(out: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["train", "--device", "cpu"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--out", s(out)]);
+    run(&all)
+}
+
+/// `compare CONFIG --device cpu ARGS --out OUT`: a comparison on the CPU backend into `out`.
+pub fn compare_cpu(config: &str, out: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["compare", config, "--device", "cpu"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--out", s(out)]);
+    run(&all)
+}

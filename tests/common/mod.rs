@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod data;
 
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -17,10 +18,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use sparse_alm::backend::gpu::{GpuBackend, GpuOptions};
 use sparse_alm::backend::BackendError;
-use sparse_alm::backend::LossKind;
+use sparse_alm::backend::{Axis, LossKind};
 use sparse_alm::config::Task;
 use sparse_alm::data::Dataset;
-use sparse_alm::model::Network;
+use sparse_alm::model::{self, ModelMeta, Network};
 
 /// True under `SPARSE_ALM_REQUIRE_GPU=1`.
 pub fn require_gpu() -> bool {
@@ -83,6 +84,13 @@ pub fn teacher_data(
             (y, Task::Classification)
         }
     };
+    dataset_of(x, y, task)
+}
+
+/// A dataset of `x` and targets `y` without stored labels, names or target scale; the
+/// classes (one per row of `y`) are named by index.
+pub fn dataset_of(x: Array2<f32>, y: Array2<f32>, task: Task) -> Dataset {
+    let m = y.nrows();
     Dataset {
         x,
         y,
@@ -91,5 +99,31 @@ pub fn teacher_data(
         feature_names: vec![],
         class_names: (0..m).map(|i| i.to_string()).collect(),
         target_std: None,
+    }
+}
+
+/// The metadata of a model saved by a test: `net`'s sizes, `task` and `preprocess`, and
+/// fixed values elsewhere (α = 0.1, λ = 1e-3, squared loss, row groups, no targets or
+/// names, seeds 0); a test sets what it needs with `..model_meta(..)`.
+pub fn model_meta(net: &Network, task: Task, preprocess: serde_json::Value) -> ModelMeta {
+    ModelMeta {
+        format_version: model::FORMAT_VERSION,
+        sizes: net.sizes(),
+        alpha: 0.1,
+        lambda: 1e-3,
+        loss: LossKind::Squared,
+        input_groups: Axis::Rows,
+        output_groups: Axis::Rows,
+        task,
+        method: "alm".into(),
+        seed: 0,
+        init_seed: 0,
+        target: vec![],
+        class_names: vec![],
+        feature_names: vec![],
+        preprocess,
+        metrics: serde_json::json!({}),
+        created_unix: 0,
+        program_version: "test".into(),
     }
 }
