@@ -4,8 +4,8 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sparse_alm::app::{
-    self, CompareOptions, ExportOptions, Notice, PathOptions, PredictOptions, TrainOptions,
-    Verbosity,
+    self, CompareOptions, ExportOptions, Notice, PathOptions, PredictOptions, RunArgs,
+    TrainOptions, Verbosity,
 };
 use sparse_alm::config::DeviceChoice;
 use std::io::{IsTerminal, Write};
@@ -292,6 +292,23 @@ impl Overrides {
             verbose: self.verbose,
         }
     }
+
+    /// The run arguments of `train`, `compare` and `path`, with their own `sets`.
+    fn run_args(
+        &self,
+        config: &Option<PathBuf>,
+        sets: Vec<String>,
+        resume: &Option<PathBuf>,
+    ) -> RunArgs {
+        RunArgs {
+            config: config.clone(),
+            sets,
+            out: self.out.clone(),
+            force: self.force,
+            resume: resume.clone(),
+            verbosity: self.verbosity(),
+        }
+    }
 }
 
 impl TrainArgs {
@@ -384,13 +401,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => {
             let opts = TrainOptions {
-                config: a.config.clone(),
-                sets: a.sets(),
-                out: a.common.out.clone(),
-                force: a.common.force,
-                resume: a.resume.clone(),
+                run: a.common.run_args(&a.config, a.sets(), &a.resume),
                 stop: None,
-                verbosity: a.common.verbosity(),
             };
             let report = app::train(&opts, &mut printer(a.common.quiet)).context("train failed")?;
             out(&format!("\n{}{}", report.table(), report.footer()))?;
@@ -401,13 +413,8 @@ fn run(cli: Cli) -> Result<()> {
                 sets.push(format!("compare.methods={}", method_list(m)));
             }
             let opts = CompareOptions {
-                config: a.config.clone(),
-                sets,
-                out: a.common.out.clone(),
-                force: a.common.force,
-                resume: a.resume.clone(),
+                run: a.common.run_args(&a.config, sets, &a.resume),
                 stop: None,
-                verbosity: a.common.verbosity(),
             };
             let report =
                 app::compare(&opts, &mut printer(a.common.quiet)).context("compare failed")?;
@@ -417,14 +424,10 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Path(a) => {
+            let t = &a.train;
             let opts = PathOptions {
-                config: a.train.config.clone(),
-                sets: a.sets(),
-                out: a.train.common.out.clone(),
-                force: a.train.common.force,
-                resume: a.train.resume.clone(),
+                run: t.common.run_args(&t.config, a.sets(), &t.resume),
                 stop_after: None,
-                verbosity: a.train.common.verbosity(),
             };
             let quiet = a.train.common.quiet;
             let report = app::path(&opts, &mut printer(quiet)).context("path failed")?;

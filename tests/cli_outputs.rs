@@ -397,15 +397,17 @@ fn train_resume_finishes_an_interrupted_run_with_the_same_model() {
         "train.checkpoint_seconds=inf",
     ];
     let opts = TrainOptions {
-        sets: sets.map(String::from).to_vec(),
-        out: Some(cut.clone()),
+        run: app::RunArgs {
+            sets: sets.map(String::from).to_vec(),
+            out: Some(cut.clone()),
+            verbosity: app::Verbosity {
+                quiet: true,
+                verbose: false,
+            },
+            ..Default::default()
+        },
         // warm+alm: 7 records of the warm start, then 3 of the ALM.
         stop: Some(Stop::AfterRecords(records - 1)),
-        verbosity: app::Verbosity {
-            quiet: true,
-            verbose: false,
-        },
-        ..Default::default()
     };
     match app::train(&opts, &mut |_| {}) {
         Err(sparse_alm::Error::Interrupted(p)) => {

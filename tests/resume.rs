@@ -5,7 +5,7 @@
 
 mod common;
 use common::cli::{assert_ok, run, s, text};
-use sparse_alm::app::{self, CompareOptions, PathOptions, Verbosity};
+use sparse_alm::app::{self, CompareOptions, PathOptions, RunArgs, Verbosity};
 use sparse_alm::config::Method;
 use sparse_alm::solver::checkpoint::Stop;
 use sparse_alm::Error;
@@ -28,6 +28,17 @@ fn refused(args: &[&str]) -> String {
 
 fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
+}
+
+/// A quiet run of the crate's `config` with `sets`, into `out`.
+fn run_args(config: &str, sets: &[&str], out: &Path) -> RunArgs {
+    RunArgs {
+        config: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(config)),
+        sets: strs(sets),
+        out: Some(out.to_path_buf()),
+        verbosity: QUIET,
+        ..Default::default()
+    }
 }
 
 /// Every file below `dir`, relative, sorted.
@@ -103,12 +114,8 @@ fn compare_resume_finishes_an_interrupted_comparison_with_the_same_results() {
 
     // The same comparison, stopped in the ALM phase of its second method.
     let opts = CompareOptions {
-        config: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/teacher.toml")),
-        sets: strs(&COMPARE_SETS),
-        out: Some(cut.clone()),
+        run: run_args("configs/teacher.toml", &COMPARE_SETS, &cut),
         stop: Some((Method::WarmAlm, Stop::AtPhaseEnd("alm".into()))),
-        verbosity: QUIET,
-        ..Default::default()
     };
     match app::compare(&opts, &mut |_| {}) {
         Err(Error::Interrupted(p)) => {
@@ -164,12 +171,8 @@ fn path_resume_finishes_an_interrupted_path_with_the_same_points() {
     assert!(n_points >= 3, "{full_points}");
 
     let opts = PathOptions {
-        config: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/teacher.toml")),
-        sets: strs(&PATH_SETS),
-        out: Some(cut.clone()),
+        run: run_args("configs/teacher.toml", &PATH_SETS, &cut),
         stop_after: Some(2),
-        verbosity: QUIET,
-        ..Default::default()
     };
     match app::path(&opts, &mut |_| {}) {
         Err(Error::Interrupted(p)) => assert_eq!(p, cut.join("path-state.json")),

@@ -9,8 +9,8 @@
 
 use super::device::with_backend;
 use super::report::{counters_report, fmt_error, CompareReport, MethodFailure, MethodOutcome};
-use super::setup::{Command, OutDir, Setup};
-use super::{io_err, Notice, Verbosity};
+use super::setup::{Command, RunArgs, Setup};
+use super::{io_err, Notice};
 use crate::backend::Backend;
 use crate::config::Method;
 use crate::output::{fmt_sig, write_json};
@@ -21,48 +21,28 @@ use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Default)]
 pub struct CompareOptions {
-    /// Config file (required unless `resume`).
-    pub config: Option<PathBuf>,
-    pub sets: Vec<String>,
-    pub out: Option<PathBuf>,
-    /// Run in a non-empty output directory, removing the tool's files of an earlier run.
-    pub force: bool,
-    /// Continue the comparison in this directory, with its `config.toml`.
-    pub resume: Option<PathBuf>,
+    pub run: RunArgs,
     /// Test hook: stop `Method`'s run where [`Stop`] says, as a killed process would.
     #[doc(hidden)]
     pub stop: Option<(Method, Stop)>,
-    pub verbosity: Verbosity,
 }
 
 /// `sparse-alm compare`: every method of `compare.methods` from one shared initialisation.
 pub fn compare(opts: &CompareOptions, say: &mut dyn FnMut(Notice)) -> Result<CompareReport> {
-    let setup = match &opts.resume {
-        Some(dir) => {
-            let flags =
-                opts.config.is_some() || !opts.sets.is_empty() || opts.out.is_some() || opts.force;
-            let setup = Setup::resume(Command::Compare, dir, flags, say)?;
-            if dir.join("compare.json").exists() {
-                return Err(Error::Refused(format!(
-                    "cannot resume {}: the comparison finished (its compare.json is there)",
-                    dir.display()
-                )));
-            }
-            setup
+    if opts.run.config.is_none() && opts.run.resume.is_none() {
+        return Err(Error::Refused(
+            "compare needs a config file (or --resume DIR)".into(),
+        ));
+    }
+    let setup = Setup::start(Command::Compare, &opts.run, say)?;
+    if let Some(dir) = opts.run.resume.as_ref() {
+        if dir.join("compare.json").exists() {
+            return Err(Error::Refused(format!(
+                "cannot resume {}: the comparison finished (its compare.json is there)",
+                dir.display()
+            )));
         }
-        None => {
-            let Some(config) = &opts.config else {
-                return Err(Error::Refused(
-                    "compare needs a config file (or --resume DIR)".into(),
-                ));
-            };
-            let out = OutDir::New {
-                path: opts.out.as_deref(),
-                force: opts.force,
-            };
-            Setup::open(Command::Compare, Some(config), &opts.sets, out, say)?
-        }
-    };
+    }
     let cfg = &setup.cfg;
     let methods: Vec<String> = cfg.compare.methods.iter().map(|m| m.to_string()).collect();
     say(Notice::Info(
@@ -97,6 +77,7 @@ pub fn compare(opts: &CompareOptions, say: &mut dyn FnMut(Notice)) -> Result<Com
     };
     let records: usize = results.iter().map(|r| r.records.len()).sum();
     let counters = opts
+        .run
         .verbosity
         .verbose
         .then(|| counters_report(before, after, records));
@@ -143,7 +124,7 @@ fn compare_on<B: Backend>(
             .out_dir
             .join(format!("metrics-{}.jsonl", method.as_str()));
         let checkpoints = checkpoints_for(setup, method, opts, say)?;
-        let quiet = opts.verbosity.quiet;
+        let quiet = opts.run.verbosity.quiet;
         let res = match problem.run_logged(be, cfg, method, &log, quiet, Some(checkpoints)) {
             Ok(res) => res,
             Err(e @ (Error::Diverged(_) | Error::Backend(_))) => {
@@ -191,7 +172,7 @@ fn checkpoints_for(
         std::fs::create_dir_all(parent).map_err(io_err(parent))?;
     }
     let mut ck = Checkpoints::new(path.clone(), setup.cfg.train.checkpoint_seconds);
-    if opts.resume.is_some() && path.is_file() {
+    if opts.run.resume.is_some() && path.is_file() {
         let state = checkpoint::load(&path)?;
         say(Notice::Info(format!(
             "{:>10}: resuming from its checkpoint: phase {}, {} records, {:.4} passes",

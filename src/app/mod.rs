@@ -41,7 +41,7 @@ pub use predict::{predict, predictions, PredictOptions, PredictReport, Predictio
 pub use report::{
     fmt_error, slash_list, CompareReport, EvalReport, MethodFailure, MethodOutcome, TrainReport,
 };
-pub use setup::{Command, OutDir, Problem, Setup};
+pub use setup::{Command, OutDir, Problem, RunArgs, Setup};
 pub use train::{train, TrainOptions};
 
 use crate::Error;

@@ -7,10 +7,11 @@
 //! `path --resume DIR` continues it from the step it had reached (`path_state`).
 
 use super::device::with_backend;
+use super::eval::host_error;
 use super::path_report::{self, PathPoint, PathReport};
 use super::path_state::PathState;
-use super::setup::{Command, OutDir, Setup};
-use super::{io_err, Notice, Verbosity};
+use super::setup::{Command, RunArgs, Setup};
+use super::{io_err, Notice};
 use crate::backend::{Backend, LossKind};
 use crate::config::{Config, ConfigError, Method, Task};
 use crate::data::Dataset;
@@ -22,27 +23,18 @@ use crate::solver::measures::{empty_network_p0, Evaluator};
 use crate::solver::{self, Record, RunOptions};
 use crate::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::Axis as NdAxis;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::path::PathBuf;
 use std::time::Instant;
 
 /// What `path` needs besides the configuration (the `[path]` section holds the rest).
 #[derive(Clone, Debug, Default)]
 pub struct PathOptions {
-    pub config: Option<PathBuf>,
-    pub sets: Vec<String>,
-    pub out: Option<PathBuf>,
-    /// Replace an earlier run in `out` (only sparse-alm's own files are removed).
-    pub force: bool,
-    /// Continue the interrupted path in this directory, with its `config.toml`.
-    pub resume: Option<PathBuf>,
+    pub run: RunArgs,
     /// Test hook: stop (with [`Error::Interrupted`]) after saving the state of this many
     /// selection steps, as a process killed there would have.
     #[doc(hidden)]
     pub stop_after: Option<u64>,
-    pub verbosity: Verbosity,
 }
 
 /// Least samples on either side of the validation split.
@@ -50,11 +42,10 @@ const MIN_SPLIT: usize = 2;
 
 /// `sparse-alm path`.
 pub fn path(opts: &PathOptions, say: &mut dyn FnMut(Notice)) -> Result<PathReport> {
-    let (setup, resume) = match &opts.resume {
+    let setup = Setup::start(Command::Path, &opts.run, say)?;
+    let resume = match &opts.run.resume {
+        None => None,
         Some(dir) => {
-            let flags =
-                opts.config.is_some() || !opts.sets.is_empty() || opts.out.is_some() || opts.force;
-            let setup = Setup::resume(Command::Path, dir, flags, say)?;
             let state = PathState::load(dir)?;
             say(Notice::Info(format!(
                 "resuming {}: {} selection steps and {} points done, {} λ values to go",
@@ -63,18 +54,7 @@ pub fn path(opts: &PathOptions, say: &mut dyn FnMut(Notice)) -> Result<PathRepor
                 state.points.len(),
                 state.todo.len()
             )));
-            (setup, Some(state))
-        }
-        None => {
-            let out = OutDir::New {
-                path: opts.out.as_deref(),
-                force: opts.force,
-            };
-            let config = opts.config.as_deref();
-            (
-                Setup::open(Command::Path, config, &opts.sets, out, say)?,
-                None,
-            )
+            Some(state)
         }
     };
     let cfg = &setup.cfg;
@@ -99,7 +79,7 @@ pub fn path(opts: &PathOptions, say: &mut dyn FnMut(Notice)) -> Result<PathRepor
         val,
         grid,
         lambda_r,
-        quiet: opts.verbosity.quiet,
+        quiet: opts.run.verbosity.quiet,
         stop_after: opts.stop_after,
     };
     let points = with_backend!(&setup.device, be => run.run(be, resume, say))?;
@@ -160,62 +140,6 @@ fn grid_ratio(grid: &[f64]) -> f64 {
         [.., a, b] if b > a => b / a,
         _ => 10.0,
     }
-}
-
-/// `ds` reading only the input features `inputs`.
-fn with_inputs(ds: &Dataset, inputs: &[usize]) -> Dataset {
-    let mut out = ds.clone();
-    if inputs.len() != ds.d() {
-        out.x = ds.x.select(NdAxis(0), inputs);
-        out.feature_names = inputs
-            .iter()
-            .filter_map(|&i| ds.feature_names.get(i).cloned())
-            .collect();
-    }
-    out
-}
-
-/// Host-side error of `net` on `ds` (1 − accuracy, or MSE in the target's units) and its
-/// standard error over samples, for the one-standard-error rule.
-pub(super) fn host_error(net: &Network, ds: &Dataset) -> (f64, f64) {
-    let n = ds.n();
-    if n == 0 {
-        return (f64::NAN, f64::NAN);
-    }
-    let yhat = net.forward(ds.x.view());
-    let per: Vec<f64> = match (&ds.task, &ds.labels) {
-        (Task::Classification, Some(labels)) => (0..n)
-            .map(|j| {
-                let col = yhat.column(j);
-                let best = (0..col.len())
-                    .max_by(|&a, &b| col[a].total_cmp(&col[b]))
-                    .unwrap_or(0);
-                f64::from(u8::from(best as u32 != labels[j]))
-            })
-            .collect(),
-        _ => {
-            let m = ds.m().max(1);
-            (0..n)
-                .map(|j| {
-                    (0..ds.m())
-                        .map(|i| {
-                            let s = ds
-                                .target_std
-                                .as_ref()
-                                .and_then(|s| s.get(i).copied())
-                                .unwrap_or(1.0);
-                            let d = f64::from(s * (yhat[[i, j]] - ds.y[[i, j]]));
-                            d * d
-                        })
-                        .sum::<f64>()
-                        / m as f64
-                })
-                .collect()
-        }
-    };
-    let mean = per.iter().sum::<f64>() / n as f64;
-    let var = per.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64;
-    (mean, (var / n as f64).sqrt())
 }
 
 /// The fixed parts of one path run.
@@ -388,19 +312,14 @@ impl PathRun<'_> {
         sel_cfg.train.max_passes = cfg.path.passes;
         let spec = self.spec(net.sizes(), lambda);
         let mut log_err = None;
+        let mut sink = |r: &Record| {
+            if let Err(e) = log.push(&SelectionRecord { lambda, record: r }) {
+                log_err.get_or_insert(e);
+            }
+        };
+        let (opts, selector) = (RunOptions::default(), cfg.path.selector);
         let res = solver::train(
-            be,
-            &sel_cfg,
-            cfg.path.selector,
-            &spec,
-            data,
-            net,
-            empty_p0,
-            &mut |r: &Record| {
-                if let Err(e) = log.push(&SelectionRecord { lambda, record: r }) {
-                    log_err.get_or_insert(e);
-                }
-            },
+            be, &sel_cfg, selector, &spec, data, net, empty_p0, &opts, &mut sink, None,
         )
         .map_err(|e| {
             Error::Invalid(format!(
@@ -427,9 +346,9 @@ impl PathRun<'_> {
     ) -> Result<PathPoint> {
         let cfg = &self.setup.cfg;
         let names = &self.setup.data.train.feature_names;
-        let fit = with_inputs(&self.fit, &c.kept_inputs);
-        let val = with_inputs(&self.val, &c.kept_inputs);
-        let test = with_inputs(&self.setup.data.test, &c.kept_inputs);
+        let fit = self.fit.with_inputs(&c.kept_inputs);
+        let val = self.val.with_inputs(&c.kept_inputs);
+        let test = self.setup.data.test.with_inputs(&c.kept_inputs);
         let empty_r = empty_network_p0(&fit.y, cfg.model.loss);
         let live = c.live();
         let mut point = PathPoint {
@@ -541,19 +460,13 @@ impl PathRun<'_> {
         let mut seconds = 0.0;
         if sgd_first && cfg.path.sgd_passes > 0.0 {
             rcfg.train.max_passes = cfg.path.sgd_passes.min(cfg.path.refit_passes);
-            let res = solver::train_with(
-                be,
-                &rcfg,
-                Method::ProxSgd,
-                &spec,
-                &data,
-                &start,
-                empty,
-                &RunOptions {
-                    cert_target: 0.0,
-                    ..opts
-                },
-                &mut sink,
+            let sgd_opts = RunOptions {
+                cert_target: 0.0,
+                ..opts
+            };
+            let sgd = Method::ProxSgd;
+            let res = solver::train(
+                be, &rcfg, sgd, &spec, &data, &start, empty, &sgd_opts, &mut sink, None,
             )?;
             start = res.net;
             spent = res.passes;
@@ -561,8 +474,8 @@ impl PathRun<'_> {
         }
         rcfg.train.max_passes = (cfg.path.refit_passes - spent).max(1.0);
         offset.set(spent);
-        let mut res = solver::train_with(
-            be, &rcfg, method, &spec, &data, &start, empty, &opts, &mut sink,
+        let mut res = solver::train(
+            be, &rcfg, method, &spec, &data, &start, empty, &opts, &mut sink, None,
         )?;
         res.passes += spent;
         res.seconds += seconds;

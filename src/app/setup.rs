@@ -7,7 +7,7 @@
 
 use super::device::{open_device, Device};
 use super::report::{run_metrics, sizes_str, Sink};
-use super::{io_err, memory, outdir, Notice};
+use super::{io_err, memory, outdir, Notice, Verbosity};
 use crate::backend::{BResult, Backend};
 use crate::config::{load_config, Config, DataSource, Method};
 use crate::data::available_memory;
@@ -56,6 +56,22 @@ pub enum OutDir<'a> {
     New { path: Option<&'a Path>, force: bool },
     /// The directory of an earlier run that this one continues (`--resume`).
     Resume(&'a Path),
+}
+
+/// The arguments every run command (`train`, `compare`, `path`) takes.
+#[derive(Clone, Debug, Default)]
+pub struct RunArgs {
+    /// Config file (`None`: the built-in digits default; `compare` requires one).
+    pub config: Option<PathBuf>,
+    /// `key=value` overrides, applied in order (flags already turned into these).
+    pub sets: Vec<String>,
+    /// Output directory (`None`: `runs/<timestamp>`).
+    pub out: Option<PathBuf>,
+    /// Run in a non-empty output directory, removing the tool's files of an earlier run.
+    pub force: bool,
+    /// Continue the interrupted run in this directory, with its `config.toml`.
+    pub resume: Option<PathBuf>,
+    pub verbosity: Verbosity,
 }
 
 /// A command's host side, resolved once.
@@ -131,16 +147,18 @@ impl Setup {
         Ok(setup)
     }
 
-    /// `--resume dir`: continue the run in `dir` with its own `config.toml`. The run's
-    /// configuration is what it was, so `flags` (a config file, `--set`, `--out`, `--force`
-    /// or any flag that sets a value, given beside `--resume`) are refused.
-    pub fn resume(
-        command: Command,
-        dir: &Path,
-        flags: bool,
-        say: &mut dyn FnMut(Notice),
-    ) -> Result<Self> {
-        if flags {
+    /// The run `args` describe: a new one ([`Setup::open`]), or with `resume` the
+    /// interrupted run in that directory, with its own `config.toml` (run flags beside
+    /// `--resume` are refused: they would silently not apply).
+    pub fn start(command: Command, args: &RunArgs, say: &mut dyn FnMut(Notice)) -> Result<Self> {
+        let Some(dir) = &args.resume else {
+            let out = OutDir::New {
+                path: args.out.as_deref(),
+                force: args.force,
+            };
+            return Setup::open(command, args.config.as_deref(), &args.sets, out, say);
+        };
+        if args.config.is_some() || !args.sets.is_empty() || args.out.is_some() || args.force {
             return Err(Error::Refused(format!(
                 "--resume {} continues that run with its own config.toml; it takes no \
                  config file, --set, --out, --force or other run flags",
@@ -309,7 +327,7 @@ impl<B: Backend> Problem<B> {
         sink: &mut dyn FnMut(&Record),
         checkpoints: Option<Checkpoints>,
     ) -> Result<RunResult> {
-        solver::train_resumable(
+        solver::train(
             be,
             cfg,
             method,

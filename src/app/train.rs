@@ -4,50 +4,30 @@
 
 use super::device::with_backend;
 use super::report::{counters_report, TrainReport};
-use super::setup::{Command, OutDir, Setup};
-use super::{Notice, Verbosity};
+use super::setup::{Command, RunArgs, Setup};
+use super::Notice;
 use crate::backend::Backend;
 use crate::solver::checkpoint::{self, Checkpoints, SolverState, Stop};
 use crate::solver::RunResult;
 use crate::{Error, Result};
-use std::path::PathBuf;
 
 /// What `train` needs besides the configuration.
 #[derive(Clone, Debug, Default)]
 pub struct TrainOptions {
-    /// Config file (`None`: the built-in digits default).
-    pub config: Option<PathBuf>,
-    /// `key=value` overrides, applied in order (flags already turned into these).
-    pub sets: Vec<String>,
-    /// Output directory (`None`: `runs/<timestamp>`).
-    pub out: Option<PathBuf>,
-    /// Run in a non-empty output directory, removing the tool's files of an earlier run.
-    pub force: bool,
-    /// Continue the run in this directory from its checkpoint, with its `config.toml`.
-    pub resume: Option<PathBuf>,
+    pub run: RunArgs,
     /// Test hook: stop (with [`Error::Interrupted`]) where this says, after writing the
     /// checkpoint, as a killed process would have.
     #[doc(hidden)]
     pub stop: Option<Stop>,
-    pub verbosity: Verbosity,
 }
 
 /// `sparse-alm train`. `say` receives the progress notices and the header line (the
 /// binary prints them); the final report is returned.
 pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainReport> {
-    let (setup, resume) = match &opts.resume {
-        None => {
-            let out = OutDir::New {
-                path: opts.out.as_deref(),
-                force: opts.force,
-            };
-            let setup = Setup::open(Command::Train, opts.config.as_deref(), &opts.sets, out, say)?;
-            (setup, None)
-        }
+    let setup = Setup::start(Command::Train, &opts.run, say)?;
+    let resume = match &opts.run.resume {
+        None => None,
         Some(dir) => {
-            let flags =
-                opts.config.is_some() || !opts.sets.is_empty() || opts.out.is_some() || opts.force;
-            let setup = Setup::resume(Command::Train, dir, flags, say)?;
             let path = checkpoint::checkpoint_path(dir);
             if !path.is_file() {
                 return Err(Error::Refused(format!(
@@ -64,7 +44,7 @@ pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainRe
                 state.records.len(),
                 state.passes
             )));
-            (setup, Some(state))
+            Some(state)
         }
     };
     let cfg = &setup.cfg;
@@ -88,6 +68,7 @@ pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainRe
         _ => {}
     }
     let counters = opts
+        .run
         .verbosity
         .verbose
         .then(|| counters_report(before, after, result.records.len()));
@@ -121,7 +102,7 @@ fn train_on<B: Backend>(
         cfg,
         cfg.train.method,
         &log,
-        opts.verbosity.quiet,
+        opts.run.verbosity.quiet,
         Some(checkpoints),
     )
 }

@@ -25,6 +25,19 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The data set reading only the input features `inputs` (in that order).
+    pub fn with_inputs(&self, inputs: &[usize]) -> Dataset {
+        let mut out = self.clone();
+        if inputs.len() != self.d() {
+            out.x = self.x.select(Axis(0), inputs);
+            out.feature_names = inputs
+                .iter()
+                .filter_map(|&i| self.feature_names.get(i).cloned())
+                .collect();
+        }
+        out
+    }
+
     /// Number of samples (columns).
     pub fn n(&self) -> usize {
         self.x.ncols()

@@ -10,6 +10,7 @@
 
 use super::Record;
 use crate::backend::{BResult, Backend};
+use crate::config::Method;
 use crate::problem::Params;
 use crate::{Error, Result};
 use ndarray::Array2;
@@ -47,6 +48,31 @@ fn bad(what: impl std::fmt::Display) -> Error {
 }
 
 impl SolverState {
+    /// Refuse a state written by another method, or in a phase `method` does not have.
+    pub fn check_method(&self, method: Method) -> Result<()> {
+        if self.method != method.as_str() {
+            return Err(Error::Refused(format!(
+                "cannot resume: the checkpoint is of method {}, the configuration's is {method}",
+                self.method
+            )));
+        }
+        let phases: &[&str] = match method {
+            Method::ProxSgd => &["sgd"],
+            Method::ProxAdam => &["adam"],
+            Method::ProxGd => &["gd"],
+            Method::ProxApg => &["apg"],
+            Method::Alm => &["alm"],
+            Method::WarmAlm => &["sgd", "alm"],
+        };
+        if self.phase != "done" && !phases.contains(&self.phase.as_str()) {
+            return Err(Error::Refused(format!(
+                "cannot resume: the checkpoint's phase `{}` is not one of {method}",
+                self.phase
+            )));
+        }
+        Ok(())
+    }
+
     /// A state of `phase`, begun.
     pub fn phase(phase: &str) -> Self {
         SolverState {

@@ -415,47 +415,15 @@ pub struct RunOptions {
     pub keep_zero_groups: bool,
 }
 
-/// Run `method` from `init` on device data, with the budget of `cfg.train`. `sink` sees
-/// every record as it is made (progress bar, metrics log). A diverging method stops at
-/// the record (or ALM sweep) that shows it, with [`Error::Diverged`] naming the likely fix;
-/// with `train.keep_diverged` it returns its last finite state instead.
+/// Run `method` from `init` on device data, with the budget of `cfg.train` and the start
+/// and stop options of `opts` (`RunOptions::default()` for a plain run). `sink` sees
+/// every record as it is made (progress bar, metrics log). `checkpoints`, if any, are
+/// written every `train.checkpoint_seconds` and at the end of each phase, and the run
+/// resumes from the state they carry. A diverging method stops at the record (or ALM
+/// sweep) that shows it, with [`Error::Diverged`] naming the likely fix; with
+/// `train.keep_diverged` it returns its last finite state instead.
 #[allow(clippy::too_many_arguments)]
 pub fn train<B: Backend>(
-    be: &B,
-    cfg: &Config,
-    method: Method,
-    spec: &Spec,
-    data: &DeviceData<B>,
-    init: &Network,
-    empty_p0: f64,
-    sink: &mut dyn FnMut(&Record),
-) -> Result<RunResult> {
-    let opts = RunOptions::default();
-    train_with(be, cfg, method, spec, data, init, empty_p0, &opts, sink)
-}
-
-/// [`train`] with the start and stop options of [`RunOptions`].
-#[allow(clippy::too_many_arguments)]
-pub fn train_with<B: Backend>(
-    be: &B,
-    cfg: &Config,
-    method: Method,
-    spec: &Spec,
-    data: &DeviceData<B>,
-    init: &Network,
-    empty_p0: f64,
-    opts: &RunOptions,
-    sink: &mut dyn FnMut(&Record),
-) -> Result<RunResult> {
-    train_resumable(
-        be, cfg, method, spec, data, init, empty_p0, opts, sink, None,
-    )
-}
-
-/// [`train_with`] writing `checkpoints` (every `train.checkpoint_seconds` and at the end
-/// of each phase), and resuming from the state they carry, if any.
-#[allow(clippy::too_many_arguments)]
-pub fn train_resumable<B: Backend>(
     be: &B,
     cfg: &Config,
     method: Method,
@@ -491,26 +459,7 @@ pub fn train_resumable<B: Backend>(
     rec.checkpoints = checkpoints;
     let resume = rec.checkpoints.as_ref().and_then(|c| c.resume.as_ref());
     if let Some(state) = resume {
-        if state.method != method.as_str() {
-            return Err(Error::Refused(format!(
-                "cannot resume: the checkpoint is of method {}, the configuration's is {method}",
-                state.method
-            )));
-        }
-        let phases: &[&str] = match method {
-            Method::ProxSgd => &["sgd"],
-            Method::ProxAdam => &["adam"],
-            Method::ProxGd => &["gd"],
-            Method::ProxApg => &["apg"],
-            Method::Alm => &["alm"],
-            Method::WarmAlm => &["sgd", "alm"],
-        };
-        if state.phase != "done" && !phases.contains(&state.phase.as_str()) {
-            return Err(Error::Refused(format!(
-                "cannot resume: the checkpoint's phase `{}` is not one of {method}",
-                state.phase
-            )));
-        }
+        state.check_method(method)?;
         state.get_params(be, "p", &mut p)?;
         if let Some(good) = rec.last_good.as_mut() {
             state.get_params(be, "good", good)?;
