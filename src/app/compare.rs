@@ -174,12 +174,9 @@ fn checkpoints_for(
     let mut ck = Checkpoints::new(path.clone(), setup.cfg.train.checkpoint_seconds);
     if opts.run.resume.is_some() && path.is_file() {
         let state = checkpoint::load(&path)?;
+        let (m, at) = (method.as_str(), state.summary());
         say(Notice::Info(format!(
-            "{:>10}: resuming from its checkpoint: phase {}, {} records, {:.4} passes",
-            method.as_str(),
-            state.phase,
-            state.records.len(),
-            state.passes
+            "{m:>10}: resuming from its checkpoint: {at}"
         )));
         ck = ck.resuming(state);
     }

@@ -37,12 +37,9 @@ pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainRe
                 )));
             }
             let state = checkpoint::load(&path)?;
+            let (dir, at) = (dir.display(), state.summary());
             say(Notice::Info(format!(
-                "resuming {} from its checkpoint: phase {}, {} records, {:.4} passes",
-                dir.display(),
-                state.phase,
-                state.records.len(),
-                state.passes
+                "resuming {dir} from its checkpoint: {at}"
             )));
             Some(state)
         }

@@ -48,6 +48,12 @@ fn bad(what: impl std::fmt::Display) -> Error {
 }
 
 impl SolverState {
+    /// Where the state stands, for a "resuming" notice.
+    pub fn summary(&self) -> String {
+        let (phase, records, passes) = (&self.phase, self.records.len(), self.passes);
+        format!("phase {phase}, {records} records, {passes:.4} passes")
+    }
+
     /// Refuse a state written by another method, or in a phase `method` does not have.
     pub fn check_method(&self, method: Method) -> Result<()> {
         if self.method != method.as_str() {
