@@ -5,6 +5,13 @@
 //! array once (method §3: one pass over `(U, V, Λ)`). Results differ from a sequential
 //! sum only by the order of the additions.
 //!
+//! The reductions walk their slices in fixed blocks of [`LANES`] elements borrowed as
+//! arrays, so the loop body has no bounds checks and the 8 lanes become vector
+//! instructions; each is compiled twice, for the baseline x86-64 (SSE2) and for AVX2, and
+//! the AVX2 copy runs when the CPU has it ([`simd_dispatch`]). The copies do the same
+//! additions in the same order (Rust never contracts `a·b + c` into an FMA by itself), so
+//! the result does not depend on which copy ran.
+//!
 //! Large arrays are split into [`PAR_CHUNK`]-element pieces run on rayon's pool, whose
 //! partial sums are added in chunk order, so a result does not depend on the number of
 //! threads. Matmuls run on OpenBLAS's own threads (`blas.rs`), never inside this pool.
@@ -18,25 +25,39 @@ pub const LANES: usize = 8;
 /// hand-off costs a few microseconds, a 64k-element pass about as much).
 pub const PAR_CHUNK: usize = 1 << 16;
 
-/// `K` sums over `0..n`: the body computes element `i`'s `K` terms (and may write outputs
-/// at `i`). Lane `i % LANES` accumulates element `i`. A macro, not a function taking a
-/// closure, so the body is always inlined into the loop (measured: as a closure call it
-/// was not, and cost half of an ALM run).
+/// `K` sums over `0..n` of the slices named in `[reads]` and `[writes]` (all at least `n`
+/// long): the body computes element `i`'s `K` terms (and may write the `writes` at `i`).
+/// Lane `i % LANES` accumulates element `i`. Inside the full blocks every slice is
+/// re-borrowed as a `[_; LANES]` array and `i` runs over `0..LANES`, so the body's indexing
+/// needs no bounds checks and vectorises; the tail (fewer than `LANES` elements) runs
+/// element by element into the same lanes. A macro, not a function taking a closure, so
+/// the body is always inlined into the loop.
 macro_rules! lane_sums {
-    ($n:expr, $k:literal, |$i:ident| $body:block) => {{
+    ($n:expr, $k:literal, [$($r:ident),*], [$($w:ident),*], |$i:ident| $body:block) => {{
         let n: usize = $n;
         let mut acc = [[0.0f64; LANES]; $k];
+        let full = n - n % LANES;
         let mut i0 = 0;
-        while i0 < n {
-            let m = LANES.min(n - i0);
-            for l in 0..m {
-                let $i = i0 + l;
+        while i0 < full {
+            $(let $r: &[_; LANES] = (&$r[i0..i0 + LANES]).try_into().unwrap();)*
+            $(let $w: &mut [_; LANES] = (&mut $w[i0..i0 + LANES]).try_into().unwrap();)*
+            for $i in 0..LANES {
                 let t: [f64; $k] = $body;
                 for q in 0..$k {
-                    acc[q][l] += t[q];
+                    acc[q][$i] += t[q];
                 }
             }
             i0 += LANES;
+        }
+        {
+            $(let $r = &$r[full..n];)*
+            $(let $w = &mut $w[full..n];)*
+            for $i in 0..n - full {
+                let t: [f64; $k] = $body;
+                for q in 0..$k {
+                    acc[q][$i] += t[q];
+                }
+            }
         }
         let mut out = [0.0f64; $k];
         for q in 0..$k {
@@ -45,6 +66,28 @@ macro_rules! lane_sums {
             out[q] = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
         }
         out
+    }};
+}
+
+/// Call `imp(args)` through a copy compiled for AVX2 when the CPU has it (checked once per
+/// process by the standard library, then a cached load), else the baseline copy. `imp` is
+/// `#[inline(always)]`, so each copy is the whole loop compiled for its instruction set.
+macro_rules! simd_dispatch {
+    ($imp:ident::<$f:ident>($($a:ident : $t:ty),*) -> $r:ty) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2<$f: Real>($($a: $t),*) -> $r {
+                $imp($($a),*)
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                return unsafe { avx2::<$f>($($a),*) };
+            }
+        }
+        $imp($($a),*)
     }};
 }
 
@@ -95,6 +138,75 @@ macro_rules! par_sum {
     }};
 }
 
+/// One chunk of [`constraint_residual`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn residual_imp<F: Real>(
+    us: &[F],
+    vs: &[F],
+    ls: &[F],
+    rho: F,
+    al: F,
+    inv_n: F,
+    hs: &mut [F],
+    ss: &mut [F],
+    gus: &mut [F],
+    gvs: &mut [F],
+) -> [f64; 3] {
+    lane_sums!(us.len(), 3, [us, vs, ls], [hs, ss, gus, gvs], |i| {
+        let (u, v, l) = (us[i], vs[i], ls[i]);
+        let su = sigma(u, al);
+        let hv = v - su;
+        let sv = l + rho * hv;
+        hs[i] = hv;
+        ss[i] = sv;
+        gus[i] = -(sv * dsigma(u, al)) * inv_n;
+        gvs[i] = sv * inv_n;
+        [hv.f64() * hv.f64(), l.f64() * hv.f64(), su.f64() * su.f64()]
+    })
+}
+
+/// [`residual_imp`] through [`simd_dispatch`] (the compiler's vectorisation).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn generic_residual_chunk<F: Real>(
+    us: &[F],
+    vs: &[F],
+    ls: &[F],
+    rho: F,
+    al: F,
+    inv_n: F,
+    hs: &mut [F],
+    ss: &mut [F],
+    gus: &mut [F],
+    gvs: &mut [F],
+) -> [f64; 3] {
+    simd_dispatch!(residual_imp::<F>(
+        us: &[F], vs: &[F], ls: &[F], rho: F, al: F, inv_n: F,
+        hs: &mut [F], ss: &mut [F], gus: &mut [F], gvs: &mut [F]
+    ) -> [f64; 3])
+}
+
+/// One chunk of [`constraint_residual`]: the hand-vectorised kernel where `F` has one
+/// (`simd.rs`), else the generic loop.
+#[allow(clippy::too_many_arguments)]
+fn residual_chunk<F: Real>(
+    us: &[F],
+    vs: &[F],
+    ls: &[F],
+    rho: F,
+    al: F,
+    inv_n: F,
+    hs: &mut [F],
+    ss: &mut [F],
+    gus: &mut [F],
+    gvs: &mut [F],
+) -> [f64; 3] {
+    match F::fast_residual(us, vs, ls, rho, al, inv_n, hs, ss, gus, gvs) {
+        Some(sums) => sums,
+        None => generic_residual_chunk(us, vs, ls, rho, al, inv_n, hs, ss, gus, gvs),
+    }
+}
+
 /// The fused constraint residual of method §3 over `(u, v, λ)`: writes `H`, `S`, `G_U`,
 /// `G_V`; returns `[‖H‖², ⟨Λ,H⟩, ‖σ(U)‖²]`.
 #[allow(clippy::too_many_arguments)]
@@ -111,31 +223,10 @@ pub fn constraint_residual<F: Real>(
     gvs: &mut [F],
 ) -> [f64; 3] {
     let n = us.len();
-    let one =
-        |us: &[F], vs: &[F], ls: &[F], hs: &mut [F], ss: &mut [F], gus: &mut [F], gvs: &mut [F]| {
-            let m = us.len();
-            let (vs, ls, hs, ss, gus, gvs) = (
-                &vs[..m],
-                &ls[..m],
-                &mut hs[..m],
-                &mut ss[..m],
-                &mut gus[..m],
-                &mut gvs[..m],
-            );
-            lane_sums!(m, 3, |i| {
-                let (u, v, l) = (us[i], vs[i], ls[i]);
-                let su = sigma(u, al);
-                let hv = v - su;
-                let sv = l + rho * hv;
-                hs[i] = hv;
-                ss[i] = sv;
-                gus[i] = -(sv * dsigma(u, al)) * inv_n;
-                gvs[i] = sv * inv_n;
-                [hv.f64() * hv.f64(), l.f64() * hv.f64(), su.f64() * su.f64()]
-            })
-        };
+    let (vs, ls) = (&vs[..n], &ls[..n]);
+    let (hs, ss, gus, gvs) = (&mut hs[..n], &mut ss[..n], &mut gus[..n], &mut gvs[..n]);
     if n <= PAR_CHUNK {
-        return one(us, vs, ls, hs, ss, gus, gvs);
+        return residual_chunk(us, vs, ls, rho, al, inv_n, hs, ss, gus, gvs);
     }
     let parts: Vec<[f64; 3]> = us
         .par_chunks(PAR_CHUNK)
@@ -145,62 +236,120 @@ pub fn constraint_residual<F: Real>(
         .zip(ss.par_chunks_mut(PAR_CHUNK))
         .zip(gus.par_chunks_mut(PAR_CHUNK))
         .zip(gvs.par_chunks_mut(PAR_CHUNK))
-        .map(|((((((u, v), l), h), s), gu), gv)| one(u, v, l, h, s, gu, gv))
+        .map(|((((((u, v), l), h), s), gu), gv)| {
+            residual_chunk(u, v, l, rho, al, inv_n, h, s, gu, gv)
+        })
         .collect();
     parts.into_iter().fold([0.0; 3], add)
+}
+
+#[inline(always)]
+fn value_imp<F: Real>(us: &[F], vs: &[F], ls: &[F], al: F) -> [f64; 3] {
+    let (vs, ls) = (&vs[..us.len()], &ls[..us.len()]);
+    lane_sums!(us.len(), 3, [us, vs, ls], [], |i| {
+        let su = sigma(us[i], al);
+        let hv = (vs[i] - su).f64();
+        [hv * hv, ls[i].f64() * hv, su.f64() * su.f64()]
+    })
+}
+
+/// [`value_imp`] through [`simd_dispatch`] (the compiler's vectorisation).
+pub(super) fn generic_value_chunk<F: Real>(us: &[F], vs: &[F], ls: &[F], al: F) -> [f64; 3] {
+    simd_dispatch!(value_imp::<F>(us: &[F], vs: &[F], ls: &[F], al: F) -> [f64; 3])
+}
+
+/// One chunk of [`constraint_value`]: hand-vectorised where `F` has it, else generic.
+fn value_chunk<F: Real>(us: &[F], vs: &[F], ls: &[F], al: F) -> [f64; 3] {
+    F::fast_value(us, vs, ls, al).unwrap_or_else(|| generic_value_chunk(us, vs, ls, al))
 }
 
 /// The three sums of [`constraint_residual`] without writing anything.
 pub fn constraint_value<F: Real>(us: &[F], vs: &[F], ls: &[F], al: F) -> [f64; 3] {
     let (vs, ls) = (&vs[..us.len()], &ls[..us.len()]);
-    par_sum!(us.len(), 3, |lo, hi| {
-        let (us, vs, ls) = (&us[lo..hi], &vs[lo..hi], &ls[lo..hi]);
-        lane_sums!(us.len(), 3, |i| {
-            let su = sigma(us[i], al);
-            let hv = (vs[i] - su).f64();
-            [hv * hv, ls[i].f64() * hv, su.f64() * su.f64()]
-        })
-    })
+    par_sum!(us.len(), 3, |lo, hi| value_chunk(
+        &us[lo..hi],
+        &vs[lo..hi],
+        &ls[lo..hi],
+        al
+    ))
+}
+
+#[inline(always)]
+fn dot_imp<F: Real>(a: &[F], b: &[F]) -> [f64; 1] {
+    let b = &b[..a.len()];
+    lane_sums!(a.len(), 1, [a, b], [], |i| { [a[i].f64() * b[i].f64()] })
+}
+
+fn dot_chunk<F: Real>(a: &[F], b: &[F]) -> [f64; 1] {
+    simd_dispatch!(dot_imp::<F>(a: &[F], b: &[F]) -> [f64; 1])
 }
 
 /// `⟨a, b⟩`.
 pub fn dot<F: Real>(a: &[F], b: &[F]) -> f64 {
     let b = &b[..a.len()];
-    par_sum!(a.len(), 1, |lo, hi| {
-        let (a, b) = (&a[lo..hi], &b[lo..hi]);
-        lane_sums!(a.len(), 1, |i| { [a[i].f64() * b[i].f64()] })
-    })[0]
+    par_sum!(a.len(), 1, |lo, hi| dot_chunk(&a[lo..hi], &b[lo..hi]))[0]
+}
+
+#[inline(always)]
+fn sq_imp<F: Real>(a: &[F]) -> [f64; 1] {
+    lane_sums!(a.len(), 1, [a], [], |i| { [a[i].f64() * a[i].f64()] })
+}
+
+fn sq_chunk<F: Real>(a: &[F]) -> [f64; 1] {
+    simd_dispatch!(sq_imp::<F>(a: &[F]) -> [f64; 1])
 }
 
 /// `Σ a²`.
 pub fn sq_sum<F: Real>(a: &[F]) -> f64 {
-    par_sum!(a.len(), 1, |lo, hi| {
-        let a = &a[lo..hi];
-        lane_sums!(a.len(), 1, |i| { [a[i].f64() * a[i].f64()] })
-    })[0]
+    par_sum!(a.len(), 1, |lo, hi| sq_chunk(&a[lo..hi]))[0]
+}
+
+#[inline(always)]
+fn sum_imp<F: Real>(a: &[F]) -> [f64; 1] {
+    lane_sums!(a.len(), 1, [a], [], |i| { [a[i].f64()] })
+}
+
+fn sum_chunk<F: Real>(a: &[F]) -> [f64; 1] {
+    simd_dispatch!(sum_imp::<F>(a: &[F]) -> [f64; 1])
 }
 
 /// `Σ a` (serial: used on rows).
 pub fn sum<F: Real>(a: &[F]) -> f64 {
-    lane_sums!(a.len(), 1, |i| { [a[i].f64()] })[0]
+    sum_chunk(a)[0]
+}
+
+#[inline(always)]
+fn sq_loss_grad_imp<F: Real>(p: &[F], t: &[F], g: &mut [F], inv_n: F) -> [f64; 1] {
+    let (t, g) = (&t[..p.len()], &mut g[..p.len()]);
+    lane_sums!(p.len(), 1, [p, t], [g], |i| {
+        let r = p[i] - t[i];
+        g[i] = (r + r) * inv_n;
+        [r.f64() * r.f64()]
+    })
+}
+
+fn sq_loss_grad_chunk<F: Real>(p: &[F], t: &[F], g: &mut [F], inv_n: F) -> [f64; 1] {
+    simd_dispatch!(sq_loss_grad_imp::<F>(p: &[F], t: &[F], g: &mut [F], inv_n: F) -> [f64; 1])
+}
+
+#[inline(always)]
+fn sq_loss_imp<F: Real>(p: &[F], t: &[F]) -> [f64; 1] {
+    let t = &t[..p.len()];
+    lane_sums!(p.len(), 1, [p, t], [], |i| {
+        let r = (p[i] - t[i]).f64();
+        [r * r]
+    })
+}
+
+fn sq_loss_chunk<F: Real>(p: &[F], t: &[F]) -> [f64; 1] {
+    simd_dispatch!(sq_loss_imp::<F>(p: &[F], t: &[F]) -> [f64; 1])
 }
 
 /// `Σ (p − t)²` (the squared loss without its `1/N`), optionally writing `g = 2(p − t)·inv_n`.
 pub fn squared_loss<F: Real>(p: &[F], t: &[F], g: Option<&mut [F]>, inv_n: F) -> f64 {
-    let t = &t[..p.len()];
     match g {
-        Some(g) => {
-            let g = &mut g[..p.len()];
-            lane_sums!(p.len(), 1, |i| {
-                let r = p[i] - t[i];
-                g[i] = (r + r) * inv_n;
-                [r.f64() * r.f64()]
-            })[0]
-        }
-        None => lane_sums!(p.len(), 1, |i| {
-            let r = (p[i] - t[i]).f64();
-            [r * r]
-        })[0],
+        Some(g) => sq_loss_grad_chunk(p, t, g, inv_n)[0],
+        None => sq_loss_chunk(p, t)[0],
     }
 }
 

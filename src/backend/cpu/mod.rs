@@ -7,7 +7,8 @@
 //! routes to the system OpenBLAS for `f32`/`f64` (`build.rs`); `blas.rs` picks OpenBLAS's
 //! kernels and threads, `matmul.rs` splits large products over rayon's threads. The
 //! elementwise and reduction loops (`kernels.rs`) are fused, vectorised and parallel for
-//! large arrays. Reductions accumulate in `f64` whatever `F` is, so slot values are as
+//! large arrays; the two the ALM's sweep spends most time in have hand-written AVX2
+//! versions for `f32` (`simd.rs`, bit for bit the same sums). Reductions accumulate in `f64` whatever `F` is, so slot values are as
 //! exact as the inputs allow. Arguments are checked by the operation contracts of
 //! `shape.rs`, shared with the GPU backend; the losses live in `loss.rs`; the minibatch
 //! gather in `gather.rs`.
@@ -17,39 +18,18 @@ mod gather;
 mod kernels;
 mod loss;
 mod matmul;
+mod real;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 
 use super::{shape, Axis, BResult, Backend, BackendError, Counters, LossKind, Slot, NUM_SLOTS};
 use kernels::{dsigma, sigma};
 use loss::{argmax, loss_and_grad};
 use ndarray::{Array2, ArrayView2, Zip};
-use num_traits::{Float, FromPrimitive, ToPrimitive};
 use rayon::prelude::*;
+pub use real::Real;
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
-
-/// Float types the CPU backend runs in.
-pub trait Real:
-    ndarray::LinalgScalar
-    + Float
-    + FromPrimitive
-    + ToPrimitive
-    + Send
-    + Sync
-    + std::fmt::Debug
-    + 'static
-{
-    fn of(x: f32) -> Self {
-        Self::from_f32(x).expect("f32 converts to every Real")
-    }
-    fn of64(x: f64) -> Self {
-        Self::from_f64(x).expect("f64 converts to every Real")
-    }
-    fn f64(self) -> f64 {
-        self.to_f64().unwrap_or(f64::NAN)
-    }
-}
-impl Real for f32 {}
-impl Real for f64 {}
 
 /// A CPU-owned matrix. The array is public so tests can inspect values directly; change
 /// it only through the backend (which drops the sample-major copy `gather.rs` keeps for

@@ -1,0 +1,79 @@
+//! The float types the CPU backend runs in (`f32` in production, `f64` for the gradient
+//! tests), with the conversions the loops need and the hand-vectorised kernels a type may
+//! bring (`simd.rs`: `f32` with AVX2).
+
+#[cfg(target_arch = "x86_64")]
+use super::simd;
+use num_traits::{Float, FromPrimitive, ToPrimitive};
+
+/// Float types the CPU backend runs in.
+pub trait Real:
+    ndarray::LinalgScalar
+    + Float
+    + FromPrimitive
+    + ToPrimitive
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
+{
+    fn of(x: f32) -> Self {
+        Self::from_f32(x).expect("f32 converts to every Real")
+    }
+    fn of64(x: f64) -> Self {
+        Self::from_f64(x).expect("f64 converts to every Real")
+    }
+    fn f64(self) -> f64 {
+        self.to_f64().unwrap_or(f64::NAN)
+    }
+    /// A hand-vectorised chunk of `kernels::constraint_residual` for this type and CPU,
+    /// bit for bit equal to the generic loop; `None` = use the generic loop.
+    #[allow(clippy::too_many_arguments)]
+    fn fast_residual(
+        _us: &[Self],
+        _vs: &[Self],
+        _ls: &[Self],
+        _rho: Self,
+        _al: Self,
+        _inv_n: Self,
+        _hs: &mut [Self],
+        _ss: &mut [Self],
+        _gus: &mut [Self],
+        _gvs: &mut [Self],
+    ) -> Option<[f64; 3]> {
+        None
+    }
+    /// A hand-vectorised chunk of `kernels::constraint_value`, as [`Real::fast_residual`].
+    fn fast_value(_us: &[Self], _vs: &[Self], _ls: &[Self], _al: Self) -> Option<[f64; 3]> {
+        None
+    }
+}
+impl Real for f32 {
+    #[cfg(target_arch = "x86_64")]
+    fn fast_residual(
+        us: &[f32],
+        vs: &[f32],
+        ls: &[f32],
+        rho: f32,
+        al: f32,
+        inv_n: f32,
+        hs: &mut [f32],
+        ss: &mut [f32],
+        gus: &mut [f32],
+        gvs: &mut [f32],
+    ) -> Option<[f64; 3]> {
+        let n = us.len();
+        let (vs, ls) = (&vs[..n], &ls[..n]);
+        let (hs, ss, gus, gvs) = (&mut hs[..n], &mut ss[..n], &mut gus[..n], &mut gvs[..n]);
+        // SAFETY: `simd::available` checked that the CPU has AVX2.
+        simd::available()
+            .then(|| unsafe { simd::residual(us, vs, ls, rho, al, inv_n, hs, ss, gus, gvs) })
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn fast_value(us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> Option<[f64; 3]> {
+        let (vs, ls) = (&vs[..us.len()], &ls[..us.len()]);
+        // SAFETY: `simd::available` checked that the CPU has AVX2.
+        simd::available().then(|| unsafe { simd::value(us, vs, ls, al) })
+    }
+}
+impl Real for f64 {}
