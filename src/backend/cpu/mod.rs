@@ -5,7 +5,7 @@
 //!
 //! Matmuls go through `ndarray::linalg::general_mat_mul`, which ndarray's `blas` feature
 //! routes to the system OpenBLAS for `f32`/`f64` (`build.rs`); `blas.rs` picks OpenBLAS's
-//! kernels and threads, `matmul.rs` splits large products over rayon's threads. The
+//! kernels and threads (OpenBLAS threads the matmuls, rayon the elementwise loops). The
 //! elementwise and reduction loops (`kernels.rs`) are fused, vectorised and parallel for
 //! large arrays; the two the ALM's sweep spends most time in have hand-written AVX2
 //! versions for `f32` (`simd.rs`, bit for bit the same sums). Reductions accumulate in `f64` whatever `F` is, so slot values are as
@@ -66,7 +66,7 @@ impl<F: Real> Default for CpuBackend<F> {
 
 impl<F: Real> CpuBackend<F> {
     pub fn new() -> Self {
-        blas::single_threaded();
+        blas::set_threads();
         CpuBackend {
             slots: RefCell::new(vec![0.0; NUM_SLOTS]),
             ops: Cell::new(0),
@@ -122,7 +122,7 @@ impl<F: Real> Backend for CpuBackend<F> {
         format!(
             "CPU (ndarray + OpenBLAS {} kernels, {} threads, {})",
             blas::core_name(),
-            rayon::current_num_threads(),
+            blas::threads(),
             std::any::type_name::<F>()
         )
     }
