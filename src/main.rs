@@ -152,7 +152,7 @@ struct PathArgs {
     /// Any training method, used to select supports (path.selector).
     #[arg(long, value_name = "M")]
     selector: Option<String>,
-    /// sgd+gd, sgd+apg, gd, apg, alm or warm+alm (path.polisher).
+    /// sgd+apg (default), sgd+gd, gd, apg, alm or warm+alm (path.polisher).
     #[arg(long, value_name = "P")]
     polisher: Option<String>,
     /// Refit λ_r (path.lambda_refit; default 1e-3, scaled for softmax-ce).

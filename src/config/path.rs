@@ -70,7 +70,7 @@ section! {
         /// Selector passes per λ (each λ starts from the previous λ's weights).
         pub passes: f64 = 300.0,
         pub selector: Method = Method::ProxSgd,
-        pub polisher: Polisher = Polisher::SgdGd,
+        pub polisher: Polisher = Polisher::SgdApg,
         /// Refit λ_r; absent: 1e-3 for the squared loss, scaled by the ratio of the empty
         /// network's losses for the others (method §9).
         #[serde(skip_serializing_if = "Option::is_none")]
