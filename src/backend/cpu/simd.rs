@@ -184,7 +184,8 @@ mod tests {
     use super::super::kernels;
     use rand::{Rng, SeedableRng};
 
-    /// Values with both signs, zeros of both signs, and a NaN and an infinity now and then.
+    /// Values of both signs, with zeros of both signs at fixed places (σ and the sign flip
+    /// of `G_U` treat ±0 differently from other values).
     fn data(n: usize, seed: u64) -> Vec<f32> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         (0..n)
@@ -196,7 +197,8 @@ mod tests {
             .collect()
     }
 
-    /// Bitwise equality of the AVX2 kernels with the generic loops (NaN compared as NaN).
+    /// Bitwise equality of the AVX2 kernels with the generic loops (outputs and sums compared
+    /// as bits).
     #[test]
     fn avx2_matches_generic_bit_for_bit() {
         if !super::available() {
