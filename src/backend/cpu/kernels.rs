@@ -59,13 +59,7 @@ macro_rules! lane_sums {
                 }
             }
         }
-        let mut out = [0.0f64; $k];
-        for q in 0..$k {
-            // Pairwise over the lanes: fixed order.
-            let a = &acc[q];
-            out[q] = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
-        }
-        out
+        acc.map(|a| lane_total(&a))
     }};
 }
 
@@ -89,6 +83,12 @@ macro_rules! simd_dispatch {
         }
         $imp($($a),*)
     }};
+}
+
+/// The sum of one accumulator's lanes, pairwise in a fixed order.
+#[inline(always)]
+pub fn lane_total(a: &[f64; LANES]) -> f64 {
+    ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
 }
 
 fn add<const K: usize>(mut a: [f64; K], b: [f64; K]) -> [f64; K] {
@@ -138,6 +138,29 @@ macro_rules! par_sum {
     }};
 }
 
+/// Element `(u, v, λ)` of the fused residual (method §3): `[H, S, G_U, G_V]` and the
+/// element's terms `[H², ΛH, σ(U)²]` of the three sums. The one definition of the formula:
+/// the loops here and the tails of `simd.rs` call it.
+#[inline(always)]
+pub fn residual_elem<F: Real>(u: F, v: F, l: F, rho: F, al: F, inv_n: F) -> ([F; 4], [f64; 3]) {
+    let su = sigma(u, al);
+    let hv = v - su;
+    let sv = l + rho * hv;
+    let out = [hv, sv, -(sv * dsigma(u, al)) * inv_n, sv * inv_n];
+    (
+        out,
+        [hv.f64() * hv.f64(), l.f64() * hv.f64(), su.f64() * su.f64()],
+    )
+}
+
+/// Element `(u, v, λ)`'s terms of the constraint value's three sums (as [`residual_elem`]).
+#[inline(always)]
+pub fn value_elem<F: Real>(u: F, v: F, l: F, al: F) -> [f64; 3] {
+    let su = sigma(u, al);
+    let hv = (v - su).f64();
+    [hv * hv, l.f64() * hv, su.f64() * su.f64()]
+}
+
 /// One chunk of [`constraint_residual`].
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -154,15 +177,9 @@ fn residual_imp<F: Real>(
     gvs: &mut [F],
 ) -> [f64; 3] {
     lane_sums!(us.len(), 3, [us, vs, ls], [hs, ss, gus, gvs], |i| {
-        let (u, v, l) = (us[i], vs[i], ls[i]);
-        let su = sigma(u, al);
-        let hv = v - su;
-        let sv = l + rho * hv;
-        hs[i] = hv;
-        ss[i] = sv;
-        gus[i] = -(sv * dsigma(u, al)) * inv_n;
-        gvs[i] = sv * inv_n;
-        [hv.f64() * hv.f64(), l.f64() * hv.f64(), su.f64() * su.f64()]
+        let (o, terms) = residual_elem(us[i], vs[i], ls[i], rho, al, inv_n);
+        (hs[i], ss[i], gus[i], gvs[i]) = (o[0], o[1], o[2], o[3]);
+        terms
     })
 }
 
@@ -247,9 +264,7 @@ pub fn constraint_residual<F: Real>(
 fn value_imp<F: Real>(us: &[F], vs: &[F], ls: &[F], al: F) -> [f64; 3] {
     let (vs, ls) = (&vs[..us.len()], &ls[..us.len()]);
     lane_sums!(us.len(), 3, [us, vs, ls], [], |i| {
-        let su = sigma(us[i], al);
-        let hv = (vs[i] - su).f64();
-        [hv * hv, ls[i].f64() * hv, su.f64() * su.f64()]
+        value_elem(us[i], vs[i], ls[i], al)
     })
 }
 

@@ -62,16 +62,12 @@ impl Real for f32 {
         gus: &mut [f32],
         gvs: &mut [f32],
     ) -> Option<[f64; 3]> {
-        let n = us.len();
-        let (vs, ls) = (&vs[..n], &ls[..n]);
-        let (hs, ss, gus, gvs) = (&mut hs[..n], &mut ss[..n], &mut gus[..n], &mut gvs[..n]);
         // SAFETY: `simd::available` checked that the CPU has AVX2.
         simd::available()
             .then(|| unsafe { simd::residual(us, vs, ls, rho, al, inv_n, hs, ss, gus, gvs) })
     }
     #[cfg(target_arch = "x86_64")]
     fn fast_value(us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> Option<[f64; 3]> {
-        let (vs, ls) = (&vs[..us.len()], &ls[..us.len()]);
         // SAFETY: `simd::available` checked that the CPU has AVX2.
         simd::available().then(|| unsafe { simd::value(us, vs, ls, al) })
     }

@@ -6,21 +6,21 @@
 //!
 //! Bit for bit the same as `kernels.rs`: element `i` goes to lane `i % 8`, each term is
 //! computed in `f32` then widened exactly as there, products and sums are separate
-//! instructions (no FMA), the tail runs the same scalar formula into the same lanes, and the
+//! instructions (no FMA), the tail runs the same scalar formula (`kernels::residual_elem`, `value_elem`) into the same lanes, and the
 //! lanes are added in the same pairwise order. A unit test compares the two at odd sizes.
 //!
 //! Only compiled for x86-64; the callers use it when the CPU reports AVX2.
 
-use super::kernels::{dsigma, sigma, LANES};
+use super::kernels::{lane_total, residual_elem, value_elem, LANES};
 use std::arch::is_x86_feature_detected;
 use std::arch::x86_64::*;
 
 /// Lane accumulators of `K` sums.
 type Lanes<const K: usize> = [[f64; LANES]; K];
 
-/// The pairwise lane sum of `kernels::lane_sums`.
+/// The lane totals, as `kernels::lane_sums` adds them.
 fn finish<const K: usize>(acc: Lanes<K>) -> [f64; K] {
-    acc.map(|a| ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])))
+    acc.map(|a| lane_total(&a))
 }
 
 /// Whether this CPU runs the AVX2 kernels (the standard library caches the answer).
@@ -87,7 +87,8 @@ fn sigma8(u: __m256, al: __m256) -> (__m256, __m256) {
     (_mm256_blendv_ps(_mm256_mul_ps(al, u), u, pos), pos)
 }
 
-/// `kernels::constraint_residual` on one chunk, for `f32`. All slices are `us.len()` long.
+/// `kernels::constraint_residual` on one chunk, for `f32`. The other slices are at least
+/// `us.len()` long.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
 pub fn residual(
@@ -133,24 +134,17 @@ pub fn residual(
     }
     let mut lanes = spill(acc);
     for j in full..n {
-        let (u, v, l) = (us[j], vs[j], ls[j]);
-        let su = sigma(u, al);
-        let hv = v - su;
-        let sv = l + rho * hv;
-        hs[j] = hv;
-        ss[j] = sv;
-        gus[j] = -(sv * dsigma(u, al)) * inv_n;
-        gvs[j] = sv * inv_n;
-        let (h, lw, s) = (hv as f64, l as f64, su as f64);
-        let k = j - full;
-        lanes[0][k] += h * h;
-        lanes[1][k] += lw * h;
-        lanes[2][k] += s * s;
+        let (o, terms) = residual_elem(us[j], vs[j], ls[j], rho, al, inv_n);
+        (hs[j], ss[j], gus[j], gvs[j]) = (o[0], o[1], o[2], o[3]);
+        for (lane, t) in lanes.iter_mut().zip(terms) {
+            lane[j - full] += t;
+        }
     }
     finish(lanes)
 }
 
-/// `kernels::constraint_value` on one chunk, for `f32`. All slices are `us.len()` long.
+/// `kernels::constraint_value` on one chunk, for `f32`. The other slices are at least
+/// `us.len()` long.
 #[target_feature(enable = "avx2")]
 pub fn value(us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> [f64; 3] {
     let n = us.len();
@@ -169,12 +163,10 @@ pub fn value(us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> [f64; 3] {
     }
     let mut lanes = spill(acc);
     for j in full..n {
-        let su = sigma(us[j], al);
-        let h = (vs[j] - su) as f64;
-        let k = j - full;
-        lanes[0][k] += h * h;
-        lanes[1][k] += ls[j] as f64 * h;
-        lanes[2][k] += su as f64 * su as f64;
+        let terms = value_elem(us[j], vs[j], ls[j], al);
+        for (lane, t) in lanes.iter_mut().zip(terms) {
+            lane[j - full] += t;
+        }
     }
     finish(lanes)
 }
