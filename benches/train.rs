@@ -2,7 +2,8 @@
 //! (`benches/peer/torch_epoch.py`, idiomatic PyTorch prox-SGD on the same network, batch,
 //! step and prox), and the ALM's cost per pass against prox-GD's.
 //!
-//! Run with `cargo bench --bench train` (add `-- gpu` to time the GPU backend). The PyTorch
+//! Run with `cargo bench --bench train` (add `-- gpu` to time the GPU backend, `-- epochs`
+//! or `-- alm` for one part only). The PyTorch
 //! side runs `$SPARSE_ALM_TORCH_PYTHON` (default `python3`) when it can `import torch`;
 //! otherwise only our times are printed, and the bench says so. Every figure is the
 //! median of `ROUNDS` rounds, each round running ours and then PyTorch's, so both sides
@@ -211,8 +212,18 @@ fn run<B: Backend>(be: &B) {
         ),
     }
     println!("medians of {ROUNDS} rounds");
-    epochs(be, py.as_deref());
-    alm_vs_gd(be);
+    let args: Vec<String> = std::env::args().collect();
+    let only = |part: &str| {
+        let parts = ["epochs", "alm"];
+        let chosen = args.iter().any(|a| parts.contains(&a.as_str()));
+        !chosen || args.iter().any(|a| a == part)
+    };
+    if only("epochs") {
+        epochs(be, py.as_deref());
+    }
+    if only("alm") {
+        alm_vs_gd(be);
+    }
 }
 
 fn main() {

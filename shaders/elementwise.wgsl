@@ -27,7 +27,7 @@ fn axpby(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     }
 }
 
-// o ← o + a·x (also the multiplier update Λ ← Λ + ρH)
+// o ← o + a·x
 @compute @workgroup_size(256)
 fn axpy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let a = p.f0.x;
@@ -35,6 +35,20 @@ fn axpy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         for (var j = gid.x; j < p.cols; j += nwg.x * WG) {
             let k = io(i, j);
             o[k] = o[k] + a * x[ix(i, j)];
+        }
+    }
+}
+
+// The multiplier update of method §4: o = Λ ← Λ + ρ(V − σ(U)), x = U, y = V; f0 = (ρ, α).
+// H = V − σ(U) as residual.wgsl computes it.
+@compute @workgroup_size(256)
+fn multiplier_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let rho = p.f0.x;
+    let al = p.f0.y;
+    for (var i = gid.y; i < p.rows; i += nwg.y) {
+        for (var j = gid.x; j < p.cols; j += nwg.x * WG) {
+            let k = io(i, j);
+            o[k] = o[k] + rho * (y[iy(i, j)] - leaky_relu_of(x[ix(i, j)], al));
         }
     }
 }

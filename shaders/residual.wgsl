@@ -1,19 +1,26 @@
-// The constraint residual kernel of method §3, one column segment per dispatch:
+// The constraint residual kernels of method §3, one column segment per dispatch:
 //   H = V − σ(U),  S = Λ + ρH,  G_U = −(S ⊙ σ'(U))·inv_n,  G_V = S·inv_n,
 // plus per-workgroup partial sums (‖H‖², ⟨Λ,H⟩, ‖σ(U)‖², 0) written to
-// partials[part_off + workgroup]; reduce.wgsl:finalize sums them into slots.
-// Operands: 0 U, 1 V, 2 Λ, 3 H, 4 S, 5 G_U, 6 G_V; (i, j) at base_k + i * ld_k + j.
-// f0 = (ρ, α, inv_n, ·).
+// partials[part_off + workgroup]; reduce.wgsl:finalize sums them into slots. H and S are
+// not stored (no caller reads them).
+// constraint_residual: operands 0 U, 1 V, 2 Λ, 3 G_U, 4 G_V; f0 = (ρ, α, inv_n, ·).
+// constraint_value:    operands 0 U, 1 V, 2 Λ; f0.y = α.
+// step_value:          operands 0 base, 1 other, 2 Λ, 3 out, 4 dir; f0 = (a, α, moved_v, ·).
+// w_trial_value:       operands 0 U, 1 V, 2 Λ, 3 out, 4 B; per-row vectors 5 b_old,
+//                      6 b_new, 7 shrink (index i · ld); f0 = (t, α, ·, ·).
+// Operand k's (i, j) is at base_k + i * ld_k + j (base0 = operands 0–3, base1 = 4–7).
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> u: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;
 @group(0) @binding(3) var<storage, read> lam: array<f32>;
-@group(0) @binding(4) var<storage, read_write> h: array<f32>;
-@group(0) @binding(5) var<storage, read_write> s: array<f32>;
-@group(0) @binding(6) var<storage, read_write> gu: array<f32>;
-@group(0) @binding(7) var<storage, read_write> gv: array<f32>;
+@group(0) @binding(4) var<storage, read_write> gu: array<f32>;
+@group(0) @binding(5) var<storage, read_write> gv: array<f32>;
+@group(0) @binding(6) var<storage, read> dir: array<f32>;
 @group(0) @binding(8) var<storage, read_write> partials: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> b_old: array<f32>;
+@group(0) @binding(10) var<storage, read> b_new: array<f32>;
+@group(0) @binding(11) var<storage, read> shrink: array<f32>;
 
 // Sums `val` over the workgroup; invocation 0 stores it as this workgroup's partial.
 fn reduce_to_partial(id: WgIds, val: vec4<f32>) {
@@ -23,7 +30,7 @@ fn reduce_to_partial(id: WgIds, val: vec4<f32>) {
     }
 }
 
-// U, Λ, σ(U) and H = V − σ(U) at (i, j).
+// U, Λ, σ(U) and H = V − σ(U) at one element.
 struct Elem {
     u: f32,
     lam: f32,
@@ -31,11 +38,15 @@ struct Elem {
     h: f32,
 }
 
+fn elem_of(uu: f32, vv: f32, ll: f32, al: f32) -> Elem {
+    let su = leaky_relu_of(uu, al);
+    return Elem(uu, ll, su, vv - su);
+}
+
 fn elem_at(i: u32, j: u32, al: f32) -> Elem {
     let uu = u[p.base0.x + i * p.ld0.x + j];
-    let su = leaky_relu_of(uu, al);
-    let hv = v[p.base0.y + i * p.ld0.y + j] - su;
-    return Elem(uu, lam[p.base0.z + i * p.ld0.z + j], su, hv);
+    let vv = v[p.base0.y + i * p.ld0.y + j];
+    return elem_of(uu, vv, lam[p.base0.z + i * p.ld0.z + j], al);
 }
 
 // The element's terms of (‖H‖², ⟨Λ,H⟩, ‖σ(U)‖², 0).
@@ -53,10 +64,8 @@ fn constraint_residual(id: WgIds) {
         for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
             let e = elem_at(i, j, al);
             let sv = e.lam + rho * e.h;
-            h[p.base0.w + i * p.ld0.w + j] = e.h;
-            s[p.base1.x + i * p.ld1.x + j] = sv;
-            gu[p.base1.y + i * p.ld1.y + j] = -(sv * leaky_deriv_of(e.u, al)) * inv_n;
-            gv[p.base1.z + i * p.ld1.z + j] = sv * inv_n;
+            gu[p.base0.w + i * p.ld0.w + j] = -(sv * leaky_deriv_of(e.u, al)) * inv_n;
+            gv[p.base1.x + i * p.ld1.x + j] = sv * inv_n;
             acc += elem_sums(e);
         }
     }
@@ -71,6 +80,56 @@ fn constraint_value(id: WgIds) {
     for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
         for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
             acc += elem_sums(elem_at(i, j, al));
+        }
+    }
+    reduce_to_partial(id, acc);
+}
+
+// A V-block trial (method §6): out ← base + a·dir, then the value sums at the moved point,
+// where the moved matrix is V when f0.z ≠ 0 (other = U), else U (other = V). `u` holds
+// base, `v` other, `gu` out.
+@compute @workgroup_size(256)
+fn step_value(id: WgIds) {
+    let a = p.f0.x;
+    let al = p.f0.y;
+    let moved_v = p.f0.z != 0.0;
+    var acc = vec4<f32>(0.0);
+    for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
+        for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
+            let m = 1.0 * u[p.base0.x + i * p.ld0.x + j] + a * dir[p.base1.x + i * p.ld1.x + j];
+            gu[p.base0.w + i * p.ld0.w + j] = m;
+            let x = v[p.base0.y + i * p.ld0.y + j];
+            let ll = lam[p.base0.z + i * p.ld0.z + j];
+            var e: Elem;
+            if (moved_v) {
+                e = elem_of(x, m, ll, al);
+            } else {
+                e = elem_of(m, x, ll, al);
+            }
+            acc += elem_sums(e);
+        }
+    }
+    reduce_to_partial(id, acc);
+}
+
+// A hidden layer's W trial (method §6): out ← s_i·(U − b_old_i − t·B) + b_new_i (the formula
+// of elementwise.wgsl:w_trial_preact), then the value sums at (out, V, Λ). `gu` holds out,
+// `dir` holds B.
+@compute @workgroup_size(256)
+fn w_trial_value(id: WgIds) {
+    let t = p.f0.x;
+    let al = p.f0.y;
+    var acc = vec4<f32>(0.0);
+    for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
+        let bo = b_old[p.base1.y + i * p.ld1.y];
+        let bn = b_new[p.base1.z + i * p.ld1.z];
+        let s = shrink[p.base1.w + i * p.ld1.w];
+        for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
+            let b = dir[p.base1.x + i * p.ld1.x + j];
+            let m = s * (u[p.base0.x + i * p.ld0.x + j] - bo - t * b) + bn;
+            gu[p.base0.w + i * p.ld0.w + j] = m;
+            let vv = v[p.base0.y + i * p.ld0.y + j];
+            acc += elem_sums(elem_of(m, vv, lam[p.base0.z + i * p.ld0.z + j], al));
         }
     }
     reduce_to_partial(id, acc);

@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use sparse_alm::backend::cpu::CpuBackend;
 use sparse_alm::backend::gpu::{GpuBackend, GpuOptions};
 use sparse_alm::backend::BackendError;
-use sparse_alm::backend::{Axis, Backend, LossKind};
+use sparse_alm::backend::{Axis, Backend, LossKind, Moved, WTrial};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 // ---- adapter policy and shared backends ------------------------------------------------------
@@ -317,18 +317,11 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     // constraint residual / value / multiplier update (method §3, §4)
     let lam = rand_mat(&mut rng, r, c, -2.0, 2.0);
     let dlam = up(be, &lam);
-    let (mut h, mut s, mut gu, mut gv) = (
-        be.zeros(r, c).unwrap(),
-        be.zeros(r, c).unwrap(),
-        be.zeros(r, c).unwrap(),
-        be.zeros(r, c).unwrap(),
-    );
+    let (mut gu, mut gv) = (be.zeros(r, c).unwrap(), be.zeros(r, c).unwrap());
     let inv_n = 1.0 / c as f32;
-    be.constraint_residual(
-        &dx, &dy, &dlam, 3.0, 0.1, inv_n, &mut h, &mut s, &mut gu, &mut gv, 10,
-    )
-    .unwrap();
-    for (name, m) in [("H", &h), ("S", &s), ("G_U", &gu), ("G_V", &gv)] {
+    be.constraint_residual(&dx, &dy, &dlam, 3.0, 0.1, inv_n, &mut gu, &mut gv, 10)
+        .unwrap();
+    for (name, m) in [("G_U", &gu), ("G_V", &gv)] {
         outs.push(out(format!("constraint_residual {name}"), dl(be, m)));
     }
     let sl = slots(be, &[10, 11, 12]);
@@ -351,8 +344,23 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
         n: nt,
     });
     let mut dl2 = up(be, &lam);
-    be.multiplier_update(&mut dl2, &h, 3.0).unwrap();
+    be.multiplier_update(&mut dl2, &dx, &dy, 3.0, 0.1).unwrap();
     outs.push(out("multiplier_update", dl(be, &dl2)));
+    // step_value: the V-block trial, moving V (other = U) and moving U (other = V)
+    for (moved, slot) in [(Moved::V, 50), (Moved::U, 53)] {
+        let mut o = up(be, &Array2::from_elem((r, c), f32::NAN));
+        be.step_value(&mut o, &dx, -0.7, &dy, moved, &dy, &dlam, 0.1, slot)
+            .unwrap();
+        outs.push(out(format!("step_value {moved:?} out"), dl(be, &o)));
+        let sl = slots(be, &[slot, slot + 1, slot + 2]);
+        let mag = vec![sl[0], 0.5 * (lam2 + sl[0]), sl[2]];
+        outs.push(Out {
+            name: format!("step_value {moved:?} slots"),
+            vals: sl,
+            mag,
+            n: nt,
+        });
+    }
 
     // reductions
     be.dot(&dx, &dy, 30).unwrap();
@@ -464,6 +472,28 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     )
     .unwrap();
     outs.push(out("w_trial_preact", dl(be, &o)));
+    // ... fused with its constraint value (hidden layers): the same pre-activation
+    let (dbo, dbn, dsh) = (up(be, &bo), up(be, &bn), up(be, &sh));
+    let trial = WTrial {
+        u: &dx,
+        b_old: &dbo,
+        b_new: &dbn,
+        bmat: &dy,
+        shrink: &dsh,
+        t: 0.37,
+    };
+    let mut o = up(be, &Array2::from_elem((r, c), f32::NAN));
+    be.w_trial_value(&mut o, trial, &dy, &dlam, 0.1, 56)
+        .unwrap();
+    outs.push(out("w_trial_value out", dl(be, &o)));
+    let sl = slots(be, &[56, 57, 58]);
+    let mag = vec![sl[0], 0.5 * (lam2 + sl[0]), sl[2]];
+    outs.push(Out {
+        name: "w_trial_value slots".into(),
+        vals: sl,
+        mag,
+        n: nt,
+    });
 
     // losses: squared, and CE with one-hot targets
     let n = c as f64;

@@ -40,6 +40,28 @@ pub enum Axis {
     Cols,
 }
 
+/// Which matrix of a hidden layer's constraint `V = σ(U)` a trial step moves
+/// ([`Backend::step_value`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moved {
+    /// The pre-activation `U` (a V-block trial moves the next layer's `U`).
+    U,
+    /// The activation `V` (a V-block trial's own block).
+    V,
+}
+
+/// The operands of a matmul-free W trial (method §6, row groups):
+/// `diag(shrink)(u − b_old 1ᵀ − t·bmat) + b_new 1ᵀ`, with `bmat = ∇W · V_{l−1}`.
+#[derive(Clone, Copy, Debug)]
+pub struct WTrial<'a, M> {
+    pub u: &'a M,
+    pub b_old: &'a M,
+    pub b_new: &'a M,
+    pub bmat: &'a M,
+    pub shrink: &'a M,
+    pub t: f32,
+}
+
 /// The smooth loss ℓ of method §1, always averaged over the `N` columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -130,9 +152,11 @@ pub trait Backend {
     fn mul_leaky_deriv(&self, d: &mut Self::Mat, u: &Self::Mat, alpha: f32) -> BResult<()>;
 
     // ---- the constraint residual kernel (method §3) -----------------------------------------
-    /// The fused pass over `(U, V, Λ)`: `H = V − σ(U)`, `S = Λ + ρH`,
-    /// `G_U = −(S ⊙ σ'(U))·inv_n`, `G_V = S·inv_n` (the direct V gradient). Writes the
-    /// slots `slot` ← `‖H‖²`, `slot+1` ← `⟨Λ, H⟩`, `slot+2` ← `‖σ(U)‖²`.
+    /// The fused pass over `(U, V, Λ)`: with `H = V − σ(U)` and `S = Λ + ρH`, writes
+    /// `G_U = −(S ⊙ σ'(U))·inv_n` and `G_V = S·inv_n` (the direct V gradient), and the
+    /// slots `slot` ← `‖H‖²`, `slot+1` ← `⟨Λ, H⟩`, `slot+2` ← `‖σ(U)‖²`. `H` and `S` are
+    /// not stored: no caller reads them (the multiplier update recomputes `H`), and each
+    /// stored matrix is one more pass over memory in every block of the sweep.
     #[allow(clippy::too_many_arguments)]
     fn constraint_residual(
         &self,
@@ -142,8 +166,6 @@ pub trait Backend {
         rho: f32,
         alpha: f32,
         inv_n: f32,
-        h: &mut Self::Mat,
-        s: &mut Self::Mat,
         gu: &mut Self::Mat,
         gv: &mut Self::Mat,
         slot: Slot,
@@ -159,8 +181,33 @@ pub trait Backend {
         alpha: f32,
         slot: Slot,
     ) -> BResult<()>;
-    /// Multiplier update `Λ ← Λ + ρH` (method §4).
-    fn multiplier_update(&self, lam: &mut Self::Mat, h: &Self::Mat, rho: f32) -> BResult<()>;
+    /// A V-block trial of method §6 in one pass: `out ← base + a·dir` (what
+    /// [`Backend::axpby`]`(out, 1, base, a, dir)` writes, bit for bit) and the three sums of
+    /// [`Backend::constraint_value`] at the moved point: `out` is `U` and `other` is `V`
+    /// when `moved` is [`Moved::U`], the other way round for [`Moved::V`].
+    #[allow(clippy::too_many_arguments)]
+    fn step_value(
+        &self,
+        out: &mut Self::Mat,
+        base: &Self::Mat,
+        a: f32,
+        dir: &Self::Mat,
+        moved: Moved,
+        other: &Self::Mat,
+        lam: &Self::Mat,
+        alpha: f32,
+        slot: Slot,
+    ) -> BResult<()>;
+    /// Multiplier update `Λ ← Λ + ρH`, `H = V − σ(U)` (method §4), with `H` computed
+    /// exactly as [`Backend::constraint_residual`] computes it.
+    fn multiplier_update(
+        &self,
+        lam: &mut Self::Mat,
+        u: &Self::Mat,
+        v: &Self::Mat,
+        rho: f32,
+        alpha: f32,
+    ) -> BResult<()>;
 
     // ---- group sparsity (method §3 prox, §6 matmul-free trials) --------------------------------
     /// Group soft-thresholding in place: each group `w ← w·max(0, 1 − thresh/‖w‖₂)`.
@@ -188,6 +235,18 @@ pub trait Backend {
         bmat: &Self::Mat,
         shrink: &Self::Mat,
         t: f32,
+    ) -> BResult<()>;
+    /// A hidden layer's W trial in one pass (method §6): `out` ← the pre-activation
+    /// [`Backend::w_trial_preact`] writes (bit for bit), and the three sums of
+    /// [`Backend::constraint_value`]`(out, v, lam)` into `slot..slot + 3`.
+    fn w_trial_value(
+        &self,
+        out: &mut Self::Mat,
+        trial: WTrial<'_, Self::Mat>,
+        v: &Self::Mat,
+        lam: &Self::Mat,
+        alpha: f32,
+        slot: Slot,
     ) -> BResult<()>;
 
     // ---- losses (method §1) -------------------------------------------------------------------

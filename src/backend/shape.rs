@@ -8,7 +8,7 @@
 //! matrix with no slot (`zeros`, `upload`, `download`, `fill`, `scale`) have none. Limits
 //! of one device (a column too tall for a GPU buffer) are that backend's own errors.
 
-use super::{Axis, BResult, Backend, BackendError, Slot, NUM_SLOTS};
+use super::{Axis, BResult, Backend, BackendError, Slot, WTrial, NUM_SLOTS};
 
 type Dims = (usize, usize);
 
@@ -184,21 +184,12 @@ pub fn constraint_residual<B: Backend + ?Sized>(
     u: &B::Mat,
     v: &B::Mat,
     lam: &B::Mat,
-    h: &B::Mat,
-    s: &B::Mat,
     gu: &B::Mat,
     gv: &B::Mat,
     slot: Slot,
 ) -> BResult<()> {
     let op = "constraint_residual";
-    let mats = [
-        ("v", v),
-        ("lam", lam),
-        ("h", h),
-        ("s", s),
-        ("gu", gu),
-        ("gv", gv),
-    ];
+    let mats = [("v", v), ("lam", lam), ("gu", gu), ("gv", gv)];
     all_like(be, op, u, &mats)?;
     slots(op, slot, 3)
 }
@@ -216,9 +207,30 @@ pub fn constraint_value<B: Backend + ?Sized>(
     slots(op, slot, 3)
 }
 
-/// [`Backend::multiplier_update`]: `lam` has `h`'s shape.
-pub fn multiplier_update<B: Backend + ?Sized>(be: &B, lam: &B::Mat, h: &B::Mat) -> BResult<()> {
-    all_like(be, "multiplier_update", h, &[("lam", lam)])
+/// [`Backend::step_value`]: every matrix has `base`'s shape; slots `slot..slot + 3`.
+pub fn step_value<B: Backend + ?Sized>(
+    be: &B,
+    out: &B::Mat,
+    base: &B::Mat,
+    dir: &B::Mat,
+    other: &B::Mat,
+    lam: &B::Mat,
+    slot: Slot,
+) -> BResult<()> {
+    let op = "step_value";
+    let mats = [("out", out), ("dir", dir), ("other", other), ("lam", lam)];
+    all_like(be, op, base, &mats)?;
+    slots(op, slot, 3)
+}
+
+/// [`Backend::multiplier_update`]: `lam`, `v` have `u`'s shape.
+pub fn multiplier_update<B: Backend + ?Sized>(
+    be: &B,
+    lam: &B::Mat,
+    u: &B::Mat,
+    v: &B::Mat,
+) -> BResult<()> {
+    all_like(be, "multiplier_update", u, &[("lam", lam), ("v", v)])
 }
 
 /// [`Backend::group_prox`]: `shrink` holds one factor per group (`rows×1` for row groups,
@@ -256,12 +268,46 @@ pub fn w_trial_preact<B: Backend + ?Sized>(
     bmat: &B::Mat,
     shrink: &B::Mat,
 ) -> BResult<()> {
-    let op = "w_trial_preact";
-    all_like(be, op, u, &[("out", out), ("bmat", bmat)])?;
-    let col = (be.shape(u).0, 1);
-    [("b_old", b_old), ("b_new", b_new), ("shrink", shrink)]
+    let trial = WTrial {
+        u,
+        b_old,
+        b_new,
+        bmat,
+        shrink,
+        t: 0.0,
+    };
+    w_trial_operands(be, "w_trial_preact", out, &trial)
+}
+
+/// The operands of a W trial: `out`, `bmat` have `u`'s shape; `b_old`, `b_new`, `shrink`
+/// are `rows(u) × 1`.
+fn w_trial_operands<B: Backend + ?Sized>(
+    be: &B,
+    op: &str,
+    out: &B::Mat,
+    w: &WTrial<'_, B::Mat>,
+) -> BResult<()> {
+    all_like(be, op, w.u, &[("out", out), ("bmat", w.bmat)])?;
+    let col = (be.shape(w.u).0, 1);
+    [("b_old", w.b_old), ("b_new", w.b_new), ("shrink", w.shrink)]
         .iter()
         .try_for_each(|&(name, m)| expect(op, name, be.shape(m), col))
+}
+
+/// [`Backend::w_trial_value`]: the W trial's operands, `v` and `lam` of `u`'s shape; slots
+/// `slot..slot + 3`.
+pub fn w_trial_value<B: Backend + ?Sized>(
+    be: &B,
+    out: &B::Mat,
+    trial: &WTrial<'_, B::Mat>,
+    v: &B::Mat,
+    lam: &B::Mat,
+    slot: Slot,
+) -> BResult<()> {
+    let op = "w_trial_value";
+    w_trial_operands(be, op, out, trial)?;
+    all_like(be, op, trial.u, &[("v", v), ("lam", lam)])?;
+    slots(op, slot, 3)
 }
 
 /// [`Backend::loss`]: `y` has `yhat`'s shape; slot `slot`.
@@ -323,7 +369,7 @@ pub fn adam_update<B: Backend + ?Sized>(
 #[cfg(test)]
 mod tests {
     use crate::backend::cpu::CpuBackend;
-    use crate::backend::{Axis, Backend, BackendError};
+    use crate::backend::{Axis, Backend, BackendError, Moved};
     use ndarray::Array2;
 
     fn shape_msg(r: Result<(), BackendError>) -> (String, String) {
@@ -361,15 +407,9 @@ mod tests {
     fn a_failed_check_leaves_the_outputs_untouched() {
         let be = CpuBackend::<f32>::new();
         let ones = be.upload(Array2::from_elem((2, 3), 1.0f32).view()).unwrap();
-        let mut h = be.upload(Array2::from_elem((2, 3), 7.0f32).view()).unwrap();
-        let (mut s, mut gu, mut gv) = (
-            be.zeros(2, 3).unwrap(),
-            be.zeros(2, 3).unwrap(),
-            be.zeros(2, 3).unwrap(),
-        );
-        let r = be.constraint_residual(
-            &ones, &ones, &ones, 1.0, 0.1, 1.0, &mut h, &mut s, &mut gu, &mut gv, 254,
-        );
+        let mut gu = be.upload(Array2::from_elem((2, 3), 7.0f32).view()).unwrap();
+        let mut gv = be.zeros(2, 3).unwrap();
+        let r = be.constraint_residual(&ones, &ones, &ones, 1.0, 0.1, 1.0, &mut gu, &mut gv, 254);
         let (op, msg) = shape_msg(r);
         assert_eq!(
             (op.as_str(), msg.as_str()),
@@ -378,7 +418,7 @@ mod tests {
                 "slots 254..257 out of range (0..256)"
             )
         );
-        assert!(be.download(&h).unwrap().iter().all(|&x| x == 7.0));
+        assert!(be.download(&gu).unwrap().iter().all(|&x| x == 7.0));
     }
 
     /// Every misuse, run on one backend: the `(op, message)` of each error.
@@ -399,6 +439,7 @@ mod tests {
             shape_msg(be.group_prox(&mut o, 0.1, Axis::Rows, &mut sh, 0)),
             shape_msg(be.group_norms(&a, Axis::Cols, 255)),
             shape_msg(be.constraint_value(&a, &a, &a, 0.1, 254)),
+            shape_msg(be.step_value(&mut o, &a, 1.0, &b, Moved::U, &a, &a, 0.1, 0)),
             shape_msg(be.loss(&a, &b, crate::backend::LossKind::Squared, 0)),
             shape_msg(be.read_slots(&[256]).map(|_| ())),
             shape_msg(be.write(&mut o, Array2::<f32>::zeros((4, 3)).view())),

@@ -256,7 +256,8 @@ pub fn run<B: Backend>(
         };
         if p0_steps.is_none() {
             for l in 0..st.lam.len() {
-                be.multiplier_update(&mut st.lam[l], &st.h[l], st.rho as f32)?;
+                let (rho, alpha) = (st.rho as f32, st.spec.alpha);
+                be.multiplier_update(&mut st.lam[l], &st.u[l], &st.v[l], rho, alpha)?;
             }
         }
         if h_norm > cfg.tau * h_prev {

@@ -138,15 +138,23 @@ macro_rules! par_sum {
     }};
 }
 
-/// Element `(u, v, λ)` of the fused residual (method §3): `[H, S, G_U, G_V]` and the
-/// element's terms `[H², ΛH, σ(U)²]` of the three sums. The one definition of the formula:
-/// the loops here and the tails of `simd.rs` call it.
+/// The constraint residual's scalars (method §3): penalty `ρ`, slope `α`, `1/N`.
+#[derive(Clone, Copy, Debug)]
+pub struct ResidualScalars<F> {
+    pub rho: F,
+    pub al: F,
+    pub inv_n: F,
+}
+
+/// Element `(u, v, λ)` of the fused residual (method §3): `[G_U, G_V]` and the element's
+/// terms `[H², ΛH, σ(U)²]` of the three sums. The one definition of the formula: the
+/// loops here and the tails of `simd.rs` call it.
 #[inline(always)]
-pub fn residual_elem<F: Real>(u: F, v: F, l: F, rho: F, al: F, inv_n: F) -> ([F; 4], [f64; 3]) {
-    let su = sigma(u, al);
+pub fn residual_elem<F: Real>(u: F, v: F, l: F, k: ResidualScalars<F>) -> ([F; 2], [f64; 3]) {
+    let su = sigma(u, k.al);
     let hv = v - su;
-    let sv = l + rho * hv;
-    let out = [hv, sv, -(sv * dsigma(u, al)) * inv_n, sv * inv_n];
+    let sv = l + k.rho * hv;
+    let out = [-(sv * dsigma(u, k.al)) * k.inv_n, sv * k.inv_n];
     (
         out,
         [hv.f64() * hv.f64(), l.f64() * hv.f64(), su.f64() * su.f64()],
@@ -162,100 +170,74 @@ pub fn value_elem<F: Real>(u: F, v: F, l: F, al: F) -> [f64; 3] {
 }
 
 /// One chunk of [`constraint_residual`].
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn residual_imp<F: Real>(
     us: &[F],
     vs: &[F],
     ls: &[F],
-    rho: F,
-    al: F,
-    inv_n: F,
-    hs: &mut [F],
-    ss: &mut [F],
+    k: ResidualScalars<F>,
     gus: &mut [F],
     gvs: &mut [F],
 ) -> [f64; 3] {
-    lane_sums!(us.len(), 3, [us, vs, ls], [hs, ss, gus, gvs], |i| {
-        let (o, terms) = residual_elem(us[i], vs[i], ls[i], rho, al, inv_n);
-        (hs[i], ss[i], gus[i], gvs[i]) = (o[0], o[1], o[2], o[3]);
+    lane_sums!(us.len(), 3, [us, vs, ls], [gus, gvs], |i| {
+        let (o, terms) = residual_elem(us[i], vs[i], ls[i], k);
+        (gus[i], gvs[i]) = (o[0], o[1]);
         terms
     })
 }
 
 /// [`residual_imp`] through [`simd_dispatch`] (the compiler's vectorisation).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn generic_residual_chunk<F: Real>(
     us: &[F],
     vs: &[F],
     ls: &[F],
-    rho: F,
-    al: F,
-    inv_n: F,
-    hs: &mut [F],
-    ss: &mut [F],
+    k: ResidualScalars<F>,
     gus: &mut [F],
     gvs: &mut [F],
 ) -> [f64; 3] {
     simd_dispatch!(residual_imp::<F>(
-        us: &[F], vs: &[F], ls: &[F], rho: F, al: F, inv_n: F,
-        hs: &mut [F], ss: &mut [F], gus: &mut [F], gvs: &mut [F]
+        us: &[F], vs: &[F], ls: &[F], k: ResidualScalars<F>, gus: &mut [F], gvs: &mut [F]
     ) -> [f64; 3])
 }
 
 /// One chunk of [`constraint_residual`]: the hand-vectorised kernel where `F` has one
 /// (`simd.rs`), else the generic loop.
-#[allow(clippy::too_many_arguments)]
 fn residual_chunk<F: Real>(
     us: &[F],
     vs: &[F],
     ls: &[F],
-    rho: F,
-    al: F,
-    inv_n: F,
-    hs: &mut [F],
-    ss: &mut [F],
+    k: ResidualScalars<F>,
     gus: &mut [F],
     gvs: &mut [F],
 ) -> [f64; 3] {
-    match F::fast_residual(us, vs, ls, rho, al, inv_n, hs, ss, gus, gvs) {
+    match F::fast_residual(us, vs, ls, k, gus, gvs) {
         Some(sums) => sums,
-        None => generic_residual_chunk(us, vs, ls, rho, al, inv_n, hs, ss, gus, gvs),
+        None => generic_residual_chunk(us, vs, ls, k, gus, gvs),
     }
 }
 
-/// The fused constraint residual of method §3 over `(u, v, λ)`: writes `H`, `S`, `G_U`,
-/// `G_V`; returns `[‖H‖², ⟨Λ,H⟩, ‖σ(U)‖²]`.
-#[allow(clippy::too_many_arguments)]
+/// The fused constraint residual of method §3 over `(u, v, λ)`: writes `G_U`, `G_V`;
+/// returns `[‖H‖², ⟨Λ,H⟩, ‖σ(U)‖²]`.
 pub fn constraint_residual<F: Real>(
     us: &[F],
     vs: &[F],
     ls: &[F],
-    rho: F,
-    al: F,
-    inv_n: F,
-    hs: &mut [F],
-    ss: &mut [F],
+    k: ResidualScalars<F>,
     gus: &mut [F],
     gvs: &mut [F],
 ) -> [f64; 3] {
     let n = us.len();
-    let (vs, ls) = (&vs[..n], &ls[..n]);
-    let (hs, ss, gus, gvs) = (&mut hs[..n], &mut ss[..n], &mut gus[..n], &mut gvs[..n]);
+    let (vs, ls, gus, gvs) = (&vs[..n], &ls[..n], &mut gus[..n], &mut gvs[..n]);
     if n <= PAR_CHUNK {
-        return residual_chunk(us, vs, ls, rho, al, inv_n, hs, ss, gus, gvs);
+        return residual_chunk(us, vs, ls, k, gus, gvs);
     }
     let parts: Vec<[f64; 3]> = us
         .par_chunks(PAR_CHUNK)
         .zip(vs.par_chunks(PAR_CHUNK))
         .zip(ls.par_chunks(PAR_CHUNK))
-        .zip(hs.par_chunks_mut(PAR_CHUNK))
-        .zip(ss.par_chunks_mut(PAR_CHUNK))
         .zip(gus.par_chunks_mut(PAR_CHUNK))
         .zip(gvs.par_chunks_mut(PAR_CHUNK))
-        .map(|((((((u, v), l), h), s), gu), gv)| {
-            residual_chunk(u, v, l, rho, al, inv_n, h, s, gu, gv)
-        })
+        .map(|((((u, v), l), gu), gv)| residual_chunk(u, v, l, k, gu, gv))
         .collect();
     parts.into_iter().fold([0.0; 3], add)
 }
@@ -287,6 +269,119 @@ pub fn constraint_value<F: Real>(us: &[F], vs: &[F], ls: &[F], al: F) -> [f64; 3
         &ls[lo..hi],
         al
     ))
+}
+
+/// `out ← base + a·dir` (the expression `axpby(out, 1, base, a, dir)` evaluates, so the
+/// same bits) on one chunk, then the chunk's constraint value sums at the moved point
+/// while it is still in cache.
+#[allow(clippy::too_many_arguments)]
+fn step_value_chunk<F: Real>(
+    out: &mut [F],
+    base: &[F],
+    a: F,
+    dir: &[F],
+    moved_v: bool,
+    other: &[F],
+    ls: &[F],
+    al: F,
+) -> [f64; 3] {
+    let n = out.len();
+    let (base, dir) = (&base[..n], &dir[..n]);
+    for i in 0..n {
+        out[i] = F::one() * base[i] + a * dir[i];
+    }
+    if moved_v {
+        value_chunk(other, out, ls, al)
+    } else {
+        value_chunk(out, other, ls, al)
+    }
+}
+
+/// [`Backend::step_value`](crate::backend::Backend::step_value): chunks of
+/// [`PAR_CHUNK`] as [`constraint_value`] takes them, so the sums are the ones
+/// `axpby` followed by `constraint_value` gives, bit for bit.
+#[allow(clippy::too_many_arguments)]
+pub fn step_value<F: Real>(
+    out: &mut [F],
+    base: &[F],
+    a: F,
+    dir: &[F],
+    moved_v: bool,
+    other: &[F],
+    ls: &[F],
+    al: F,
+) -> [f64; 3] {
+    let n = out.len();
+    let (base, dir, other, ls) = (&base[..n], &dir[..n], &other[..n], &ls[..n]);
+    if n <= PAR_CHUNK {
+        return step_value_chunk(out, base, a, dir, moved_v, other, ls, al);
+    }
+    let parts: Vec<[f64; 3]> = out
+        .par_chunks_mut(PAR_CHUNK)
+        .zip(base.par_chunks(PAR_CHUNK))
+        .zip(dir.par_chunks(PAR_CHUNK))
+        .zip(other.par_chunks(PAR_CHUNK))
+        .zip(ls.par_chunks(PAR_CHUNK))
+        .map(|((((o, b), d), x), l)| step_value_chunk(o, b, a, d, moved_v, x, l, al))
+        .collect();
+    parts.into_iter().fold([0.0; 3], add)
+}
+
+/// The rows of a W trial (`diag(shrink)(u − b_old 1ᵀ − t·bmat) + b_new 1ᵀ`, method §6):
+/// one factor and two biases per row of a `cols`-wide matrix.
+#[derive(Clone, Copy)]
+pub struct TrialRows<'a, F> {
+    pub cols: usize,
+    pub shrink: &'a [F],
+    pub b_old: &'a [F],
+    pub b_new: &'a [F],
+    pub t: F,
+}
+
+/// The W trial's pre-activation at flat positions `lo..lo + out.len()` (the formula of
+/// the backend's `w_trial_preact`, element by element).
+fn w_trial_rows<F: Real>(out: &mut [F], lo: usize, us: &[F], bs: &[F], r: TrialRows<'_, F>) {
+    let n = out.len();
+    let (us, bs) = (&us[..n], &bs[..n]);
+    let mut k = 0;
+    while k < n {
+        let i = (lo + k) / r.cols;
+        let end = ((i + 1) * r.cols - lo).min(n);
+        let (s, bo, bn, t) = (r.shrink[i], r.b_old[i], r.b_new[i], r.t);
+        for q in k..end {
+            out[q] = s * (us[q] - bo - t * bs[q]) + bn;
+        }
+        k = end;
+    }
+}
+
+/// `Backend::w_trial_value` over flat row-major slices: each [`PAR_CHUNK`] piece of the
+/// trial pre-activation is written and then valued while in cache; the pieces are those
+/// of [`constraint_value`], so the sums equal its sums over the written `out`, bit for bit.
+pub fn w_trial_value<F: Real>(
+    out: &mut [F],
+    us: &[F],
+    bs: &[F],
+    r: TrialRows<'_, F>,
+    (vs, ls): (&[F], &[F]),
+    al: F,
+) -> [f64; 3] {
+    let n = out.len();
+    let (us, bs, vs, ls) = (&us[..n], &bs[..n], &vs[..n], &ls[..n]);
+    let chunk = |c: usize, o: &mut [F]| {
+        let (lo, hi) = (c * PAR_CHUNK, c * PAR_CHUNK + o.len());
+        w_trial_rows(o, lo, &us[lo..hi], &bs[lo..hi], r);
+        value_chunk(o, &vs[lo..hi], &ls[lo..hi], al)
+    };
+    if n <= PAR_CHUNK {
+        return chunk(0, out);
+    }
+    let parts: Vec<[f64; 3]> = out
+        .par_chunks_mut(PAR_CHUNK)
+        .enumerate()
+        .map(|(c, o)| chunk(c, o))
+        .collect();
+    parts.into_iter().fold([0.0; 3], add)
 }
 
 #[inline(always)]
@@ -419,5 +514,84 @@ pub fn map1<F: Real>(out: &mut [F], f: impl Fn(F) -> F + Sync) {
         one(out);
     } else {
         out.par_chunks_mut(PAR_CHUNK).for_each(one);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn data(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..n).map(|_| rng.random_range(-3.0f32..3.0)).collect()
+    }
+
+    fn bits(x: &[f32]) -> Vec<u32> {
+        x.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The fused W trial writes the pre-activation of the separate kernel's formula and sums
+    /// what `constraint_value` sums over it, bit for bit, also when a row straddles a
+    /// parallel chunk.
+    #[test]
+    fn w_trial_value_is_preact_then_value_bit_for_bit() {
+        for (rows, cols) in [(1usize, 1usize), (3, 63), (5, 65), (2, 257), (7, 13_001)] {
+            let n = rows * cols;
+            let (u, b, v, lam) = (data(n, 5), data(n, 6), data(n, 7), data(n, 8));
+            let (sh, bo, bn) = (data(rows, 9), data(rows, 10), data(rows, 11));
+            let r = TrialRows {
+                cols,
+                shrink: &sh,
+                b_old: &bo,
+                b_new: &bn,
+                t: 0.3f32,
+            };
+            let want: Vec<f32> = (0..n)
+                .map(|k| {
+                    let i = k / cols;
+                    sh[i] * (u[k] - bo[i] - r.t * b[k]) + bn[i]
+                })
+                .collect();
+            let mut out = vec![f32::NAN; n];
+            let fused = w_trial_value(&mut out, &u, &b, r, (&v, &lam), 0.1);
+            assert_eq!(bits(&out), bits(&want), "{rows}×{cols}");
+            let apart = constraint_value(&want, &v, &lam, 0.1);
+            assert_eq!(
+                fused.map(f64::to_bits),
+                apart.map(f64::to_bits),
+                "{rows}×{cols}"
+            );
+            let moved = w_trial_value(&mut out, &u, &b, TrialRows { t: 0.2, ..r }, (&v, &lam), 0.1);
+            assert_ne!(moved.map(f64::to_bits), apart.map(f64::to_bits));
+        }
+    }
+
+    /// The fused V trial writes what `axpby(out, 1, base, a, dir)` writes and sums what
+    /// `constraint_value` sums at the moved point, bit for bit: the solver's iterates do
+    /// not depend on the fusion. Sizes around the lanes and past a parallel chunk.
+    #[test]
+    fn step_value_is_axpby_then_value_bit_for_bit() {
+        for n in [1usize, 63, 65, 257, PAR_CHUNK + 4097] {
+            let (base, dir, other, lam) = (data(n, 1), data(n, 2), data(n, 3), data(n, 4));
+            let (a, al) = (-0.37f32, 0.1f32);
+            let mut moved = vec![0.0f32; n];
+            map3(&mut moved, &base, &dir, |_, x, y| 1.0 * x + a * y);
+            for moved_v in [false, true] {
+                let mut out = vec![f32::NAN; n];
+                let fused = step_value(&mut out, &base, a, &dir, moved_v, &other, &lam, al);
+                assert_eq!(bits(&out), bits(&moved), "out, n = {n}");
+                let apart = if moved_v {
+                    constraint_value(&other, &moved, &lam, al)
+                } else {
+                    constraint_value(&moved, &other, &lam, al)
+                };
+                assert_eq!(fused.map(f64::to_bits), apart.map(f64::to_bits), "n = {n}");
+                // ... and the comparison can fail: another step moves the sums.
+                let other_step =
+                    step_value(&mut out, &base, a * 0.5, &dir, moved_v, &other, &lam, al);
+                assert_ne!(other_step.map(f64::to_bits), apart.map(f64::to_bits));
+            }
+        }
     }
 }

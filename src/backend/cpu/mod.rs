@@ -22,7 +22,9 @@ mod real;
 #[cfg(target_arch = "x86_64")]
 mod simd;
 
-use super::{shape, Axis, BResult, Backend, BackendError, Counters, LossKind, Slot, NUM_SLOTS};
+use super::{
+    shape, Axis, BResult, Backend, BackendError, Counters, LossKind, Moved, Slot, WTrial, NUM_SLOTS,
+};
 use kernels::{dsigma, sigma};
 use loss::{argmax, loss_and_grad};
 use ndarray::{Array2, ArrayView2, Zip};
@@ -300,27 +302,19 @@ impl<F: Real> Backend for CpuBackend<F> {
         rho: f32,
         alpha: f32,
         inv_n: f32,
-        h: &mut CpuMat<F>,
-        s: &mut CpuMat<F>,
         gu: &mut CpuMat<F>,
         gv: &mut CpuMat<F>,
         slot: Slot,
     ) -> BResult<()> {
-        shape::constraint_residual(self, u, v, lam, h, s, gu, gv, slot)?;
+        shape::constraint_residual(self, u, v, lam, gu, gv, slot)?;
         self.tick();
-        let (rho, al, inv_n) = (F::of(rho), F::of(alpha), F::of(inv_n));
-        let sums = kernels::constraint_residual(
-            slice(u)?,
-            slice(v)?,
-            slice(lam)?,
-            rho,
-            al,
-            inv_n,
-            slice_mut(h)?,
-            slice_mut(s)?,
-            slice_mut(gu)?,
-            slice_mut(gv)?,
-        );
+        let k = kernels::ResidualScalars {
+            rho: F::of(rho),
+            al: F::of(alpha),
+            inv_n: F::of(inv_n),
+        };
+        let (us, vs, ls) = (slice(u)?, slice(v)?, slice(lam)?);
+        let sums = kernels::constraint_residual(us, vs, ls, k, slice_mut(gu)?, slice_mut(gv)?);
         self.set(slot, &sums)
     }
 
@@ -338,11 +332,47 @@ impl<F: Real> Backend for CpuBackend<F> {
         self.set(slot, &sums)
     }
 
-    fn multiplier_update(&self, lam: &mut CpuMat<F>, h: &CpuMat<F>, rho: f32) -> BResult<()> {
-        shape::multiplier_update(self, lam, h)?;
+    fn step_value(
+        &self,
+        out: &mut CpuMat<F>,
+        base: &CpuMat<F>,
+        a: f32,
+        dir: &CpuMat<F>,
+        moved: Moved,
+        other: &CpuMat<F>,
+        lam: &CpuMat<F>,
+        alpha: f32,
+        slot: Slot,
+    ) -> BResult<()> {
+        shape::step_value(self, out, base, dir, other, lam, slot)?;
         self.tick();
-        let rho = F::of(rho);
-        kernels::map2(slice_mut(lam)?, slice(h)?, |l, h| l + rho * h);
+        let sums = kernels::step_value(
+            slice_mut(out)?,
+            slice(base)?,
+            F::of(a),
+            slice(dir)?,
+            moved == Moved::V,
+            slice(other)?,
+            slice(lam)?,
+            F::of(alpha),
+        );
+        self.set(slot, &sums)
+    }
+
+    fn multiplier_update(
+        &self,
+        lam: &mut CpuMat<F>,
+        u: &CpuMat<F>,
+        v: &CpuMat<F>,
+        rho: f32,
+        alpha: f32,
+    ) -> BResult<()> {
+        shape::multiplier_update(self, lam, u, v)?;
+        self.tick();
+        let (rho, al) = (F::of(rho), F::of(alpha));
+        kernels::map3(slice_mut(lam)?, slice(u)?, slice(v)?, |l, u, v| {
+            l + rho * (v - sigma(u, al))
+        });
         Ok(())
     }
 
@@ -435,6 +465,30 @@ impl<F: Real> Backend for CpuBackend<F> {
                 .for_each(|(i, (o, (u, b)))| one(i, o, u, b));
         }
         Ok(())
+    }
+
+    fn w_trial_value(
+        &self,
+        out: &mut CpuMat<F>,
+        w: WTrial<'_, CpuMat<F>>,
+        v: &CpuMat<F>,
+        lam: &CpuMat<F>,
+        alpha: f32,
+        slot: Slot,
+    ) -> BResult<()> {
+        shape::w_trial_value(self, out, &w, v, lam, slot)?;
+        self.tick();
+        let rows = kernels::TrialRows {
+            cols: w.u.0.ncols(),
+            shrink: slice(w.shrink)?,
+            b_old: slice(w.b_old)?,
+            b_new: slice(w.b_new)?,
+            t: F::of(w.t),
+        };
+        let (us, bs) = (slice(w.u)?, slice(w.bmat)?);
+        let vl = (slice(v)?, slice(lam)?);
+        let sums = kernels::w_trial_value(slice_mut(out)?, us, bs, rows, vl, F::of(alpha));
+        self.set(slot, &sums)
     }
 
     fn loss(&self, yhat: &CpuMat<F>, y: &CpuMat<F>, kind: LossKind, slot: Slot) -> BResult<()> {

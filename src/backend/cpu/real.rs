@@ -2,6 +2,7 @@
 //! tests), with the conversions the loops need and the hand-vectorised kernels a type may
 //! bring (`simd.rs`: `f32` with AVX2).
 
+use super::kernels::ResidualScalars;
 #[cfg(target_arch = "x86_64")]
 use super::simd;
 use num_traits::{Float, FromPrimitive, ToPrimitive};
@@ -28,16 +29,11 @@ pub trait Real:
     }
     /// A hand-vectorised chunk of `kernels::constraint_residual` for this type and CPU,
     /// bit for bit equal to the generic loop; `None` = use the generic loop.
-    #[allow(clippy::too_many_arguments)]
     fn fast_residual(
         _us: &[Self],
         _vs: &[Self],
         _ls: &[Self],
-        _rho: Self,
-        _al: Self,
-        _inv_n: Self,
-        _hs: &mut [Self],
-        _ss: &mut [Self],
+        _k: ResidualScalars<Self>,
         _gus: &mut [Self],
         _gvs: &mut [Self],
     ) -> Option<[f64; 3]> {
@@ -54,17 +50,12 @@ impl Real for f32 {
         us: &[f32],
         vs: &[f32],
         ls: &[f32],
-        rho: f32,
-        al: f32,
-        inv_n: f32,
-        hs: &mut [f32],
-        ss: &mut [f32],
+        k: ResidualScalars<f32>,
         gus: &mut [f32],
         gvs: &mut [f32],
     ) -> Option<[f64; 3]> {
         // SAFETY: `simd::available` checked that the CPU has AVX2.
-        simd::available()
-            .then(|| unsafe { simd::residual(us, vs, ls, rho, al, inv_n, hs, ss, gus, gvs) })
+        simd::available().then(|| unsafe { simd::residual(us, vs, ls, k, gus, gvs) })
     }
     #[cfg(target_arch = "x86_64")]
     fn fast_value(us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> Option<[f64; 3]> {

@@ -11,7 +11,7 @@
 //!
 //! Only compiled for x86-64; the callers use it when the CPU reports AVX2.
 
-use super::kernels::{lane_total, residual_elem, value_elem, LANES};
+use super::kernels::{lane_total, residual_elem, value_elem, ResidualScalars, LANES};
 use std::arch::is_x86_feature_detected;
 use std::arch::x86_64::*;
 
@@ -89,26 +89,21 @@ fn sigma8(u: __m256, al: __m256) -> (__m256, __m256) {
 
 /// `kernels::constraint_residual` on one chunk, for `f32`. The other slices are at least
 /// `us.len()` long.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
 pub fn residual(
     us: &[f32],
     vs: &[f32],
     ls: &[f32],
-    rho: f32,
-    al: f32,
-    inv_n: f32,
-    hs: &mut [f32],
-    ss: &mut [f32],
+    k: ResidualScalars<f32>,
     gus: &mut [f32],
     gvs: &mut [f32],
 ) -> [f64; 3] {
     let n = us.len();
     let full = n - n % LANES;
     let (alv, rhov, invv) = (
-        _mm256_set1_ps(al),
-        _mm256_set1_ps(rho),
-        _mm256_set1_ps(inv_n),
+        _mm256_set1_ps(k.al),
+        _mm256_set1_ps(k.rho),
+        _mm256_set1_ps(k.inv_n),
     );
     let one = _mm256_set1_ps(1.0);
     let mut acc = [[_mm256_setzero_pd(); 2]; 3];
@@ -119,8 +114,6 @@ pub fn residual(
         let hv = _mm256_sub_ps(v, su);
         let sv = _mm256_add_ps(l, _mm256_mul_ps(rhov, hv));
         let ds = _mm256_blendv_ps(alv, one, pos);
-        store(hs, i, hv);
-        store(ss, i, sv);
         // -(sv·σ'(u))·inv_n: negate by subtracting from zero is not −x for x = 0 (it gives
         // +0), so flip the sign bit as the scalar negation does.
         let prod = _mm256_xor_ps(_mm256_mul_ps(sv, ds), _mm256_set1_ps(-0.0));
@@ -134,8 +127,8 @@ pub fn residual(
     }
     let mut lanes = spill(acc);
     for j in full..n {
-        let (o, terms) = residual_elem(us[j], vs[j], ls[j], rho, al, inv_n);
-        (hs[j], ss[j], gus[j], gvs[j]) = (o[0], o[1], o[2], o[3]);
+        let (o, terms) = residual_elem(us[j], vs[j], ls[j], k);
+        (gus[j], gvs[j]) = (o[0], o[1]);
         for (lane, t) in lanes.iter_mut().zip(terms) {
             lane[j - full] += t;
         }
@@ -199,15 +192,19 @@ mod tests {
         }
         for n in [1usize, 7, 8, 63, 65, 257, 70_001] {
             let (u, v, l) = (data(n, 1), data(n, 2), data(n, 3));
-            let (rho, al, inv_n) = (3.0f32, 0.1f32, 1.0 / 1437.0);
-            let mut a: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0.0; n]);
-            let mut b: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0.0; n]);
-            let [ah, as_, agu, agv] = &mut a;
+            let al = 0.1f32;
+            let k = super::ResidualScalars {
+                rho: 3.0f32,
+                al,
+                inv_n: 1.0 / 1437.0,
+            };
+            let mut a: [Vec<f32>; 2] = std::array::from_fn(|_| vec![0.0; n]);
+            let mut b: [Vec<f32>; 2] = std::array::from_fn(|_| vec![0.0; n]);
+            let [agu, agv] = &mut a;
             // SAFETY: AVX2 checked above.
-            let fast = unsafe { super::residual(&u, &v, &l, rho, al, inv_n, ah, as_, agu, agv) };
-            let [bh, bs, bgu, bgv] = &mut b;
-            let slow =
-                kernels::generic_residual_chunk(&u, &v, &l, rho, al, inv_n, bh, bs, bgu, bgv);
+            let fast = unsafe { super::residual(&u, &v, &l, k, agu, agv) };
+            let [bgu, bgv] = &mut b;
+            let slow = kernels::generic_residual_chunk(&u, &v, &l, k, bgu, bgv);
             assert_eq!(
                 fast.map(f64::to_bits),
                 slow.map(f64::to_bits),

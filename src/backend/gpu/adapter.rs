@@ -6,6 +6,9 @@ use super::{BResult, GpuBackend};
 use crate::backend::BackendError;
 use std::fmt;
 
+/// Storage buffers one kernel binds at most (`shaders/residual.wgsl:w_trial_value`).
+const MIN_STORAGE_BUFFERS: u32 = 9;
+
 /// How to pick the GPU. Every field is optional; [`GpuOptions::from_env`] reads the
 /// standard wgpu environment variables.
 #[derive(Clone, Debug, Default)]
@@ -194,6 +197,14 @@ pub(crate) fn open(opts: &GpuOptions) -> BResult<Opened> {
     })?;
     let info = adapter.get_info();
     let limits = adapter.limits();
+    // Desktop Vulkan, Metal and DX12 adapters allow far more; WebGPU's default is 8.
+    let storage = limits.max_storage_buffers_per_shader_stage;
+    if storage < MIN_STORAGE_BUFFERS {
+        return Err(BackendError::Device(format!(
+            "{} ({:?}) allows {storage} storage buffers per shader stage; sparse-alm's kernels need {MIN_STORAGE_BUFFERS}",
+            info.name, info.backend
+        )));
+    }
     if opts.verbose {
         eprintln!(
             "sparse-alm gpu: adapter {} ({:?}, {})",

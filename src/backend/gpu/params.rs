@@ -65,7 +65,7 @@ impl Params {
         Self::scalars(&[a, b])
     }
 
-    /// `axpy` (and the multiplier update, `a = ρ`): `f0.x = a`.
+    /// `axpy`: `f0.x = a`.
     pub(crate) fn axpy(a: f32) -> Self {
         Self::scalars(&[a])
     }
@@ -107,6 +107,21 @@ impl Params {
     /// `constraint_value`: `f0.y = α` (the lane `constraint_residual` reads it from).
     pub(crate) fn constraint_value(alpha: f32) -> Self {
         Self::scalars(&[0.0, alpha])
+    }
+
+    /// `step_value`: `f0 = (a, α, moved_v)`.
+    pub(crate) fn step_value(a: f32, alpha: f32, moved_v: bool) -> Self {
+        Self::scalars(&[a, alpha, if moved_v { 1.0 } else { 0.0 }])
+    }
+
+    /// `w_trial_value`: `f0 = (t, α)`.
+    pub(crate) fn w_trial_value(t: f32, alpha: f32) -> Self {
+        Self::scalars(&[t, alpha])
+    }
+
+    /// `multiplier_update`: `f0 = (ρ, α)`.
+    pub(crate) fn multiplier_update(rho: f32, alpha: f32) -> Self {
+        Self::scalars(&[rho, alpha])
     }
 
     /// The losses and their gradients: `f0.x = 1/N`.

@@ -4,7 +4,7 @@
 //! elementwise work and one scalar readback.
 
 use super::{Lifted, ARMIJO_SLACK_EPS, MAX_BACKTRACK};
-use crate::backend::{Axis, BResult, Backend};
+use crate::backend::{Axis, BResult, Backend, Moved, WTrial};
 use crate::problem::DeviceData;
 use crate::solver::slots::{
     Readback, GROUP_SUM, RES, V_GRAD_SQ, V_PHI_NEXT, V_TRIAL_PHI, V_TRIAL_PHI_NEXT, W_PENALTY,
@@ -80,16 +80,34 @@ impl<B: Backend> Lifted<B> {
             be.sq_norm(&self.diff.w[l], W_TRIAL_D2_W.slot())?;
             be.sq_norm(&self.diff.b[l], W_TRIAL_D2_B.slot())?;
             let input = if l == 0 { &data.x } else { &self.v[l - 1] };
+            let hidden = l + 1 < self.spec.layers();
             match axis {
-                Axis::Rows => be.w_trial_preact(
-                    &mut self.u_trial[l],
-                    &self.u[l],
-                    &self.p.b[l],
-                    &self.trial.b[l],
-                    &self.bmat[l],
-                    &self.shrink[l],
-                    t as f32,
-                )?,
+                // A hidden layer's trial is written and valued in one pass.
+                Axis::Rows if hidden => {
+                    let trial = WTrial {
+                        u: &self.u[l],
+                        b_old: &self.p.b[l],
+                        b_new: &self.trial.b[l],
+                        bmat: &self.bmat[l],
+                        shrink: &self.shrink[l],
+                        t: t as f32,
+                    };
+                    let (v, lam) = (&self.v[l], &self.lam[l]);
+                    let (alpha, slot) = (self.spec.alpha, W_TRIAL_PHI.slot());
+                    be.w_trial_value(&mut self.u_trial[l], trial, v, lam, alpha, slot)?;
+                }
+                Axis::Rows => {
+                    be.w_trial_preact(
+                        &mut self.u_trial[l],
+                        &self.u[l],
+                        &self.p.b[l],
+                        &self.trial.b[l],
+                        &self.bmat[l],
+                        &self.shrink[l],
+                        t as f32,
+                    )?;
+                    self.piece_value(be, l, &self.u_trial[l], None, &data.y, W_TRIAL_PHI.slot())?;
+                }
                 Axis::Cols => {
                     be.matmul_nn(
                         &mut self.u_trial[l],
@@ -99,9 +117,9 @@ impl<B: Backend> Lifted<B> {
                         0.0,
                     )?;
                     self.passes += self.frac(l);
+                    self.piece_value(be, l, &self.u_trial[l], None, &data.y, W_TRIAL_PHI.slot())?;
                 }
             }
-            self.piece_value(be, l, &self.u_trial[l], None, &data.y, W_TRIAL_PHI.slot())?;
             let mut rb = Readback::new();
             rb.slot(W_TRIAL_GDOT_W.slot())
                 .slot(W_TRIAL_GDOT_B.slot())
@@ -169,36 +187,39 @@ impl<B: Backend> Lifted<B> {
         let mut t = 2.0 * self.step_v[l];
         let mut cur = None;
         for trial in 1..=MAX_BACKTRACK {
-            be.axpby(
+            // Each moved matrix is written and valued in one pass (method §6).
+            let (a, alpha) = (-(t as f32), self.spec.alpha);
+            be.step_value(
                 &mut self.v_trial[l],
-                1.0,
                 &self.v[l],
-                -(t as f32),
+                a,
                 &self.gv[l],
-            )?;
-            be.axpby(
-                &mut self.u_trial[l + 1],
-                1.0,
-                &self.u[l + 1],
-                -(t as f32),
-                &self.bmat[l + 1],
-            )?;
-            be.constraint_value(
+                Moved::V,
                 &self.u[l],
-                &self.v_trial[l],
                 &self.lam[l],
-                self.spec.alpha,
+                alpha,
                 V_TRIAL_PHI.slot(),
             )?;
             if l + 1 < layers - 1 {
-                be.constraint_value(
-                    &self.u_trial[l + 1],
+                be.step_value(
+                    &mut self.u_trial[l + 1],
+                    &self.u[l + 1],
+                    a,
+                    &self.bmat[l + 1],
+                    Moved::U,
                     &self.v[l + 1],
                     &self.lam[l + 1],
-                    self.spec.alpha,
+                    alpha,
                     V_TRIAL_PHI_NEXT.slot(),
                 )?;
             } else {
+                be.axpby(
+                    &mut self.u_trial[l + 1],
+                    1.0,
+                    &self.u[l + 1],
+                    a,
+                    &self.bmat[l + 1],
+                )?;
                 be.loss(
                     &self.u_trial[l + 1],
                     &data.y,

@@ -163,16 +163,23 @@ impl<B: Backend> Lifted<B> {
             to_f32(&(inv.dot(&wl.t().dot(&bl)) * -2.0)).view(),
         )?;
         // T = (ρσ(U) − Λ)/2 + W_LᵀY, then V = 2M⁻¹T − 2M⁻¹W_Lᵀb.
-        be.leaky_relu(&mut self.h[j], &self.u[j], self.spec.alpha)?;
+        // v_trial[j] is free here (the exact block has no trials).
+        be.leaky_relu(&mut self.v_trial[j], &self.u[j], self.spec.alpha)?;
         be.axpby(
-            &mut self.s[j],
+            &mut self.scratch[j],
             0.5 * self.rho as f32,
-            &self.h[j],
+            &self.v_trial[j],
             -0.5,
             &self.lam[j],
         )?;
-        be.matmul_tn(&mut self.s[j], &self.p.w[layers - 1], &data.y, 1.0)?;
-        be.matmul_nn(&mut self.v[j], &ex.minv, &self.s[j], Some(&ex.bias), 0.0)?;
+        be.matmul_tn(&mut self.scratch[j], &self.p.w[layers - 1], &data.y, 1.0)?;
+        be.matmul_nn(
+            &mut self.v[j],
+            &ex.minv,
+            &self.scratch[j],
+            Some(&ex.bias),
+            0.0,
+        )?;
         be.matmul_nn(
             &mut self.u[layers - 1],
             &self.p.w[layers - 1],

@@ -45,8 +45,8 @@ pub struct Lifted<B: Backend> {
     /// Passes spent (method §5), charged by every matmul the solver issues.
     pub passes: f64,
     // workspaces (public for the gradient tests)
-    pub h: Vec<B::Mat>,
-    pub s: Vec<B::Mat>,
+    /// Hidden-layer scratch (the adjoint recursion, the exact `V` block).
+    pub scratch: Vec<B::Mat>,
     pub gu: Vec<B::Mat>,
     pub gv: Vec<B::Mat>,
     pub g: Params<B>,
@@ -93,8 +93,7 @@ impl<B: Backend> Lifted<B> {
             step_w: vec![1.0; layers],
             step_v: vec![n as f64; layers - 1],
             passes: 0.0,
-            h: Vec::new(),
-            s: Vec::new(),
+            scratch: Vec::new(),
             gu: Vec::new(),
             gv: Vec::new(),
             g: Params::zeros_like(be, spec)?,
@@ -119,8 +118,7 @@ impl<B: Backend> Lifted<B> {
                 for vec in [
                     &mut st.v,
                     &mut st.lam,
-                    &mut st.h,
-                    &mut st.s,
+                    &mut st.scratch,
                     &mut st.gv,
                     &mut st.v_trial,
                 ] {
@@ -198,10 +196,15 @@ impl<B: Backend> Lifted<B> {
         be.scale(&mut self.lam[layers - 2], -n)?;
         self.passes += self.frac(layers - 1);
         for l in (0..layers - 2).rev() {
-            // s[l+1] is free scratch here: Λ_{l+1} ⊙ σ'(U_{l+1}).
-            be.copy(&mut self.s[l + 1], &self.lam[l + 1])?;
-            be.mul_leaky_deriv(&mut self.s[l + 1], &self.u[l + 1], self.spec.alpha)?;
-            be.matmul_tn(&mut self.lam[l], &self.p.w[l + 1], &self.s[l + 1], 0.0)?;
+            // Λ_{l+1} ⊙ σ'(U_{l+1}).
+            be.copy(&mut self.scratch[l + 1], &self.lam[l + 1])?;
+            be.mul_leaky_deriv(&mut self.scratch[l + 1], &self.u[l + 1], self.spec.alpha)?;
+            be.matmul_tn(
+                &mut self.lam[l],
+                &self.p.w[l + 1],
+                &self.scratch[l + 1],
+                0.0,
+            )?;
             self.passes += self.frac(l + 1);
         }
         Ok(())
@@ -228,8 +231,8 @@ impl<B: Backend> Lifted<B> {
 
     /// Compute the gradient `G_U` of the piece of layer `l` at the current `U_l` and write
     /// its value's sums into `slot` (3 slots): the fused constraint residual (method §3) with
-    /// penalty `rho` for a hidden layer (also leaving `H`, `S` and the direct `G_V`), the
-    /// loss gradient for the output layer.
+    /// penalty `rho` for a hidden layer (also leaving the direct `G_V`), the loss gradient
+    /// for the output layer.
     pub(crate) fn piece_grad(
         &mut self,
         be: &B,
@@ -246,8 +249,6 @@ impl<B: Backend> Lifted<B> {
                 rho as f32,
                 self.spec.alpha,
                 1.0 / self.n as f32,
-                &mut self.h[l],
-                &mut self.s[l],
                 &mut self.gu[l],
                 &mut self.gv[l],
                 slot,
@@ -257,13 +258,14 @@ impl<B: Backend> Lifted<B> {
         }
     }
 
-    /// `(‖H‖, ‖σ(U)‖)` over all hidden layers at the current point, leaving `H_l` in the
-    /// workspace for the multiplier update (method §4). Elementwise work and one readback.
+    /// `(‖H‖, ‖σ(U)‖)` over all hidden layers at the current point (method §4; the
+    /// multiplier update recomputes `H` from `U` and `V`). Elementwise work and one readback.
     pub fn constraint_norm(&mut self, be: &B, y: &B::Mat) -> BResult<(f64, f64)> {
         let hidden = self.v.len();
         let mut rb = Readback::new();
         for l in 0..hidden {
-            self.piece_grad(be, l, y, RES.at(l), self.rho)?;
+            // The value's sums equal the residual's bit for bit; no gradient is needed.
+            self.piece_value(be, l, &self.u[l], None, y, RES.at(l))?;
             rb.slot(RES.part(l, H2)).slot(RES.part(l, SIGMA2));
         }
         let v = rb.read(be)?;

@@ -16,7 +16,7 @@ use super::params::Params;
 use super::pipelines::K;
 use super::storage::GpuMat;
 use super::{BResult, GpuBackend};
-use crate::backend::{shape, Axis, Backend, Counters, LossKind, Slot};
+use crate::backend::{shape, Axis, Backend, Counters, LossKind, Moved, Slot, WTrial};
 use ndarray::{Array2, ArrayView2};
 use reduce::Sums;
 
@@ -135,16 +135,14 @@ impl Backend for GpuBackend {
         rho: f32,
         alpha: f32,
         inv_n: f32,
-        h: &mut GpuMat,
-        s: &mut GpuMat,
         gu: &mut GpuMat,
         gv: &mut GpuMat,
         slot: Slot,
     ) -> BResult<()> {
-        shape::constraint_residual(self, u, v, lam, h, s, gu, gv, slot)?;
+        shape::constraint_residual(self, u, v, lam, gu, gv, slot)?;
         self.reduce(
             K::Residual,
-            &[u, v, lam, h, s, gu, gv],
+            &[u, v, lam, gu, gv],
             Params::residual(rho, alpha, inv_n),
             Sums::at(slot, 3),
             false,
@@ -169,9 +167,39 @@ impl Backend for GpuBackend {
         )
     }
 
-    fn multiplier_update(&self, lam: &mut GpuMat, h: &GpuMat, rho: f32) -> BResult<()> {
-        shape::multiplier_update(self, lam, h)?;
-        self.elementwise(K::Axpy, &[lam, h], &[], Params::axpy(rho))
+    fn step_value(
+        &self,
+        out: &mut GpuMat,
+        base: &GpuMat,
+        a: f32,
+        dir: &GpuMat,
+        moved: Moved,
+        other: &GpuMat,
+        lam: &GpuMat,
+        alpha: f32,
+        slot: Slot,
+    ) -> BResult<()> {
+        shape::step_value(self, out, base, dir, other, lam, slot)?;
+        self.reduce(
+            K::StepValue,
+            &[base, other, lam, out, dir],
+            Params::step_value(a, alpha, moved == Moved::V),
+            Sums::at(slot, 3),
+            false,
+        )
+    }
+
+    fn multiplier_update(
+        &self,
+        lam: &mut GpuMat,
+        u: &GpuMat,
+        v: &GpuMat,
+        rho: f32,
+        alpha: f32,
+    ) -> BResult<()> {
+        shape::multiplier_update(self, lam, u, v)?;
+        let p = Params::multiplier_update(rho, alpha);
+        self.elementwise(K::MultiplierUpdate, &[lam, u, v], &[], p)
     }
 
     fn group_prox(
@@ -207,6 +235,26 @@ impl Backend for GpuBackend {
             &[out, u, bmat],
             &[b_old, b_new, shrink],
             Params::w_trial(t),
+        )
+    }
+
+    fn w_trial_value(
+        &self,
+        out: &mut GpuMat,
+        w: WTrial<'_, GpuMat>,
+        v: &GpuMat,
+        lam: &GpuMat,
+        alpha: f32,
+        slot: Slot,
+    ) -> BResult<()> {
+        shape::w_trial_value(self, out, &w, v, lam, slot)?;
+        self.reduce_rows(
+            K::WTrialValue,
+            &[w.u, v, lam, out, w.bmat],
+            &[w.b_old, w.b_new, w.shrink],
+            Params::w_trial_value(w.t, alpha),
+            Sums::at(slot, 3),
+            false,
         )
     }
 

@@ -116,16 +116,34 @@ impl GpuBackend {
         sums: Sums,
         per_column: bool,
     ) -> BResult<()> {
+        self.reduce_rows(kern, mats, &[], params, sums, per_column)
+    }
+
+    /// [`GpuBackend::reduce`] with per-row vectors `rows` (`rows(mats[0]) × 1`, one chunk)
+    /// bound after the matrices, as operands `mats.len()..`.
+    pub(super) fn reduce_rows(
+        &self,
+        kern: K,
+        mats: &[&GpuMat],
+        rows_of: &[&GpuMat],
+        params: Params,
+        sums: Sums,
+        per_column: bool,
+    ) -> BResult<()> {
         let mut st = lock(&self.st);
         let rows = mats[0].rows;
         let mut red = Red::new(sums);
         for seg in segments(mats) {
             let mut p = params.sized(rows, seg.len);
-            let mut bufs: Vec<&wgpu::Buffer> = Vec::with_capacity(mats.len());
+            let mut bufs: Vec<&wgpu::Buffer> = Vec::with_capacity(mats.len() + rows_of.len());
             for (q, m) in mats.iter().enumerate() {
                 let (c, off) = seg.at[q];
                 p.bind(q, off, m.chunks[c].cols);
                 bufs.push(&m.chunks[c].buf);
+            }
+            for (q, e) in rows_of.iter().enumerate() {
+                p.bind(mats.len() + q, 0, e.chunks[0].cols);
+                bufs.push(&e.chunks[0].buf);
             }
             let g = if per_column {
                 if rows == 0 {
