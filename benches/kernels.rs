@@ -22,7 +22,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use ndarray::Array2;
 use sparse_alm::backend::cpu::CpuBackend;
 use sparse_alm::backend::gpu::{GpuBackend, GpuOptions};
-use sparse_alm::backend::{Axis, Backend};
+use sparse_alm::backend::{Axis, Backend, Grads, Residual};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy)]
@@ -125,9 +125,12 @@ fn run<B: Backend>(be: &B, m: &mut Mats<B>, kernel: &str, c: Case) {
             &m.u,
             &m.vo,
             &m.lam,
-            3.0,
-            0.1,
-            1.0 / c.n as f32,
+            Residual {
+                rho: 3.0,
+                alpha: 0.1,
+                inv_n: 1.0 / c.n as f32,
+                write: Grads::Both,
+            },
             &mut m.gu,
             &mut m.gv,
             0,

@@ -3,7 +3,8 @@
 // plus per-workgroup partial sums (‖H‖², ⟨Λ,H⟩, ‖σ(U)‖², 0) written to
 // partials[part_off + workgroup]; reduce.wgsl:finalize sums them into slots. H and S are
 // not stored (no caller reads them).
-// constraint_residual: operands 0 U, 1 V, 2 Λ, 3 G_U, 4 G_V; f0 = (ρ, α, inv_n, ·).
+// constraint_residual: operands 0 U, 1 V, 2 Λ, 3 G_U, 4 G_V; f0 = (ρ, α, inv_n, ·);
+//                      flags bit 0: write G_U, bit 1: write G_V (the other is untouched).
 // constraint_value:    operands 0 U, 1 V, 2 Λ; f0.y = α.
 // step_value:          operands 0 base, 1 other, 2 Λ, 3 out, 4 dir; f0 = (a, α, moved_v, ·).
 // w_trial_value:       operands 0 U, 1 V, 2 Λ, 3 out, 4 B; per-row vectors 5 b_old,
@@ -59,13 +60,19 @@ fn constraint_residual(id: WgIds) {
     let rho = p.f0.x;
     let al = p.f0.y;
     let inv_n = p.f0.z;
+    let write_u = (p.flags & 1u) != 0u;
+    let write_v = (p.flags & 2u) != 0u;
     var acc = vec4<f32>(0.0);
     for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
         for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
             let e = elem_at(i, j, al);
             let sv = e.lam + rho * e.h;
-            gu[p.base0.w + i * p.ld0.w + j] = -(sv * leaky_deriv_of(e.u, al)) * inv_n;
-            gv[p.base1.x + i * p.ld1.x + j] = sv * inv_n;
+            if (write_u) {
+                gu[p.base0.w + i * p.ld0.w + j] = -(sv * leaky_deriv_of(e.u, al)) * inv_n;
+            }
+            if (write_v) {
+                gv[p.base1.x + i * p.ld1.x + j] = sv * inv_n;
+            }
             acc += elem_sums(e);
         }
     }

@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use sparse_alm::backend::cpu::CpuBackend;
 use sparse_alm::backend::gpu::{GpuBackend, GpuOptions};
 use sparse_alm::backend::BackendError;
-use sparse_alm::backend::{Axis, Backend, LossKind, Moved, WTrial};
+use sparse_alm::backend::{Axis, Backend, Grads, LossKind, Moved, Residual, WTrial};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 // ---- adapter policy and shared backends ------------------------------------------------------
@@ -317,12 +317,25 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     // constraint residual / value / multiplier update (method §3, §4)
     let lam = rand_mat(&mut rng, r, c, -2.0, 2.0);
     let dlam = up(be, &lam);
-    let (mut gu, mut gv) = (be.zeros(r, c).unwrap(), be.zeros(r, c).unwrap());
     let inv_n = 1.0 / c as f32;
-    be.constraint_residual(&dx, &dy, &dlam, 3.0, 0.1, inv_n, &mut gu, &mut gv, 10)
-        .unwrap();
-    for (name, m) in [("G_U", &gu), ("G_V", &gv)] {
-        outs.push(out(format!("constraint_residual {name}"), dl(be, m)));
+    // Each writing mode; NaN marks what must stay untouched (compared as NaN on both sides).
+    for write in [Grads::U, Grads::V, Grads::Both] {
+        let nan = Array2::from_elem((r, c), f32::NAN);
+        let (mut gu, mut gv) = (up(be, &nan), up(be, &nan));
+        let k = Residual {
+            rho: 3.0,
+            alpha: 0.1,
+            inv_n,
+            write,
+        };
+        be.constraint_residual(&dx, &dy, &dlam, k, &mut gu, &mut gv, 10)
+            .unwrap();
+        for (name, m) in [("G_U", &gu), ("G_V", &gv)] {
+            outs.push(out(
+                format!("constraint_residual {write:?} {name}"),
+                dl(be, m),
+            ));
+        }
     }
     let sl = slots(be, &[10, 11, 12]);
     let lam2: f64 = lam.iter().map(|&v| (v as f64).powi(2)).sum();

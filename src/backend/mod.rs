@@ -40,6 +40,40 @@ pub enum Axis {
     Cols,
 }
 
+/// The constraint residual's scalars (method §3) and the gradients its caller reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Residual {
+    /// Penalty `ρ`.
+    pub rho: f32,
+    /// Leaky ReLU slope `α`.
+    pub alpha: f32,
+    /// `1/N`.
+    pub inv_n: f32,
+    pub write: Grads,
+}
+
+/// Which gradients [`Backend::constraint_residual`] writes; the other matrix is left as
+/// it was. Each block of the sweep reads one of them (method §6), and each written matrix
+/// is one more pass over memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grads {
+    /// `G_U` only (a W block, or the next layer's piece in a V block).
+    U,
+    /// `G_V` only (a V block's own layer).
+    V,
+    /// Both (the KKT measure).
+    Both,
+}
+
+impl Grads {
+    pub fn u(self) -> bool {
+        self != Grads::V
+    }
+    pub fn v(self) -> bool {
+        self != Grads::U
+    }
+}
+
 /// Which matrix of a hidden layer's constraint `V = σ(U)` a trial step moves
 /// ([`Backend::step_value`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,19 +187,17 @@ pub trait Backend {
 
     // ---- the constraint residual kernel (method §3) -----------------------------------------
     /// The fused pass over `(U, V, Λ)`: with `H = V − σ(U)` and `S = Λ + ρH`, writes
-    /// `G_U = −(S ⊙ σ'(U))·inv_n` and `G_V = S·inv_n` (the direct V gradient), and the
-    /// slots `slot` ← `‖H‖²`, `slot+1` ← `⟨Λ, H⟩`, `slot+2` ← `‖σ(U)‖²`. `H` and `S` are
-    /// not stored: no caller reads them (the multiplier update recomputes `H`), and each
-    /// stored matrix is one more pass over memory in every block of the sweep.
+    /// `G_U = −(S ⊙ σ'(U))·inv_n` and/or `G_V = S·inv_n` (the direct V gradient), as
+    /// `r.write` says, and the slots `slot` ← `‖H‖²`, `slot+1` ← `⟨Λ, H⟩`, `slot+2` ←
+    /// `‖σ(U)‖²`. `H` and `S` are not stored: no caller reads them (the multiplier update
+    /// recomputes `H`), and each stored matrix is one more pass over memory.
     #[allow(clippy::too_many_arguments)]
     fn constraint_residual(
         &self,
         u: &Self::Mat,
         v: &Self::Mat,
         lam: &Self::Mat,
-        rho: f32,
-        alpha: f32,
-        inv_n: f32,
+        r: Residual,
         gu: &mut Self::Mat,
         gv: &mut Self::Mat,
         slot: Slot,

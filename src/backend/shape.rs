@@ -369,7 +369,7 @@ pub fn adam_update<B: Backend + ?Sized>(
 #[cfg(test)]
 mod tests {
     use crate::backend::cpu::CpuBackend;
-    use crate::backend::{Axis, Backend, BackendError, Moved};
+    use crate::backend::{Axis, Backend, BackendError, Grads, Moved, Residual};
     use ndarray::Array2;
 
     fn shape_msg(r: Result<(), BackendError>) -> (String, String) {
@@ -409,7 +409,13 @@ mod tests {
         let ones = be.upload(Array2::from_elem((2, 3), 1.0f32).view()).unwrap();
         let mut gu = be.upload(Array2::from_elem((2, 3), 7.0f32).view()).unwrap();
         let mut gv = be.zeros(2, 3).unwrap();
-        let r = be.constraint_residual(&ones, &ones, &ones, 1.0, 0.1, 1.0, &mut gu, &mut gv, 254);
+        let k = Residual {
+            rho: 1.0,
+            alpha: 0.1,
+            inv_n: 1.0,
+            write: Grads::Both,
+        };
+        let r = be.constraint_residual(&ones, &ones, &ones, k, &mut gu, &mut gv, 254);
         let (op, msg) = shape_msg(r);
         assert_eq!(
             (op.as_str(), msg.as_str()),

@@ -14,7 +14,7 @@ use super::slots::{
     Readback, DISCARD, GD_LOSS, H2, KKT_GRAD_V, KKT_MAP_B, KKT_MAP_W, KKT_PIECE, SIGMA2,
 };
 use super::{Budget, Recorder};
-use crate::backend::{BResult, Backend};
+use crate::backend::{BResult, Backend, Grads};
 use crate::config::{AlmConfig, AlmVariant};
 use crate::problem::{prox_mapping_sq, DeviceData, Net, Params, Spec};
 use crate::Result;
@@ -35,7 +35,7 @@ pub fn kkt<B: Backend>(
     let lam = st.spec.lambda;
     let n = st.n as f64;
     for l in 0..layers {
-        st.piece_grad(be, l, &data.y, KKT_PIECE.at(l), rho)?;
+        st.piece_grad(be, l, &data.y, (KKT_PIECE.at(l), rho), Grads::Both)?;
     }
     let mut rb = Readback::new();
     for l in 0..layers {

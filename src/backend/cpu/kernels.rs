@@ -17,6 +17,7 @@
 //! threads. Matmuls run on OpenBLAS's own threads (`blas.rs`), never inside this pool.
 
 use super::Real;
+use crate::backend::Grads;
 use rayon::prelude::*;
 
 /// Independent accumulators per sum (8 `f64` = one AVX-512 register).
@@ -138,12 +139,14 @@ macro_rules! par_sum {
     }};
 }
 
-/// The constraint residual's scalars (method §3): penalty `ρ`, slope `α`, `1/N`.
+/// The constraint residual's scalars (method §3): penalty `ρ`, slope `α`, `1/N`, and the
+/// gradients to write.
 #[derive(Clone, Copy, Debug)]
 pub struct ResidualScalars<F> {
     pub rho: F,
     pub al: F,
     pub inv_n: F,
+    pub write: Grads,
 }
 
 /// Element `(u, v, λ)` of the fused residual (method §3): `[G_U, G_V]` and the element's
@@ -169,9 +172,9 @@ pub fn value_elem<F: Real>(u: F, v: F, l: F, al: F) -> [f64; 3] {
     [hv * hv, l.f64() * hv, su.f64() * su.f64()]
 }
 
-/// One chunk of [`constraint_residual`].
+/// One chunk of [`constraint_residual`], writing `G_U` when `WU` and `G_V` when `WV`.
 #[inline(always)]
-fn residual_imp<F: Real>(
+fn residual_imp<F: Real, const WU: bool, const WV: bool>(
     us: &[F],
     vs: &[F],
     ls: &[F],
@@ -181,10 +184,36 @@ fn residual_imp<F: Real>(
 ) -> [f64; 3] {
     lane_sums!(us.len(), 3, [us, vs, ls], [gus, gvs], |i| {
         let (o, terms) = residual_elem(us[i], vs[i], ls[i], k);
-        (gus[i], gvs[i]) = (o[0], o[1]);
+        if WU {
+            gus[i] = o[0];
+        }
+        if WV {
+            gvs[i] = o[1];
+        }
         terms
     })
 }
+
+/// The three writing variants of [`residual_imp`], each a function [`simd_dispatch`] can
+/// compile twice.
+macro_rules! residual_variant {
+    ($name:ident, $wu:literal, $wv:literal) => {
+        #[inline(always)]
+        fn $name<F: Real>(
+            us: &[F],
+            vs: &[F],
+            ls: &[F],
+            k: ResidualScalars<F>,
+            gus: &mut [F],
+            gvs: &mut [F],
+        ) -> [f64; 3] {
+            residual_imp::<F, $wu, $wv>(us, vs, ls, k, gus, gvs)
+        }
+    };
+}
+residual_variant!(residual_u, true, false);
+residual_variant!(residual_v, false, true);
+residual_variant!(residual_both, true, true);
 
 /// [`residual_imp`] through [`simd_dispatch`] (the compiler's vectorisation).
 pub(super) fn generic_residual_chunk<F: Real>(
@@ -195,9 +224,17 @@ pub(super) fn generic_residual_chunk<F: Real>(
     gus: &mut [F],
     gvs: &mut [F],
 ) -> [f64; 3] {
-    simd_dispatch!(residual_imp::<F>(
-        us: &[F], vs: &[F], ls: &[F], k: ResidualScalars<F>, gus: &mut [F], gvs: &mut [F]
-    ) -> [f64; 3])
+    match k.write {
+        Grads::U => simd_dispatch!(residual_u::<F>(
+            us: &[F], vs: &[F], ls: &[F], k: ResidualScalars<F>, gus: &mut [F], gvs: &mut [F]
+        ) -> [f64; 3]),
+        Grads::V => simd_dispatch!(residual_v::<F>(
+            us: &[F], vs: &[F], ls: &[F], k: ResidualScalars<F>, gus: &mut [F], gvs: &mut [F]
+        ) -> [f64; 3]),
+        Grads::Both => simd_dispatch!(residual_both::<F>(
+            us: &[F], vs: &[F], ls: &[F], k: ResidualScalars<F>, gus: &mut [F], gvs: &mut [F]
+        ) -> [f64; 3]),
+    }
 }
 
 /// One chunk of [`constraint_residual`]: the hand-vectorised kernel where `F` has one
@@ -216,8 +253,8 @@ fn residual_chunk<F: Real>(
     }
 }
 
-/// The fused constraint residual of method §3 over `(u, v, λ)`: writes `G_U`, `G_V`;
-/// returns `[‖H‖², ⟨Λ,H⟩, ‖σ(U)‖²]`.
+/// The fused constraint residual of method §3 over `(u, v, λ)`: writes `G_U` and/or
+/// `G_V` as `k.write` says; returns `[‖H‖², ⟨Λ,H⟩, ‖σ(U)‖²]`.
 pub fn constraint_residual<F: Real>(
     us: &[F],
     vs: &[F],

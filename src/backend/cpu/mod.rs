@@ -23,7 +23,8 @@ mod real;
 mod simd;
 
 use super::{
-    shape, Axis, BResult, Backend, BackendError, Counters, LossKind, Moved, Slot, WTrial, NUM_SLOTS,
+    shape, Axis, BResult, Backend, BackendError, Counters, LossKind, Moved, Residual, Slot, WTrial,
+    NUM_SLOTS,
 };
 use kernels::{dsigma, sigma};
 use loss::{argmax, loss_and_grad};
@@ -299,9 +300,7 @@ impl<F: Real> Backend for CpuBackend<F> {
         u: &CpuMat<F>,
         v: &CpuMat<F>,
         lam: &CpuMat<F>,
-        rho: f32,
-        alpha: f32,
-        inv_n: f32,
+        r: Residual,
         gu: &mut CpuMat<F>,
         gv: &mut CpuMat<F>,
         slot: Slot,
@@ -309,9 +308,10 @@ impl<F: Real> Backend for CpuBackend<F> {
         shape::constraint_residual(self, u, v, lam, gu, gv, slot)?;
         self.tick();
         let k = kernels::ResidualScalars {
-            rho: F::of(rho),
-            al: F::of(alpha),
-            inv_n: F::of(inv_n),
+            rho: F::of(r.rho),
+            al: F::of(r.alpha),
+            inv_n: F::of(r.inv_n),
+            write: r.write,
         };
         let (us, vs, ls) = (slice(u)?, slice(v)?, slice(lam)?);
         let sums = kernels::constraint_residual(us, vs, ls, k, slice_mut(gu)?, slice_mut(gv)?);

@@ -55,7 +55,7 @@ impl Real for f32 {
         gvs: &mut [f32],
     ) -> Option<[f64; 3]> {
         // SAFETY: `simd::available` checked that the CPU has AVX2.
-        simd::available().then(|| unsafe { simd::residual(us, vs, ls, k, gus, gvs) })
+        simd::available().then(|| unsafe { simd::residual_write(us, vs, ls, k, gus, gvs) })
     }
     #[cfg(target_arch = "x86_64")]
     fn fast_value(us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> Option<[f64; 3]> {

@@ -12,6 +12,7 @@
 //! Only compiled for x86-64; the callers use it when the CPU reports AVX2.
 
 use super::kernels::{lane_total, residual_elem, value_elem, ResidualScalars, LANES};
+use crate::backend::Grads;
 use std::arch::is_x86_feature_detected;
 use std::arch::x86_64::*;
 
@@ -87,10 +88,10 @@ fn sigma8(u: __m256, al: __m256) -> (__m256, __m256) {
     (_mm256_blendv_ps(_mm256_mul_ps(al, u), u, pos), pos)
 }
 
-/// `kernels::constraint_residual` on one chunk, for `f32`. The other slices are at least
-/// `us.len()` long.
+/// `kernels::constraint_residual` on one chunk, for `f32`, writing `G_U` when `WU` and
+/// `G_V` when `WV` (`k.write` is not read). The other slices are at least `us.len()` long.
 #[target_feature(enable = "avx2")]
-pub fn residual(
+pub fn residual<const WU: bool, const WV: bool>(
     us: &[f32],
     vs: &[f32],
     ls: &[f32],
@@ -116,9 +117,13 @@ pub fn residual(
         let ds = _mm256_blendv_ps(alv, one, pos);
         // -(sv·σ'(u))·inv_n: negate by subtracting from zero is not −x for x = 0 (it gives
         // +0), so flip the sign bit as the scalar negation does.
-        let prod = _mm256_xor_ps(_mm256_mul_ps(sv, ds), _mm256_set1_ps(-0.0));
-        store(gus, i, _mm256_mul_ps(prod, invv));
-        store(gvs, i, _mm256_mul_ps(sv, invv));
+        if WU {
+            let prod = _mm256_xor_ps(_mm256_mul_ps(sv, ds), _mm256_set1_ps(-0.0));
+            store(gus, i, _mm256_mul_ps(prod, invv));
+        }
+        if WV {
+            store(gvs, i, _mm256_mul_ps(sv, invv));
+        }
         let (h, lw, s) = (widen(hv), widen(l), widen(su));
         mul_add(&mut acc[0], h, h);
         mul_add(&mut acc[1], lw, h);
@@ -128,12 +133,34 @@ pub fn residual(
     let mut lanes = spill(acc);
     for j in full..n {
         let (o, terms) = residual_elem(us[j], vs[j], ls[j], k);
-        (gus[j], gvs[j]) = (o[0], o[1]);
+        if WU {
+            gus[j] = o[0];
+        }
+        if WV {
+            gvs[j] = o[1];
+        }
         for (lane, t) in lanes.iter_mut().zip(terms) {
             lane[j - full] += t;
         }
     }
     finish(lanes)
+}
+
+/// [`residual`] writing the gradients `k.write` names.
+#[target_feature(enable = "avx2")]
+pub fn residual_write(
+    us: &[f32],
+    vs: &[f32],
+    ls: &[f32],
+    k: ResidualScalars<f32>,
+    gus: &mut [f32],
+    gvs: &mut [f32],
+) -> [f64; 3] {
+    match k.write {
+        Grads::U => residual::<true, false>(us, vs, ls, k, gus, gvs),
+        Grads::V => residual::<false, true>(us, vs, ls, k, gus, gvs),
+        Grads::Both => residual::<true, true>(us, vs, ls, k, gus, gvs),
+    }
 }
 
 /// `kernels::constraint_value` on one chunk, for `f32`. The other slices are at least
@@ -167,6 +194,7 @@ pub fn value(us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> [f64; 3] {
 #[cfg(test)]
 mod tests {
     use super::super::kernels;
+    use crate::backend::Grads;
     use rand::{Rng, SeedableRng};
 
     /// Values of both signs, with zeros of both signs at fixed places (σ and the sign flip
@@ -193,29 +221,35 @@ mod tests {
         for n in [1usize, 7, 8, 63, 65, 257, 70_001] {
             let (u, v, l) = (data(n, 1), data(n, 2), data(n, 3));
             let al = 0.1f32;
-            let k = super::ResidualScalars {
-                rho: 3.0f32,
-                al,
-                inv_n: 1.0 / 1437.0,
-            };
-            let mut a: [Vec<f32>; 2] = std::array::from_fn(|_| vec![0.0; n]);
-            let mut b: [Vec<f32>; 2] = std::array::from_fn(|_| vec![0.0; n]);
-            let [agu, agv] = &mut a;
-            // SAFETY: AVX2 checked above.
-            let fast = unsafe { super::residual(&u, &v, &l, k, agu, agv) };
-            let [bgu, bgv] = &mut b;
-            let slow = kernels::generic_residual_chunk(&u, &v, &l, k, bgu, bgv);
-            assert_eq!(
-                fast.map(f64::to_bits),
-                slow.map(f64::to_bits),
-                "residual sums, n = {n}"
-            );
-            for (q, (x, y)) in a.iter().zip(&b).enumerate() {
-                let (x, y): (Vec<u32>, Vec<u32>) = (
-                    x.iter().map(|v| v.to_bits()).collect(),
-                    y.iter().map(|v| v.to_bits()).collect(),
+            for write in [Grads::U, Grads::V, Grads::Both] {
+                let k = super::ResidualScalars {
+                    rho: 3.0f32,
+                    al,
+                    inv_n: 1.0 / 1437.0,
+                    write,
+                };
+                // NaN marks what the kernel must leave untouched.
+                let mut a: [Vec<f32>; 2] = std::array::from_fn(|_| vec![f32::NAN; n]);
+                let mut b: [Vec<f32>; 2] = std::array::from_fn(|_| vec![f32::NAN; n]);
+                let [agu, agv] = &mut a;
+                // SAFETY: AVX2 checked above.
+                let fast = unsafe { super::residual_write(&u, &v, &l, k, agu, agv) };
+                let [bgu, bgv] = &mut b;
+                let slow = kernels::generic_residual_chunk(&u, &v, &l, k, bgu, bgv);
+                assert_eq!(
+                    fast.map(f64::to_bits),
+                    slow.map(f64::to_bits),
+                    "residual sums, n = {n}, {write:?}"
                 );
-                assert_eq!(x, y, "residual output {q}, n = {n}");
+                for (q, (x, y)) in a.iter().zip(&b).enumerate() {
+                    let written = if q == 0 { write.u() } else { write.v() };
+                    assert_eq!(x.iter().all(|x| x.is_nan()), !written, "{q} {write:?}");
+                    let (x, y): (Vec<u32>, Vec<u32>) = (
+                        x.iter().map(|v| v.to_bits()).collect(),
+                        y.iter().map(|v| v.to_bits()).collect(),
+                    );
+                    assert_eq!(x, y, "residual output {q}, n = {n}, {write:?}");
+                }
             }
             // SAFETY: AVX2 checked above.
             let fast = unsafe { super::value(&u, &v, &l, al) };

@@ -99,9 +99,12 @@ impl Params {
         Self::scalars(&[lr, beta1, beta2, eps, bc1, bc2])
     }
 
-    /// `constraint_residual`: `f0 = (ρ, α, inv_n)`.
-    pub(crate) fn residual(rho: f32, alpha: f32, inv_n: f32) -> Self {
-        Self::scalars(&[rho, alpha, inv_n])
+    /// `constraint_residual`: `f0 = (ρ, α, inv_n)`; `flags` bit 0 = write `G_U`, bit 1 =
+    /// write `G_V`.
+    pub(crate) fn residual(r: crate::backend::Residual) -> Self {
+        let mut p = Self::scalars(&[r.rho, r.alpha, r.inv_n]);
+        p.flags = u32::from(r.write.u()) | (u32::from(r.write.v()) << 1);
+        p
     }
 
     /// `constraint_value`: `f0.y = α` (the lane `constraint_residual` reads it from).

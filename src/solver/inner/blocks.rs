@@ -4,7 +4,7 @@
 //! elementwise work and one scalar readback.
 
 use super::{Lifted, ARMIJO_SLACK_EPS, MAX_BACKTRACK};
-use crate::backend::{Axis, BResult, Backend, Moved, WTrial};
+use crate::backend::{Axis, BResult, Backend, Grads, Moved, WTrial};
 use crate::problem::DeviceData;
 use crate::solver::slots::{
     Readback, GROUP_SUM, RES, V_GRAD_SQ, V_PHI_NEXT, V_TRIAL_PHI, V_TRIAL_PHI_NEXT, W_PENALTY,
@@ -23,7 +23,7 @@ impl<B: Backend> Lifted<B> {
     ) -> BResult<(bool, f64, usize)> {
         let axis = self.spec.axes[l];
         let lam = self.spec.lambda as f64;
-        self.piece_grad(be, l, &data.y, W_PHI.slot(), self.rho)?;
+        self.piece_grad(be, l, &data.y, (W_PHI.slot(), self.rho), Grads::U)?;
         // The current penalty, read with the first trial's scalars.
         be.group_norms(&self.p.w[l], axis, W_PENALTY.slot())?;
         {
@@ -171,8 +171,8 @@ impl<B: Backend> Lifted<B> {
     ) -> BResult<(bool, f64, usize)> {
         let layers = self.spec.layers();
         let n = self.n as f64;
-        self.piece_grad(be, l, &data.y, RES.at(l), self.rho)?;
-        self.piece_grad(be, l + 1, &data.y, V_PHI_NEXT.slot(), self.rho)?;
+        self.piece_grad(be, l, &data.y, (RES.at(l), self.rho), Grads::V)?;
+        self.piece_grad(be, l + 1, &data.y, (V_PHI_NEXT.slot(), self.rho), Grads::U)?;
         // G_V = S_l/N + W_{l+1}ᵀ G_U_{l+1};  D = W_{l+1} G_V.
         be.matmul_tn(&mut self.gv[l], &self.p.w[l + 1], &self.gu[l + 1], 1.0)?;
         be.matmul_nn(

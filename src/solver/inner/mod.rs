@@ -16,7 +16,7 @@ pub mod exact;
 use super::slots::{
     self, Readback, Values, DISCARD, GROUP_SUM, H2, LAGRANGIAN_PENALTY, LAM_H, LOSS, RES, SIGMA2,
 };
-use crate::backend::{BResult, Backend, Slot};
+use crate::backend::{BResult, Backend, Grads, Residual, Slot};
 use crate::problem::{DeviceData, Params, Spec};
 use exact::ExactWork;
 
@@ -229,26 +229,30 @@ impl<B: Backend> Lifted<B> {
         }
     }
 
-    /// Compute the gradient `G_U` of the piece of layer `l` at the current `U_l` and write
-    /// its value's sums into `slot` (3 slots): the fused constraint residual (method §3) with
-    /// penalty `rho` for a hidden layer (also leaving the direct `G_V`), the loss gradient
-    /// for the output layer.
+    /// Compute the gradients of the piece of layer `l` at the current `(U_l, V_l)` that
+    /// `write` names and write its value's sums into `slot` (3 slots): the fused constraint
+    /// residual (method §3) with penalty `rho` for a hidden layer (`G_U` and/or the direct
+    /// `G_V`), the loss gradient `G_U` for the output layer.
     pub(crate) fn piece_grad(
         &mut self,
         be: &B,
         l: usize,
         y: &B::Mat,
-        slot: Slot,
-        rho: f64,
+        (slot, rho): (Slot, f64),
+        write: Grads,
     ) -> BResult<()> {
         if l + 1 < self.spec.layers() {
+            let r = Residual {
+                rho: rho as f32,
+                alpha: self.spec.alpha,
+                inv_n: 1.0 / self.n as f32,
+                write,
+            };
             be.constraint_residual(
                 &self.u[l],
                 &self.v[l],
                 &self.lam[l],
-                rho as f32,
-                self.spec.alpha,
-                1.0 / self.n as f32,
+                r,
                 &mut self.gu[l],
                 &mut self.gv[l],
                 slot,

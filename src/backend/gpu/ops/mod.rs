@@ -16,7 +16,7 @@ use super::params::Params;
 use super::pipelines::K;
 use super::storage::GpuMat;
 use super::{BResult, GpuBackend};
-use crate::backend::{shape, Axis, Backend, Counters, LossKind, Moved, Slot, WTrial};
+use crate::backend::{shape, Axis, Backend, Counters, LossKind, Moved, Residual, Slot, WTrial};
 use ndarray::{Array2, ArrayView2};
 use reduce::Sums;
 
@@ -132,9 +132,7 @@ impl Backend for GpuBackend {
         u: &GpuMat,
         v: &GpuMat,
         lam: &GpuMat,
-        rho: f32,
-        alpha: f32,
-        inv_n: f32,
+        r: Residual,
         gu: &mut GpuMat,
         gv: &mut GpuMat,
         slot: Slot,
@@ -143,7 +141,7 @@ impl Backend for GpuBackend {
         self.reduce(
             K::Residual,
             &[u, v, lam, gu, gv],
-            Params::residual(rho, alpha, inv_n),
+            Params::residual(r),
             Sums::at(slot, 3),
             false,
         )
