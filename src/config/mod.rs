@@ -39,12 +39,45 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../configs/digits.toml");
 /// Most hidden layers a network may have (the solver's scalar-slot layout holds 10 layers).
 pub const MAX_HIDDEN: usize = 9;
 
-/// Classification (one-hot targets, error = 1 − accuracy) or regression (error = MSE).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Task {
-    Classification,
-    Regression,
+/// Declares a setting whose values are names: the variants and their names in one list,
+/// from which come serde's names, `ALL`, `as_str`, `parse` and `Display`, so a new value
+/// is one line.
+macro_rules! named {
+    ($(#[$meta:meta])* pub enum $name:ident {
+        $($(#[$vmeta:meta])* $variant:ident = $text:literal,)*
+    }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)*
+        }
+
+        impl $name {
+            pub const ALL: [$name; [$($text),*].len()] = [$($name::$variant),*];
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+            pub fn parse(s: &str) -> Option<$name> {
+                Self::ALL.into_iter().find(|v| v.as_str() == s.trim())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named! {
+    /// Classification (one-hot targets, error = 1 − accuracy) or regression (error = MSE).
+    pub enum Task {
+        Classification = "classification",
+        Regression = "regression",
+    }
 }
 
 /// Declares a config section once: each field's doc, type and default together. The
@@ -253,73 +286,37 @@ section! {
     }
 }
 
-/// The training methods (method §4 and §7).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Method {
-    #[serde(rename = "alm")]
-    Alm,
-    #[serde(rename = "prox-sgd")]
-    ProxSgd,
-    #[serde(rename = "prox-adam")]
-    ProxAdam,
-    #[serde(rename = "prox-gd")]
-    ProxGd,
-    #[serde(rename = "prox-apg")]
-    ProxApg,
-    #[serde(rename = "warm+alm")]
-    WarmAlm,
-}
-
-impl Method {
-    pub const ALL: [Method; 6] = [
-        Method::Alm,
-        Method::ProxSgd,
-        Method::ProxAdam,
-        Method::ProxGd,
-        Method::ProxApg,
-        Method::WarmAlm,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Alm => "alm",
-            Method::ProxSgd => "prox-sgd",
-            Method::ProxAdam => "prox-adam",
-            Method::ProxGd => "prox-gd",
-            Method::ProxApg => "prox-apg",
-            Method::WarmAlm => "warm+alm",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Method> {
-        Method::ALL.into_iter().find(|m| m.as_str() == s.trim())
+named! {
+    /// The training methods (method §4 and §7).
+    pub enum Method {
+        Alm = "alm",
+        ProxSgd = "prox-sgd",
+        ProxAdam = "prox-adam",
+        ProxGd = "prox-gd",
+        ProxApg = "prox-apg",
+        WarmAlm = "warm+alm",
     }
 }
 
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+named! {
+    /// The ALM's outer iteration (method §4; the variant of method §7).
+    pub enum AlmVariant {
+        /// method §4 as written: inner sweeps, multiplier update, ρ rule.
+        Plain = "plain",
+        /// method §7 "P0 steps with a feasible restart": after the inner sweeps and the ρ
+        /// rule, `alm.p0_steps` Armijo prox-gradient steps on (P0) from the ALM's W, then
+        /// `V` = forward pass and `Λ` = the adjoint multipliers.
+        P0Steps = "p0-steps",
     }
 }
 
-/// The ALM's outer iteration (method §4; the variant of method §7).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AlmVariant {
-    /// method §4 as written: inner sweeps, multiplier update, ρ rule.
-    #[serde(rename = "plain")]
-    Plain,
-    /// method §7 "P0 steps with a feasible restart": after the inner sweeps and the ρ
-    /// rule, `alm.p0_steps` Armijo prox-gradient steps on (P0) from the ALM's W, then
-    /// `V` = forward pass and `Λ` = the adjoint multipliers.
-    #[serde(rename = "p0-steps")]
-    P0Steps,
-}
-
-/// Which backend runs the work.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceChoice {
-    Auto,
-    Gpu,
-    Cpu,
+named! {
+    /// Which backend runs the work.
+    pub enum DeviceChoice {
+        Auto = "auto",
+        Gpu = "gpu",
+        Cpu = "cpu",
+    }
 }
 
 section! {

@@ -4,44 +4,21 @@
 use super::{ConfigError, Method};
 use serde::{Deserialize, Serialize};
 
-/// How a selected, compacted support is refitted at `λ_r` (method §9).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Polisher {
-    /// `path.sgd_passes` of prox-SGD, then prox-GD with Armijo until the certificate target.
-    #[serde(rename = "sgd+gd")]
-    SgdGd,
-    /// As `sgd+gd` with prox-APG (method §7) in place of prox-GD.
-    #[serde(rename = "sgd+apg")]
-    SgdApg,
-    #[serde(rename = "gd")]
-    Gd,
-    #[serde(rename = "apg")]
-    Apg,
-    #[serde(rename = "alm")]
-    Alm,
-    #[serde(rename = "warm+alm")]
-    WarmAlm,
+named! {
+    /// How a selected, compacted support is refitted at `λ_r` (method §9).
+    pub enum Polisher {
+        /// `path.sgd_passes` of prox-SGD, then prox-GD with Armijo until the certificate target.
+        SgdGd = "sgd+gd",
+        /// As `sgd+gd` with prox-APG (method §7) in place of prox-GD.
+        SgdApg = "sgd+apg",
+        Gd = "gd",
+        Apg = "apg",
+        Alm = "alm",
+        WarmAlm = "warm+alm",
+    }
 }
 
 impl Polisher {
-    pub const ALL: [Polisher; 6] = [
-        Polisher::SgdGd,
-        Polisher::SgdApg,
-        Polisher::Gd,
-        Polisher::Apg,
-        Polisher::Alm,
-        Polisher::WarmAlm,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Polisher::SgdGd => "sgd+gd",
-            Polisher::SgdApg => "sgd+apg",
-            Polisher::Gd => "gd",
-            Polisher::Apg => "apg",
-            Polisher::Alm => "alm",
-            Polisher::WarmAlm => "warm+alm",
-        }
-    }
     /// The phases of the refit: an optional prox-SGD warm phase, then the certifying method.
     pub fn phases(self) -> (bool, Method) {
         match self {
@@ -52,12 +29,6 @@ impl Polisher {
             Polisher::Alm => (false, Method::Alm),
             Polisher::WarmAlm => (false, Method::WarmAlm),
         }
-    }
-}
-
-impl std::fmt::Display for Polisher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

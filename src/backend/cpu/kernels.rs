@@ -308,58 +308,58 @@ pub fn constraint_value<F: Real>(us: &[F], vs: &[F], ls: &[F], al: F) -> [f64; 3
     ))
 }
 
+/// A V trial's step (method §6): `base + a·dir` moves `V` when `moved_v`, else `U`; `other`
+/// is the constraint's other matrix, `ls` its multipliers, `al` the slope.
+#[derive(Clone, Copy)]
+pub struct Step<'a, F> {
+    pub base: &'a [F],
+    pub a: F,
+    pub dir: &'a [F],
+    pub moved_v: bool,
+    pub other: &'a [F],
+    pub ls: &'a [F],
+    pub al: F,
+}
+
 /// `out ← base + a·dir` (the expression `axpby(out, 1, base, a, dir)` evaluates, so the
 /// same bits) on one chunk, then the chunk's constraint value sums at the moved point
 /// while it is still in cache.
-#[allow(clippy::too_many_arguments)]
-fn step_value_chunk<F: Real>(
-    out: &mut [F],
-    base: &[F],
-    a: F,
-    dir: &[F],
-    moved_v: bool,
-    other: &[F],
-    ls: &[F],
-    al: F,
-) -> [f64; 3] {
+fn step_value_chunk<F: Real>(out: &mut [F], s: Step<'_, F>) -> [f64; 3] {
     let n = out.len();
-    let (base, dir) = (&base[..n], &dir[..n]);
+    let (base, dir) = (&s.base[..n], &s.dir[..n]);
     for i in 0..n {
-        out[i] = F::one() * base[i] + a * dir[i];
+        out[i] = F::one() * base[i] + s.a * dir[i];
     }
-    if moved_v {
-        value_chunk(other, out, ls, al)
+    if s.moved_v {
+        value_chunk(s.other, out, s.ls, s.al)
     } else {
-        value_chunk(out, other, ls, al)
+        value_chunk(out, s.other, s.ls, s.al)
     }
 }
 
 /// [`Backend::step_value`](crate::backend::Backend::step_value): chunks of
 /// [`PAR_CHUNK`] as [`constraint_value`] takes them, so the sums are the ones
 /// `axpby` followed by `constraint_value` gives, bit for bit.
-#[allow(clippy::too_many_arguments)]
-pub fn step_value<F: Real>(
-    out: &mut [F],
-    base: &[F],
-    a: F,
-    dir: &[F],
-    moved_v: bool,
-    other: &[F],
-    ls: &[F],
-    al: F,
-) -> [f64; 3] {
+pub fn step_value<F: Real>(out: &mut [F], s: Step<'_, F>) -> [f64; 3] {
     let n = out.len();
-    let (base, dir, other, ls) = (&base[..n], &dir[..n], &other[..n], &ls[..n]);
+    let part = |lo: usize, o: &mut [F]| {
+        let hi = lo + o.len();
+        let chunk = Step {
+            base: &s.base[lo..hi],
+            dir: &s.dir[lo..hi],
+            other: &s.other[lo..hi],
+            ls: &s.ls[lo..hi],
+            ..s
+        };
+        step_value_chunk(o, chunk)
+    };
     if n <= PAR_CHUNK {
-        return step_value_chunk(out, base, a, dir, moved_v, other, ls, al);
+        return part(0, out);
     }
     let parts: Vec<[f64; 3]> = out
         .par_chunks_mut(PAR_CHUNK)
-        .zip(base.par_chunks(PAR_CHUNK))
-        .zip(dir.par_chunks(PAR_CHUNK))
-        .zip(other.par_chunks(PAR_CHUNK))
-        .zip(ls.par_chunks(PAR_CHUNK))
-        .map(|((((o, b), d), x), l)| step_value_chunk(o, b, a, d, moved_v, x, l, al))
+        .enumerate()
+        .map(|(c, o)| part(c * PAR_CHUNK, o))
         .collect();
     parts.into_iter().fold([0.0; 3], add)
 }
@@ -616,7 +616,16 @@ mod tests {
             map3(&mut moved, &base, &dir, |_, x, y| 1.0 * x + a * y);
             for moved_v in [false, true] {
                 let mut out = vec![f32::NAN; n];
-                let fused = step_value(&mut out, &base, a, &dir, moved_v, &other, &lam, al);
+                let step = Step {
+                    base: &base,
+                    a,
+                    dir: &dir,
+                    moved_v,
+                    other: &other,
+                    ls: &lam,
+                    al,
+                };
+                let fused = step_value(&mut out, step);
                 assert_eq!(bits(&out), bits(&moved), "out, n = {n}");
                 let apart = if moved_v {
                     constraint_value(&other, &moved, &lam, al)
@@ -625,8 +634,7 @@ mod tests {
                 };
                 assert_eq!(fused.map(f64::to_bits), apart.map(f64::to_bits), "n = {n}");
                 // ... and the comparison can fail: another step moves the sums.
-                let other_step =
-                    step_value(&mut out, &base, a * 0.5, &dir, moved_v, &other, &lam, al);
+                let other_step = step_value(&mut out, Step { a: a * 0.5, ..step });
                 assert_ne!(other_step.map(f64::to_bits), apart.map(f64::to_bits));
             }
         }

@@ -346,16 +346,16 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::step_value(self, out, base, dir, other, lam, slot)?;
         self.tick();
-        let sums = kernels::step_value(
-            slice_mut(out)?,
-            slice(base)?,
-            F::of(a),
-            slice(dir)?,
-            moved == Moved::V,
-            slice(other)?,
-            slice(lam)?,
-            F::of(alpha),
-        );
+        let step = kernels::Step {
+            base: slice(base)?,
+            a: F::of(a),
+            dir: slice(dir)?,
+            moved_v: moved == Moved::V,
+            other: slice(other)?,
+            ls: slice(lam)?,
+            al: F::of(alpha),
+        };
+        let sums = kernels::step_value(slice_mut(out)?, step);
         self.set(slot, &sums)
     }
 
