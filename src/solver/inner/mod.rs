@@ -6,7 +6,10 @@
 //! Trials are matmul-free (method §6): a W-trial's pre-activation is
 //! `diag(s)(U − b1ᵀ − tB) + b⁺1ᵀ` with `B = ∇W·V_{l−1}` computed once per step and `s`
 //! the row shrink factors; a V-trial's next pre-activation is `U_{l+1} − t·W_{l+1}G_V` with
-//! `W_{l+1}G_V` computed once. Each trial costs elementwise work and ONE scalar readback.
+//! `W_{l+1}G_V` computed once. Each trial costs elementwise work and ONE scalar readback;
+//! a trial's point is written and its constraint value summed in the same pass
+//! (`w_trial_value`, `step_value`), and each block's residual writes only the gradient the
+//! block reads.
 //! Column-grouped layers (method §1 options) cannot use the shrink trick and pay a matmul per
 //! trial. The block steps are in `blocks.rs`; the optional exact blocks in `exact.rs`.
 

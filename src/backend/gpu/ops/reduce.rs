@@ -119,8 +119,8 @@ impl GpuBackend {
         self.reduce_rows(kern, mats, &[], params, sums, per_column)
     }
 
-    /// [`GpuBackend::reduce`] with per-row vectors `rows` (`rows(mats[0]) × 1`, one chunk)
-    /// bound after the matrices, as operands `mats.len()..`.
+    /// [`GpuBackend::reduce`] with per-row vectors `rows_of` (`rows(mats[0]) × 1`, one
+    /// chunk) bound after the matrices, as operands `mats.len()..`.
     pub(super) fn reduce_rows(
         &self,
         kern: K,
