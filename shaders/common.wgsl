@@ -71,3 +71,9 @@ fn leaky_relu_of(u: f32, alpha: f32) -> f32 {
 fn leaky_deriv_of(u: f32, alpha: f32) -> f32 {
     return select(alpha, 1.0, u > 0.0);
 }
+
+// The matmul-free W trial's pre-activation (method §6) of element u with B entry b, row
+// shrink factor s and old/new biases bo/bn: s·(u − bo − t·b) + bn.
+fn w_trial_of(u: f32, b: f32, s: f32, bo: f32, bn: f32, t: f32) -> f32 {
+    return s * (u - bo - t * b) + bn;
+}

@@ -110,7 +110,7 @@ fn w_trial_preact(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         let bn = r5[p.base1.x + i * p.ld1.x];
         let s = r6[p.base1.y + i * p.ld1.y];
         for (var j = gid.x; j < p.cols; j += nwg.x * WG) {
-            o[io(i, j)] = s * (x[ix(i, j)] - bo - t * y[iy(i, j)]) + bn;
+            o[io(i, j)] = w_trial_of(x[ix(i, j)], y[iy(i, j)], s, bo, bn, t);
         }
     }
 }

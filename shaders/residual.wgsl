@@ -119,8 +119,9 @@ fn step_value(id: WgIds) {
     reduce_to_partial(id, acc);
 }
 
-// A hidden layer's W trial (method §6): out ← s_i·(U − b_old_i − t·B) + b_new_i (the formula
-// of elementwise.wgsl:w_trial_preact), then the value sums at (out, V, Λ). `gu` holds out,
+// A hidden layer's W trial (method §6): out ← s_i·(U − b_old_i − t·B) + b_new_i
+// (common.wgsl:w_trial_of, as elementwise.wgsl:w_trial_preact), then the value sums at
+// (out, V, Λ). `gu` holds out,
 // `dir` holds B.
 @compute @workgroup_size(256)
 fn w_trial_value(id: WgIds) {
@@ -133,7 +134,7 @@ fn w_trial_value(id: WgIds) {
         let s = shrink[p.base1.w + i * p.ld1.w];
         for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
             let b = dir[p.base1.x + i * p.ld1.x + j];
-            let m = s * (u[p.base0.x + i * p.ld0.x + j] - bo - t * b) + bn;
+            let m = w_trial_of(u[p.base0.x + i * p.ld0.x + j], b, s, bo, bn, t);
             gu[p.base0.w + i * p.ld0.w + j] = m;
             let vv = v[p.base0.y + i * p.ld0.y + j];
             acc += elem_sums(elem_of(m, vv, lam[p.base0.z + i * p.ld0.z + j], al));

@@ -375,8 +375,8 @@ pub struct TrialRows<'a, F> {
     pub t: F,
 }
 
-/// The W trial's pre-activation at flat positions `lo..lo + out.len()` (the formula of
-/// the backend's `w_trial_preact`, element by element).
+/// The W trial's pre-activation at flat positions `lo..lo + out.len()`: the one
+/// definition of the formula, for `w_trial_preact` and `w_trial_value`.
 fn w_trial_rows<F: Real>(out: &mut [F], lo: usize, us: &[F], bs: &[F], r: TrialRows<'_, F>) {
     let n = out.len();
     let (us, bs) = (&us[..n], &bs[..n]);
@@ -390,6 +390,21 @@ fn w_trial_rows<F: Real>(out: &mut [F], lo: usize, us: &[F], bs: &[F], r: TrialR
         }
         k = end;
     }
+}
+
+/// `Backend::w_trial_preact` over flat row-major slices, in [`PAR_CHUNK`] pieces.
+pub fn w_trial_preact<F: Real>(out: &mut [F], us: &[F], bs: &[F], r: TrialRows<'_, F>) {
+    let n = out.len();
+    let (us, bs) = (&us[..n], &bs[..n]);
+    if n <= PAR_CHUNK {
+        return w_trial_rows(out, 0, us, bs, r);
+    }
+    out.par_chunks_mut(PAR_CHUNK)
+        .enumerate()
+        .for_each(|(c, o)| {
+            let lo = c * PAR_CHUNK;
+            w_trial_rows(o, lo, &us[lo..lo + o.len()], &bs[lo..lo + o.len()], r);
+        });
 }
 
 /// `Backend::w_trial_value` over flat row-major slices: each [`PAR_CHUNK`] piece of the

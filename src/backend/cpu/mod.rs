@@ -441,29 +441,14 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::w_trial_preact(self, out, u, b_old, b_new, bmat, shrink)?;
         self.tick();
-        let t = F::of(t);
-        let cols = u.0.ncols().max(1);
-        let (sh, bo, bn) = (slice(shrink)?, slice(b_old)?, slice(b_new)?);
-        let (us, bs) = (slice(u)?, slice(bmat)?);
-        let os = slice_mut(out)?;
-        let one = |i: usize, o: &mut [F], u: &[F], b: &[F]| {
-            let (s, bo, bn) = (sh[i], bo[i], bn[i]);
-            let (u, b) = (&u[..o.len()], &b[..o.len()]);
-            for j in 0..o.len() {
-                o[j] = s * (u[j] - bo - t * b[j]) + bn;
-            }
+        let rows = kernels::TrialRows {
+            cols: u.0.ncols(),
+            shrink: slice(shrink)?,
+            b_old: slice(b_old)?,
+            b_new: slice(b_new)?,
+            t: F::of(t),
         };
-        if os.len() > kernels::PAR_CHUNK {
-            os.par_chunks_mut(cols)
-                .zip(us.par_chunks(cols).zip(bs.par_chunks(cols)))
-                .enumerate()
-                .for_each(|(i, (o, (u, b)))| one(i, o, u, b));
-        } else {
-            os.chunks_mut(cols)
-                .zip(us.chunks(cols).zip(bs.chunks(cols)))
-                .enumerate()
-                .for_each(|(i, (o, (u, b)))| one(i, o, u, b));
-        }
+        kernels::w_trial_preact(slice_mut(out)?, slice(u)?, slice(bmat)?, rows);
         Ok(())
     }
 
