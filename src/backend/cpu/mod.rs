@@ -6,7 +6,7 @@
 //! Matmuls go through `ndarray::linalg::general_mat_mul`, which ndarray's `blas` feature
 //! routes to the system OpenBLAS for `f32`/`f64` (`build.rs`); `blas.rs` picks OpenBLAS's
 //! kernels and threads (OpenBLAS threads the matmuls, rayon the elementwise loops). The
-//! elementwise and reduction loops (`kernels.rs`) are fused, vectorised and parallel for
+//! elementwise and reduction loops (`kernels.rs`, the constraint's in `constraint.rs`) are fused, vectorised and parallel for
 //! large arrays; the two the ALM's sweep spends most time in have hand-written AVX2
 //! versions for `f32` (`simd.rs`, bit for bit the same sums). Reductions accumulate in `f64` whatever `F` is, so slot values are as
 //! exact as the inputs allow. Arguments are checked by the operation contracts of
@@ -15,7 +15,9 @@
 
 mod blas;
 mod gather;
+#[macro_use]
 mod kernels;
+mod constraint;
 mod loss;
 mod matmul;
 mod real;
@@ -307,14 +309,14 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::constraint_residual(self, u, v, lam, gu, gv, slot)?;
         self.tick();
-        let k = kernels::ResidualScalars {
+        let k = constraint::ResidualScalars {
             rho: F::of(r.rho),
             al: F::of(r.alpha),
             inv_n: F::of(r.inv_n),
             write: r.write,
         };
         let (us, vs, ls) = (slice(u)?, slice(v)?, slice(lam)?);
-        let sums = kernels::constraint_residual(us, vs, ls, k, slice_mut(gu)?, slice_mut(gv)?);
+        let sums = constraint::constraint_residual(us, vs, ls, k, slice_mut(gu)?, slice_mut(gv)?);
         self.set(slot, &sums)
     }
 
@@ -328,7 +330,7 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::constraint_value(self, u, v, lam, slot)?;
         self.tick();
-        let sums = kernels::constraint_value(slice(u)?, slice(v)?, slice(lam)?, F::of(alpha));
+        let sums = constraint::constraint_value(slice(u)?, slice(v)?, slice(lam)?, F::of(alpha));
         self.set(slot, &sums)
     }
 
@@ -346,7 +348,7 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::step_value(self, out, base, dir, other, lam, slot)?;
         self.tick();
-        let step = kernels::Step {
+        let step = constraint::Step {
             base: slice(base)?,
             a: F::of(a),
             dir: slice(dir)?,
@@ -355,7 +357,7 @@ impl<F: Real> Backend for CpuBackend<F> {
             ls: slice(lam)?,
             al: F::of(alpha),
         };
-        let sums = kernels::step_value(slice_mut(out)?, step);
+        let sums = constraint::step_value(slice_mut(out)?, step);
         self.set(slot, &sums)
     }
 
@@ -441,14 +443,14 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::w_trial_preact(self, out, u, b_old, b_new, bmat, shrink)?;
         self.tick();
-        let rows = kernels::TrialRows {
+        let rows = constraint::TrialRows {
             cols: u.0.ncols(),
             shrink: slice(shrink)?,
             b_old: slice(b_old)?,
             b_new: slice(b_new)?,
             t: F::of(t),
         };
-        kernels::w_trial_preact(slice_mut(out)?, slice(u)?, slice(bmat)?, rows);
+        constraint::w_trial_preact(slice_mut(out)?, slice(u)?, slice(bmat)?, rows);
         Ok(())
     }
 
@@ -463,7 +465,7 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::w_trial_value(self, out, &w, v, lam, slot)?;
         self.tick();
-        let rows = kernels::TrialRows {
+        let rows = constraint::TrialRows {
             cols: w.u.0.ncols(),
             shrink: slice(w.shrink)?,
             b_old: slice(w.b_old)?,
@@ -472,7 +474,7 @@ impl<F: Real> Backend for CpuBackend<F> {
         };
         let (us, bs) = (slice(w.u)?, slice(w.bmat)?);
         let vl = (slice(v)?, slice(lam)?);
-        let sums = kernels::w_trial_value(slice_mut(out)?, us, bs, rows, vl, F::of(alpha));
+        let sums = constraint::w_trial_value(slice_mut(out)?, us, bs, rows, vl, F::of(alpha));
         self.set(slot, &sums)
     }
 

@@ -2,7 +2,7 @@
 //! tests), with the conversions the loops need and the hand-vectorised kernels a type may
 //! bring (`simd.rs`: `f32` with AVX2).
 
-use super::kernels::ResidualScalars;
+use super::constraint::ResidualScalars;
 #[cfg(target_arch = "x86_64")]
 use super::simd;
 use num_traits::{Float, FromPrimitive, ToPrimitive};
@@ -27,7 +27,7 @@ pub trait Real:
     fn f64(self) -> f64 {
         self.to_f64().unwrap_or(f64::NAN)
     }
-    /// A hand-vectorised chunk of `kernels::constraint_residual` for this type and CPU,
+    /// A hand-vectorised chunk of `constraint::constraint_residual` for this type and CPU,
     /// bit for bit equal to the generic loop; `None` = use the generic loop.
     fn fast_residual(
         _us: &[Self],
@@ -39,7 +39,7 @@ pub trait Real:
     ) -> Option<[f64; 3]> {
         None
     }
-    /// A hand-vectorised chunk of `kernels::constraint_value`, as [`Real::fast_residual`].
+    /// A hand-vectorised chunk of `constraint::constraint_value`, as [`Real::fast_residual`].
     fn fast_value(_us: &[Self], _vs: &[Self], _ls: &[Self], _al: Self) -> Option<[f64; 3]> {
         None
     }

@@ -1,17 +1,18 @@
 //! Hand-vectorised AVX2 versions of the two `f32` reductions the ALM's inner sweep spends
 //! most of its elementwise time in (method §3 and §6: the fused constraint residual of
 //! every block gradient and the constraint value of every Armijo trial). The compiler's
-//! own vectorisation of `kernels.rs` mixes the three sums into shuffles and spills; here
+//! own vectorisation of `constraint.rs` mixes the three sums into shuffles and spills; here
 //! one block of 8 elements is one `__m256` and each sum's 8 `f64` lanes are two `__m256d`.
 //!
-//! Bit for bit the same as `kernels.rs`: element `i` goes to lane `i % 8`, each term is
-//! computed in `f32` then widened exactly as there, products and sums are separate
-//! instructions (no FMA), the tail runs the same scalar formula (`kernels::residual_elem`, `value_elem`) into the same lanes, and the
-//! lanes are added in the same pairwise order. A unit test compares the two at odd sizes.
+//! Bit for bit the same as `constraint.rs`: element `i` goes to lane `i % 8`, each term
+//! is computed in `f32` then widened exactly as there, products and sums are separate
+//! instructions (no FMA), the tail runs the same scalar formula (`residual_elem`,
+//! `value_elem`) into the same lanes, and the lanes are added in the same pairwise order. A unit test compares the two at odd sizes.
 //!
 //! Only compiled for x86-64; the callers use it when the CPU reports AVX2.
 
-use super::kernels::{lane_total, residual_elem, value_elem, ResidualScalars, LANES};
+use super::constraint::{residual_elem, value_elem, ResidualScalars};
+use super::kernels::{lane_total, LANES};
 use crate::backend::Grads;
 use std::arch::is_x86_feature_detected;
 use std::arch::x86_64::*;
@@ -88,7 +89,7 @@ fn sigma8(u: __m256, al: __m256) -> (__m256, __m256) {
     (_mm256_blendv_ps(_mm256_mul_ps(al, u), u, pos), pos)
 }
 
-/// `kernels::constraint_residual` on one chunk, for `f32`, writing `G_U` when `WU` and
+/// `constraint::constraint_residual` on one chunk, for `f32`, writing `G_U` when `WU` and
 /// `G_V` when `WV` (`k.write` is not read). The other slices are at least `us.len()` long.
 #[target_feature(enable = "avx2")]
 pub fn residual<const WU: bool, const WV: bool>(
@@ -163,7 +164,7 @@ pub fn residual_write(
     }
 }
 
-/// `kernels::constraint_value` on one chunk, for `f32`. The other slices are at least
+/// `constraint::constraint_value` on one chunk, for `f32`. The other slices are at least
 /// `us.len()` long.
 #[target_feature(enable = "avx2")]
 pub fn value(us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> [f64; 3] {
@@ -193,7 +194,7 @@ pub fn value(us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> [f64; 3] {
 
 #[cfg(test)]
 mod tests {
-    use super::super::kernels;
+    use super::super::constraint;
     use crate::backend::Grads;
     use rand::{Rng, SeedableRng};
 
@@ -235,7 +236,7 @@ mod tests {
                 // SAFETY: AVX2 checked above.
                 let fast = unsafe { super::residual_write(&u, &v, &l, k, agu, agv) };
                 let [bgu, bgv] = &mut b;
-                let slow = kernels::generic_residual_chunk(&u, &v, &l, k, bgu, bgv);
+                let slow = constraint::generic_residual_chunk(&u, &v, &l, k, bgu, bgv);
                 assert_eq!(
                     fast.map(f64::to_bits),
                     slow.map(f64::to_bits),
@@ -253,7 +254,7 @@ mod tests {
             }
             // SAFETY: AVX2 checked above.
             let fast = unsafe { super::value(&u, &v, &l, al) };
-            let slow = kernels::generic_value_chunk(&u, &v, &l, al);
+            let slow = constraint::generic_value_chunk(&u, &v, &l, al);
             assert_eq!(
                 fast.map(f64::to_bits),
                 slow.map(f64::to_bits),
@@ -272,7 +273,7 @@ mod tests {
         // SAFETY: AVX2 checked above.
         let before = unsafe { super::value(&u, &v, &l, 0.1) };
         l[64] += 1.0;
-        let slow = kernels::generic_value_chunk(&u, &v, &l, 0.1);
+        let slow = constraint::generic_value_chunk(&u, &v, &l, 0.1);
         assert_ne!(before.map(f64::to_bits), slow.map(f64::to_bits));
     }
 }
