@@ -4,7 +4,8 @@
 
 // Uniform block of every non-matmul kernel (`params::Params` on the Rust side). Operand k's
 // element (i, j) of a column segment is at base_k + i * ld_k + j, with base0/ld0 holding
-// operands 0..3 and base1/ld1 operands 4..7; f0/f1 are per-kernel scalars (see each file).
+// operands 0..3, base1/ld1 operands 4..7 and base2/ld2 operands 8..11; f0/f1 are
+// per-kernel scalars (see each file).
 struct Params {
     rows: u32,
     cols: u32,
@@ -12,8 +13,10 @@ struct Params {
     flags: u32,
     base0: vec4<u32>,
     base1: vec4<u32>,
+    base2: vec4<u32>,
     ld0: vec4<u32>,
     ld1: vec4<u32>,
+    ld2: vec4<u32>,
     f0: vec4<f32>,
     f1: vec4<f32>,
 }

@@ -6,10 +6,14 @@
 // constraint_residual: operands 0 U, 1 V, 2 Λ, 3 G_U, 4 G_V; f0 = (ρ, α, inv_n, ·);
 //                      flags bit 0: write G_U, bit 1: write G_V (the other is untouched).
 // constraint_value:    operands 0 U, 1 V, 2 Λ; f0.y = α.
-// step_value:          operands 0 base, 1 other, 2 Λ, 3 out, 4 dir; f0 = (a, α, moved_v, ·).
-// w_trial_value:       operands 0 U, 1 V, 2 Λ, 3 out, 4 B; per-row vectors 5 b_old,
-//                      6 b_new, 7 shrink (index i · ld); f0 = (t, α, ·, ·).
-// Operand k's (i, j) is at base_k + i * ld_k + j (base0 = operands 0–3, base1 = 4–7).
+// step_value:          operands 0 base, 1 other, 2 Λ, 3 out, 4 dir, 5 grad;
+//                      f0 = (a, α, moved_v, ρ), f1.x = inv_n; flags bit 1: grad is G_V,
+//                      else G_U (the one gradient a trial writes).
+// w_trial_value:       operands 0 U, 1 V, 2 Λ, 3 out, 4 B, 5 grad; per-row vectors 6 b_old,
+//                      7 b_new, 8 shrink (index i · ld); f0 = (t, α, ρ, inv_n), flags as
+//                      step_value.
+// Operand k's (i, j) is at base_k + i * ld_k + j (base0 = operands 0–3, base1 = 4–7,
+// base2 = 8).
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> u: array<f32>;
@@ -48,6 +52,16 @@ fn elem_at(i: u32, j: u32, al: f32) -> Elem {
     let uu = u[p.base0.x + i * p.ld0.x + j];
     let vv = v[p.base0.y + i * p.ld0.y + j];
     return elem_of(uu, vv, lam[p.base0.z + i * p.ld0.z + j], al);
+}
+
+// The gradient a trial writes at element e (flags bit 1: G_V, else G_U), by
+// constraint_residual's formula.
+fn trial_grad(e: Elem, rho: f32, al: f32, inv_n: f32) -> f32 {
+    let sv = e.lam + rho * e.h;
+    if ((p.flags & 2u) != 0u) {
+        return sv * inv_n;
+    }
+    return -(sv * leaky_deriv_of(e.u, al)) * inv_n;
 }
 
 // The element's terms of (‖H‖², ⟨Λ,H⟩, ‖σ(U)‖², 0).
@@ -92,14 +106,16 @@ fn constraint_value(id: WgIds) {
     reduce_to_partial(id, acc);
 }
 
-// A V-block trial (method §6): out ← base + a·dir, then the value sums at the moved point,
-// where the moved matrix is V when f0.z ≠ 0 (other = U), else U (other = V). `u` holds
-// base, `v` other, `gu` out.
+// A V-block trial (method §6): out ← base + a·dir, then the residual at the moved point
+// (value sums and the trial's gradient), where the moved matrix is V when f0.z ≠ 0
+// (other = U), else U (other = V). `u` holds base, `v` other, `gu` out, `gv` grad.
 @compute @workgroup_size(256)
 fn step_value(id: WgIds) {
     let a = p.f0.x;
     let al = p.f0.y;
     let moved_v = p.f0.z != 0.0;
+    let rho = p.f0.w;
+    let inv_n = p.f1.x;
     var acc = vec4<f32>(0.0);
     for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
         for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
@@ -113,6 +129,7 @@ fn step_value(id: WgIds) {
             } else {
                 e = elem_of(m, x, ll, al);
             }
+            gv[p.base1.y + i * p.ld1.y + j] = trial_grad(e, rho, al, inv_n);
             acc += elem_sums(e);
         }
     }
@@ -120,24 +137,27 @@ fn step_value(id: WgIds) {
 }
 
 // A hidden layer's W trial (method §6): out ← s_i·(U − b_old_i − t·B) + b_new_i
-// (common.wgsl:w_trial_of, as elementwise.wgsl:w_trial_preact), then the value sums at
-// (out, V, Λ). `gu` holds out,
-// `dir` holds B.
+// (common.wgsl:w_trial_of, as elementwise.wgsl:w_trial_preact), then the residual at
+// (out, V, Λ): value sums and the trial's gradient. `gu` holds out, `dir` B, `gv` grad.
 @compute @workgroup_size(256)
 fn w_trial_value(id: WgIds) {
     let t = p.f0.x;
     let al = p.f0.y;
+    let rho = p.f0.z;
+    let inv_n = p.f0.w;
     var acc = vec4<f32>(0.0);
     for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
-        let bo = b_old[p.base1.y + i * p.ld1.y];
-        let bn = b_new[p.base1.z + i * p.ld1.z];
-        let s = shrink[p.base1.w + i * p.ld1.w];
+        let bo = b_old[p.base1.z + i * p.ld1.z];
+        let bn = b_new[p.base1.w + i * p.ld1.w];
+        let s = shrink[p.base2.x + i * p.ld2.x];
         for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
             let b = dir[p.base1.x + i * p.ld1.x + j];
             let m = w_trial_of(u[p.base0.x + i * p.ld0.x + j], b, s, bo, bn, t);
             gu[p.base0.w + i * p.ld0.w + j] = m;
             let vv = v[p.base0.y + i * p.ld0.y + j];
-            acc += elem_sums(elem_of(m, vv, lam[p.base0.z + i * p.ld0.z + j], al));
+            let e = elem_of(m, vv, lam[p.base0.z + i * p.ld0.z + j], al);
+            gv[p.base1.y + i * p.ld1.y + j] = trial_grad(e, rho, al, inv_n);
+            acc += elem_sums(e);
         }
     }
     reduce_to_partial(id, acc);

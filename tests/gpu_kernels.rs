@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use sparse_alm::backend::cpu::CpuBackend;
 use sparse_alm::backend::gpu::{GpuBackend, GpuOptions};
 use sparse_alm::backend::BackendError;
-use sparse_alm::backend::{Axis, Backend, Grads, LossKind, Moved, Residual, WTrial};
+use sparse_alm::backend::{Axis, Backend, Grads, LossKind, Moved, Residual, VStep, WTrial};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 // ---- adapter policy and shared backends ------------------------------------------------------
@@ -359,16 +359,37 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     let mut dl2 = up(be, &lam);
     be.multiplier_update(&mut dl2, &dx, &dy, 3.0, 0.1).unwrap();
     outs.push(out("multiplier_update", dl(be, &dl2)));
-    // step_value: the V-block trial, moving V (other = U) and moving U (other = V)
-    for (moved, slot) in [(Moved::V, 50), (Moved::U, 53)] {
+    // step_value: the V-block trial, moving V (other = U) and moving U (other = V), with
+    // the residual's G_U (and, to cover the flag, G_V) at the moved point
+    let trial_res = |write| Residual {
+        rho: 2.5,
+        alpha: 0.1,
+        inv_n: 0.25,
+        write,
+    };
+    for (moved, write, slot) in [
+        (Moved::V, Grads::U, 50),
+        (Moved::U, Grads::U, 53),
+        (Moved::U, Grads::V, 59),
+    ] {
         let mut o = up(be, &Array2::from_elem((r, c), f32::NAN));
-        be.step_value(&mut o, &dx, -0.7, &dy, moved, &dy, &dlam, 0.1, slot)
+        let mut g = up(be, &Array2::from_elem((r, c), f32::NAN));
+        let step = VStep {
+            base: &dx,
+            a: -0.7,
+            dir: &dy,
+            moved,
+            other: &dy,
+            lam: &dlam,
+        };
+        be.step_value(&mut o, &mut g, step, trial_res(write), slot)
             .unwrap();
         outs.push(out(format!("step_value {moved:?} out"), dl(be, &o)));
+        outs.push(out(format!("step_value {moved:?} {write:?}"), dl(be, &g)));
         let sl = slots(be, &[slot, slot + 1, slot + 2]);
         let mag = vec![sl[0], 0.5 * (lam2 + sl[0]), sl[2]];
         outs.push(Out {
-            name: format!("step_value {moved:?} slots"),
+            name: format!("step_value {moved:?} {write:?} slots"),
             vals: sl,
             mag,
             n: nt,
@@ -496,9 +517,11 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
         t: 0.37,
     };
     let mut o = up(be, &Array2::from_elem((r, c), f32::NAN));
-    be.w_trial_value(&mut o, trial, &dy, &dlam, 0.1, 56)
+    let mut g = up(be, &Array2::from_elem((r, c), f32::NAN));
+    be.w_trial_value(&mut o, &mut g, trial, (&dy, &dlam), trial_res(Grads::V), 56)
         .unwrap();
     outs.push(out("w_trial_value out", dl(be, &o)));
+    outs.push(out("w_trial_value G_V", dl(be, &g)));
     let sl = slots(be, &[56, 57, 58]);
     let mag = vec![sl[0], 0.5 * (lam2 + sl[0]), sl[2]];
     outs.push(Out {

@@ -264,6 +264,55 @@ fn inner_sweeps_never_increase_the_lagrangian() {
     );
 }
 
+/// method §6: the gradients a sweep's trials leave for the next sweep are the ones a fresh
+/// residual pass computes: `next_sweep` gives the iterates of `sweep`, bit for bit, with
+/// fewer operations (three hidden layers, so a V trial also moves a hidden `U_{l+1}`;
+/// one and two Armijo steps per block).
+#[test]
+fn next_sweep_reuses_the_trials_gradients_exactly() {
+    let sizes = [5, 9, 7, 6, 2];
+    let (mut spec, train, init) = problem(8, &sizes, 70, LossKind::Squared);
+    spec.lambda = 0.01;
+    for k in [1, 2] {
+        let run = |carry: bool| {
+            let be = Be::new();
+            let data = DeviceData::upload(&be, &train, &empty(&train)).unwrap();
+            let p = Params::upload(&be, &init).unwrap();
+            let mut st = Lifted::new(&be, &spec, train.n(), &p, 3.0).unwrap();
+            st.init_feasible(&be, &data).unwrap();
+            let mut rng = ChaCha8Rng::seed_from_u64(12);
+            for l in 0..st.v.len() {
+                let (r, c) = st.v[l].0.dim();
+                st.v[l].0 = &st.v[l].0 + &randn(&mut rng, r, c, 0.5);
+            }
+            st.recompute_u(&be, &data.x).unwrap();
+            let start = be.counters().dispatches;
+            for sweep in 0..8 {
+                if carry && sweep > 0 {
+                    st.next_sweep(&be, &data, k, &|_| false).unwrap();
+                } else {
+                    st.sweep(&be, &data, k, &|_| false).unwrap();
+                }
+            }
+            let ops = be.counters().dispatches - start;
+            let mut mats: Vec<Array2<f64>> = Vec::new();
+            for m in st.p.w.iter().chain(&st.p.b).chain(&st.v).chain(&st.u) {
+                mats.push(m.0.clone());
+            }
+            (mats, ops)
+        };
+        let ((fresh, fresh_ops), (carried, carried_ops)) = (run(false), run(true));
+        for (i, (a, b)) in fresh.iter().zip(&carried).enumerate() {
+            let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "k = {k}: matrix {i} differs between sweep and next_sweep");
+        }
+        assert!(
+            carried_ops < fresh_ops,
+            "k = {k}: next_sweep ran {carried_ops} operations, sweep {fresh_ops}"
+        );
+    }
+}
+
 /// method §4: on a small teacher the ALM drives feas below 1e-4 and kkt down ≥ 100×, and
 /// returns the best (P0) it saw.
 #[test]

@@ -127,12 +127,12 @@ impl Counts {
     }
 
     /// The ALM (method §6): the lifted state (W, b and three parameter-sized
-    /// workspaces; `U`, its gradient, the trial matrices per layer; `V`, `Λ`, `H`, `S`,
-    /// `G_V` and the V trial per hidden layer), the best W, the exact blocks' Gram
-    /// matrices, and the P0-steps variant's forward pass and Armijo step.
+    /// workspaces; `U`, its gradient, the trial matrices per layer; `V`, `Λ`, a scratch,
+    /// `G_V`, the V trial and the trials' two gradients per hidden layer), the best W, the
+    /// exact blocks' Gram matrices, and the P0-steps variant's forward pass and Armijo step.
     fn alm(&self, cfg: &Config) -> u128 {
         let lifted =
-            4 * self.params + 4 * self.rows * self.n + 6 * self.hidden_rows * self.n + self.shrink;
+            4 * self.params + 4 * self.rows * self.n + 7 * self.hidden_rows * self.n + self.shrink;
         let layers = self.sizes.len().saturating_sub(1);
         let exact = if cfg.alm.exact_blocks && layers >= 2 {
             let (h, m) = (self.sizes[layers - 1], self.m());

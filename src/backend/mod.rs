@@ -84,6 +84,19 @@ pub enum Moved {
     V,
 }
 
+/// The operands of a V-block trial step (method §6): `base + a·dir` moves `V` (`moved =
+/// Moved::V`, `other` = `U`) or `U` (`other` = `V`) of a constraint whose multipliers are
+/// `lam`.
+#[derive(Clone, Copy, Debug)]
+pub struct VStep<'a, M> {
+    pub base: &'a M,
+    pub a: f32,
+    pub dir: &'a M,
+    pub moved: Moved,
+    pub other: &'a M,
+    pub lam: &'a M,
+}
+
 /// The operands of a matmul-free W trial (method §6, row groups):
 /// `diag(shrink)(u − b_old 1ᵀ − t·bmat) + b_new 1ᵀ`, with `bmat = ∇W · V_{l−1}`.
 #[derive(Clone, Copy, Debug)]
@@ -214,20 +227,19 @@ pub trait Backend {
         slot: Slot,
     ) -> BResult<()>;
     /// A V-block trial of method §6 in one pass: `out ← base + a·dir` (what
-    /// [`Backend::axpby`]`(out, 1, base, a, dir)` writes, bit for bit) and the three sums of
-    /// [`Backend::constraint_value`] at the moved point: `out` is `U` and `other` is `V`
-    /// when `moved` is [`Moved::U`], the other way round for [`Moved::V`].
-    #[allow(clippy::too_many_arguments)]
+    /// [`Backend::axpby`]`(out, 1, base, a, dir)` writes, bit for bit), then the residual
+    /// at the moved point (`out` is `U` and `other` is `V` when `moved` is [`Moved::U`],
+    /// the other way round for [`Moved::V`]): the three sums of
+    /// [`Backend::constraint_value`] into `slot..slot + 3`, and into `grad` the one
+    /// gradient `r.write` names ([`Grads::U`] or [`Grads::V`]), as
+    /// [`Backend::constraint_residual`] writes it. An accepted trial's gradient is the
+    /// next block's, which then needs no residual pass of its own.
     fn step_value(
         &self,
         out: &mut Self::Mat,
-        base: &Self::Mat,
-        a: f32,
-        dir: &Self::Mat,
-        moved: Moved,
-        other: &Self::Mat,
-        lam: &Self::Mat,
-        alpha: f32,
+        grad: &mut Self::Mat,
+        step: VStep<'_, Self::Mat>,
+        r: Residual,
         slot: Slot,
     ) -> BResult<()>;
     /// Multiplier update `Λ ← Λ + ρH`, `H = V − σ(U)` (method §4), with `H` computed
@@ -269,15 +281,17 @@ pub trait Backend {
         t: f32,
     ) -> BResult<()>;
     /// A hidden layer's W trial in one pass (method §6): `out` ← the pre-activation
-    /// [`Backend::w_trial_preact`] writes (bit for bit), and the three sums of
-    /// [`Backend::constraint_value`]`(out, v, lam)` into `slot..slot + 3`.
+    /// [`Backend::w_trial_preact`] writes (bit for bit), then the residual at
+    /// `(out, v, lam)` (`v_lam`): the three sums of [`Backend::constraint_value`] into
+    /// `slot..slot + 3` and the gradient `r.write` names into `grad`, as in
+    /// [`Backend::step_value`].
     fn w_trial_value(
         &self,
         out: &mut Self::Mat,
+        grad: &mut Self::Mat,
         trial: WTrial<'_, Self::Mat>,
-        v: &Self::Mat,
-        lam: &Self::Mat,
-        alpha: f32,
+        v_lam: (&Self::Mat, &Self::Mat),
+        r: Residual,
         slot: Slot,
     ) -> BResult<()>;
 

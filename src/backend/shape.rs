@@ -8,7 +8,9 @@
 //! matrix with no slot (`zeros`, `upload`, `download`, `fill`, `scale`) have none. Limits
 //! of one device (a column too tall for a GPU buffer) are that backend's own errors.
 
-use super::{Axis, BResult, Backend, BackendError, Slot, WTrial, NUM_SLOTS};
+use super::{
+    Axis, BResult, Backend, BackendError, Grads, Residual, Slot, VStep, WTrial, NUM_SLOTS,
+};
 
 type Dims = (usize, usize);
 
@@ -207,19 +209,37 @@ pub fn constraint_value<B: Backend + ?Sized>(
     slots(op, slot, 3)
 }
 
-/// [`Backend::step_value`]: every matrix has `base`'s shape; slots `slot..slot + 3`.
+/// A trial's gradient: one matrix, so [`Grads::U`] or [`Grads::V`].
+fn one_grad(op: &str, r: &Residual) -> BResult<()> {
+    if r.write == Grads::Both {
+        return Err(err(
+            op,
+            "a trial writes one gradient (Grads::U or Grads::V), got Both".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// [`Backend::step_value`]: every matrix has `base`'s shape; one gradient; slots
+/// `slot..slot + 3`.
 pub fn step_value<B: Backend + ?Sized>(
     be: &B,
     out: &B::Mat,
-    base: &B::Mat,
-    dir: &B::Mat,
-    other: &B::Mat,
-    lam: &B::Mat,
+    grad: &B::Mat,
+    s: &VStep<'_, B::Mat>,
+    r: &Residual,
     slot: Slot,
 ) -> BResult<()> {
     let op = "step_value";
-    let mats = [("out", out), ("dir", dir), ("other", other), ("lam", lam)];
-    all_like(be, op, base, &mats)?;
+    let mats = [
+        ("out", out),
+        ("grad", grad),
+        ("dir", s.dir),
+        ("other", s.other),
+        ("lam", s.lam),
+    ];
+    all_like(be, op, s.base, &mats)?;
+    one_grad(op, r)?;
     slots(op, slot, 3)
 }
 
@@ -294,19 +314,20 @@ fn w_trial_operands<B: Backend + ?Sized>(
         .try_for_each(|&(name, m)| expect(op, name, be.shape(m), col))
 }
 
-/// [`Backend::w_trial_value`]: the W trial's operands, `v` and `lam` of `u`'s shape; slots
-/// `slot..slot + 3`.
+/// [`Backend::w_trial_value`]: the W trial's operands, `grad`, `v` and `lam` of `u`'s
+/// shape; one gradient; slots `slot..slot + 3`.
 pub fn w_trial_value<B: Backend + ?Sized>(
     be: &B,
-    out: &B::Mat,
+    (out, grad): (&B::Mat, &B::Mat),
     trial: &WTrial<'_, B::Mat>,
-    v: &B::Mat,
-    lam: &B::Mat,
+    (v, lam): (&B::Mat, &B::Mat),
+    r: &Residual,
     slot: Slot,
 ) -> BResult<()> {
     let op = "w_trial_value";
     w_trial_operands(be, op, out, trial)?;
-    all_like(be, op, trial.u, &[("v", v), ("lam", lam)])?;
+    all_like(be, op, trial.u, &[("grad", grad), ("v", v), ("lam", lam)])?;
+    one_grad(op, r)?;
     slots(op, slot, 3)
 }
 
@@ -369,7 +390,7 @@ pub fn adam_update<B: Backend + ?Sized>(
 #[cfg(test)]
 mod tests {
     use crate::backend::cpu::CpuBackend;
-    use crate::backend::{Axis, Backend, BackendError, Grads, Moved, Residual};
+    use crate::backend::{Axis, Backend, BackendError, Grads, Moved, Residual, VStep};
     use ndarray::Array2;
 
     fn shape_msg(r: Result<(), BackendError>) -> (String, String) {
@@ -432,7 +453,21 @@ mod tests {
         let z = |r: usize, c: usize| be.zeros(r, c).unwrap();
         let (a, b, bias) = (z(3, 4), z(5, 6), z(4, 1));
         let (mut c, mut o, mut sh) = (z(3, 6), z(3, 4), z(1, 3));
-        let (mut m, mut v) = (z(3, 4), z(3, 4));
+        let (mut m, mut v, mut g) = (z(3, 4), z(3, 4), z(3, 4));
+        let step = |dir, other| VStep {
+            base: &a,
+            a: 1.0,
+            dir,
+            moved: Moved::U,
+            other,
+            lam: &a,
+        };
+        let res = |write| Residual {
+            rho: 1.0,
+            alpha: 0.1,
+            inv_n: 1.0,
+            write,
+        };
         vec![
             shape_msg(be.matmul_nn(&mut c, &a, &b, None, 0.0)),
             shape_msg(be.matmul_nt(&mut c, &a, &b, 0.0)),
@@ -445,7 +480,8 @@ mod tests {
             shape_msg(be.group_prox(&mut o, 0.1, Axis::Rows, &mut sh, 0)),
             shape_msg(be.group_norms(&a, Axis::Cols, 255)),
             shape_msg(be.constraint_value(&a, &a, &a, 0.1, 254)),
-            shape_msg(be.step_value(&mut o, &a, 1.0, &b, Moved::U, &a, &a, 0.1, 0)),
+            shape_msg(be.step_value(&mut o, &mut g, step(&b, &a), res(Grads::U), 0)),
+            shape_msg(be.step_value(&mut o, &mut g, step(&a, &a), res(Grads::Both), 0)),
             shape_msg(be.loss(&a, &b, crate::backend::LossKind::Squared, 0)),
             shape_msg(be.read_slots(&[256]).map(|_| ())),
             shape_msg(be.write(&mut o, Array2::<f32>::zeros((4, 3)).view())),

@@ -24,7 +24,7 @@ use crate::Result;
 /// With `rho = 0` this is the plain Lagrangian, whose gradient at the updated multipliers
 /// `Λ⁺ = Λ + ρH` equals the inner problem's: the KKT residual of (LE). With `rho = ρ` it
 /// is the gradient of `L_ρ` itself (the gradient tests use that). Returns
-/// `(kkt_abs, ‖H‖, ‖σ(U)‖)`. Leaves fresh `H` in the state's workspace.
+/// `(kkt_abs, ‖H‖, ‖σ(U)‖)`. Overwrites the gradient workspaces.
 pub fn kkt<B: Backend>(
     be: &B,
     st: &mut Lifted<B>,
@@ -231,7 +231,12 @@ pub fn run<B: Backend>(
                 b.passes += spent;
                 b.spent()
             };
-            let rep = st.sweep(be, data, cfg.block_steps, &stop)?;
+            // Later sweeps start from the gradients the previous one's trials left.
+            let rep = if sweeps == 0 {
+                st.sweep(be, data, cfg.block_steps, &stop)?
+            } else {
+                st.next_sweep(be, data, cfg.block_steps, &stop)?
+            };
             charge(&mut st, budget);
             sweeps += 1;
             let what = format!("the inner residual of sweep {sweeps}");

@@ -44,7 +44,8 @@ pub fn value_elem<F: Real>(u: F, v: F, l: F, al: F) -> [f64; 3] {
     [hv * hv, l.f64() * hv, su.f64() * su.f64()]
 }
 
-/// One chunk of [`constraint_residual`], writing `G_U` when `WU` and `G_V` when `WV`.
+/// One chunk of [`constraint_residual`], writing `G_U` when `WU` and `G_V` when `WV`; an
+/// unwritten slice is never touched (it may be empty).
 #[inline(always)]
 fn residual_imp<F: Real, const WU: bool, const WV: bool>(
     us: &[F],
@@ -54,16 +55,27 @@ fn residual_imp<F: Real, const WU: bool, const WV: bool>(
     gus: &mut [F],
     gvs: &mut [F],
 ) -> [f64; 3] {
-    lane_sums!(us.len(), 3, [us, vs, ls], [gus, gvs], |i| {
-        let (o, terms) = residual_elem(us[i], vs[i], ls[i], k);
-        if WU {
+    let n = us.len();
+    match (WU, WV) {
+        (true, true) => lane_sums!(n, 3, [us, vs, ls], [gus, gvs], |i| {
+            let (o, terms) = residual_elem(us[i], vs[i], ls[i], k);
+            (gus[i], gvs[i]) = (o[0], o[1]);
+            terms
+        }),
+        (true, false) => lane_sums!(n, 3, [us, vs, ls], [gus], |i| {
+            let (o, terms) = residual_elem(us[i], vs[i], ls[i], k);
             gus[i] = o[0];
-        }
-        if WV {
+            terms
+        }),
+        (false, true) => lane_sums!(n, 3, [us, vs, ls], [gvs], |i| {
+            let (o, terms) = residual_elem(us[i], vs[i], ls[i], k);
             gvs[i] = o[1];
-        }
-        terms
-    })
+            terms
+        }),
+        (false, false) => lane_sums!(n, 3, [us, vs, ls], [], |i| {
+            residual_elem(us[i], vs[i], ls[i], k).1
+        }),
+    }
 }
 
 /// [`residual_imp`] for `k.write` through [`simd_dispatch`] (the compiler's vectorisation):
@@ -173,7 +185,8 @@ pub fn constraint_value<F: Real>(us: &[F], vs: &[F], ls: &[F], al: F) -> [f64; 3
 }
 
 /// A V trial's step (method §6): `base + a·dir` moves `V` when `moved_v`, else `U`; `other`
-/// is the constraint's other matrix, `ls` its multipliers, `al` the slope.
+/// is the constraint's other matrix, `ls` its multipliers, `k` the residual's scalars
+/// (`k.write` names the one gradient written at the moved point).
 #[derive(Clone, Copy)]
 pub struct Step<'a, F> {
     pub base: &'a [F],
@@ -182,31 +195,56 @@ pub struct Step<'a, F> {
     pub moved_v: bool,
     pub other: &'a [F],
     pub ls: &'a [F],
-    pub al: F,
+    pub k: ResidualScalars<F>,
+}
+
+/// The residual of one chunk writing the one gradient `k.write` names into `g` (a trial's
+/// gradient: `Grads::Both` is refused by the operation's contract and writes `G_U`). Its
+/// sums are [`value_chunk`]'s, bit for bit.
+fn residual_one<F: Real>(
+    us: &[F],
+    vs: &[F],
+    ls: &[F],
+    k: ResidualScalars<F>,
+    g: &mut [F],
+) -> [f64; 3] {
+    match k.write {
+        Grads::V => residual_chunk(us, vs, ls, k, &mut [], g),
+        Grads::U | Grads::Both => {
+            let k = ResidualScalars {
+                write: Grads::U,
+                ..k
+            };
+            residual_chunk(us, vs, ls, k, g, &mut [])
+        }
+    }
 }
 
 /// `out ← base + a·dir` (the expression `axpby(out, 1, base, a, dir)` evaluates, so the
-/// same bits) on one chunk, then the chunk's constraint value sums at the moved point
-/// while it is still in cache.
-fn step_value_chunk<F: Real>(out: &mut [F], s: Step<'_, F>) -> [f64; 3] {
+/// same bits) on one chunk, then the residual at the moved point while it is in cache:
+/// the value sums and the gradient `g`.
+fn step_value_chunk<F: Real>(out: &mut [F], g: &mut [F], s: Step<'_, F>) -> [f64; 3] {
     let n = out.len();
     let (base, dir) = (&s.base[..n], &s.dir[..n]);
     for i in 0..n {
         out[i] = F::one() * base[i] + s.a * dir[i];
     }
+    let out = &*out;
     if s.moved_v {
-        value_chunk(s.other, out, s.ls, s.al)
+        residual_one(s.other, out, s.ls, s.k, g)
     } else {
-        value_chunk(out, s.other, s.ls, s.al)
+        residual_one(out, s.other, s.ls, s.k, g)
     }
 }
 
 /// [`Backend::step_value`](crate::backend::Backend::step_value): chunks of
 /// [`PAR_CHUNK`] as [`constraint_value`] takes them, so the sums are the ones
-/// `axpby` followed by `constraint_value` gives, bit for bit.
-pub fn step_value<F: Real>(out: &mut [F], s: Step<'_, F>) -> [f64; 3] {
+/// `axpby` followed by `constraint_value` gives, and `g` what `constraint_residual`
+/// writes at the moved point, bit for bit.
+pub fn step_value<F: Real>(out: &mut [F], g: &mut [F], s: Step<'_, F>) -> [f64; 3] {
     let n = out.len();
-    let part = |lo: usize, o: &mut [F]| {
+    let g = &mut g[..n];
+    let part = |lo: usize, o: &mut [F], g: &mut [F]| {
         let hi = lo + o.len();
         let chunk = Step {
             base: &s.base[lo..hi],
@@ -215,15 +253,16 @@ pub fn step_value<F: Real>(out: &mut [F], s: Step<'_, F>) -> [f64; 3] {
             ls: &s.ls[lo..hi],
             ..s
         };
-        step_value_chunk(o, chunk)
+        step_value_chunk(o, g, chunk)
     };
     if n <= PAR_CHUNK {
-        return part(0, out);
+        return part(0, out, g);
     }
     let parts: Vec<[f64; 3]> = out
         .par_chunks_mut(PAR_CHUNK)
+        .zip(g.par_chunks_mut(PAR_CHUNK))
         .enumerate()
-        .map(|(c, o)| part(c * PAR_CHUNK, o))
+        .map(|(c, (o, g))| part(c * PAR_CHUNK, o, g))
         .collect();
     parts.into_iter().fold([0.0; 3], add)
 }
@@ -272,30 +311,33 @@ pub fn w_trial_preact<F: Real>(out: &mut [F], us: &[F], bs: &[F], r: TrialRows<'
 }
 
 /// `Backend::w_trial_value` over flat row-major slices: each [`PAR_CHUNK`] piece of the
-/// trial pre-activation is written and then valued while in cache; the pieces are those
-/// of [`constraint_value`], so the sums equal its sums over the written `out`, bit for bit.
+/// trial pre-activation is written and then its residual taken while in cache (the value
+/// sums and the gradient `k.write` names, into `g`); the pieces are those of
+/// [`constraint_value`], so the sums equal its sums over the written `out`, bit for bit.
 pub fn w_trial_value<F: Real>(
     out: &mut [F],
+    g: &mut [F],
     us: &[F],
     bs: &[F],
     r: TrialRows<'_, F>,
     (vs, ls): (&[F], &[F]),
-    al: F,
+    k: ResidualScalars<F>,
 ) -> [f64; 3] {
     let n = out.len();
-    let (us, bs, vs, ls) = (&us[..n], &bs[..n], &vs[..n], &ls[..n]);
-    let chunk = |c: usize, o: &mut [F]| {
+    let (us, bs, vs, ls, g) = (&us[..n], &bs[..n], &vs[..n], &ls[..n], &mut g[..n]);
+    let chunk = |c: usize, o: &mut [F], g: &mut [F]| {
         let (lo, hi) = (c * PAR_CHUNK, c * PAR_CHUNK + o.len());
         w_trial_rows(o, lo, &us[lo..hi], &bs[lo..hi], r);
-        value_chunk(o, &vs[lo..hi], &ls[lo..hi], al)
+        residual_one(o, &vs[lo..hi], &ls[lo..hi], k, g)
     };
     if n <= PAR_CHUNK {
-        return chunk(0, out);
+        return chunk(0, out, g);
     }
     let parts: Vec<[f64; 3]> = out
         .par_chunks_mut(PAR_CHUNK)
+        .zip(g.par_chunks_mut(PAR_CHUNK))
         .enumerate()
-        .map(|(c, o)| chunk(c, o))
+        .map(|(c, (o, g))| chunk(c, o, g))
         .collect();
     parts.into_iter().fold([0.0; 3], add)
 }
@@ -315,11 +357,31 @@ mod tests {
         x.iter().map(|v| v.to_bits()).collect()
     }
 
-    /// The fused W trial writes the pre-activation of the separate kernel's formula and sums
-    /// what `constraint_value` sums over it, bit for bit, also when a row straddles a
-    /// parallel chunk.
+    /// The residual a trial's gradient must equal: `constraint_residual` at `(u, v)`,
+    /// writing the gradient `write` names (the other output NaN-filled and ignored).
+    fn residual_at(
+        u: &[f32],
+        v: &[f32],
+        lam: &[f32],
+        k: ResidualScalars<f32>,
+    ) -> (Vec<f32>, [f64; 3]) {
+        let n = u.len();
+        let (mut gu, mut gv) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+        let sums = constraint_residual(u, v, lam, k, &mut gu, &mut gv);
+        (if k.write == Grads::V { gv } else { gu }, sums)
+    }
+
+    /// The fused W trial writes the pre-activation of the separate kernel's formula, the
+    /// residual's `G_V` there and the sums `constraint_value` takes of it, bit for bit,
+    /// also when a row straddles a parallel chunk.
     #[test]
-    fn w_trial_value_is_preact_then_value_bit_for_bit() {
+    fn w_trial_value_is_preact_then_residual_bit_for_bit() {
+        let k = ResidualScalars {
+            rho: 3.0,
+            al: 0.1,
+            inv_n: 1.0 / 7.0,
+            write: Grads::V,
+        };
         for (rows, cols) in [(1usize, 1usize), (3, 63), (5, 65), (2, 257), (7, 13_001)] {
             let n = rows * cols;
             let (u, b, v, lam) = (data(n, 5), data(n, 6), data(n, 7), data(n, 8));
@@ -337,32 +399,44 @@ mod tests {
                     sh[i] * (u[k] - bo[i] - r.t * b[k]) + bn[i]
                 })
                 .collect();
-            let mut out = vec![f32::NAN; n];
-            let fused = w_trial_value(&mut out, &u, &b, r, (&v, &lam), 0.1);
+            let (mut out, mut g) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+            let fused = w_trial_value(&mut out, &mut g, &u, &b, r, (&v, &lam), k);
             assert_eq!(bits(&out), bits(&want), "{rows}×{cols}");
+            let (want_g, res_sums) = residual_at(&want, &v, &lam, k);
+            assert_eq!(bits(&g), bits(&want_g), "G_V, {rows}×{cols}");
             let apart = constraint_value(&want, &v, &lam, 0.1);
+            assert_eq!(res_sums.map(f64::to_bits), apart.map(f64::to_bits));
             assert_eq!(
                 fused.map(f64::to_bits),
                 apart.map(f64::to_bits),
                 "{rows}×{cols}"
             );
-            let moved = w_trial_value(&mut out, &u, &b, TrialRows { t: 0.2, ..r }, (&v, &lam), 0.1);
+            let r2 = TrialRows { t: 0.2, ..r };
+            let moved = w_trial_value(&mut out, &mut g, &u, &b, r2, (&v, &lam), k);
             assert_ne!(moved.map(f64::to_bits), apart.map(f64::to_bits));
+            assert_ne!(bits(&g), bits(&want_g));
         }
     }
 
-    /// The fused V trial writes what `axpby(out, 1, base, a, dir)` writes and sums what
-    /// `constraint_value` sums at the moved point, bit for bit: the solver's iterates do
-    /// not depend on the fusion. Sizes around the lanes and past a parallel chunk.
+    /// The fused V trial writes what `axpby(out, 1, base, a, dir)` writes, the residual's
+    /// `G_U` at the moved point and the sums `constraint_value` takes there, bit for bit:
+    /// the solver's iterates do not depend on the fusion. Sizes around the lanes and past
+    /// a parallel chunk.
     #[test]
-    fn step_value_is_axpby_then_value_bit_for_bit() {
+    fn step_value_is_axpby_then_residual_bit_for_bit() {
+        let k = ResidualScalars {
+            rho: 2.5,
+            al: 0.1,
+            inv_n: 1.0 / 9.0,
+            write: Grads::U,
+        };
         for n in [1usize, 63, 65, 257, PAR_CHUNK + 4097] {
             let (base, dir, other, lam) = (data(n, 1), data(n, 2), data(n, 3), data(n, 4));
-            let (a, al) = (-0.37f32, 0.1f32);
+            let a = -0.37f32;
             let mut moved = vec![0.0f32; n];
             map3(&mut moved, &base, &dir, |_, x, y| 1.0 * x + a * y);
             for moved_v in [false, true] {
-                let mut out = vec![f32::NAN; n];
+                let (mut out, mut g) = (vec![f32::NAN; n], vec![f32::NAN; n]);
                 let step = Step {
                     base: &base,
                     a,
@@ -370,18 +444,21 @@ mod tests {
                     moved_v,
                     other: &other,
                     ls: &lam,
-                    al,
+                    k,
                 };
-                let fused = step_value(&mut out, step);
+                let fused = step_value(&mut out, &mut g, step);
                 assert_eq!(bits(&out), bits(&moved), "out, n = {n}");
-                let apart = if moved_v {
-                    constraint_value(&other, &moved, &lam, al)
+                let (u, v) = if moved_v {
+                    (&other, &moved)
                 } else {
-                    constraint_value(&moved, &other, &lam, al)
+                    (&moved, &other)
                 };
+                let (want_g, _) = residual_at(u, v, &lam, k);
+                assert_eq!(bits(&g), bits(&want_g), "G_U, n = {n}");
+                let apart = constraint_value(u, v, &lam, k.al);
                 assert_eq!(fused.map(f64::to_bits), apart.map(f64::to_bits), "n = {n}");
                 // ... and the comparison can fail: another step moves the sums.
-                let other_step = step_value(&mut out, Step { a: a * 0.5, ..step });
+                let other_step = step_value(&mut out, &mut g, Step { a: a * 0.5, ..step });
                 assert_ne!(other_step.map(f64::to_bits), apart.map(f64::to_bits));
             }
         }

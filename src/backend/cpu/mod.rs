@@ -25,8 +25,8 @@ mod real;
 mod simd;
 
 use super::{
-    shape, Axis, BResult, Backend, BackendError, Counters, LossKind, Moved, Residual, Slot, WTrial,
-    NUM_SLOTS,
+    shape, Axis, BResult, Backend, BackendError, Counters, LossKind, Moved, Residual, Slot, VStep,
+    WTrial, NUM_SLOTS,
 };
 use kernels::{dsigma, sigma};
 use loss::{argmax, loss_and_grad};
@@ -109,6 +109,16 @@ fn not_contiguous() -> BackendError {
     BackendError::Shape {
         op: "layout".into(),
         msg: "matrix is not contiguous".into(),
+    }
+}
+
+/// The residual's scalars in the backend's float type.
+fn scalars<F: Real>(r: Residual) -> constraint::ResidualScalars<F> {
+    constraint::ResidualScalars {
+        rho: F::of(r.rho),
+        al: F::of(r.alpha),
+        inv_n: F::of(r.inv_n),
+        write: r.write,
     }
 }
 
@@ -309,14 +319,9 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::constraint_residual(self, u, v, lam, gu, gv, slot)?;
         self.tick();
-        let k = constraint::ResidualScalars {
-            rho: F::of(r.rho),
-            al: F::of(r.alpha),
-            inv_n: F::of(r.inv_n),
-            write: r.write,
-        };
         let (us, vs, ls) = (slice(u)?, slice(v)?, slice(lam)?);
-        let sums = constraint::constraint_residual(us, vs, ls, k, slice_mut(gu)?, slice_mut(gv)?);
+        let (gu, gv) = (slice_mut(gu)?, slice_mut(gv)?);
+        let sums = constraint::constraint_residual(us, vs, ls, scalars(r), gu, gv);
         self.set(slot, &sums)
     }
 
@@ -337,27 +342,23 @@ impl<F: Real> Backend for CpuBackend<F> {
     fn step_value(
         &self,
         out: &mut CpuMat<F>,
-        base: &CpuMat<F>,
-        a: f32,
-        dir: &CpuMat<F>,
-        moved: Moved,
-        other: &CpuMat<F>,
-        lam: &CpuMat<F>,
-        alpha: f32,
+        grad: &mut CpuMat<F>,
+        s: VStep<'_, CpuMat<F>>,
+        r: Residual,
         slot: Slot,
     ) -> BResult<()> {
-        shape::step_value(self, out, base, dir, other, lam, slot)?;
+        shape::step_value(self, out, grad, &s, &r, slot)?;
         self.tick();
         let step = constraint::Step {
-            base: slice(base)?,
-            a: F::of(a),
-            dir: slice(dir)?,
-            moved_v: moved == Moved::V,
-            other: slice(other)?,
-            ls: slice(lam)?,
-            al: F::of(alpha),
+            base: slice(s.base)?,
+            a: F::of(s.a),
+            dir: slice(s.dir)?,
+            moved_v: s.moved == Moved::V,
+            other: slice(s.other)?,
+            ls: slice(s.lam)?,
+            k: scalars(r),
         };
-        let sums = constraint::step_value(slice_mut(out)?, step);
+        let sums = constraint::step_value(slice_mut(out)?, slice_mut(grad)?, step);
         self.set(slot, &sums)
     }
 
@@ -457,13 +458,13 @@ impl<F: Real> Backend for CpuBackend<F> {
     fn w_trial_value(
         &self,
         out: &mut CpuMat<F>,
+        grad: &mut CpuMat<F>,
         w: WTrial<'_, CpuMat<F>>,
-        v: &CpuMat<F>,
-        lam: &CpuMat<F>,
-        alpha: f32,
+        (v, lam): (&CpuMat<F>, &CpuMat<F>),
+        r: Residual,
         slot: Slot,
     ) -> BResult<()> {
-        shape::w_trial_value(self, out, &w, v, lam, slot)?;
+        shape::w_trial_value(self, (out, grad), &w, (v, lam), &r, slot)?;
         self.tick();
         let rows = constraint::TrialRows {
             cols: w.u.0.ncols(),
@@ -474,7 +475,8 @@ impl<F: Real> Backend for CpuBackend<F> {
         };
         let (us, bs) = (slice(w.u)?, slice(w.bmat)?);
         let vl = (slice(v)?, slice(lam)?);
-        let sums = constraint::w_trial_value(slice_mut(out)?, us, bs, rows, vl, F::of(alpha));
+        let (o, g) = (slice_mut(out)?, slice_mut(grad)?);
+        let sums = constraint::w_trial_value(o, g, us, bs, rows, vl, scalars(r));
         self.set(slot, &sums)
     }
 

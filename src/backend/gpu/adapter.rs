@@ -7,7 +7,7 @@ use crate::backend::BackendError;
 use std::fmt;
 
 /// Storage buffers one kernel binds at most (`shaders/residual.wgsl:w_trial_value`).
-const MIN_STORAGE_BUFFERS: u32 = 9;
+const MIN_STORAGE_BUFFERS: u32 = 10;
 
 /// How to pick the GPU. Every field is optional; [`GpuOptions::from_env`] reads the
 /// standard wgpu environment variables.

@@ -18,8 +18,8 @@ pub(crate) struct Params {
     pub cols: u32,
     pub part_off: u32,
     pub flags: u32,
-    pub base: [u32; 8],
-    pub ld: [u32; 8],
+    pub base: [u32; 12],
+    pub ld: [u32; 12],
     pub f: [f32; 8],
 }
 
@@ -112,14 +112,20 @@ impl Params {
         Self::scalars(&[0.0, alpha])
     }
 
-    /// `step_value`: `f0 = (a, α, moved_v)`.
-    pub(crate) fn step_value(a: f32, alpha: f32, moved_v: bool) -> Self {
-        Self::scalars(&[a, alpha, if moved_v { 1.0 } else { 0.0 }])
+    /// `step_value`: `f0 = (a, α, moved_v, ρ)`, `f1.x = inv_n`; `flags` bit 1: the
+    /// gradient written is `G_V` (else `G_U`).
+    pub(crate) fn step_value(a: f32, moved_v: bool, r: crate::backend::Residual) -> Self {
+        let moved_v = if moved_v { 1.0 } else { 0.0 };
+        let mut p = Self::scalars(&[a, r.alpha, moved_v, r.rho, r.inv_n]);
+        p.flags = u32::from(r.write == crate::backend::Grads::V) << 1;
+        p
     }
 
-    /// `w_trial_value`: `f0 = (t, α)`.
-    pub(crate) fn w_trial_value(t: f32, alpha: f32) -> Self {
-        Self::scalars(&[t, alpha])
+    /// `w_trial_value`: `f0 = (t, α, ρ, inv_n)`; `flags` as [`Params::step_value`].
+    pub(crate) fn w_trial_value(t: f32, r: crate::backend::Residual) -> Self {
+        let mut p = Self::scalars(&[t, r.alpha, r.rho, r.inv_n]);
+        p.flags = u32::from(r.write == crate::backend::Grads::V) << 1;
+        p
     }
 
     /// `multiplier_update`: `f0 = (ρ, α)`.
@@ -264,6 +270,6 @@ impl MatmulParams {
 }
 
 /// Bytes every uniform slice is bound with (≥ both parameter blocks).
-pub(crate) const UNIFORM_BIND_SIZE: u64 = 128;
+pub(crate) const UNIFORM_BIND_SIZE: u64 = 160;
 const _: () = assert!(std::mem::size_of::<Params>() as u64 <= UNIFORM_BIND_SIZE);
 const _: () = assert!(std::mem::size_of::<MatmulParams>() as u64 <= UNIFORM_BIND_SIZE);

@@ -9,7 +9,10 @@
 //! `W_{l+1}G_V` computed once. Each trial costs elementwise work and ONE scalar readback;
 //! a trial's point is written and its constraint value summed in the same pass
 //! (`w_trial_value`, `step_value`), and each block's residual writes only the gradient the
-//! block reads.
+//! block reads. A trial also writes, at its point, the gradient the next block of that layer
+//! reads (a W trial `G_V` for the V block; a V trial `G_U` for the W blocks of its own and
+//! the next layer): once accepted it is that block's gradient, and the block skips its
+//! residual pass ([`Known`]).
 //! Column-grouped layers (method §1 options) cannot use the shrink trick and pay a matmul per
 //! trial. The block steps are in `blocks.rs`; the optional exact blocks in `exact.rs`.
 
@@ -58,10 +61,36 @@ pub struct Lifted<B: Backend> {
     pub bmat: Vec<B::Mat>,
     pub u_trial: Vec<B::Mat>,
     pub v_trial: Vec<B::Mat>,
+    /// What a hidden layer's trials write: `G_U` (V trials), `G_V` (W trials).
+    pub gu_trial: Vec<B::Mat>,
+    pub gv_trial: Vec<B::Mat>,
     pub shrink: Vec<B::Mat>,
     /// Workspaces of the optional exact blocks (method §6); `None` = all blocks by
     /// proximal gradient.
     pub exact: Option<ExactWork<B>>,
+    known: Known,
+}
+
+/// Which hidden-layer gradient workspaces hold the gradient at the current point (with
+/// the current `ρ` and `Λ`), with the value of the layer's piece there: left by the block
+/// that computed them or by the accepted trial that wrote them, and read by the next block
+/// instead of a residual pass. Within a sweep this follows the blocks; across sweeps only
+/// through [`Lifted::next_sweep`], since anything else may have changed the state.
+#[derive(Clone, Debug, Default)]
+struct Known {
+    /// `gu[l]` holds `G_U` of hidden layer `l`.
+    gu: Vec<Option<f64>>,
+    /// `gv[l]` holds the direct `G_V = S/N` of hidden layer `l`.
+    gv: Vec<Option<f64>>,
+}
+
+impl Known {
+    fn none(hidden: usize) -> Self {
+        Known {
+            gu: vec![None; hidden],
+            gv: vec![None; hidden],
+        }
+    }
 }
 
 /// One Armijo step of a block: (moved, squared gradient mapping, trials).
@@ -105,8 +134,11 @@ impl<B: Backend> Lifted<B> {
             bmat: Vec::new(),
             u_trial: Vec::new(),
             v_trial: Vec::new(),
+            gu_trial: Vec::new(),
+            gv_trial: Vec::new(),
             shrink: Vec::new(),
             exact: None,
+            known: Known::none(layers - 1),
         };
         st.p.assign(be, p)?;
         for l in 0..layers {
@@ -124,6 +156,8 @@ impl<B: Backend> Lifted<B> {
                     &mut st.scratch,
                     &mut st.gv,
                     &mut st.v_trial,
+                    &mut st.gu_trial,
+                    &mut st.gv_trial,
                 ] {
                     vec.push(be.zeros(r, n)?);
                 }
@@ -319,6 +353,20 @@ impl<B: Backend> Lifted<B> {
         k: usize,
         stop: &dyn Fn(f64) -> bool,
     ) -> BResult<SweepReport> {
+        self.known = Known::none(self.v.len());
+        self.next_sweep(be, data, k, stop)
+    }
+
+    /// [`Lifted::sweep`] that starts from the gradients the previous sweep left (a V
+    /// trial's `G_U` is the next sweep's first gradient of that layer). Only right after
+    /// a sweep, with nothing changed in between: the inner loop of method §6.
+    pub fn next_sweep(
+        &mut self,
+        be: &B,
+        data: &DeviceData<B>,
+        k: usize,
+        stop: &dyn Fn(f64) -> bool,
+    ) -> BResult<SweepReport> {
         let layers = self.spec.layers();
         let mut rep = SweepReport::default();
         let mut res2 = 0.0;
@@ -378,6 +426,8 @@ impl<B: Backend> Lifted<B> {
         let Some(mut ex) = self.exact.take() else {
             return Ok(false);
         };
+        // The exact blocks use the workspaces and move the last layers.
+        self.known = Known::none(self.v.len());
         let r = solve(self, be, data, &mut ex);
         self.exact = Some(ex);
         r.map(|()| true)

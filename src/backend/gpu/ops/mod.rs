@@ -16,7 +16,9 @@ use super::params::Params;
 use super::pipelines::K;
 use super::storage::GpuMat;
 use super::{BResult, GpuBackend};
-use crate::backend::{shape, Axis, Backend, Counters, LossKind, Moved, Residual, Slot, WTrial};
+use crate::backend::{
+    shape, Axis, Backend, Counters, LossKind, Moved, Residual, Slot, VStep, WTrial,
+};
 use ndarray::{Array2, ArrayView2};
 use reduce::Sums;
 
@@ -168,20 +170,16 @@ impl Backend for GpuBackend {
     fn step_value(
         &self,
         out: &mut GpuMat,
-        base: &GpuMat,
-        a: f32,
-        dir: &GpuMat,
-        moved: Moved,
-        other: &GpuMat,
-        lam: &GpuMat,
-        alpha: f32,
+        grad: &mut GpuMat,
+        s: VStep<'_, GpuMat>,
+        r: Residual,
         slot: Slot,
     ) -> BResult<()> {
-        shape::step_value(self, out, base, dir, other, lam, slot)?;
+        shape::step_value(self, out, grad, &s, &r, slot)?;
         self.reduce(
             K::StepValue,
-            &[base, other, lam, out, dir],
-            Params::step_value(a, alpha, moved == Moved::V),
+            &[s.base, s.other, s.lam, out, s.dir, grad],
+            Params::step_value(s.a, s.moved == Moved::V, r),
             Sums::at(slot, 3),
             false,
         )
@@ -239,18 +237,18 @@ impl Backend for GpuBackend {
     fn w_trial_value(
         &self,
         out: &mut GpuMat,
+        grad: &mut GpuMat,
         w: WTrial<'_, GpuMat>,
-        v: &GpuMat,
-        lam: &GpuMat,
-        alpha: f32,
+        (v, lam): (&GpuMat, &GpuMat),
+        r: Residual,
         slot: Slot,
     ) -> BResult<()> {
-        shape::w_trial_value(self, out, &w, v, lam, slot)?;
+        shape::w_trial_value(self, (out, grad), &w, (v, lam), &r, slot)?;
         self.reduce_rows(
             K::WTrialValue,
-            &[w.u, v, lam, out, w.bmat],
+            &[w.u, v, lam, out, w.bmat, grad],
             &[w.b_old, w.b_new, w.shrink],
-            Params::w_trial_value(w.t, alpha),
+            Params::w_trial_value(w.t, r),
             Sums::at(slot, 3),
             false,
         )
