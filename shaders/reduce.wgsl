@@ -1,4 +1,5 @@
-// Two-stage reductions. Stage 1 (dot, sq_norm here; residual/loss/group kernels elsewhere)
+// Two-stage reductions. Stage 1 (dot, sq_norm, step_diff here; residual/loss/group kernels
+// elsewhere)
 // writes one vec4 of partial sums per workgroup to acc[(part_off + workgroup) * 4 + q]
 // (the other files view that buffer as array<vec4<f32>>; here it is f32 for row_sum).
 // Stage 2 (`finalize`, one workgroup) sums `cols` partial vec4s and writes
@@ -10,6 +11,8 @@
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> acc: array<f32>;
 @group(0) @binding(4) var<storage, read_write> slots: array<f32>;
+@group(0) @binding(5) var<storage, read_write> diff: array<f32>;
+@group(0) @binding(6) var<storage, read> grad: array<f32>;
 
 // Sums `val` over the workgroup; invocation 0 stores it as this workgroup's partial.
 fn reduce_to_partial(id: WgIds, val: vec4<f32>) {
@@ -44,6 +47,24 @@ fn sq_norm(id: WgIds) {
         }
     }
     reduce_to_partial(id, vec4<f32>(s, 0.0, 0.0, 0.0));
+}
+
+// A prox-gradient trial's model terms: diff ← 1·new + (−1)·old (elementwise.wgsl:axpby's
+// expression), partial sums (⟨g, diff⟩, ‖diff‖², 0, 0). Operands 0 new (x), 1 old (y),
+// 2 diff, 3 g.
+@compute @workgroup_size(256)
+fn step_diff(id: WgIds) {
+    let a = 1.0;
+    let b = -1.0;
+    var s = vec4<f32>(0.0);
+    for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
+        for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
+            let d = a * x[p.base0.x + i * p.ld0.x + j] + b * y[p.base0.y + i * p.ld0.y + j];
+            diff[p.base0.z + i * p.ld0.z + j] = d;
+            s += vec4<f32>(grad[p.base0.w + i * p.ld0.w + j] * d, d * d, 0.0, 0.0);
+        }
+    }
+    reduce_to_partial(id, s);
 }
 
 @compute @workgroup_size(256)

@@ -412,6 +412,28 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
         mag,
         n: nt,
     });
+    // step_diff: diff = x − y, ⟨λ, diff⟩ and ‖diff‖² (λ as the gradient)
+    let mut dd = up(be, &Array2::from_elem((r, c), f32::NAN));
+    be.step_diff(&mut dd, &dx, &dy, &dlam, 32).unwrap();
+    outs.push(out("step_diff diff", dl(be, &dd)));
+    let sl = slots(be, &[32, 33]);
+    let gd_mag: f64 = lam
+        .iter()
+        .zip(x.iter().zip(&y))
+        .map(|(&g, (&a, &b))| (g as f64).abs() * ((a as f64).abs() + (b as f64).abs()))
+        .sum();
+    let d2_mag: f64 = x
+        .iter()
+        .zip(&y)
+        .map(|(&a, &b)| (a as f64).abs() + (b as f64).abs())
+        .map(|s| s * s)
+        .sum();
+    outs.push(Out {
+        name: "step_diff slots".into(),
+        vals: sl,
+        mag: vec![gd_mag, d2_mag],
+        n: nt,
+    });
     let mut rs = up(be, &Array2::from_elem((r, 1), f32::NAN));
     be.row_sum(&mut rs, &dx, 0.0).unwrap();
     let rmag: Vec<f64> = abs(&x)

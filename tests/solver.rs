@@ -304,7 +304,10 @@ fn next_sweep_reuses_the_trials_gradients_exactly() {
         let ((fresh, fresh_ops), (carried, carried_ops)) = (run(false), run(true));
         for (i, (a, b)) in fresh.iter().zip(&carried).enumerate() {
             let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-            assert!(same, "k = {k}: matrix {i} differs between sweep and next_sweep");
+            assert!(
+                same,
+                "k = {k}: matrix {i} differs between sweep and next_sweep"
+            );
         }
         assert!(
             carried_ops < fresh_ops,

@@ -242,6 +242,18 @@ pub trait Backend {
         r: Residual,
         slot: Slot,
     ) -> BResult<()>;
+    /// A prox-gradient trial's model terms (method §6 and §7) in one pass: `diff ← new −
+    /// old` (what [`Backend::axpby`]`(diff, 1, new, −1, old)` writes, bit for bit),
+    /// `slot` ← `⟨g, diff⟩` and `slot + 1` ← `‖diff‖²` (the sums [`Backend::dot`] and
+    /// [`Backend::sq_norm`] take of it).
+    fn step_diff(
+        &self,
+        diff: &mut Self::Mat,
+        new: &Self::Mat,
+        old: &Self::Mat,
+        g: &Self::Mat,
+        slot: Slot,
+    ) -> BResult<()>;
     /// Multiplier update `Λ ← Λ + ρH`, `H = V − σ(U)` (method §4), with `H` computed
     /// exactly as [`Backend::constraint_residual`] computes it.
     fn multiplier_update(

@@ -243,6 +243,20 @@ pub fn step_value<B: Backend + ?Sized>(
     slots(op, slot, 3)
 }
 
+/// [`Backend::step_diff`]: `diff`, `old`, `g` have `new`'s shape; slots `slot..slot + 2`.
+pub fn step_diff<B: Backend + ?Sized>(
+    be: &B,
+    diff: &B::Mat,
+    new: &B::Mat,
+    old: &B::Mat,
+    g: &B::Mat,
+    slot: Slot,
+) -> BResult<()> {
+    let op = "step_diff";
+    all_like(be, op, new, &[("diff", diff), ("old", old), ("g", g)])?;
+    slots(op, slot, 2)
+}
+
 /// [`Backend::multiplier_update`]: `lam`, `v` have `u`'s shape.
 pub fn multiplier_update<B: Backend + ?Sized>(
     be: &B,
@@ -482,6 +496,8 @@ mod tests {
             shape_msg(be.constraint_value(&a, &a, &a, 0.1, 254)),
             shape_msg(be.step_value(&mut o, &mut g, step(&b, &a), res(Grads::U), 0)),
             shape_msg(be.step_value(&mut o, &mut g, step(&a, &a), res(Grads::Both), 0)),
+            shape_msg(be.step_diff(&mut o, &a, &a, &b, 0)),
+            shape_msg(be.step_diff(&mut o, &a, &a, &a, 255)),
             shape_msg(be.loss(&a, &b, crate::backend::LossKind::Squared, 0)),
             shape_msg(be.read_slots(&[256]).map(|_| ())),
             shape_msg(be.write(&mut o, Array2::<f32>::zeros((4, 3)).view())),

@@ -5,8 +5,7 @@
 //! mask that keeps zero groups at zero when a caller refits a fixed support (method §9).
 
 use super::slots::{
-    Readback, GD_D2_B, GD_D2_W, GD_GDOT_B, GD_GDOT_W, GD_LOSS, GD_TRIAL_LOSS, GD_TRIAL_PENALTY,
-    GROUP_SUM,
+    Readback, D2, GDOT, GD_LOSS, GD_STEP_B, GD_STEP_W, GD_TRIAL_LOSS, GD_TRIAL_PENALTY, GROUP_SUM,
 };
 use super::Budget;
 use crate::backend::{Axis, BResult, Backend};
@@ -158,8 +157,10 @@ impl<B: Backend> ProxGradStep<B> {
                     be.group_norms(w, spec.axes[l], pen)?;
                 }
                 be.axpby(&mut self.trial.b[l], 1.0, &x.b[l], -(t as f32), &grad.b[l])?;
-                be.axpby(&mut self.diff.w[l], 1.0, w, -1.0, &x.w[l])?;
-                be.axpby(&mut self.diff.b[l], 1.0, &self.trial.b[l], -1.0, &x.b[l])?;
+                // The model terms ⟨∇, Δ⟩ and ‖Δ‖², read with the loss below.
+                let (dw, db) = (&mut self.diff.w[l], &mut self.diff.b[l]);
+                be.step_diff(dw, w, &x.w[l], &grad.w[l], GD_STEP_W.at(l))?;
+                be.step_diff(db, &self.trial.b[l], &x.b[l], &grad.b[l], GD_STEP_B.at(l))?;
             }
             // ℓ(trial), then ⟨∇, Δ⟩, ‖Δ‖² and the penalty per layer: one readback.
             let mut rb = Readback::new();
@@ -173,15 +174,10 @@ impl<B: Backend> ProxGradStep<B> {
                 GD_TRIAL_LOSS.slot(),
             )?;
             for l in 0..layers {
-                be.dot(&grad.w[l], &self.diff.w[l], GD_GDOT_W.at(l))?;
-                be.dot(&grad.b[l], &self.diff.b[l], GD_GDOT_B.at(l))?;
-                be.sq_norm(&self.diff.w[l], GD_D2_W.at(l))?;
-                be.sq_norm(&self.diff.b[l], GD_D2_B.at(l))?;
-                rb.slot(GD_GDOT_W.at(l))
-                    .slot(GD_GDOT_B.at(l))
-                    .slot(GD_D2_W.at(l))
-                    .slot(GD_D2_B.at(l))
-                    .slot(GD_TRIAL_PENALTY.part(l, GROUP_SUM));
+                for step in [GD_STEP_W, GD_STEP_B] {
+                    rb.slot(step.part(l, GDOT)).slot(step.part(l, D2));
+                }
+                rb.slot(GD_TRIAL_PENALTY.part(l, GROUP_SUM));
             }
             if phi.is_none() {
                 rb.slot(GD_LOSS.slot());
@@ -190,8 +186,8 @@ impl<B: Backend> ProxGradStep<B> {
             let phi_x = *phi.get_or_insert_with(|| v.get(GD_LOSS.slot()));
             let (mut gdot, mut d2, mut pen) = (0.0, 0.0, 0.0);
             for l in 0..layers {
-                gdot += v.get(GD_GDOT_W.at(l)) + v.get(GD_GDOT_B.at(l));
-                d2 += v.get(GD_D2_W.at(l)) + v.get(GD_D2_B.at(l));
+                gdot += v.get(GD_STEP_W.part(l, GDOT)) + v.get(GD_STEP_B.part(l, GDOT));
+                d2 += v.get(GD_STEP_W.part(l, D2)) + v.get(GD_STEP_B.part(l, D2));
                 pen += v.get(GD_TRIAL_PENALTY.part(l, GROUP_SUM));
             }
             let loss = v.get(GD_TRIAL_LOSS.slot());

@@ -71,6 +71,9 @@ pub const LOSS: usize = 0;
 /// Order of the two sums of `group_prox` / `group_norms`: `Σ‖group‖₂`, zero groups.
 pub const GROUP_SUM: usize = 0;
 pub const GROUP_ZEROS: usize = 1;
+/// Order of the two sums of `step_diff`: `⟨∇, Δ⟩`, `‖Δ‖²`.
+pub const GDOT: usize = 0;
+pub const D2: usize = 1;
 
 // ---- the layout ------------------------------------------------------------------------------
 
@@ -120,13 +123,10 @@ pub const LAGRANGIAN_PENALTY: Range = Range::after(RES, 2, MAX_LAYERS);
 pub const W_PHI: Range = Range::after(LAGRANGIAN_PENALTY, 3, 1);
 /// W block: `group_norms` of the current `W_l`.
 pub const W_PENALTY: Range = Range::after(W_PHI, 2, 1);
-/// W block trial: `⟨∇W, ΔW⟩`, `⟨∇b, Δb⟩`, `‖ΔW‖²`, `‖Δb‖²`.
-pub const W_TRIAL_GDOT_W: Range = Range::after(W_PENALTY, 1, 1);
-pub const W_TRIAL_GDOT_B: Range = Range::after(W_TRIAL_GDOT_W, 1, 1);
-pub const W_TRIAL_D2_W: Range = Range::after(W_TRIAL_GDOT_B, 1, 1);
-pub const W_TRIAL_D2_B: Range = Range::after(W_TRIAL_D2_W, 1, 1);
+/// W block trial: the `step_diff` sums of `W` (unit 0) and of `b` (unit 1).
+pub const W_TRIAL_STEP: Range = Range::after(W_PENALTY, 2, 2);
 /// W block trial: the piece sums at the trial pre-activation.
-pub const W_TRIAL_PHI: Range = Range::after(W_TRIAL_D2_B, 3, 1);
+pub const W_TRIAL_PHI: Range = Range::after(W_TRIAL_STEP, 3, 1);
 /// W block trial: the sums of the trial's group prox (its penalty).
 pub const W_TRIAL_PENALTY: Range = Range::after(W_TRIAL_PHI, 2, 1);
 /// V block: the current piece sums of the next layer.
@@ -143,16 +143,14 @@ pub const V_TRIAL_PHI_NEXT: Range = Range::after(V_TRIAL_PHI, 3, 1);
 pub const GD_LOSS: Range = Range::after(V_TRIAL_PHI_NEXT, 1, 1);
 /// Loss at the trial point.
 pub const GD_TRIAL_LOSS: Range = Range::after(GD_LOSS, 1, 1);
-/// Per layer: `⟨∇W, ΔW⟩`, `⟨∇b, Δb⟩`, `‖ΔW‖²`, `‖Δb‖²` of the trial.
-pub const GD_GDOT_W: Range = Range::after(GD_TRIAL_LOSS, 1, MAX_LAYERS);
-pub const GD_GDOT_B: Range = Range::after(GD_GDOT_W, 1, MAX_LAYERS);
-pub const GD_D2_W: Range = Range::after(GD_GDOT_B, 1, MAX_LAYERS);
-pub const GD_D2_B: Range = Range::after(GD_D2_W, 1, MAX_LAYERS);
+/// Per layer: the trial's `step_diff` sums of `W` and of `b`.
+pub const GD_STEP_W: Range = Range::after(GD_TRIAL_LOSS, 2, MAX_LAYERS);
+pub const GD_STEP_B: Range = Range::after(GD_STEP_W, 2, MAX_LAYERS);
 /// Per layer: the sums of the trial's group prox (its penalty; zero groups unread).
-pub const GD_TRIAL_PENALTY: Range = Range::after(GD_D2_B, 2, MAX_LAYERS);
+pub const GD_TRIAL_PENALTY: Range = Range::after(GD_STEP_B, 2, MAX_LAYERS);
 
 /// Every range above; the compile-time check below runs over this list.
-const ALL: [Range; 33] = [
+const ALL: [Range; 28] = [
     DISCARD,
     TRAIN_LOSS,
     TRAIN_ERRORS,
@@ -169,10 +167,7 @@ const ALL: [Range; 33] = [
     LAGRANGIAN_PENALTY,
     W_PHI,
     W_PENALTY,
-    W_TRIAL_GDOT_W,
-    W_TRIAL_GDOT_B,
-    W_TRIAL_D2_W,
-    W_TRIAL_D2_B,
+    W_TRIAL_STEP,
     W_TRIAL_PHI,
     W_TRIAL_PENALTY,
     V_PHI_NEXT,
@@ -181,10 +176,8 @@ const ALL: [Range; 33] = [
     V_TRIAL_PHI_NEXT,
     GD_LOSS,
     GD_TRIAL_LOSS,
-    GD_GDOT_W,
-    GD_GDOT_B,
-    GD_D2_W,
-    GD_D2_B,
+    GD_STEP_W,
+    GD_STEP_B,
     GD_TRIAL_PENALTY,
 ];
 

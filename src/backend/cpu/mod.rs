@@ -519,6 +519,25 @@ impl<F: Real> Backend for CpuBackend<F> {
         self.set(slot, &[acc])
     }
 
+    fn step_diff(
+        &self,
+        diff: &mut CpuMat<F>,
+        new: &CpuMat<F>,
+        old: &CpuMat<F>,
+        g: &CpuMat<F>,
+        slot: Slot,
+    ) -> BResult<()> {
+        shape::step_diff(self, diff, new, old, g, slot)?;
+        self.tick();
+        // axpby's expression with a = 1, b = −1, then dot's and sq_norm's sums.
+        let (a, b) = (F::of(1.0), F::of(-1.0));
+        kernels::map3(slice_mut(diff)?, slice(new)?, slice(old)?, |_, x, y| {
+            a * x + b * y
+        });
+        let d = slice(diff)?;
+        self.set(slot, &[kernels::dot(slice(g)?, d), kernels::sq_sum(d)])
+    }
+
     fn sq_norm(&self, a: &CpuMat<F>, slot: Slot) -> BResult<()> {
         shape::sq_norm(slot)?;
         self.tick();

@@ -8,9 +8,8 @@ use super::{Lifted, ARMIJO_SLACK_EPS, MAX_BACKTRACK};
 use crate::backend::{Axis, BResult, Backend, Grads, Moved, Residual, VStep, WTrial};
 use crate::problem::DeviceData;
 use crate::solver::slots::{
-    Readback, GROUP_SUM, RES, V_GRAD_SQ, V_PHI_NEXT, V_TRIAL_PHI, V_TRIAL_PHI_NEXT, W_PENALTY,
-    W_PHI, W_TRIAL_D2_B, W_TRIAL_D2_W, W_TRIAL_GDOT_B, W_TRIAL_GDOT_W, W_TRIAL_PENALTY,
-    W_TRIAL_PHI,
+    Readback, D2, GDOT, GROUP_SUM, RES, V_GRAD_SQ, V_PHI_NEXT, V_TRIAL_PHI, V_TRIAL_PHI_NEXT,
+    W_PENALTY, W_PHI, W_TRIAL_PENALTY, W_TRIAL_PHI, W_TRIAL_STEP,
 };
 
 impl<B: Backend> Lifted<B> {
@@ -67,24 +66,10 @@ impl<B: Backend> Lifted<B> {
                 -(t as f32),
                 &self.g.b[l],
             )?;
-            be.axpby(
-                &mut self.diff.w[l],
-                1.0,
-                &self.trial.w[l],
-                -1.0,
-                &self.p.w[l],
-            )?;
-            be.axpby(
-                &mut self.diff.b[l],
-                1.0,
-                &self.trial.b[l],
-                -1.0,
-                &self.p.b[l],
-            )?;
-            be.dot(&self.g.w[l], &self.diff.w[l], W_TRIAL_GDOT_W.slot())?;
-            be.dot(&self.g.b[l], &self.diff.b[l], W_TRIAL_GDOT_B.slot())?;
-            be.sq_norm(&self.diff.w[l], W_TRIAL_D2_W.slot())?;
-            be.sq_norm(&self.diff.b[l], W_TRIAL_D2_B.slot())?;
+            let (dw, db) = (&mut self.diff.w[l], &mut self.diff.b[l]);
+            let (tw, tb) = (&self.trial.w[l], &self.trial.b[l]);
+            be.step_diff(dw, tw, &self.p.w[l], &self.g.w[l], W_TRIAL_STEP.at(0))?;
+            be.step_diff(db, tb, &self.p.b[l], &self.g.b[l], W_TRIAL_STEP.at(1))?;
             let input = if l == 0 { &data.x } else { &self.v[l - 1] };
             match axis {
                 // A hidden layer's trial is written, valued and its G_V written in one pass.
@@ -127,11 +112,11 @@ impl<B: Backend> Lifted<B> {
                 }
             }
             let mut rb = Readback::new();
-            rb.slot(W_TRIAL_GDOT_W.slot())
-                .slot(W_TRIAL_GDOT_B.slot())
-                .slot(W_TRIAL_D2_W.slot())
-                .slot(W_TRIAL_D2_B.slot())
-                .slot(W_TRIAL_PENALTY.part(0, GROUP_SUM));
+            for unit in 0..2 {
+                rb.slot(W_TRIAL_STEP.part(unit, GDOT))
+                    .slot(W_TRIAL_STEP.part(unit, D2));
+            }
+            rb.slot(W_TRIAL_PENALTY.part(0, GROUP_SUM));
             self.ask_piece(&mut rb, l, W_TRIAL_PHI.slot());
             if phi.is_none() {
                 if known.is_none() {
@@ -147,8 +132,8 @@ impl<B: Backend> Lifted<B> {
                 )
             });
             let phi_new = self.piece(l, &v, W_TRIAL_PHI.slot());
-            let gd = v.get(W_TRIAL_GDOT_W.slot()) + v.get(W_TRIAL_GDOT_B.slot());
-            let d2 = v.get(W_TRIAL_D2_W.slot()) + v.get(W_TRIAL_D2_B.slot());
+            let gd = v.get(W_TRIAL_STEP.part(0, GDOT)) + v.get(W_TRIAL_STEP.part(1, GDOT));
+            let d2 = v.get(W_TRIAL_STEP.part(0, D2)) + v.get(W_TRIAL_STEP.part(1, D2));
             if first_map2.is_none() {
                 first_map2 = Some(d2 / (t * t));
             }

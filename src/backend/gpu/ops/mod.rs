@@ -282,6 +282,25 @@ impl Backend for GpuBackend {
         self.reduce(K::Dot, &[a, b], Params::plain(), Sums::at(slot, 1), false)
     }
 
+    fn step_diff(
+        &self,
+        diff: &mut GpuMat,
+        new: &GpuMat,
+        old: &GpuMat,
+        g: &GpuMat,
+        slot: Slot,
+    ) -> BResult<()> {
+        shape::step_diff(self, diff, new, old, g, slot)?;
+        let mats = [new, old, &*diff, g];
+        self.reduce(
+            K::StepDiff,
+            &mats,
+            Params::plain(),
+            Sums::at(slot, 2),
+            false,
+        )
+    }
+
     fn sq_norm(&self, a: &GpuMat, slot: Slot) -> BResult<()> {
         shape::sq_norm(slot)?;
         self.reduce(K::SqNorm, &[a], Params::plain(), Sums::at(slot, 1), false)
