@@ -1,6 +1,7 @@
 //! The solver's mathematics checked in f64 on the CPU reference backend: finite-difference
 //! checks of every gradient of method §3 (infeasible V, random-sign Λ) and of backprop,
-//! the adjoint multipliers of method §4, monotone inner sweeps (method §6), the ALM's
+//! the adjoint multipliers of method §4, monotone inner sweeps (method §6), the gradients
+//! a sweep carries to the next and the fused trial terms (bit for bit), the ALM's
 //! convergence on a small teacher problem, its P0-steps variant (method §7), and
 //! prox-APG (monotone in (P0), zero groups kept at zero in a refit).
 
@@ -587,4 +588,36 @@ fn p0_steps_polish_improves_cert_on_a_small_teacher() {
         p0_steps <= 1.01 * p0_plain,
         "(P0) {p0_steps} (p0-steps) vs {p0_plain} (plain)"
     );
+}
+
+/// method §6/§7: `step_diff` is the difference `axpby(Δ, 1, new, −1, old)` writes and the
+/// sums `dot(g, Δ)` and `sq_norm(Δ)` take of it, bit for bit (so the line searches that
+/// use it keep their iterates), at sizes around the lanes and past a parallel chunk; a
+/// changed input changes the sums.
+#[test]
+fn step_diff_is_axpby_dot_and_sq_norm_bit_for_bit() {
+    let be = CpuBackend::<f32>::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    for (r, c) in [(1usize, 1usize), (1, 63), (5, 13), (1, 257), (3, 30_000)] {
+        let m = |rng: &mut ChaCha8Rng| randn(rng, r, c, 1.0).mapv(|v| v as f32);
+        let (new, old, g) = (m(&mut rng), m(&mut rng), m(&mut rng));
+        let (new, old, g) = (
+            be.upload(new.view()).unwrap(),
+            be.upload(old.view()).unwrap(),
+            be.upload(g.view()).unwrap(),
+        );
+        let (mut fused, mut apart) = (be.zeros(r, c).unwrap(), be.zeros(r, c).unwrap());
+        be.step_diff(&mut fused, &new, &old, &g, 0).unwrap();
+        be.axpby(&mut apart, 1.0, &new, -1.0, &old).unwrap();
+        be.dot(&g, &apart, 2).unwrap();
+        be.sq_norm(&apart, 3).unwrap();
+        let s = be.read_slots(&[0, 1, 2, 3]).unwrap();
+        let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fused.0), bits(&apart.0), "{r}×{c}: Δ");
+        assert_eq!(s[0].to_bits(), s[2].to_bits(), "{r}×{c}: ⟨g, Δ⟩");
+        assert_eq!(s[1].to_bits(), s[3].to_bits(), "{r}×{c}: ‖Δ‖²");
+        be.step_diff(&mut fused, &new, &g, &g, 0).unwrap();
+        let t = be.read_slots(&[0, 1]).unwrap();
+        assert_ne!((t[0].to_bits(), t[1].to_bits()), (s[2].to_bits(), s[3].to_bits()));
+    }
 }
