@@ -618,6 +618,9 @@ fn step_diff_is_axpby_dot_and_sq_norm_bit_for_bit() {
         assert_eq!(s[1].to_bits(), s[3].to_bits(), "{r}×{c}: ‖Δ‖²");
         be.step_diff(&mut fused, &new, &g, &g, 0).unwrap();
         let t = be.read_slots(&[0, 1]).unwrap();
-        assert_ne!((t[0].to_bits(), t[1].to_bits()), (s[2].to_bits(), s[3].to_bits()));
+        assert_ne!(
+            (t[0].to_bits(), t[1].to_bits()),
+            (s[2].to_bits(), s[3].to_bits())
+        );
     }
 }
