@@ -10,14 +10,15 @@
 //! large arrays; the two the ALM's sweep spends most time in have hand-written AVX2
 //! versions for `f32` (`simd.rs`, bit for bit the same sums). Reductions accumulate in `f64` whatever `F` is, so slot values are as
 //! exact as the inputs allow. Arguments are checked by the operation contracts of
-//! `shape.rs`, shared with the GPU backend; the losses live in `loss.rs`; the minibatch
-//! gather in `gather.rs`.
+//! `shape.rs`, shared with the GPU backend; the losses live in `loss.rs`, the group prox
+//! and norms in `group.rs`, the minibatch gather in `gather.rs`.
 
 mod blas;
 mod gather;
 #[macro_use]
 mod kernels;
 mod constraint;
+mod group;
 mod loss;
 mod matmul;
 mod real;
@@ -389,47 +390,13 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::group_prox(self, w, axis, shrink, slot)?;
         self.tick();
-        let th = thresh as f64;
-        let norms = group_norm_list(&w.0, axis)?;
-        let (mut sum, mut zeros) = (0.0f64, 0usize);
-        let cols = w.0.ncols().max(1);
-        let ws = slice_mut(w)?;
-        let fs = slice_mut(shrink)?;
-        for (g, &norm) in norms.iter().enumerate() {
-            // prox(w) = w·max(0, 1 − λt/‖w‖) (method §3); a zero group stays zero.
-            let f = if norm > th { 1.0 - th / norm } else { 0.0 };
-            fs[g] = F::of64(f);
-            let after = norm * f;
-            sum += after;
-            if after == 0.0 {
-                zeros += 1;
-            }
-        }
-        match axis {
-            Axis::Rows => ws
-                .chunks_mut(cols)
-                .zip(fs.iter())
-                .for_each(|(row, &f)| row.iter_mut().for_each(|x| *x = *x * f)),
-            Axis::Cols => ws.chunks_mut(cols).for_each(|row| {
-                row.iter_mut()
-                    .zip(fs.iter())
-                    .for_each(|(x, &f)| *x = *x * f)
-            }),
-        }
-        self.set(slot, &[sum, zeros as f64])
+        self.set(slot, &group::prox(w, thresh, axis, shrink)?)
     }
 
     fn group_norms(&self, w: &CpuMat<F>, axis: Axis, slot: Slot) -> BResult<()> {
         shape::group_norms(slot)?;
         self.tick();
-        let (mut sum, mut zeros) = (0.0f64, 0usize);
-        for norm in group_norm_list(&w.0, axis)? {
-            sum += norm;
-            if norm == 0.0 {
-                zeros += 1;
-            }
-        }
-        self.set(slot, &[sum, zeros as f64])
+        self.set(slot, &group::norms(w, axis)?)
     }
 
     fn w_trial_preact(
@@ -594,26 +561,4 @@ impl<F: Real> Backend for CpuBackend<F> {
             submits: 0,
         }
     }
-}
-
-/// The Euclidean norm of every group of `w` (rows or columns), accumulated in `f64`.
-/// Column norms are summed row by row, so `w` is read once, in memory order.
-fn group_norm_list<F: Real>(w: &Array2<F>, axis: Axis) -> BResult<Vec<f64>> {
-    let ws = w.as_slice().ok_or_else(not_contiguous)?;
-    let cols = w.ncols().max(1);
-    Ok(match axis {
-        Axis::Rows => ws
-            .chunks(cols)
-            .map(|row| kernels::sq_sum(row).sqrt())
-            .collect(),
-        Axis::Cols => {
-            let mut acc = vec![0.0f64; w.ncols()];
-            for row in ws.chunks(cols) {
-                for (a, &x) in acc.iter_mut().zip(row) {
-                    *a += x.f64() * x.f64();
-                }
-            }
-            acc.into_iter().map(f64::sqrt).collect()
-        }
-    })
 }
