@@ -231,6 +231,28 @@ fn adjoint_multipliers_give_the_p0_gradient() {
     }
 }
 
+/// The lifted state at `init`'s forward pass with `V` moved off it by noise (seed
+/// `seed`) and `U` recomputed: an infeasible start with the adjoint multipliers.
+fn infeasible_state(
+    be: &Be,
+    spec: &Spec,
+    train: &Dataset,
+    init: &Network,
+    seed: u64,
+) -> (DeviceData<Be>, Lifted<Be>) {
+    let data = DeviceData::upload(be, train, &empty(train)).unwrap();
+    let p = Params::upload(be, init).unwrap();
+    let mut st = Lifted::new(be, spec, train.n(), &p, 3.0).unwrap();
+    st.init_feasible(be, &data).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for l in 0..st.v.len() {
+        let (r, c) = st.v[l].0.dim();
+        st.v[l].0 = &st.v[l].0 + &randn(&mut rng, r, c, 0.5);
+    }
+    st.recompute_u(be, &data.x).unwrap();
+    (data, st)
+}
+
 /// method §6: an inner sweep never increases L_ρ (f64, λ > 0, infeasible start).
 #[test]
 fn inner_sweeps_never_increase_the_lagrangian() {
@@ -238,16 +260,7 @@ fn inner_sweeps_never_increase_the_lagrangian() {
     let sizes = [5, 9, 6, 2];
     let (mut spec, train, init) = problem(5, &sizes, 64, LossKind::Squared);
     spec.lambda = 0.02;
-    let data = DeviceData::upload(&be, &train, &empty(&train)).unwrap();
-    let p = Params::upload(&be, &init).unwrap();
-    let mut st = Lifted::new(&be, &spec, train.n(), &p, 3.0).unwrap();
-    st.init_feasible(&be, &data).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    for l in 0..st.v.len() {
-        let (r, c) = st.v[l].0.dim();
-        st.v[l].0 = &st.v[l].0 + &randn(&mut rng, r, c, 0.5);
-    }
-    st.recompute_u(&be, &data.x).unwrap();
+    let (data, mut st) = infeasible_state(&be, &spec, &train, &init, 11);
     let mut prev = st.lagrangian(&be, &data.y).unwrap();
     let first = prev;
     for sweep in 0..25 {
@@ -277,16 +290,7 @@ fn next_sweep_reuses_the_trials_gradients_exactly() {
     for k in [1, 2] {
         let run = |carry: bool| {
             let be = Be::new();
-            let data = DeviceData::upload(&be, &train, &empty(&train)).unwrap();
-            let p = Params::upload(&be, &init).unwrap();
-            let mut st = Lifted::new(&be, &spec, train.n(), &p, 3.0).unwrap();
-            st.init_feasible(&be, &data).unwrap();
-            let mut rng = ChaCha8Rng::seed_from_u64(12);
-            for l in 0..st.v.len() {
-                let (r, c) = st.v[l].0.dim();
-                st.v[l].0 = &st.v[l].0 + &randn(&mut rng, r, c, 0.5);
-            }
-            st.recompute_u(&be, &data.x).unwrap();
+            let (data, mut st) = infeasible_state(&be, &spec, &train, &init, 12);
             let start = be.counters().dispatches;
             for sweep in 0..8 {
                 if carry && sweep > 0 {
