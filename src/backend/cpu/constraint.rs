@@ -72,9 +72,8 @@ fn residual_imp<F: Real, const WU: bool, const WV: bool>(
             gvs[i] = o[1];
             terms
         }),
-        (false, false) => lane_sums!(n, 3, [us, vs, ls], [], |i| {
-            residual_elem(us[i], vs[i], ls[i], k).1
-        }),
+        // Nothing to write: the value's loop.
+        (false, false) => value_imp(us, vs, ls, k.al),
     }
 }
 
