@@ -91,6 +91,12 @@ impl Known {
             gv: vec![None; hidden],
         }
     }
+
+    /// Nothing known (in place: called at every sweep's start).
+    fn forget(&mut self) {
+        self.gu.fill(None);
+        self.gv.fill(None);
+    }
 }
 
 /// One Armijo step of a block: (moved, squared gradient mapping, trials).
@@ -353,7 +359,7 @@ impl<B: Backend> Lifted<B> {
         k: usize,
         stop: &dyn Fn(f64) -> bool,
     ) -> BResult<SweepReport> {
-        self.known = Known::none(self.v.len());
+        self.known.forget();
         self.next_sweep(be, data, k, stop)
     }
 
@@ -427,7 +433,7 @@ impl<B: Backend> Lifted<B> {
             return Ok(false);
         };
         // The exact blocks use the workspaces and move the last layers.
-        self.known = Known::none(self.v.len());
+        self.known.forget();
         let r = solve(self, be, data, &mut ex);
         self.exact = Some(ex);
         r.map(|()| true)
