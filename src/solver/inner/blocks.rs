@@ -5,7 +5,7 @@
 //! block reads ([`Known`](super::Known)).
 
 use super::{Lifted, ARMIJO_SLACK_EPS, MAX_BACKTRACK};
-use crate::backend::{Axis, BResult, Backend, Grads, Moved, Residual, VStep, WTrial};
+use crate::backend::{Axis, BResult, Backend, Grads, Moved, VStep, WTrial};
 use crate::problem::DeviceData;
 use crate::solver::slots::{
     Readback, D2, GDOT, GROUP_SUM, RES, V_GRAD_SQ, V_PHI_NEXT, V_TRIAL_PHI, V_TRIAL_PHI_NEXT,
@@ -83,7 +83,7 @@ impl<B: Backend> Lifted<B> {
                         t: t as f32,
                     };
                     let (v, lam) = (&self.v[l], &self.lam[l]);
-                    let r = self.residual(Grads::V);
+                    let r = self.residual(self.rho, Grads::V);
                     let (out, grad) = (&mut self.u_trial[l], &mut self.gv_trial[l]);
                     be.w_trial_value(out, grad, trial, (v, lam), r, W_TRIAL_PHI.slot())?;
                 }
@@ -168,16 +168,6 @@ impl<B: Backend> Lifted<B> {
         Ok((false, first_map2.unwrap_or(0.0), MAX_BACKTRACK))
     }
 
-    /// The residual's scalars at the current `ρ`, writing `write`.
-    fn residual(&self, write: Grads) -> Residual {
-        Residual {
-            rho: self.rho as f32,
-            alpha: self.spec.alpha,
-            inv_n: 1.0 / self.n as f32,
-            write,
-        }
-    }
-
     /// One Armijo step on block `V_l` (hidden index `l`, method §6).
     pub(super) fn v_block(
         &mut self,
@@ -217,7 +207,7 @@ impl<B: Backend> Lifted<B> {
         for trial in 1..=MAX_BACKTRACK {
             // Each moved matrix is written, valued and its G_U written in one pass.
             let a = -(t as f32);
-            let r = self.residual(Grads::U);
+            let r = self.residual(self.rho, Grads::U);
             let step = VStep {
                 base: &self.v[l],
                 a,

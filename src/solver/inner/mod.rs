@@ -285,12 +285,7 @@ impl<B: Backend> Lifted<B> {
         write: Grads,
     ) -> BResult<()> {
         if l + 1 < self.spec.layers() {
-            let r = Residual {
-                rho: rho as f32,
-                alpha: self.spec.alpha,
-                inv_n: 1.0 / self.n as f32,
-                write,
-            };
+            let r = self.residual(rho, write);
             be.constraint_residual(
                 &self.u[l],
                 &self.v[l],
@@ -302,6 +297,18 @@ impl<B: Backend> Lifted<B> {
             )
         } else {
             be.loss_grad(&self.u[l], y, self.spec.loss, &mut self.gu[l], slot)
+        }
+    }
+
+    /// The residual's scalars with penalty `rho`, writing `write` (the one place the
+    /// sweep's kernels get `α` and `1/N` from, so the trials' gradients and the residual
+    /// passes they replace use the same `f32` values).
+    fn residual(&self, rho: f64, write: Grads) -> Residual {
+        Residual {
+            rho: rho as f32,
+            alpha: self.spec.alpha,
+            inv_n: 1.0 / self.n as f32,
+            write,
         }
     }
 
