@@ -507,6 +507,9 @@ fn main() -> ExitCode {
         std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
     }
     let cli = Cli::parse();
+    // This thread runs the solver: it takes its share of the CPU backend's parallel loops
+    // (before any other parallel work, so the pool is built this way).
+    sparse_alm::backend::cpu::adopt_current_thread();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<PipeClosed>().is_some() => ExitCode::SUCCESS,

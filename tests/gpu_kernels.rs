@@ -26,7 +26,9 @@ use rand_chacha::ChaCha8Rng;
 use sparse_alm::backend::cpu::CpuBackend;
 use sparse_alm::backend::gpu::{GpuBackend, GpuOptions};
 use sparse_alm::backend::BackendError;
-use sparse_alm::backend::{Axis, Backend, Grads, LossKind, Moved, Residual, VStep, WTrial};
+use sparse_alm::backend::{
+    Axis, Backend, Grads, LossKind, Moved, Residual, TrialOut, VStep, WTrial,
+};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 // ---- adapter policy and shared backends ------------------------------------------------------
@@ -540,14 +542,118 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     };
     let mut o = up(be, &Array2::from_elem((r, c), f32::NAN));
     let mut g = up(be, &Array2::from_elem((r, c), f32::NAN));
-    be.w_trial_value(&mut o, &mut g, trial, (&dy, &dlam), trial_res(Grads::V), 56)
-        .unwrap();
+    be.w_trial_value(
+        &mut o,
+        &mut g,
+        WTrial { ..trial },
+        (&dy, &dlam),
+        trial_res(Grads::V),
+        56,
+    )
+    .unwrap();
     outs.push(out("w_trial_value out", dl(be, &o)));
     outs.push(out("w_trial_value G_V", dl(be, &g)));
     let sl = slots(be, &[56, 57, 58]);
     let mag = vec![sl[0], 0.5 * (lam2 + sl[0]), sl[2]];
     outs.push(Out {
         name: "w_trial_value slots".into(),
+        vals: sl,
+        mag,
+        n: nt,
+    });
+    // The ladder forms (two candidates in one operation; on the CPU one fused pass, with
+    // the hand-vectorised kernel where V moves; on the GPU the single kernels in turn).
+    let nan = || up(be, &Array2::from_elem((r, c), f32::NAN));
+    for (moved, base, slot) in [(Moved::V, &dx, 70), (Moved::U, &dy, 80)] {
+        let mut m: [B::Mat; 4] = std::array::from_fn(|_| nan());
+        let [o0, g0, o1, g1] = &mut m;
+        let step = |a| VStep {
+            base,
+            a,
+            dir: &dlam,
+            moved,
+            other: &dx,
+            lam: &dy,
+        };
+        let outs2 = [
+            TrialOut {
+                out: o0,
+                grad: g0,
+                slot,
+            },
+            TrialOut {
+                out: o1,
+                grad: g1,
+                slot: slot + 3,
+            },
+        ];
+        let dir_sq = (moved == Moved::V).then_some(slot + 6);
+        be.step_value_ladder(
+            outs2,
+            [step(-0.7), step(-0.35)],
+            trial_res(Grads::U),
+            dir_sq,
+        )
+        .unwrap();
+        for (q, mat) in m.iter().enumerate() {
+            outs.push(out(format!("step_value_ladder {moved:?} {q}"), dl(be, mat)));
+        }
+        let want: Vec<usize> = (slot..slot + 6).chain(dir_sq).collect();
+        let sl = slots(be, &want);
+        let mut mag = vec![
+            sl[0],
+            0.5 * (lam2 + sl[0]),
+            sl[2],
+            sl[3],
+            0.5 * (lam2 + sl[3]),
+            sl[5],
+        ];
+        mag.extend(sl.get(6).copied());
+        outs.push(Out {
+            name: format!("step_value_ladder {moved:?} slots"),
+            vals: sl,
+            mag,
+            n: nt,
+        });
+    }
+    let dbn2 = up(be, &rand_mat(&mut rng, r, 1, -1.0, 1.0));
+    let dsh2 = up(be, &rand_mat(&mut rng, r, 1, 0.0, 1.0));
+    let trial2 = WTrial {
+        b_new: &dbn2,
+        shrink: &dsh2,
+        t: 0.185,
+        ..trial
+    };
+    let mut m: [B::Mat; 4] = std::array::from_fn(|_| nan());
+    let [o0, g0, o1, g1] = &mut m;
+    let outs2 = [
+        TrialOut {
+            out: o0,
+            grad: g0,
+            slot: 90,
+        },
+        TrialOut {
+            out: o1,
+            grad: g1,
+            slot: 93,
+        },
+    ];
+    be.w_trial_value_ladder(outs2, [trial, trial2], (&dy, &dlam), trial_res(Grads::V))
+        .unwrap();
+    for (q, mat) in m.iter().enumerate() {
+        outs.push(out(format!("w_trial_value_ladder {q}"), dl(be, mat)));
+    }
+    let sl = slots(be, &[90, 91, 92, 93, 94, 95]);
+    let mag = vec![
+        sl[0],
+        0.5 * (lam2 + sl[0]),
+        sl[2],
+        sl[3],
+        0.5 * (lam2 + sl[3]),
+        sl[5],
+    ];
+    outs.push(Out {
+        name: "w_trial_value_ladder slots".into(),
         vals: sl,
         mag,
         n: nt,

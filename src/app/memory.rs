@@ -126,13 +126,20 @@ impl Counts {
         self.net(b) + io * b + self.net(rest) + io * rest + 2 * self.params + self.shrink
     }
 
-    /// The ALM (method §6): the lifted state (W, b and three parameter-sized
-    /// workspaces; `U`, its gradient, the trial matrices per layer; `V`, `Λ`, a scratch,
-    /// `G_V`, the V trial and the trials' two gradients per hidden layer), the best W, the
-    /// exact blocks' Gram matrices, and the P0-steps variant's forward pass and Armijo step.
+    /// The ALM (method §6): the lifted state (W, b and their gradient; `U`, its gradient
+    /// and `B` per layer; `V`, `Λ`, a scratch and `G_V` per hidden layer) and each of the
+    /// `LADDER` trial candidates' workspaces (a trial `W, b` and its step, shrink factors;
+    /// the trial `U` per layer; the trial `V` and the trial's two gradients per hidden
+    /// layer), the best W, the exact blocks' Gram matrices, and the P0-steps variant's
+    /// forward pass and Armijo step.
     fn alm(&self, cfg: &Config) -> u128 {
-        let lifted =
-            4 * self.params + 4 * self.rows * self.n + 7 * self.hidden_rows * self.n + self.shrink;
+        let ladder = crate::backend::LADDER as u128;
+        let candidate =
+            2 * self.params + self.rows * self.n + 3 * self.hidden_rows * self.n + self.shrink;
+        let lifted = 2 * self.params
+            + 3 * self.rows * self.n
+            + 4 * self.hidden_rows * self.n
+            + ladder * candidate;
         let layers = self.sizes.len().saturating_sub(1);
         let exact = if cfg.alm.exact_blocks && layers >= 2 {
             let (h, m) = (self.sizes[layers - 1], self.m());

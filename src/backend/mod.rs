@@ -97,6 +97,22 @@ pub struct VStep<'a, M> {
     pub lam: &'a M,
 }
 
+/// Candidate steps one ladder trial evaluates (method §6): `t` and `t/2`. A block's first
+/// trial, at twice its last accepted step, is most often rejected and the halved one
+/// accepted; evaluated together they share one pass over the trial's operands and one
+/// readback, and the block takes the first that passes, as sequential backtracking would.
+pub const LADDER: usize = 2;
+
+/// Where one candidate of a ladder trial goes ([`Backend::step_value_ladder`],
+/// [`Backend::w_trial_value_ladder`]): its point, the gradient the trial writes there, and
+/// the first of its three value slots.
+#[derive(Debug)]
+pub struct TrialOut<'a, M> {
+    pub out: &'a mut M,
+    pub grad: &'a mut M,
+    pub slot: Slot,
+}
+
 /// The operands of a matmul-free W trial (method §6, row groups):
 /// `diag(shrink)(u − b_old 1ᵀ − t·bmat) + b_new 1ᵀ`, with `bmat = ∇W · V_{l−1}`.
 #[derive(Clone, Copy, Debug)]
@@ -242,6 +258,26 @@ pub trait Backend {
         r: Residual,
         slot: Slot,
     ) -> BResult<()>;
+    /// The candidates of one V trial (method §6), each what [`Backend::step_value`] with
+    /// `steps[c]` into `outs[c]` writes, bit for bit, and with `dir_sq` the sum
+    /// [`Backend::sq_norm`] takes of the (shared) direction into that slot. The default
+    /// runs them one by one; a backend overrides it to read operands the candidates share
+    /// once.
+    fn step_value_ladder(
+        &self,
+        outs: [TrialOut<'_, Self::Mat>; LADDER],
+        steps: [VStep<'_, Self::Mat>; LADDER],
+        r: Residual,
+        dir_sq: Option<Slot>,
+    ) -> BResult<()> {
+        if let Some(slot) = dir_sq {
+            self.sq_norm(steps[0].dir, slot)?;
+        }
+        for (o, step) in outs.into_iter().zip(steps) {
+            self.step_value(o.out, o.grad, step, r, o.slot)?;
+        }
+        Ok(())
+    }
     /// A prox-gradient trial's model terms (method §6 and §7) in one pass: `diff ← new −
     /// old` (what [`Backend::axpby`]`(diff, 1, new, −1, old)` writes, bit for bit),
     /// `slot` ← `⟨g, diff⟩` and `slot + 1` ← `‖diff‖²` (the sums [`Backend::dot`] and
@@ -306,6 +342,22 @@ pub trait Backend {
         r: Residual,
         slot: Slot,
     ) -> BResult<()>;
+    /// The candidates of one hidden layer's W trial (method §6), each what
+    /// [`Backend::w_trial_value`] with `trials[c]` into `outs[c]` writes, bit for bit. The
+    /// default runs them one by one; a backend overrides it to read operands the
+    /// candidates share once.
+    fn w_trial_value_ladder(
+        &self,
+        outs: [TrialOut<'_, Self::Mat>; LADDER],
+        trials: [WTrial<'_, Self::Mat>; LADDER],
+        v_lam: (&Self::Mat, &Self::Mat),
+        r: Residual,
+    ) -> BResult<()> {
+        for (o, trial) in outs.into_iter().zip(trials) {
+            self.w_trial_value(o.out, o.grad, trial, v_lam, r, o.slot)?;
+        }
+        Ok(())
+    }
 
     // ---- losses (method §1) -------------------------------------------------------------------
     /// `slot` ← `ℓ(Ŷ, Y)` (mean over columns).

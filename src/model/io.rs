@@ -164,7 +164,7 @@ fn safetensors_bytes(tensors: &[(String, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
     }
     // Serialising string keys and numbers cannot fail.
     let mut head = serde_json::to_vec(&header).unwrap_or_default();
-    while head.len() % 8 != 0 {
+    while !head.len().is_multiple_of(8) {
         head.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + head.len() + offset);

@@ -43,7 +43,8 @@ pub fn kkt<B: Backend>(
         be.matmul_nt(&mut st.g.w[l], &st.gu[l], input, 0.0)?;
         be.row_sum(&mut st.g.b[l], &st.gu[l], 0.0)?;
         st.passes += st.spec.pass_fraction(l, st.n, st.n);
-        let scratch = (&mut st.trial.w[l], &mut st.diff.w[l], &mut st.shrink[l]);
+        let c = &mut st.cand[0];
+        let scratch = (&mut c.trial.w[l], &mut c.diff.w[l], &mut c.shrink[l]);
         prox_mapping_sq(
             be,
             &st.p.w[l],

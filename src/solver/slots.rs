@@ -9,7 +9,7 @@
 //! so no caller indexes a readback by position.
 
 use crate::backend::BackendError;
-use crate::backend::{BResult, Backend, Slot, NUM_SLOTS};
+use crate::backend::{BResult, Backend, Slot, LADDER, NUM_SLOTS};
 use crate::config::MAX_HIDDEN;
 
 /// Most weight layers a network can have: the hidden layers plus the output layer.
@@ -123,19 +123,21 @@ pub const LAGRANGIAN_PENALTY: Range = Range::after(RES, 2, MAX_LAYERS);
 pub const W_PHI: Range = Range::after(LAGRANGIAN_PENALTY, 3, 1);
 /// W block: `group_norms` of the current `W_l`.
 pub const W_PENALTY: Range = Range::after(W_PHI, 2, 1);
-/// W block trial: the `step_diff` sums of `W` (unit 0) and of `b` (unit 1).
-pub const W_TRIAL_STEP: Range = Range::after(W_PENALTY, 2, 2);
-/// W block trial: the piece sums at the trial pre-activation.
-pub const W_TRIAL_PHI: Range = Range::after(W_TRIAL_STEP, 3, 1);
-/// W block trial: the sums of the trial's group prox (its penalty).
-pub const W_TRIAL_PENALTY: Range = Range::after(W_TRIAL_PHI, 2, 1);
+/// W block trial, per ladder candidate `c`: the `step_diff` sums of `W` (unit `2c`) and
+/// of `b` (unit `2c + 1`).
+pub const W_TRIAL_STEP: Range = Range::after(W_PENALTY, 2, 2 * LADDER);
+/// W block trial, per candidate: the piece sums at the trial pre-activation.
+pub const W_TRIAL_PHI: Range = Range::after(W_TRIAL_STEP, 3, LADDER);
+/// W block trial, per candidate: the sums of the trial's group prox (its penalty).
+pub const W_TRIAL_PENALTY: Range = Range::after(W_TRIAL_PHI, 2, LADDER);
 /// V block: the current piece sums of the next layer.
 pub const V_PHI_NEXT: Range = Range::after(W_TRIAL_PENALTY, 3, 1);
 /// V block: `‖G_V‖²`.
 pub const V_GRAD_SQ: Range = Range::after(V_PHI_NEXT, 1, 1);
-/// V block trial: the piece sums of layer `l` and of the next layer at the trial.
-pub const V_TRIAL_PHI: Range = Range::after(V_GRAD_SQ, 3, 1);
-pub const V_TRIAL_PHI_NEXT: Range = Range::after(V_TRIAL_PHI, 3, 1);
+/// V block trial, per ladder candidate: the piece sums of layer `l` and of the next
+/// layer at the trial.
+pub const V_TRIAL_PHI: Range = Range::after(V_GRAD_SQ, 3, LADDER);
+pub const V_TRIAL_PHI_NEXT: Range = Range::after(V_TRIAL_PHI, 3, LADDER);
 
 // The Armijo proximal-gradient step on (P0) (`prox_grad.rs`, one readback per trial),
 // taken by prox-GD, prox-APG and the ALM's P0 steps.

@@ -20,6 +20,14 @@
 //! split (each part repacked the whole weight matrix and waited on a sleeping rayon
 //! worker), a prox-SGD epoch took 0.76 s instead of 1.13 s, and ALM passes got cheaper
 //! too (its elementwise loops are rayon's; OpenBLAS's workers spin only briefly).
+//!
+//! **The solver's thread in rayon's pool.** A parallel loop called from a thread outside
+//! the pool hands the whole loop to the pool's workers, wakes them (they fall asleep
+//! during every matmul) and blocks until they are done. [`adopt_current_thread`] makes
+//! the program's main thread worker 0 of rayon's global pool instead (one worker fewer is
+//! spawned): it runs its share of each loop at once and only the other worker is woken.
+//! The binary and the benches call it first thing. Results do not change: the loops'
+//! chunks and the order their sums are added in do not depend on the threads.
 
 extern "C" {
     fn openblas_get_corename() -> *const std::os::raw::c_char;
@@ -94,6 +102,16 @@ pub fn set_threads() {
         // SAFETY: sets OpenBLAS's global thread count before this backend's first call.
         unsafe { openblas_set_num_threads(n.max(1)) }
     });
+}
+
+/// Make the calling thread worker 0 of rayon's global pool (module comment). Call it
+/// before any parallel work, from the thread that will drive the solver; `false` when the
+/// global pool already exists (then nothing changes).
+pub fn adopt_current_thread() -> bool {
+    rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global()
+        .is_ok()
 }
 
 /// The number of threads OpenBLAS runs a large call on.

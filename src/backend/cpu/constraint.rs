@@ -6,7 +6,7 @@
 //! separate kernels, bit for bit; the `f32` residual and value have AVX2 versions in
 //! `simd.rs`.
 
-use super::kernels::{add, dsigma, lane_total, sigma, LANES, PAR_CHUNK};
+use super::kernels::{add, dsigma, lane_total, sigma, sq_chunk, LANES, PAR_CHUNK};
 use super::Real;
 use crate::backend::Grads;
 use rayon::prelude::*;
@@ -219,15 +219,26 @@ fn residual_one<F: Real>(
     }
 }
 
+#[inline(always)]
+fn step_imp<F: Real>(out: &mut [F], base: &[F], a: F, dir: &[F]) {
+    let (base, dir) = (&base[..out.len()], &dir[..out.len()]);
+    for i in 0..out.len() {
+        out[i] = F::one() * base[i] + a * dir[i];
+    }
+}
+
+/// `out ← 1·base + a·dir`, vectorised by the compiler ([`simd_dispatch`]).
+fn step_axpy<F: Real>(out: &mut [F], base: &[F], a: F, dir: &[F]) {
+    simd_dispatch!(step_imp::<F>(out: &mut [F], base: &[F], a: F, dir: &[F]) -> ())
+}
+
 /// `out ← base + a·dir` (the expression `axpby(out, 1, base, a, dir)` evaluates, so the
 /// same bits) on one chunk, then the residual at the moved point while it is in cache:
 /// the value sums and the gradient `g`.
 fn step_value_chunk<F: Real>(out: &mut [F], g: &mut [F], s: Step<'_, F>) -> [f64; 3] {
     let n = out.len();
     let (base, dir) = (&s.base[..n], &s.dir[..n]);
-    for i in 0..n {
-        out[i] = F::one() * base[i] + s.a * dir[i];
-    }
+    step_axpy(out, base, s.a, dir);
     let out = &*out;
     if s.moved_v {
         residual_one(s.other, out, s.ls, s.k, g)
@@ -266,6 +277,73 @@ pub fn step_value<F: Real>(out: &mut [F], g: &mut [F], s: Step<'_, F>) -> [f64; 
     parts.into_iter().fold([0.0; 3], add)
 }
 
+/// One candidate's outputs of a ladder trial: the point and the gradient written there.
+pub type Out<'a, F> = (&'a mut [F], &'a mut [F]);
+
+/// Run `chunk(lo, [out₀, grad₀], [out₁, grad₁])` over the [`PAR_CHUNK`] pieces of two
+/// candidates' outputs (in parallel when there is more than one) and add the pieces' `K`
+/// sums in chunk order: the pieces and the order of [`step_value`] and
+/// [`w_trial_value`], so each candidate's sums are theirs, bit for bit.
+fn ladder_chunks<F: Real, const K: usize>(
+    [(o0, g0), (o1, g1)]: [Out<'_, F>; 2],
+    chunk: impl Fn(usize, Out<'_, F>, Out<'_, F>) -> [f64; K] + Sync,
+) -> [f64; K] {
+    let n = o0.len();
+    let (g0, o1, g1) = (&mut g0[..n], &mut o1[..n], &mut g1[..n]);
+    if n <= PAR_CHUNK {
+        return chunk(0, (o0, g0), (o1, g1));
+    }
+    let parts: Vec<[f64; K]> = o0
+        .par_chunks_mut(PAR_CHUNK)
+        .zip(g0.par_chunks_mut(PAR_CHUNK))
+        .zip(o1.par_chunks_mut(PAR_CHUNK))
+        .zip(g1.par_chunks_mut(PAR_CHUNK))
+        .enumerate()
+        .map(|(c, (((o0, g0), o1), g1))| chunk(c * PAR_CHUNK, (o0, g0), (o1, g1)))
+        .collect();
+    parts.into_iter().fold([0.0; K], add)
+}
+
+/// Two candidates of [`step_value`] (steps `a`, candidate `c` into `outs[c]`) in one pass
+/// over the chunks: each chunk of the operands is read from memory once, and the second
+/// candidate reads it again from cache. With `dir_sq`, also `Σ dir²` as
+/// [`kernels::sq_sum`](super::kernels::sq_sum) sums it. Returns each candidate's sums and
+/// `Σ dir²` (0 without `dir_sq`); all equal to the separate calls', bit for bit.
+pub fn step_value_ladder<F: Real>(
+    outs: [Out<'_, F>; 2],
+    s: Step<'_, F>,
+    a: [F; 2],
+    dir_sq: bool,
+) -> ([[f64; 3]; 2], f64) {
+    let sums = ladder_chunks(outs, |lo, (o0, g0), (o1, g1)| {
+        let hi = lo + o0.len();
+        let chunk = Step {
+            base: &s.base[lo..hi],
+            dir: &s.dir[lo..hi],
+            other: &s.other[lo..hi],
+            ls: &s.ls[lo..hi],
+            ..s
+        };
+        // Moving V, the candidates share U's σ and σ': one hand-vectorised pass for both.
+        let fast = (s.moved_v && s.k.write != Grads::V)
+            .then(|| {
+                let (bd, ul) = ((chunk.base, chunk.dir), (chunk.other, chunk.ls));
+                F::fast_step_pair_v(bd, ul, a, s.k, [&mut *o0, &mut *o1], [&mut *g0, &mut *g1])
+            })
+            .flatten();
+        let [[x0, x1, x2], [y0, y1, y2]] = fast.unwrap_or_else(|| {
+            [
+                step_value_chunk(o0, g0, Step { a: a[0], ..chunk }),
+                step_value_chunk(o1, g1, Step { a: a[1], ..chunk }),
+            ]
+        });
+        let q = if dir_sq { sq_chunk(chunk.dir)[0] } else { 0.0 };
+        [x0, x1, x2, y0, y1, y2, q]
+    });
+    let [x0, x1, x2, y0, y1, y2, q] = sums;
+    ([[x0, x1, x2], [y0, y1, y2]], q)
+}
+
 /// The rows of a W trial (`diag(shrink)(u − b_old 1ᵀ − t·bmat) + b_new 1ᵀ`, method §6):
 /// one factor and two biases per row of a `cols`-wide matrix.
 #[derive(Clone, Copy)]
@@ -287,11 +365,25 @@ fn w_trial_rows<F: Real>(out: &mut [F], lo: usize, us: &[F], bs: &[F], r: TrialR
         let i = (lo + k) / r.cols;
         let end = ((i + 1) * r.cols - lo).min(n);
         let (s, bo, bn, t) = (r.shrink[i], r.b_old[i], r.b_new[i], r.t);
-        for q in k..end {
-            out[q] = s * (us[q] - bo - t * bs[q]) + bn;
-        }
+        let (out, us, bs) = (&mut out[k..end], &us[k..end], &bs[k..end]);
+        row_segment(out, us, bs, (s, bo, bn, t));
         k = end;
     }
+}
+
+#[inline(always)]
+fn row_imp<F: Real>(out: &mut [F], us: &[F], bs: &[F], row: (F, F, F, F)) {
+    let (s, bo, bn, t) = row;
+    let (us, bs) = (&us[..out.len()], &bs[..out.len()]);
+    for q in 0..out.len() {
+        out[q] = s * (us[q] - bo - t * bs[q]) + bn;
+    }
+}
+
+/// One row segment of [`w_trial_rows`] (`row` = shrink, old and new bias, step),
+/// vectorised by the compiler ([`simd_dispatch`]).
+fn row_segment<F: Real>(out: &mut [F], us: &[F], bs: &[F], row: (F, F, F, F)) {
+    simd_dispatch!(row_imp::<F>(out: &mut [F], us: &[F], bs: &[F], row: (F, F, F, F)) -> ())
 }
 
 /// `Backend::w_trial_preact` over flat row-major slices, in [`PAR_CHUNK`] pieces.
@@ -339,6 +431,30 @@ pub fn w_trial_value<F: Real>(
         .map(|(c, (o, g))| chunk(c, o, g))
         .collect();
     parts.into_iter().fold([0.0; 3], add)
+}
+
+/// Two candidates of [`w_trial_value`] (`rows[c]` into `outs[c]`, sharing `us`, `bs`,
+/// `vs`, `ls`) in one pass over the chunks, as [`step_value_ladder`] does: each
+/// candidate's sums equal the separate call's, bit for bit.
+pub fn w_trial_value_ladder<F: Real>(
+    outs: [Out<'_, F>; 2],
+    us: &[F],
+    bs: &[F],
+    rows: [TrialRows<'_, F>; 2],
+    (vs, ls): (&[F], &[F]),
+    k: ResidualScalars<F>,
+) -> [[f64; 3]; 2] {
+    let sums = ladder_chunks(outs, |lo, (o0, g0), (o1, g1)| {
+        let hi = lo + o0.len();
+        let (us, bs, vs, ls) = (&us[lo..hi], &bs[lo..hi], &vs[lo..hi], &ls[lo..hi]);
+        w_trial_rows(o0, lo, us, bs, rows[0]);
+        let [x0, x1, x2] = residual_one(o0, vs, ls, k, g0);
+        w_trial_rows(o1, lo, us, bs, rows[1]);
+        let [y0, y1, y2] = residual_one(o1, vs, ls, k, g1);
+        [x0, x1, x2, y0, y1, y2]
+    });
+    let [x0, x1, x2, y0, y1, y2] = sums;
+    [[x0, x1, x2], [y0, y1, y2]]
 }
 
 #[cfg(test)]
@@ -460,6 +576,95 @@ mod tests {
                 let other_step = step_value(&mut out, &mut g, Step { a: a * 0.5, ..step });
                 assert_ne!(other_step.map(f64::to_bits), apart.map(f64::to_bits));
             }
+        }
+    }
+
+    /// The ladder forms are the single operations candidate by candidate, bit for bit: the
+    /// pass moving V (hand-vectorised where the CPU has it), the generic pairs (moving U,
+    /// or writing G_V), `Σ dir²` as `sq_sum` sums it, and the W ladder; sizes around the
+    /// 8-lane blocks, a row boundary inside a block, and past a chunk.
+    #[test]
+    fn ladders_are_the_single_operations_bit_for_bit() {
+        use super::super::kernels::sq_sum;
+        let a = [-0.37f32, -0.185];
+        for n in [1usize, 63, 65, 257, PAR_CHUNK + 4097] {
+            let (base, dir, other, lam) = (data(n, 1), data(n, 2), data(n, 3), data(n, 4));
+            for (moved_v, write) in [(true, Grads::U), (false, Grads::U), (true, Grads::V)] {
+                let k = ResidualScalars {
+                    rho: 2.5,
+                    al: 0.1,
+                    inv_n: 1.0 / 9.0,
+                    write,
+                };
+                let step = Step {
+                    base: &base,
+                    a: 0.0,
+                    dir: &dir,
+                    moved_v,
+                    other: &other,
+                    ls: &lam,
+                    k,
+                };
+                let mut m: [Vec<f32>; 4] = std::array::from_fn(|_| vec![f32::NAN; n]);
+                let [o0, g0, o1, g1] = &mut m;
+                let (sums, sq) = step_value_ladder([(o0, g0), (o1, g1)], step, a, true);
+                for c in 0..2 {
+                    let (mut out, mut g) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+                    let one = step_value(&mut out, &mut g, Step { a: a[c], ..step });
+                    let what = format!("n = {n}, moved_v = {moved_v}, {write:?}, candidate {c}");
+                    assert_eq!(bits(&m[2 * c]), bits(&out), "out, {what}");
+                    assert_eq!(bits(&m[2 * c + 1]), bits(&g), "grad, {what}");
+                    assert_eq!(sums[c].map(f64::to_bits), one.map(f64::to_bits), "{what}");
+                }
+                assert_eq!(sq.to_bits(), sq_sum(&dir).to_bits(), "n = {n}");
+            }
+        }
+        // The W ladder: `cols` not a multiple of 8 puts row boundaries inside blocks.
+        for (rows, cols) in [
+            (1usize, 1usize),
+            (3, 21),
+            (5, 13),
+            (2, PAR_CHUNK / 2 + 2049),
+        ] {
+            let n = rows * cols;
+            let (us, bs, vs, ls) = (data(n, 5), data(n, 6), data(n, 7), data(n, 8));
+            let per_row = |seed| data(rows, seed);
+            let (b_old, b_new, b_new2, shrink, shrink2) = (
+                per_row(9),
+                per_row(10),
+                per_row(11),
+                per_row(12),
+                per_row(13),
+            );
+            let row = |b_new, shrink, t| TrialRows {
+                cols,
+                shrink,
+                b_old: &b_old,
+                b_new,
+                t,
+            };
+            let r = [row(&b_new, &shrink, 0.3f32), row(&b_new2, &shrink2, 0.15)];
+            let k = ResidualScalars {
+                rho: 2.5,
+                al: 0.1,
+                inv_n: 1.0 / 9.0,
+                write: Grads::V,
+            };
+            let mut m: [Vec<f32>; 4] = std::array::from_fn(|_| vec![f32::NAN; n]);
+            let [o0, g0, o1, g1] = &mut m;
+            let sums = w_trial_value_ladder([(o0, g0), (o1, g1)], &us, &bs, r, (&vs, &ls), k);
+            for c in 0..2 {
+                let (mut out, mut g) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+                let one = w_trial_value(&mut out, &mut g, &us, &bs, r[c], (&vs, &ls), k);
+                assert_eq!(bits(&m[2 * c]), bits(&out), "W out, n = {n}, {c}");
+                assert_eq!(bits(&m[2 * c + 1]), bits(&g), "W grad, n = {n}, {c}");
+                assert_eq!(
+                    sums[c].map(f64::to_bits),
+                    one.map(f64::to_bits),
+                    "W, n = {n}"
+                );
+            }
+            assert_ne!(sums[0].map(f64::to_bits), sums[1].map(f64::to_bits));
         }
     }
 }

@@ -159,7 +159,7 @@ fn sq_imp<F: Real>(a: &[F]) -> [f64; 1] {
     lane_sums!(a.len(), 1, [a], [], |i| { [a[i].f64() * a[i].f64()] })
 }
 
-fn sq_chunk<F: Real>(a: &[F]) -> [f64; 1] {
+pub(super) fn sq_chunk<F: Real>(a: &[F]) -> [f64; 1] {
     simd_dispatch!(sq_imp::<F>(a: &[F]) -> [f64; 1])
 }
 

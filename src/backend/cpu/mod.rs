@@ -26,9 +26,10 @@ mod real;
 mod simd;
 
 use super::{
-    shape, Axis, BResult, Backend, BackendError, Counters, LossKind, Moved, Residual, Slot, VStep,
-    WTrial, NUM_SLOTS,
+    shape, Axis, BResult, Backend, BackendError, Counters, LossKind, Moved, Residual, Slot,
+    TrialOut, VStep, WTrial, LADDER, NUM_SLOTS,
 };
+pub use blas::adopt_current_thread;
 use kernels::{dsigma, sigma};
 use loss::{argmax, loss_and_grad};
 use ndarray::{Array2, ArrayView2, Zip};
@@ -36,6 +37,7 @@ use rayon::prelude::*;
 pub use real::Real;
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
+use std::ptr;
 
 /// A CPU-owned matrix. The array is public so tests can inspect values directly; change
 /// it only through the backend (which drops the sample-major copy `gather.rs` keeps for
@@ -121,6 +123,17 @@ fn scalars<F: Real>(r: Residual) -> constraint::ResidualScalars<F> {
         inv_n: F::of(r.inv_n),
         write: r.write,
     }
+}
+
+/// The per-row operands of a W trial.
+fn trial_rows<'a, F: Real>(w: &WTrial<'a, CpuMat<F>>) -> BResult<constraint::TrialRows<'a, F>> {
+    Ok(constraint::TrialRows {
+        cols: w.u.0.ncols(),
+        shrink: slice(w.shrink)?,
+        b_old: slice(w.b_old)?,
+        b_new: slice(w.b_new)?,
+        t: F::of(w.t),
+    })
 }
 
 fn slice<F>(m: &CpuMat<F>) -> BResult<&[F]> {
@@ -363,6 +376,55 @@ impl<F: Real> Backend for CpuBackend<F> {
         self.set(slot, &sums)
     }
 
+    fn step_value_ladder(
+        &self,
+        [o0, o1]: [TrialOut<'_, CpuMat<F>>; LADDER],
+        [s0, s1]: [VStep<'_, CpuMat<F>>; LADDER],
+        r: Residual,
+        dir_sq: Option<Slot>,
+    ) -> BResult<()> {
+        let shared = ptr::eq(s0.base, s1.base)
+            && ptr::eq(s0.dir, s1.dir)
+            && ptr::eq(s0.other, s1.other)
+            && ptr::eq(s0.lam, s1.lam)
+            && s0.moved == s1.moved;
+        if !shared {
+            // Nothing to share: one by one, as the trait's default.
+            if let Some(slot) = dir_sq {
+                self.sq_norm(s0.dir, slot)?;
+            }
+            self.step_value(o0.out, o0.grad, s0, r, o0.slot)?;
+            return self.step_value(o1.out, o1.grad, s1, r, o1.slot);
+        }
+        shape::step_value(self, o0.out, o0.grad, &s0, &r, o0.slot)?;
+        shape::step_value(self, o1.out, o1.grad, &s1, &r, o1.slot)?;
+        if let Some(slot) = dir_sq {
+            shape::sq_norm(slot)?;
+        }
+        self.tick();
+        let step = constraint::Step {
+            base: slice(s0.base)?,
+            a: F::of(s0.a),
+            dir: slice(s0.dir)?,
+            moved_v: s0.moved == Moved::V,
+            other: slice(s0.other)?,
+            ls: slice(s0.lam)?,
+            k: scalars(r),
+        };
+        let outs = [
+            (slice_mut(o0.out)?, slice_mut(o0.grad)?),
+            (slice_mut(o1.out)?, slice_mut(o1.grad)?),
+        ];
+        let a = [F::of(s0.a), F::of(s1.a)];
+        let (sums, sq) = constraint::step_value_ladder(outs, step, a, dir_sq.is_some());
+        self.set(o0.slot, &sums[0])?;
+        self.set(o1.slot, &sums[1])?;
+        match dir_sq {
+            Some(slot) => self.set(slot, &[sq]),
+            None => Ok(()),
+        }
+    }
+
     fn multiplier_update(
         &self,
         lam: &mut CpuMat<F>,
@@ -433,18 +495,41 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::w_trial_value(self, (out, grad), &w, (v, lam), &r, slot)?;
         self.tick();
-        let rows = constraint::TrialRows {
-            cols: w.u.0.ncols(),
-            shrink: slice(w.shrink)?,
-            b_old: slice(w.b_old)?,
-            b_new: slice(w.b_new)?,
-            t: F::of(w.t),
-        };
+        let rows = trial_rows(&w)?;
         let (us, bs) = (slice(w.u)?, slice(w.bmat)?);
         let vl = (slice(v)?, slice(lam)?);
         let (o, g) = (slice_mut(out)?, slice_mut(grad)?);
         let sums = constraint::w_trial_value(o, g, us, bs, rows, vl, scalars(r));
         self.set(slot, &sums)
+    }
+
+    fn w_trial_value_ladder(
+        &self,
+        [o0, o1]: [TrialOut<'_, CpuMat<F>>; LADDER],
+        [w0, w1]: [WTrial<'_, CpuMat<F>>; LADDER],
+        (v, lam): (&CpuMat<F>, &CpuMat<F>),
+        r: Residual,
+    ) -> BResult<()> {
+        let shared =
+            ptr::eq(w0.u, w1.u) && ptr::eq(w0.b_old, w1.b_old) && ptr::eq(w0.bmat, w1.bmat);
+        if !shared {
+            // Nothing to share: one by one, as the trait's default.
+            self.w_trial_value(o0.out, o0.grad, w0, (v, lam), r, o0.slot)?;
+            return self.w_trial_value(o1.out, o1.grad, w1, (v, lam), r, o1.slot);
+        }
+        shape::w_trial_value(self, (o0.out, o0.grad), &w0, (v, lam), &r, o0.slot)?;
+        shape::w_trial_value(self, (o1.out, o1.grad), &w1, (v, lam), &r, o1.slot)?;
+        self.tick();
+        let rows = [trial_rows(&w0)?, trial_rows(&w1)?];
+        let (us, bs) = (slice(w0.u)?, slice(w0.bmat)?);
+        let vl = (slice(v)?, slice(lam)?);
+        let outs = [
+            (slice_mut(o0.out)?, slice_mut(o0.grad)?),
+            (slice_mut(o1.out)?, slice_mut(o1.grad)?),
+        ];
+        let sums = constraint::w_trial_value_ladder(outs, us, bs, rows, vl, scalars(r));
+        self.set(o0.slot, &sums[0])?;
+        self.set(o1.slot, &sums[1])
     }
 
     fn loss(&self, yhat: &CpuMat<F>, y: &CpuMat<F>, kind: LossKind, slot: Slot) -> BResult<()> {

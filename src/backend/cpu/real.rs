@@ -1,6 +1,6 @@
 //! The float types the CPU backend runs in (`f32` in production, `f64` for the gradient
 //! tests), with the conversions the loops need and the hand-vectorised kernels a type may
-//! bring (`simd.rs`: `f32` with AVX2).
+//! bring (`simd.rs`: `f32` with AVX2 or AVX-512).
 
 use super::constraint::ResidualScalars;
 #[cfg(target_arch = "x86_64")]
@@ -43,6 +43,18 @@ pub trait Real:
     fn fast_value(_us: &[Self], _vs: &[Self], _ls: &[Self], _al: Self) -> Option<[f64; 3]> {
         None
     }
+    /// A hand-vectorised chunk of two V-trial candidates that move `V` and write `G_U`
+    /// (`constraint::step_value_ladder`), as [`Real::fast_residual`].
+    fn fast_step_pair_v(
+        _base_dir: (&[Self], &[Self]),
+        _us_ls: (&[Self], &[Self]),
+        _a: [Self; 2],
+        _k: ResidualScalars<Self>,
+        _outs: [&mut [Self]; 2],
+        _grads: [&mut [Self]; 2],
+    ) -> Option<[[f64; 3]; 2]> {
+        None
+    }
 }
 impl Real for f32 {
     #[cfg(target_arch = "x86_64")]
@@ -54,13 +66,40 @@ impl Real for f32 {
         gus: &mut [f32],
         gvs: &mut [f32],
     ) -> Option<[f64; 3]> {
-        // SAFETY: `simd::available` checked that the CPU has AVX2.
-        simd::available().then(|| unsafe { simd::residual_write(us, vs, ls, k, gus, gvs) })
+        // SAFETY: `simd::isa` reports what the CPU has.
+        Some(unsafe {
+            match simd::isa()? {
+                simd::Isa::Avx512 => simd::avx512::residual_write(us, vs, ls, k, gus, gvs),
+                simd::Isa::Avx2 => simd::avx2::residual_write(us, vs, ls, k, gus, gvs),
+            }
+        })
     }
     #[cfg(target_arch = "x86_64")]
     fn fast_value(us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> Option<[f64; 3]> {
-        // SAFETY: `simd::available` checked that the CPU has AVX2.
-        simd::available().then(|| unsafe { simd::value(us, vs, ls, al) })
+        // SAFETY: `simd::isa` reports what the CPU has.
+        Some(unsafe {
+            match simd::isa()? {
+                simd::Isa::Avx512 => simd::avx512::value(us, vs, ls, al),
+                simd::Isa::Avx2 => simd::avx2::value(us, vs, ls, al),
+            }
+        })
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn fast_step_pair_v(
+        bd: (&[f32], &[f32]),
+        ul: (&[f32], &[f32]),
+        a: [f32; 2],
+        k: ResidualScalars<f32>,
+        outs: [&mut [f32]; 2],
+        grads: [&mut [f32]; 2],
+    ) -> Option<[[f64; 3]; 2]> {
+        // SAFETY: `simd::isa` reports what the CPU has.
+        Some(unsafe {
+            match simd::isa()? {
+                simd::Isa::Avx512 => simd::avx512::step_pair_v(bd, ul, a, k, outs, grads),
+                simd::Isa::Avx2 => simd::avx2::step_pair_v(bd, ul, a, k, outs, grads),
+            }
+        })
     }
 }
 impl Real for f64 {}

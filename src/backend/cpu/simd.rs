@@ -1,15 +1,21 @@
-//! Hand-vectorised AVX2 versions of the two `f32` reductions the ALM's inner sweep spends
-//! most of its elementwise time in (method §3 and §6: the fused constraint residual of
-//! every block gradient and the constraint value of every Armijo trial). The compiler's
-//! own vectorisation of `constraint.rs` mixes the three sums into shuffles and spills; here
-//! one block of 8 elements is one `__m256` and each sum's 8 `f64` lanes are two `__m256d`.
+//! Hand-vectorised versions of the two `f32` reductions the ALM's inner sweep spends most
+//! of its elementwise time in (method §3 and §6: the fused constraint residual of every
+//! block gradient and the constraint value of every Armijo trial). The compiler's own
+//! vectorisation of `constraint.rs` mixes the three sums into shuffles and spills; here one
+//! block of 8 elements is one `__m256`, and each sum's 8 `f64` lanes are two `__m256d`
+//! (`avx2`) or one `__m512d` (`avx512`, where the CPU has AVX-512F). The kernels do more
+//! arithmetic than they move memory (on the teacher problem's layers, a pass ran at the
+//! same speed from L2 as from L3), and most of it is the `f64` side: widening 8 lanes
+//! and one product and sum take one instruction each with `__m512d`, three and two with
+//! `__m256d`.
 //!
-//! Bit for bit the same as `constraint.rs`: element `i` goes to lane `i % 8`, each term
-//! is computed in `f32` then widened exactly as there, products and sums are separate
-//! instructions (no FMA), the tail runs the same scalar formula (`residual_elem`,
-//! `value_elem`) into the same lanes, and the lanes are added in the same pairwise order. A unit test compares the two at odd sizes.
+//! Bit for bit the same as `constraint.rs`, on either layout: element `i` goes to lane
+//! `i % 8`, each term is computed in `f32` then widened exactly as there, products and
+//! sums are separate instructions (no FMA), the tail runs the same scalar formula
+//! (`residual_elem`, `value_elem`) into the same lanes, and the lanes are added in the
+//! same pairwise order. A unit test compares them at odd sizes.
 //!
-//! Only compiled for x86-64; the callers use it when the CPU reports AVX2.
+//! Only compiled for x86-64; the callers use the widest layout [`isa`] reports.
 
 use super::constraint::{residual_elem, value_elem, ResidualScalars};
 use super::kernels::{lane_total, LANES};
@@ -25,9 +31,24 @@ fn finish<const K: usize>(acc: Lanes<K>) -> [f64; K] {
     acc.map(|a| lane_total(&a))
 }
 
-/// Whether this CPU runs the AVX2 kernels (the standard library caches the answer).
-pub fn available() -> bool {
-    is_x86_feature_detected!("avx2")
+/// The widest of this module's instruction sets the CPU has (the standard library caches
+/// the answer), `None` without AVX2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Two `__m256d` per sum.
+    Avx2,
+    /// One `__m512d` per sum: half the widenings, products and sums of [`Isa::Avx2`].
+    Avx512,
+}
+
+pub fn isa() -> Option<Isa> {
+    if is_x86_feature_detected!("avx512f") {
+        Some(Isa::Avx512)
+    } else if is_x86_feature_detected!("avx2") {
+        Some(Isa::Avx2)
+    } else {
+        None
+    }
 }
 
 /// Eight `f32` from `s[i..i + 8]`.
@@ -48,39 +69,6 @@ fn store(s: &mut [f32], i: usize, v: __m256) {
     unsafe { _mm256_storeu_ps(a.as_mut_ptr(), v) }
 }
 
-/// `[low 4, high 4]` lanes of `v` widened to `f64`.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn widen(v: __m256) -> [__m256d; 2] {
-    [
-        _mm256_cvtps_pd(_mm256_castps256_ps128(v)),
-        _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)),
-    ]
-}
-
-/// `acc += a·b` lane-wise, the product rounded before the sum (no FMA).
-#[inline]
-#[target_feature(enable = "avx2")]
-fn mul_add(acc: &mut [__m256d; 2], a: [__m256d; 2], b: [__m256d; 2]) {
-    acc[0] = _mm256_add_pd(acc[0], _mm256_mul_pd(a[0], b[0]));
-    acc[1] = _mm256_add_pd(acc[1], _mm256_mul_pd(a[1], b[1]));
-}
-
-/// The lanes of `K` vector accumulators as arrays.
-#[target_feature(enable = "avx2")]
-fn spill<const K: usize>(acc: [[__m256d; 2]; K]) -> Lanes<K> {
-    let mut out = [[0.0f64; LANES]; K];
-    for (o, a) in out.iter_mut().zip(acc) {
-        let (lo, hi) = o.split_at_mut(4);
-        // SAFETY: `lo` and `hi` are 4 writable f64 each; the stores are unaligned.
-        unsafe {
-            _mm256_storeu_pd(lo.as_mut_ptr(), a[0]);
-            _mm256_storeu_pd(hi.as_mut_ptr(), a[1]);
-        }
-    }
-    out
-}
-
 /// σ(u) for 8 lanes: `u` where `u > 0`, else `α·u` (NaN and −0 as the scalar `sigma`).
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -89,112 +77,271 @@ fn sigma8(u: __m256, al: __m256) -> (__m256, __m256) {
     (_mm256_blendv_ps(_mm256_mul_ps(al, u), u, pos), pos)
 }
 
-/// `constraint::constraint_residual` on one chunk, for `f32`, writing `G_U` when `WU` and
-/// `G_V` when `WV` (`k.write` is not read). The other slices are at least `us.len()` long.
-#[target_feature(enable = "avx2")]
-pub fn residual<const WU: bool, const WV: bool>(
-    us: &[f32],
-    vs: &[f32],
-    ls: &[f32],
-    k: ResidualScalars<f32>,
-    gus: &mut [f32],
-    gvs: &mut [f32],
-) -> [f64; 3] {
-    let n = us.len();
-    let full = n - n % LANES;
-    let (alv, rhov, invv) = (
-        _mm256_set1_ps(k.al),
-        _mm256_set1_ps(k.rho),
-        _mm256_set1_ps(k.inv_n),
-    );
-    let one = _mm256_set1_ps(1.0);
-    let mut acc = [[_mm256_setzero_pd(); 2]; 3];
-    let mut i = 0;
-    while i < full {
-        let (u, v, l) = (load(us, i), load(vs, i), load(ls, i));
-        let (su, pos) = sigma8(u, alv);
-        let hv = _mm256_sub_ps(v, su);
-        let sv = _mm256_add_ps(l, _mm256_mul_ps(rhov, hv));
-        let ds = _mm256_blendv_ps(alv, one, pos);
-        // -(sv·σ'(u))·inv_n: negate by subtracting from zero is not −x for x = 0 (it gives
-        // +0), so flip the sign bit as the scalar negation does.
-        if WU {
-            let prod = _mm256_xor_ps(_mm256_mul_ps(sv, ds), _mm256_set1_ps(-0.0));
-            store(gus, i, _mm256_mul_ps(prod, invv));
+/// The residual and value kernels for one accumulator layout: `$acc` holds the 8 `f64`
+/// lanes of one sum (lane `j` = element `i + j` of a block of 8, whatever the registers),
+/// `$widen` converts 8 `f32` into it, `$mul_add` adds a product lane-wise (product rounded
+/// before the sum), `$spill` writes lanes out in order. The `f32` arithmetic is the same
+/// 8-wide code for every layout, so the layouts differ only in how many instructions the
+/// same lane-wise `f64` operations take.
+macro_rules! constraint_kernels {
+    ($feature:literal, $acc:ty, $zero:expr) => {
+        /// `constraint::constraint_residual` on one chunk, for `f32`, writing `G_U` when
+        /// `WU` and `G_V` when `WV` (`k.write` is not read). The other slices are at least
+        /// `us.len()` long.
+        #[target_feature(enable = $feature)]
+        pub fn residual<const WU: bool, const WV: bool>(
+            us: &[f32],
+            vs: &[f32],
+            ls: &[f32],
+            k: ResidualScalars<f32>,
+            gus: &mut [f32],
+            gvs: &mut [f32],
+        ) -> [f64; 3] {
+            let n = us.len();
+            let full = n - n % LANES;
+            let (alv, rhov, invv) = (
+                _mm256_set1_ps(k.al),
+                _mm256_set1_ps(k.rho),
+                _mm256_set1_ps(k.inv_n),
+            );
+            let one = _mm256_set1_ps(1.0);
+            let mut acc: [$acc; 3] = [$zero; 3];
+            let mut i = 0;
+            while i < full {
+                let (u, v, l) = (load(us, i), load(vs, i), load(ls, i));
+                let (su, pos) = sigma8(u, alv);
+                let hv = _mm256_sub_ps(v, su);
+                let sv = _mm256_add_ps(l, _mm256_mul_ps(rhov, hv));
+                let ds = _mm256_blendv_ps(alv, one, pos);
+                // -(sv·σ'(u))·inv_n: negate by subtracting from zero is not −x for x = 0
+                // (it gives +0), so flip the sign bit as the scalar negation does.
+                if WU {
+                    let prod = _mm256_xor_ps(_mm256_mul_ps(sv, ds), _mm256_set1_ps(-0.0));
+                    store(gus, i, _mm256_mul_ps(prod, invv));
+                }
+                if WV {
+                    store(gvs, i, _mm256_mul_ps(sv, invv));
+                }
+                let (h, lw, s) = (widen(hv), widen(l), widen(su));
+                mul_add(&mut acc[0], h, h);
+                mul_add(&mut acc[1], lw, h);
+                mul_add(&mut acc[2], s, s);
+                i += LANES;
+            }
+            let mut lanes = spill(acc);
+            for j in full..n {
+                let (o, terms) = residual_elem(us[j], vs[j], ls[j], k);
+                if WU {
+                    gus[j] = o[0];
+                }
+                if WV {
+                    gvs[j] = o[1];
+                }
+                for (lane, t) in lanes.iter_mut().zip(terms) {
+                    lane[j - full] += t;
+                }
+            }
+            finish(lanes)
         }
-        if WV {
-            store(gvs, i, _mm256_mul_ps(sv, invv));
+
+        /// [`residual`] writing the gradients `k.write` names.
+        #[target_feature(enable = $feature)]
+        pub fn residual_write(
+            us: &[f32],
+            vs: &[f32],
+            ls: &[f32],
+            k: ResidualScalars<f32>,
+            gus: &mut [f32],
+            gvs: &mut [f32],
+        ) -> [f64; 3] {
+            match k.write {
+                Grads::U => residual::<true, false>(us, vs, ls, k, gus, gvs),
+                Grads::V => residual::<false, true>(us, vs, ls, k, gus, gvs),
+                Grads::Both => residual::<true, true>(us, vs, ls, k, gus, gvs),
+            }
         }
-        let (h, lw, s) = (widen(hv), widen(l), widen(su));
-        mul_add(&mut acc[0], h, h);
-        mul_add(&mut acc[1], lw, h);
-        mul_add(&mut acc[2], s, s);
-        i += LANES;
-    }
-    let mut lanes = spill(acc);
-    for j in full..n {
-        let (o, terms) = residual_elem(us[j], vs[j], ls[j], k);
-        if WU {
-            gus[j] = o[0];
+
+        /// Two candidates of a V trial that moves `V` (`constraint::step_value_ladder` with
+        /// `moved_v`, writing `G_U`) on one chunk: candidate `c` writes `out[c] ← base +
+        /// a[c]·dir` and the residual's `G_U` at `(us, out[c], ls)` into `gu[c]`, and sums
+        /// its three value sums. What the candidates share is loaded and computed once: the
+        /// operands, `σ(U)` and `σ'(U)` (`U` does not move), `Λ` widened and `‖σ(U)‖²`.
+        /// The other slices are at least `base.len()` long.
+        #[target_feature(enable = $feature)]
+        pub fn step_pair_v(
+            (base, dir): (&[f32], &[f32]),
+            (us, ls): (&[f32], &[f32]),
+            a: [f32; 2],
+            k: ResidualScalars<f32>,
+            [o0, o1]: [&mut [f32]; 2],
+            [g0, g1]: [&mut [f32]; 2],
+        ) -> [[f64; 3]; 2] {
+            let n = base.len();
+            let full = n - n % LANES;
+            let (alv, rhov, invv) = (
+                _mm256_set1_ps(k.al),
+                _mm256_set1_ps(k.rho),
+                _mm256_set1_ps(k.inv_n),
+            );
+            let (one, neg) = (_mm256_set1_ps(1.0), _mm256_set1_ps(-0.0));
+            let av = [_mm256_set1_ps(a[0]), _mm256_set1_ps(a[1])];
+            // Per candidate ‖H‖², ⟨Λ,H⟩; the shared ‖σ(U)‖².
+            let mut acc: [$acc; 5] = [$zero; 5];
+            let mut i = 0;
+            while i < full {
+                let (u, l, b, d) = (load(us, i), load(ls, i), load(base, i), load(dir, i));
+                let (su, pos) = sigma8(u, alv);
+                let ds = _mm256_blendv_ps(alv, one, pos);
+                let (lw, s) = (widen(l), widen(su));
+                mul_add(&mut acc[4], s, s);
+                for (c, (out, gu)) in [(&mut *o0, &mut *g0), (&mut *o1, &mut *g1)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    // 1·base is exact: `one * base + a * dir` of the generic loop.
+                    let v = _mm256_add_ps(b, _mm256_mul_ps(av[c], d));
+                    store(out, i, v);
+                    let hv = _mm256_sub_ps(v, su);
+                    let sv = _mm256_add_ps(l, _mm256_mul_ps(rhov, hv));
+                    let prod = _mm256_xor_ps(_mm256_mul_ps(sv, ds), neg);
+                    store(gu, i, _mm256_mul_ps(prod, invv));
+                    let h = widen(hv);
+                    mul_add(&mut acc[2 * c], h, h);
+                    mul_add(&mut acc[2 * c + 1], lw, h);
+                }
+                i += LANES;
+            }
+            let lanes = spill(acc);
+            let mut sums = [
+                [lanes[0], lanes[1], lanes[4]],
+                [lanes[2], lanes[3], lanes[4]],
+            ];
+            for j in full..n {
+                for (c, (out, gu)) in [(&mut *o0, &mut *g0), (&mut *o1, &mut *g1)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    out[j] = 1.0 * base[j] + a[c] * dir[j];
+                    let (o, terms) = residual_elem(us[j], out[j], ls[j], k);
+                    gu[j] = o[0];
+                    for (lane, t) in sums[c].iter_mut().zip(terms) {
+                        lane[j - full] += t;
+                    }
+                }
+            }
+            sums.map(finish)
         }
-        if WV {
-            gvs[j] = o[1];
+
+        /// `constraint::constraint_value` on one chunk, for `f32`. The other slices are at
+        /// least `us.len()` long.
+        #[target_feature(enable = $feature)]
+        pub fn value(us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> [f64; 3] {
+            let n = us.len();
+            let full = n - n % LANES;
+            let alv = _mm256_set1_ps(al);
+            let mut acc: [$acc; 3] = [$zero; 3];
+            let mut i = 0;
+            while i < full {
+                let (su, _) = sigma8(load(us, i), alv);
+                let h = widen(_mm256_sub_ps(load(vs, i), su));
+                let (lw, s) = (widen(load(ls, i)), widen(su));
+                mul_add(&mut acc[0], h, h);
+                mul_add(&mut acc[1], lw, h);
+                mul_add(&mut acc[2], s, s);
+                i += LANES;
+            }
+            let mut lanes = spill(acc);
+            for j in full..n {
+                let terms = value_elem(us[j], vs[j], ls[j], al);
+                for (lane, t) in lanes.iter_mut().zip(terms) {
+                    lane[j - full] += t;
+                }
+            }
+            finish(lanes)
         }
-        for (lane, t) in lanes.iter_mut().zip(terms) {
-            lane[j - full] += t;
-        }
-    }
-    finish(lanes)
+    };
 }
 
-/// [`residual`] writing the gradients `k.write` names.
-#[target_feature(enable = "avx2")]
-pub fn residual_write(
-    us: &[f32],
-    vs: &[f32],
-    ls: &[f32],
-    k: ResidualScalars<f32>,
-    gus: &mut [f32],
-    gvs: &mut [f32],
-) -> [f64; 3] {
-    match k.write {
-        Grads::U => residual::<true, false>(us, vs, ls, k, gus, gvs),
-        Grads::V => residual::<false, true>(us, vs, ls, k, gus, gvs),
-        Grads::Both => residual::<true, true>(us, vs, ls, k, gus, gvs),
+/// The kernels with each sum's lanes in two `__m256d` (lanes 0–3, 4–7).
+pub mod avx2 {
+    use super::*;
+
+    type Acc = [__m256d; 2];
+
+    /// `[low 4, high 4]` lanes of `v` widened to `f64`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn widen(v: __m256) -> Acc {
+        [
+            _mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+            _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)),
+        ]
     }
+
+    /// `acc += a·b` lane-wise, the product rounded before the sum (no FMA).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn mul_add(acc: &mut Acc, a: Acc, b: Acc) {
+        acc[0] = _mm256_add_pd(acc[0], _mm256_mul_pd(a[0], b[0]));
+        acc[1] = _mm256_add_pd(acc[1], _mm256_mul_pd(a[1], b[1]));
+    }
+
+    /// The lanes of `K` vector accumulators as arrays.
+    #[target_feature(enable = "avx2")]
+    fn spill<const K: usize>(acc: [Acc; K]) -> Lanes<K> {
+        let mut out = [[0.0f64; LANES]; K];
+        for (o, a) in out.iter_mut().zip(acc) {
+            let (lo, hi) = o.split_at_mut(4);
+            // SAFETY: `lo` and `hi` are 4 writable f64 each; the stores are unaligned.
+            unsafe {
+                _mm256_storeu_pd(lo.as_mut_ptr(), a[0]);
+                _mm256_storeu_pd(hi.as_mut_ptr(), a[1]);
+            }
+        }
+        out
+    }
+
+    constraint_kernels!("avx2", Acc, [_mm256_setzero_pd(); 2]);
 }
 
-/// `constraint::constraint_value` on one chunk, for `f32`. The other slices are at least
-/// `us.len()` long.
-#[target_feature(enable = "avx2")]
-pub fn value(us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> [f64; 3] {
-    let n = us.len();
-    let full = n - n % LANES;
-    let alv = _mm256_set1_ps(al);
-    let mut acc = [[_mm256_setzero_pd(); 2]; 3];
-    let mut i = 0;
-    while i < full {
-        let (su, _) = sigma8(load(us, i), alv);
-        let h = widen(_mm256_sub_ps(load(vs, i), su));
-        let (lw, s) = (widen(load(ls, i)), widen(su));
-        mul_add(&mut acc[0], h, h);
-        mul_add(&mut acc[1], lw, h);
-        mul_add(&mut acc[2], s, s);
-        i += LANES;
+/// The kernels with each sum's 8 lanes in one `__m512d`.
+pub mod avx512 {
+    use super::*;
+
+    type Acc = __m512d;
+
+    /// The 8 lanes of `v` widened to `f64`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn widen(v: __m256) -> Acc {
+        _mm512_cvtps_pd(v)
     }
-    let mut lanes = spill(acc);
-    for j in full..n {
-        let terms = value_elem(us[j], vs[j], ls[j], al);
-        for (lane, t) in lanes.iter_mut().zip(terms) {
-            lane[j - full] += t;
+
+    /// `acc += a·b` lane-wise, the product rounded before the sum (no FMA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn mul_add(acc: &mut Acc, a: Acc, b: Acc) {
+        *acc = _mm512_add_pd(*acc, _mm512_mul_pd(a, b));
+    }
+
+    /// The lanes of `K` vector accumulators as arrays.
+    #[target_feature(enable = "avx512f")]
+    fn spill<const K: usize>(acc: [Acc; K]) -> Lanes<K> {
+        let mut out = [[0.0f64; LANES]; K];
+        for (o, a) in out.iter_mut().zip(acc) {
+            // SAFETY: `o` is 8 writable f64; the store is unaligned.
+            unsafe { _mm512_storeu_pd(o.as_mut_ptr(), a) }
         }
+        out
     }
-    finish(lanes)
+
+    constraint_kernels!("avx512f", Acc, _mm512_setzero_pd());
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::constraint;
+    use super::Isa;
     use crate::backend::Grads;
     use rand::{Rng, SeedableRng};
 
@@ -213,12 +360,56 @@ mod tests {
 
     /// Bitwise equality of the AVX2 kernels with the generic loops (outputs and sums compared
     /// as bits).
-    #[test]
-    fn avx2_matches_generic_bit_for_bit() {
-        if !super::available() {
-            eprintln!("no AVX2 on this CPU: nothing to compare");
-            return;
+    /// The layouts this CPU can run.
+    fn layouts() -> Vec<Isa> {
+        match super::isa() {
+            Some(Isa::Avx512) => vec![Isa::Avx2, Isa::Avx512],
+            Some(Isa::Avx2) => vec![Isa::Avx2],
+            None => {
+                eprintln!("no AVX2 on this CPU: nothing to compare");
+                Vec::new()
+            }
         }
+    }
+
+    fn residual_write(isa: Isa, us: &[f32], vs: &[f32], ls: &[f32], k: Scalars) -> Outs {
+        let n = us.len();
+        // NaN marks what the kernel must leave untouched.
+        let mut g: [Vec<f32>; 2] = std::array::from_fn(|_| vec![f32::NAN; n]);
+        let [gu, gv] = &mut g;
+        // SAFETY: `layouts` lists only what the CPU has.
+        let sums = unsafe {
+            match isa {
+                Isa::Avx2 => super::avx2::residual_write(us, vs, ls, k, gu, gv),
+                Isa::Avx512 => super::avx512::residual_write(us, vs, ls, k, gu, gv),
+            }
+        };
+        (sums, g)
+    }
+
+    fn value(isa: Isa, us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> [f64; 3] {
+        // SAFETY: `layouts` lists only what the CPU has.
+        unsafe {
+            match isa {
+                Isa::Avx2 => super::avx2::value(us, vs, ls, al),
+                Isa::Avx512 => super::avx512::value(us, vs, ls, al),
+            }
+        }
+    }
+
+    type Scalars = super::ResidualScalars<f32>;
+    type Outs = ([f64; 3], [Vec<f32>; 2]);
+
+    /// Bitwise equality of each layout's kernels with the generic loops (outputs and sums
+    /// compared as bits).
+    #[test]
+    fn kernels_match_generic_bit_for_bit() {
+        for isa in layouts() {
+            matches_generic(isa);
+        }
+    }
+
+    fn matches_generic(isa: Isa) {
         for n in [1usize, 7, 8, 63, 65, 257, 70_001] {
             let (u, v, l) = (data(n, 1), data(n, 2), data(n, 3));
             let al = 0.1f32;
@@ -229,18 +420,14 @@ mod tests {
                     inv_n: 1.0 / 1437.0,
                     write,
                 };
-                // NaN marks what the kernel must leave untouched.
-                let mut a: [Vec<f32>; 2] = std::array::from_fn(|_| vec![f32::NAN; n]);
+                let (fast, a) = residual_write(isa, &u, &v, &l, k);
                 let mut b: [Vec<f32>; 2] = std::array::from_fn(|_| vec![f32::NAN; n]);
-                let [agu, agv] = &mut a;
-                // SAFETY: AVX2 checked above.
-                let fast = unsafe { super::residual_write(&u, &v, &l, k, agu, agv) };
                 let [bgu, bgv] = &mut b;
                 let slow = constraint::generic_residual_chunk(&u, &v, &l, k, bgu, bgv);
                 assert_eq!(
                     fast.map(f64::to_bits),
                     slow.map(f64::to_bits),
-                    "residual sums, n = {n}, {write:?}"
+                    "{isa:?} residual sums, n = {n}, {write:?}"
                 );
                 for (q, (x, y)) in a.iter().zip(&b).enumerate() {
                     let written = if q == 0 { write.u() } else { write.v() };
@@ -249,16 +436,15 @@ mod tests {
                         x.iter().map(|v| v.to_bits()).collect(),
                         y.iter().map(|v| v.to_bits()).collect(),
                     );
-                    assert_eq!(x, y, "residual output {q}, n = {n}, {write:?}");
+                    assert_eq!(x, y, "{isa:?} residual output {q}, n = {n}, {write:?}");
                 }
             }
-            // SAFETY: AVX2 checked above.
-            let fast = unsafe { super::value(&u, &v, &l, al) };
+            let fast = value(isa, &u, &v, &l, al);
             let slow = constraint::generic_value_chunk(&u, &v, &l, al);
             assert_eq!(
                 fast.map(f64::to_bits),
                 slow.map(f64::to_bits),
-                "value sums, n = {n}"
+                "{isa:?} value sums, n = {n}"
             );
         }
     }
@@ -266,14 +452,58 @@ mod tests {
     /// The comparison above can fail: one changed input moves the sums.
     #[test]
     fn comparison_sees_a_perturbed_input() {
-        if !super::available() {
-            return;
+        for isa in layouts() {
+            let (u, v, mut l) = (data(65, 1), data(65, 2), data(65, 3));
+            let before = value(isa, &u, &v, &l, 0.1);
+            l[64] += 1.0;
+            let slow = constraint::generic_value_chunk(&u, &v, &l, 0.1);
+            assert_ne!(before.map(f64::to_bits), slow.map(f64::to_bits), "{isa:?}");
         }
-        let (u, v, mut l) = (data(65, 1), data(65, 2), data(65, 3));
-        // SAFETY: AVX2 checked above.
-        let before = unsafe { super::value(&u, &v, &l, 0.1) };
-        l[64] += 1.0;
-        let slow = constraint::generic_value_chunk(&u, &v, &l, 0.1);
-        assert_ne!(before.map(f64::to_bits), slow.map(f64::to_bits));
+    }
+
+    /// The paired V-trial kernel against two runs of the generic step (a single chunk:
+    /// `constraint::step_value` is then its chunk function) on each layout.
+    #[test]
+    fn step_pair_matches_two_generic_steps_bit_for_bit() {
+        for isa in layouts() {
+            for n in [1usize, 7, 8, 63, 65, 257, 4099] {
+                let (base, dir, u, l) = (data(n, 1), data(n, 2), data(n, 3), data(n, 4));
+                let a = [-0.7f32, -0.35];
+                let k = super::ResidualScalars {
+                    rho: 3.0f32,
+                    al: 0.1,
+                    inv_n: 1.0 / 1437.0,
+                    write: Grads::U,
+                };
+                let mut m: [Vec<f32>; 4] = std::array::from_fn(|_| vec![f32::NAN; n]);
+                let [o0, g0, o1, g1] = &mut m;
+                let (bd, ul) = ((&base[..], &dir[..]), (&u[..], &l[..]));
+                // SAFETY: `layouts` lists only what the CPU has.
+                let sums = unsafe {
+                    match isa {
+                        Isa::Avx2 => super::avx2::step_pair_v(bd, ul, a, k, [o0, o1], [g0, g1]),
+                        Isa::Avx512 => super::avx512::step_pair_v(bd, ul, a, k, [o0, o1], [g0, g1]),
+                    }
+                };
+                for c in 0..2 {
+                    let (mut out, mut g) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+                    let step = constraint::Step {
+                        base: &base,
+                        a: a[c],
+                        dir: &dir,
+                        moved_v: true,
+                        other: &u,
+                        ls: &l,
+                        k,
+                    };
+                    let one = constraint::step_value(&mut out, &mut g, step);
+                    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&m[2 * c]), bits(&out), "{isa:?} out, n = {n}, {c}");
+                    assert_eq!(bits(&m[2 * c + 1]), bits(&g), "{isa:?} G_U, n = {n}, {c}");
+                    let (x, y) = (sums[c].map(f64::to_bits), one.map(f64::to_bits));
+                    assert_eq!(x, y, "{isa:?} sums, n = {n}, {c}");
+                }
+            }
+        }
     }
 }

@@ -1,11 +1,13 @@
 //! method §6: the Armijo step of one block of the inner sweep: a W block `(W_l, b_l)` with
 //! its matmul-free trials (shrink factors and `B = ∇W·V_{l−1}`, computed once per step),
-//! and a V block `V_l` whose trials move `U_{l+1}` along `W_{l+1}G_V`. Each trial costs
-//! elementwise work and one scalar readback, and writes the gradient the layer's next
-//! block reads ([`Known`](super::Known)).
+//! and a V block `V_l` whose trials move `U_{l+1}` along `W_{l+1}G_V`. A trial costs
+//! elementwise work and writes the gradient the layer's next block reads
+//! ([`Known`](super::Known)). Trials go in ladders of [`LADDER`] candidate steps (`t`,
+//! `t/2`): one pass over the operands and one scalar readback for both, and the block
+//! takes the first candidate that passes, the step sequential backtracking would take.
 
-use super::{Lifted, ARMIJO_SLACK_EPS, MAX_BACKTRACK};
-use crate::backend::{Axis, BResult, Backend, Grads, Moved, VStep, WTrial};
+use super::{Candidate, Lifted, ARMIJO_SLACK_EPS, MAX_BACKTRACK};
+use crate::backend::{Axis, BResult, Backend, Grads, Moved, Slot, TrialOut, VStep, WTrial, LADDER};
 use crate::problem::DeviceData;
 use crate::solver::slots::{
     Readback, D2, GDOT, GROUP_SUM, RES, V_GRAD_SQ, V_PHI_NEXT, V_TRIAL_PHI, V_TRIAL_PHI_NEXT,
@@ -41,83 +43,31 @@ impl<B: Backend> Lifted<B> {
                 self.passes += self.frac(l);
             }
         }
+        // Matmul-free trials go in ladders (one pass, one readback for LADDER candidates); a
+        // column-grouped layer's trial costs a matmul, so its candidates go one at a time.
+        let width = if axis == Axis::Rows { LADDER } else { 1 };
         let mut t = 2.0 * self.step_w[l];
         let mut phi = None;
         let mut first_map2 = None;
-        for trial in 1..=MAX_BACKTRACK {
-            be.axpby(
-                &mut self.trial.w[l],
-                1.0,
-                &self.p.w[l],
-                -(t as f32),
-                &self.g.w[l],
-            )?;
-            be.group_prox(
-                &mut self.trial.w[l],
-                (lam * t) as f32,
-                axis,
-                &mut self.shrink[l],
-                W_TRIAL_PENALTY.slot(),
-            )?;
-            be.axpby(
-                &mut self.trial.b[l],
-                1.0,
-                &self.p.b[l],
-                -(t as f32),
-                &self.g.b[l],
-            )?;
-            let (dw, db) = (&mut self.diff.w[l], &mut self.diff.b[l]);
-            let (tw, tb) = (&self.trial.w[l], &self.trial.b[l]);
-            be.step_diff(dw, tw, &self.p.w[l], &self.g.w[l], W_TRIAL_STEP.at(0))?;
-            be.step_diff(db, tb, &self.p.b[l], &self.g.b[l], W_TRIAL_STEP.at(1))?;
-            let input = if l == 0 { &data.x } else { &self.v[l - 1] };
-            match axis {
-                // A hidden layer's trial is written, valued and its G_V written in one pass.
-                Axis::Rows if hidden => {
-                    let trial = WTrial {
-                        u: &self.u[l],
-                        b_old: &self.p.b[l],
-                        b_new: &self.trial.b[l],
-                        bmat: &self.bmat[l],
-                        shrink: &self.shrink[l],
-                        t: t as f32,
-                    };
-                    let (v, lam) = (&self.v[l], &self.lam[l]);
-                    let r = self.residual(self.rho, Grads::V);
-                    let (out, grad) = (&mut self.u_trial[l], &mut self.gv_trial[l]);
-                    be.w_trial_value(out, grad, trial, (v, lam), r, W_TRIAL_PHI.slot())?;
-                }
-                Axis::Rows => {
-                    be.w_trial_preact(
-                        &mut self.u_trial[l],
-                        &self.u[l],
-                        &self.p.b[l],
-                        &self.trial.b[l],
-                        &self.bmat[l],
-                        &self.shrink[l],
-                        t as f32,
-                    )?;
-                    self.piece_value(be, l, &self.u_trial[l], None, &data.y, W_TRIAL_PHI.slot())?;
-                }
-                Axis::Cols => {
-                    be.matmul_nn(
-                        &mut self.u_trial[l],
-                        &self.trial.w[l],
-                        input,
-                        Some(&self.trial.b[l]),
-                        0.0,
-                    )?;
-                    self.passes += self.frac(l);
-                    self.piece_value(be, l, &self.u_trial[l], None, &data.y, W_TRIAL_PHI.slot())?;
-                }
+        let mut trial = 0;
+        while trial < MAX_BACKTRACK {
+            let mut ts = [t; LADDER];
+            for c in 1..width {
+                ts[c] = 0.5 * ts[c - 1];
             }
+            for (c, &t) in ts.iter().enumerate().take(width) {
+                self.w_candidate(be, l, c, t)?;
+            }
+            self.w_candidate_values(be, data, l, &ts[..width])?;
             let mut rb = Readback::new();
-            for unit in 0..2 {
-                rb.slot(W_TRIAL_STEP.part(unit, GDOT))
-                    .slot(W_TRIAL_STEP.part(unit, D2));
+            for c in 0..width {
+                for unit in [2 * c, 2 * c + 1] {
+                    rb.slot(W_TRIAL_STEP.part(unit, GDOT))
+                        .slot(W_TRIAL_STEP.part(unit, D2));
+                }
+                rb.slot(W_TRIAL_PENALTY.part(c, GROUP_SUM));
+                self.ask_piece(&mut rb, l, W_TRIAL_PHI.at(c));
             }
-            rb.slot(W_TRIAL_PENALTY.part(0, GROUP_SUM));
-            self.ask_piece(&mut rb, l, W_TRIAL_PHI.slot());
             if phi.is_none() {
                 if known.is_none() {
                     self.ask_piece(&mut rb, l, W_PHI.slot());
@@ -131,41 +81,117 @@ impl<B: Backend> Lifted<B> {
                     lam * v.get(W_PENALTY.part(0, GROUP_SUM)),
                 )
             });
-            let phi_new = self.piece(l, &v, W_TRIAL_PHI.slot());
-            let gd = v.get(W_TRIAL_STEP.part(0, GDOT)) + v.get(W_TRIAL_STEP.part(1, GDOT));
-            let d2 = v.get(W_TRIAL_STEP.part(0, D2)) + v.get(W_TRIAL_STEP.part(1, D2));
-            if first_map2.is_none() {
-                first_map2 = Some(d2 / (t * t));
-            }
-            // Prox-gradient sufficient decrease on the whole block objective: smooth part
-            // by the quadratic model, plus the penalty (which the prox step never worsens
-            // against the model), so F(x⁺) ≤ F(x) is guaranteed when accepted.
-            let reg_new = lam * v.get(W_TRIAL_PENALTY.part(0, GROUP_SUM));
-            let model = phi_now + gd + d2 / (2.0 * t);
-            let slack = ARMIJO_SLACK_EPS * be.epsilon() * (phi_now.abs() + reg_old.abs());
-            if phi_new <= model + slack && phi_new + reg_new <= phi_now + reg_old + slack {
-                std::mem::swap(&mut self.p.w[l], &mut self.trial.w[l]);
-                std::mem::swap(&mut self.p.b[l], &mut self.trial.b[l]);
-                std::mem::swap(&mut self.u[l], &mut self.u_trial[l]);
-                self.step_w[l] = t;
-                if hidden {
-                    // U_l moved: its G_U is stale; the trial wrote G_V there (rows only).
-                    self.known.gu[l] = None;
-                    self.known.gv[l] = None;
-                    if axis == Axis::Rows {
-                        std::mem::swap(&mut self.gv[l], &mut self.gv_trial[l]);
-                        self.known.gv[l] = Some(phi_new);
-                    }
+            // The candidates in order of decreasing step: the first that passes is the
+            // step sequential backtracking would take.
+            for (c, &t) in ts.iter().enumerate().take(width) {
+                trial += 1;
+                let phi_new = self.piece(l, &v, W_TRIAL_PHI.at(c));
+                let (sw, sb) = (2 * c, 2 * c + 1);
+                let gd = v.get(W_TRIAL_STEP.part(sw, GDOT)) + v.get(W_TRIAL_STEP.part(sb, GDOT));
+                let d2 = v.get(W_TRIAL_STEP.part(sw, D2)) + v.get(W_TRIAL_STEP.part(sb, D2));
+                if first_map2.is_none() {
+                    first_map2 = Some(d2 / (t * t));
                 }
-                return Ok((true, first_map2.unwrap_or(0.0), trial));
+                // Prox-gradient sufficient decrease on the whole block objective: smooth
+                // part by the quadratic model, plus the penalty (which the prox step never
+                // worsens against the model), so F(x⁺) ≤ F(x) is guaranteed when accepted.
+                let reg_new = lam * v.get(W_TRIAL_PENALTY.part(c, GROUP_SUM));
+                let model = phi_now + gd + d2 / (2.0 * t);
+                let slack = ARMIJO_SLACK_EPS * be.epsilon() * (phi_now.abs() + reg_old.abs());
+                if phi_new <= model + slack && phi_new + reg_new <= phi_now + reg_old + slack {
+                    let cand = &mut self.cand[c];
+                    std::mem::swap(&mut self.p.w[l], &mut cand.trial.w[l]);
+                    std::mem::swap(&mut self.p.b[l], &mut cand.trial.b[l]);
+                    std::mem::swap(&mut self.u[l], &mut cand.u[l]);
+                    self.step_w[l] = t;
+                    if hidden {
+                        // U_l moved: its G_U is stale; the trial wrote G_V there (rows only).
+                        self.known.gu[l] = None;
+                        self.known.gv[l] = None;
+                        if axis == Axis::Rows {
+                            std::mem::swap(&mut self.gv[l], &mut cand.gv[l]);
+                            self.known.gv[l] = Some(phi_new);
+                        }
+                    }
+                    return Ok((true, first_map2.unwrap_or(0.0), trial));
+                }
             }
-            t *= 0.5;
+            t = 0.5 * ts[width - 1];
         }
         if hidden {
             // The point did not move: G_U (known or computed above) still holds.
             self.known.gu[l] = phi.map(|p| p.0);
         }
         Ok((false, first_map2.unwrap_or(0.0), MAX_BACKTRACK))
+    }
+
+    /// Candidate `c` of a W trial at step `t`: `(W, b)` one prox-gradient step from the
+    /// current point (its penalty's sums into [`W_TRIAL_PENALTY`]) and its step
+    /// difference's model terms (into [`W_TRIAL_STEP`]).
+    fn w_candidate(&mut self, be: &B, l: usize, c: usize, t: f64) -> BResult<()> {
+        let (axis, lam) = (self.spec.axes[l], self.spec.lambda as f64);
+        let (p, g, cand) = (&self.p, &self.g, &mut self.cand[c]);
+        let (tw, tb) = (&mut cand.trial.w[l], &mut cand.trial.b[l]);
+        be.axpby(tw, 1.0, &p.w[l], -(t as f32), &g.w[l])?;
+        let penalty = W_TRIAL_PENALTY.at(c);
+        be.group_prox(tw, (lam * t) as f32, axis, &mut cand.shrink[l], penalty)?;
+        be.axpby(tb, 1.0, &p.b[l], -(t as f32), &g.b[l])?;
+        let (dw, db) = (&mut cand.diff.w[l], &mut cand.diff.b[l]);
+        be.step_diff(dw, tw, &p.w[l], &g.w[l], W_TRIAL_STEP.at(2 * c))?;
+        be.step_diff(db, tb, &p.b[l], &g.b[l], W_TRIAL_STEP.at(2 * c + 1))
+    }
+
+    /// The smooth part's value at the W trial's candidates (steps `ts`, candidate `c`'s
+    /// sums into `W_TRIAL_PHI.at(c)`), and for a hidden layer's row trials the `G_V` each
+    /// candidate's point gives.
+    fn w_candidate_values(
+        &mut self,
+        be: &B,
+        data: &DeviceData<B>,
+        l: usize,
+        ts: &[f64],
+    ) -> BResult<()> {
+        let hidden = l + 1 < self.spec.layers();
+        match self.spec.axes[l] {
+            // A hidden layer's trials are written, valued and their G_V written in one pass.
+            Axis::Rows if hidden => {
+                let r = self.residual(self.rho, Grads::V);
+                let (u, b_old, bmat) = (&self.u[l], &self.p.b[l], &self.bmat[l]);
+                let [c0, c1] = &mut self.cand;
+                let (w0, o0) = c0.w_trial(l, (u, b_old, bmat), ts[0], W_TRIAL_PHI.at(0));
+                let (w1, o1) = c1.w_trial(l, (u, b_old, bmat), ts[1], W_TRIAL_PHI.at(1));
+                be.w_trial_value_ladder([o0, o1], [w0, w1], (&self.v[l], &self.lam[l]), r)
+            }
+            Axis::Rows => {
+                for (c, &t) in ts.iter().enumerate() {
+                    let cand = &mut self.cand[c];
+                    be.w_trial_preact(
+                        &mut cand.u[l],
+                        &self.u[l],
+                        &self.p.b[l],
+                        &cand.trial.b[l],
+                        &self.bmat[l],
+                        &cand.shrink[l],
+                        t as f32,
+                    )?;
+                    let u = &self.cand[c].u[l];
+                    self.piece_value(be, l, u, None, &data.y, W_TRIAL_PHI.at(c))?;
+                }
+                Ok(())
+            }
+            Axis::Cols => {
+                for c in 0..ts.len() {
+                    let input = if l == 0 { &data.x } else { &self.v[l - 1] };
+                    let cand = &mut self.cand[c];
+                    let b = Some(&cand.trial.b[l]);
+                    be.matmul_nn(&mut cand.u[l], &cand.trial.w[l], input, b, 0.0)?;
+                    self.passes += self.frac(l);
+                    let u = &self.cand[c].u[l];
+                    self.piece_value(be, l, u, None, &data.y, W_TRIAL_PHI.at(c))?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// One Armijo step on block `V_l` (hidden index `l`, method §6).
@@ -201,52 +227,17 @@ impl<B: Backend> Lifted<B> {
             0.0,
         )?;
         self.passes += 2.0 * self.frac(l + 1);
-        be.sq_norm(&self.gv[l], V_GRAD_SQ.slot())?;
         let mut t = 2.0 * self.step_v[l];
         let mut cur = None;
-        for trial in 1..=MAX_BACKTRACK {
-            // Each moved matrix is written, valued and its G_U written in one pass.
-            let a = -(t as f32);
-            let r = self.residual(self.rho, Grads::U);
-            let step = VStep {
-                base: &self.v[l],
-                a,
-                dir: &self.gv[l],
-                moved: Moved::V,
-                other: &self.u[l],
-                lam: &self.lam[l],
-            };
-            let slot = V_TRIAL_PHI.slot();
-            be.step_value(&mut self.v_trial[l], &mut self.gu_trial[l], step, r, slot)?;
-            if next_hidden {
-                let step = VStep {
-                    base: &self.u[l + 1],
-                    a,
-                    dir: &self.bmat[l + 1],
-                    moved: Moved::U,
-                    other: &self.v[l + 1],
-                    lam: &self.lam[l + 1],
-                };
-                let (out, grad) = (&mut self.u_trial[l + 1], &mut self.gu_trial[l + 1]);
-                be.step_value(out, grad, step, r, V_TRIAL_PHI_NEXT.slot())?;
-            } else {
-                be.axpby(
-                    &mut self.u_trial[l + 1],
-                    1.0,
-                    &self.u[l + 1],
-                    a,
-                    &self.bmat[l + 1],
-                )?;
-                be.loss(
-                    &self.u_trial[l + 1],
-                    &data.y,
-                    self.spec.loss,
-                    V_TRIAL_PHI_NEXT.slot(),
-                )?;
-            }
+        let mut trial = 0;
+        while trial < MAX_BACKTRACK {
+            let ts = [t, 0.5 * t];
+            self.v_candidates(be, data, l, ts, cur.is_none())?;
             let mut rb = Readback::new();
-            self.ask_piece(&mut rb, l, V_TRIAL_PHI.slot());
-            self.ask_piece(&mut rb, l + 1, V_TRIAL_PHI_NEXT.slot());
+            for c in 0..LADDER {
+                self.ask_piece(&mut rb, l, V_TRIAL_PHI.at(c));
+                self.ask_piece(&mut rb, l + 1, V_TRIAL_PHI_NEXT.at(c));
+            }
             if cur.is_none() {
                 rb.slot(V_GRAD_SQ.slot());
                 if known.0.is_none() {
@@ -267,27 +258,32 @@ impl<B: Backend> Lifted<B> {
                 )
             });
             let phi = phi_l + phi_next;
-            let (new_l, new_next) = (
-                self.piece(l, &v, V_TRIAL_PHI.slot()),
-                self.piece(l + 1, &v, V_TRIAL_PHI_NEXT.slot()),
-            );
-            let phi_new = new_l + new_next;
-            let slack = ARMIJO_SLACK_EPS * be.epsilon() * phi.abs();
-            if phi_new <= phi - 0.5 * t * g2 + slack {
-                std::mem::swap(&mut self.v[l], &mut self.v_trial[l]);
-                std::mem::swap(&mut self.u[l + 1], &mut self.u_trial[l + 1]);
-                self.step_v[l] = t;
-                // Both layers moved; their trials wrote G_U at the new points.
-                std::mem::swap(&mut self.gu[l], &mut self.gu_trial[l]);
-                self.known.gu[l] = Some(new_l);
-                if next_hidden {
-                    std::mem::swap(&mut self.gu[l + 1], &mut self.gu_trial[l + 1]);
-                    self.known.gu[l + 1] = Some(new_next);
-                    self.known.gv[l + 1] = None;
+            // The first candidate that passes is the step sequential backtracking takes.
+            for (c, &t) in ts.iter().enumerate() {
+                trial += 1;
+                let (new_l, new_next) = (
+                    self.piece(l, &v, V_TRIAL_PHI.at(c)),
+                    self.piece(l + 1, &v, V_TRIAL_PHI_NEXT.at(c)),
+                );
+                let phi_new = new_l + new_next;
+                let slack = ARMIJO_SLACK_EPS * be.epsilon() * phi.abs();
+                if phi_new <= phi - 0.5 * t * g2 + slack {
+                    let cand = &mut self.cand[c];
+                    std::mem::swap(&mut self.v[l], &mut cand.v[l]);
+                    std::mem::swap(&mut self.u[l + 1], &mut cand.u[l + 1]);
+                    self.step_v[l] = t;
+                    // Both layers moved; the trial wrote G_U at the new points.
+                    std::mem::swap(&mut self.gu[l], &mut cand.gu[l]);
+                    self.known.gu[l] = Some(new_l);
+                    if next_hidden {
+                        std::mem::swap(&mut self.gu[l + 1], &mut cand.gu[l + 1]);
+                        self.known.gu[l + 1] = Some(new_next);
+                        self.known.gv[l + 1] = None;
+                    }
+                    return Ok((true, n * n * g2, trial));
                 }
-                return Ok((true, n * n * g2, trial));
             }
-            t *= 0.5;
+            t = 0.5 * ts[LADDER - 1];
         }
         if next_hidden {
             // The point did not move: G_U of layer l + 1 (known or computed) still holds.
@@ -298,5 +294,111 @@ impl<B: Backend> Lifted<B> {
             n * n * cur.map(|c| c.2).unwrap_or(0.0),
             MAX_BACKTRACK,
         ))
+    }
+
+    /// The candidates of a V trial at steps `ts` (method §6): each moves `V_l` along
+    /// `−G_V` and `U_{l+1}` along `−W_{l+1}G_V`, and sums the two pieces there
+    /// (`V_TRIAL_PHI.at(c)`, `V_TRIAL_PHI_NEXT.at(c)`), writing each moved layer's `G_U`;
+    /// with `grad_sq`, also `‖G_V‖²` into [`V_GRAD_SQ`].
+    fn v_candidates(
+        &mut self,
+        be: &B,
+        data: &DeviceData<B>,
+        l: usize,
+        ts: [f64; LADDER],
+        grad_sq: bool,
+    ) -> BResult<()> {
+        let next_hidden = l + 2 < self.spec.layers();
+        let a = ts.map(|t| -(t as f32));
+        let r = self.residual(self.rho, Grads::U);
+        let [c0, c1] = &mut self.cand;
+        // Each moved matrix is written, valued and its G_U written in one pass.
+        let outs = [
+            TrialOut {
+                out: &mut c0.v[l],
+                grad: &mut c0.gu[l],
+                slot: V_TRIAL_PHI.at(0),
+            },
+            TrialOut {
+                out: &mut c1.v[l],
+                grad: &mut c1.gu[l],
+                slot: V_TRIAL_PHI.at(1),
+            },
+        ];
+        let steps = a.map(|a| VStep {
+            base: &self.v[l],
+            a,
+            dir: &self.gv[l],
+            moved: Moved::V,
+            other: &self.u[l],
+            lam: &self.lam[l],
+        });
+        let grad_sq = grad_sq.then(|| V_GRAD_SQ.slot());
+        be.step_value_ladder(outs, steps, r, grad_sq)?;
+        if next_hidden {
+            let outs = [
+                TrialOut {
+                    out: &mut c0.u[l + 1],
+                    grad: &mut c0.gu[l + 1],
+                    slot: V_TRIAL_PHI_NEXT.at(0),
+                },
+                TrialOut {
+                    out: &mut c1.u[l + 1],
+                    grad: &mut c1.gu[l + 1],
+                    slot: V_TRIAL_PHI_NEXT.at(1),
+                },
+            ];
+            let steps = a.map(|a| VStep {
+                base: &self.u[l + 1],
+                a,
+                dir: &self.bmat[l + 1],
+                moved: Moved::U,
+                other: &self.v[l + 1],
+                lam: &self.lam[l + 1],
+            });
+            be.step_value_ladder(outs, steps, r, None)
+        } else {
+            for (c, a) in a.into_iter().enumerate() {
+                let out = &mut self.cand[c].u[l + 1];
+                be.axpby(out, 1.0, &self.u[l + 1], a, &self.bmat[l + 1])?;
+                let loss = self.spec.loss;
+                be.loss(out, &data.y, loss, V_TRIAL_PHI_NEXT.at(c))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+impl<B: Backend> Candidate<B> {
+    /// This candidate's W trial of layer `l` at step `t` from the state's `(U, b, B)`
+    /// (`state`), and where its point, `G_V` and sums (at `slot`) go.
+    fn w_trial<'a>(
+        &'a mut self,
+        l: usize,
+        (u, b_old, bmat): (&'a B::Mat, &'a B::Mat, &'a B::Mat),
+        t: f64,
+        slot: Slot,
+    ) -> (WTrial<'a, B::Mat>, TrialOut<'a, B::Mat>) {
+        let Candidate {
+            trial,
+            shrink,
+            u: out,
+            gv,
+            ..
+        } = self;
+        let w = WTrial {
+            u,
+            b_old,
+            b_new: &trial.b[l],
+            bmat,
+            shrink: &shrink[l],
+            t: t as f32,
+        };
+        let o = TrialOut {
+            out: &mut out[l],
+            grad: &mut gv[l],
+            slot,
+        };
+        (w, o)
     }
 }

@@ -163,12 +163,12 @@ impl<B: Backend> Lifted<B> {
             to_f32(&(inv.dot(&wl.t().dot(&bl)) * -2.0)).view(),
         )?;
         // T = (ρσ(U) − Λ)/2 + W_LᵀY, then V = 2M⁻¹T − 2M⁻¹W_Lᵀb.
-        // v_trial[j] is free here (the exact block has no trials).
-        be.leaky_relu(&mut self.v_trial[j], &self.u[j], self.spec.alpha)?;
+        // The first candidate's V is free here (the exact block has no trials).
+        be.leaky_relu(&mut self.cand[0].v[j], &self.u[j], self.spec.alpha)?;
         be.axpby(
             &mut self.scratch[j],
             0.5 * self.rho as f32,
-            &self.v_trial[j],
+            &self.cand[0].v[j],
             -0.5,
             &self.lam[j],
         )?;

@@ -6,7 +6,8 @@
 //! Trials are matmul-free (method §6): a W-trial's pre-activation is
 //! `diag(s)(U − b1ᵀ − tB) + b⁺1ᵀ` with `B = ∇W·V_{l−1}` computed once per step and `s`
 //! the row shrink factors; a V-trial's next pre-activation is `U_{l+1} − t·W_{l+1}G_V` with
-//! `W_{l+1}G_V` computed once. Each trial costs elementwise work and ONE scalar readback;
+//! `W_{l+1}G_V` computed once. Each trial costs elementwise work; two candidate steps
+//! share one pass over the operands and ONE scalar readback (`blocks.rs`, [`LADDER`]);
 //! a trial's point is written and its constraint value summed in the same pass
 //! (`w_trial_value`, `step_value`), and each block's residual writes only the gradient the
 //! block reads. A trial also writes, at its point, the gradient the next block of that layer
@@ -22,7 +23,7 @@ pub mod exact;
 use super::slots::{
     self, Readback, Values, DISCARD, GROUP_SUM, H2, LAGRANGIAN_PENALTY, LAM_H, LOSS, RES, SIGMA2,
 };
-use crate::backend::{BResult, Backend, Grads, Residual, Slot};
+use crate::backend::{BResult, Backend, Grads, Residual, Slot, LADDER};
 use crate::problem::{DeviceData, Params, Spec};
 use exact::ExactWork;
 
@@ -32,6 +33,8 @@ use exact::ExactWork;
 const ARMIJO_SLACK_EPS: f64 = 8.0;
 /// Backtracking gives up after this many halvings (the block then keeps its point).
 const MAX_BACKTRACK: usize = 40;
+// Ladders of candidates never run past the last trial.
+const _: () = assert!(MAX_BACKTRACK.is_multiple_of(LADDER));
 
 /// The lifted state and its workspaces, allocated once per problem.
 pub struct Lifted<B: Backend> {
@@ -56,19 +59,57 @@ pub struct Lifted<B: Backend> {
     pub gu: Vec<B::Mat>,
     pub gv: Vec<B::Mat>,
     pub g: Params<B>,
-    pub trial: Params<B>,
-    pub diff: Params<B>,
     pub bmat: Vec<B::Mat>,
-    pub u_trial: Vec<B::Mat>,
-    pub v_trial: Vec<B::Mat>,
-    /// What a hidden layer's trials write: `G_U` (V trials), `G_V` (W trials).
-    pub gu_trial: Vec<B::Mat>,
-    pub gv_trial: Vec<B::Mat>,
-    pub shrink: Vec<B::Mat>,
+    /// The trials' workspaces, one set per candidate of a ladder trial.
+    pub cand: [Candidate<B>; LADDER],
     /// Workspaces of the optional exact blocks (method §6); `None` = all blocks by
     /// proximal gradient.
     pub exact: Option<ExactWork<B>>,
     known: Known,
+}
+
+/// One ladder candidate's workspaces (method §6): what a trial writes, swapped into the
+/// state when the candidate is accepted.
+pub struct Candidate<B: Backend> {
+    /// A W trial's `(W, b)`, its step `Δ` and its group shrink factors.
+    pub trial: Params<B>,
+    pub diff: Params<B>,
+    pub shrink: Vec<B::Mat>,
+    /// Per layer: a W trial's pre-activation, or the next layer's `U` of a V trial.
+    pub u: Vec<B::Mat>,
+    /// Per hidden layer: a V trial's `V`.
+    pub v: Vec<B::Mat>,
+    /// Per hidden layer: the gradients the trials write at their point, `G_U` (V trials)
+    /// and `G_V` (W trials).
+    pub gu: Vec<B::Mat>,
+    pub gv: Vec<B::Mat>,
+}
+
+impl<B: Backend> Candidate<B> {
+    fn new(be: &B, spec: &Spec, n: usize) -> BResult<Self> {
+        let layers = spec.layers();
+        let mut c = Candidate {
+            trial: Params::zeros_like(be, spec)?,
+            diff: Params::zeros_like(be, spec)?,
+            shrink: Vec::new(),
+            u: Vec::new(),
+            v: Vec::new(),
+            gu: Vec::new(),
+            gv: Vec::new(),
+        };
+        for l in 0..layers {
+            let r = spec.sizes[l + 1];
+            c.u.push(be.zeros(r, n)?);
+            let (sr, sc) = spec.shrink_shape(l);
+            c.shrink.push(be.zeros(sr, sc)?);
+            if l + 1 < layers {
+                for vec in [&mut c.v, &mut c.gu, &mut c.gv] {
+                    vec.push(be.zeros(r, n)?);
+                }
+            }
+        }
+        Ok(c)
+    }
 }
 
 /// Which hidden-layer gradient workspaces hold the gradient at the current point (with
@@ -135,14 +176,8 @@ impl<B: Backend> Lifted<B> {
             gu: Vec::new(),
             gv: Vec::new(),
             g: Params::zeros_like(be, spec)?,
-            trial: Params::zeros_like(be, spec)?,
-            diff: Params::zeros_like(be, spec)?,
             bmat: Vec::new(),
-            u_trial: Vec::new(),
-            v_trial: Vec::new(),
-            gu_trial: Vec::new(),
-            gv_trial: Vec::new(),
-            shrink: Vec::new(),
+            cand: [Candidate::new(be, spec, n)?, Candidate::new(be, spec, n)?],
             exact: None,
             known: Known::none(layers - 1),
         };
@@ -152,19 +187,8 @@ impl<B: Backend> Lifted<B> {
             st.u.push(be.zeros(r, n)?);
             st.gu.push(be.zeros(r, n)?);
             st.bmat.push(be.zeros(r, n)?);
-            st.u_trial.push(be.zeros(r, n)?);
-            let (sr, sc) = spec.shrink_shape(l);
-            st.shrink.push(be.zeros(sr, sc)?);
             if l + 1 < layers {
-                for vec in [
-                    &mut st.v,
-                    &mut st.lam,
-                    &mut st.scratch,
-                    &mut st.gv,
-                    &mut st.v_trial,
-                    &mut st.gu_trial,
-                    &mut st.gv_trial,
-                ] {
+                for vec in [&mut st.v, &mut st.lam, &mut st.scratch, &mut st.gv] {
                     vec.push(be.zeros(r, n)?);
                 }
             }
