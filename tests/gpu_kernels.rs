@@ -564,6 +564,11 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     // The ladder forms (two candidates in one operation; on the CPU one fused pass, with
     // the hand-vectorised kernel where V moves; on the GPU the single kernels in turn).
     let nan = || up(be, &Array2::from_elem((r, c), f32::NAN));
+    // Two candidates' value sums (‖H‖², ⟨Λ,H⟩, ‖σ(U)‖² each) and their magnitudes.
+    let pair_mag = |sl: &[f64]| -> Vec<f64> {
+        let trio = |c: &[f64]| [c[0], 0.5 * (lam2 + c[0]), c[2]];
+        [trio(&sl[0..3]), trio(&sl[3..6])].concat()
+    };
     for (moved, base, slot) in [(Moved::V, &dx, 70), (Moved::U, &dy, 80)] {
         let mut m: [B::Mat; 4] = std::array::from_fn(|_| nan());
         let [o0, g0, o1, g1] = &mut m;
@@ -600,14 +605,7 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
         }
         let want: Vec<usize> = (slot..slot + 6).chain(dir_sq).collect();
         let sl = slots(be, &want);
-        let mut mag = vec![
-            sl[0],
-            0.5 * (lam2 + sl[0]),
-            sl[2],
-            sl[3],
-            0.5 * (lam2 + sl[3]),
-            sl[5],
-        ];
+        let mut mag = pair_mag(&sl);
         mag.extend(sl.get(6).copied());
         outs.push(Out {
             name: format!("step_value_ladder {moved:?} slots"),
@@ -644,14 +642,7 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
         outs.push(out(format!("w_trial_value_ladder {q}"), dl(be, mat)));
     }
     let sl = slots(be, &[90, 91, 92, 93, 94, 95]);
-    let mag = vec![
-        sl[0],
-        0.5 * (lam2 + sl[0]),
-        sl[2],
-        sl[3],
-        0.5 * (lam2 + sl[3]),
-        sl[5],
-    ];
+    let mag = pair_mag(&sl);
     outs.push(Out {
         name: "w_trial_value_ladder slots".into(),
         vals: sl,

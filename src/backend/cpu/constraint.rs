@@ -197,6 +197,19 @@ pub struct Step<'a, F> {
     pub k: ResidualScalars<F>,
 }
 
+impl<'a, F> Step<'a, F> {
+    /// The step over elements `lo..hi` (one chunk).
+    fn at(self, lo: usize, hi: usize) -> Self {
+        Step {
+            base: &self.base[lo..hi],
+            dir: &self.dir[lo..hi],
+            other: &self.other[lo..hi],
+            ls: &self.ls[lo..hi],
+            ..self
+        }
+    }
+}
+
 /// The residual of one chunk writing the one gradient `k.write` names into `g` (a trial's
 /// gradient: `Grads::Both` is refused by the operation's contract and writes `G_U`). Its
 /// sums are [`value_chunk`]'s, bit for bit.
@@ -255,14 +268,7 @@ pub fn step_value<F: Real>(out: &mut [F], g: &mut [F], s: Step<'_, F>) -> [f64; 
     let n = out.len();
     let g = &mut g[..n];
     let part = |lo: usize, o: &mut [F], g: &mut [F]| {
-        let hi = lo + o.len();
-        let chunk = Step {
-            base: &s.base[lo..hi],
-            dir: &s.dir[lo..hi],
-            other: &s.other[lo..hi],
-            ls: &s.ls[lo..hi],
-            ..s
-        };
+        let chunk = s.at(lo, lo + o.len());
         step_value_chunk(o, g, chunk)
     };
     if n <= PAR_CHUNK {
@@ -316,14 +322,7 @@ pub fn step_value_ladder<F: Real>(
     dir_sq: bool,
 ) -> ([[f64; 3]; 2], f64) {
     let sums = ladder_chunks(outs, |lo, (o0, g0), (o1, g1)| {
-        let hi = lo + o0.len();
-        let chunk = Step {
-            base: &s.base[lo..hi],
-            dir: &s.dir[lo..hi],
-            other: &s.other[lo..hi],
-            ls: &s.ls[lo..hi],
-            ..s
-        };
+        let chunk = s.at(lo, lo + o0.len());
         // Moving V, the candidates share U's σ and σ': one hand-vectorised pass for both.
         let fast = (s.moved_v && s.k.write != Grads::V)
             .then(|| {

@@ -125,6 +125,22 @@ fn scalars<F: Real>(r: Residual) -> constraint::ResidualScalars<F> {
     }
 }
 
+/// A V trial's operands as slices.
+fn step_operands<'a, F: Real>(
+    s: &VStep<'a, CpuMat<F>>,
+    r: Residual,
+) -> BResult<constraint::Step<'a, F>> {
+    Ok(constraint::Step {
+        base: slice(s.base)?,
+        a: F::of(s.a),
+        dir: slice(s.dir)?,
+        moved_v: s.moved == Moved::V,
+        other: slice(s.other)?,
+        ls: slice(s.lam)?,
+        k: scalars(r),
+    })
+}
+
 /// The per-row operands of a W trial.
 fn trial_rows<'a, F: Real>(w: &WTrial<'a, CpuMat<F>>) -> BResult<constraint::TrialRows<'a, F>> {
     Ok(constraint::TrialRows {
@@ -363,15 +379,7 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::step_value(self, out, grad, &s, &r, slot)?;
         self.tick();
-        let step = constraint::Step {
-            base: slice(s.base)?,
-            a: F::of(s.a),
-            dir: slice(s.dir)?,
-            moved_v: s.moved == Moved::V,
-            other: slice(s.other)?,
-            ls: slice(s.lam)?,
-            k: scalars(r),
-        };
+        let step = step_operands(&s, r)?;
         let sums = constraint::step_value(slice_mut(out)?, slice_mut(grad)?, step);
         self.set(slot, &sums)
     }
@@ -402,15 +410,7 @@ impl<F: Real> Backend for CpuBackend<F> {
             shape::sq_norm(slot)?;
         }
         self.tick();
-        let step = constraint::Step {
-            base: slice(s0.base)?,
-            a: F::of(s0.a),
-            dir: slice(s0.dir)?,
-            moved_v: s0.moved == Moved::V,
-            other: slice(s0.other)?,
-            ls: slice(s0.lam)?,
-            k: scalars(r),
-        };
+        let step = step_operands(&s0, r)?;
         let outs = [
             (slice_mut(o0.out)?, slice_mut(o0.grad)?),
             (slice_mut(o1.out)?, slice_mut(o1.grad)?),

@@ -7,6 +7,20 @@ use super::constraint::ResidualScalars;
 use super::simd;
 use num_traits::{Float, FromPrimitive, ToPrimitive};
 
+/// `simd::<layout>::$f(args)` for the widest layout this CPU has (`None`: no AVX2).
+#[cfg(target_arch = "x86_64")]
+macro_rules! widest {
+    ($f:ident($($a:expr),*)) => {
+        // SAFETY: `simd::isa` reports what the CPU has.
+        Some(unsafe {
+            match simd::isa()? {
+                simd::Isa::Avx512 => simd::avx512::$f($($a),*),
+                simd::Isa::Avx2 => simd::avx2::$f($($a),*),
+            }
+        })
+    };
+}
+
 /// Float types the CPU backend runs in.
 pub trait Real:
     ndarray::LinalgScalar
@@ -66,23 +80,11 @@ impl Real for f32 {
         gus: &mut [f32],
         gvs: &mut [f32],
     ) -> Option<[f64; 3]> {
-        // SAFETY: `simd::isa` reports what the CPU has.
-        Some(unsafe {
-            match simd::isa()? {
-                simd::Isa::Avx512 => simd::avx512::residual_write(us, vs, ls, k, gus, gvs),
-                simd::Isa::Avx2 => simd::avx2::residual_write(us, vs, ls, k, gus, gvs),
-            }
-        })
+        widest!(residual_write(us, vs, ls, k, gus, gvs))
     }
     #[cfg(target_arch = "x86_64")]
     fn fast_value(us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> Option<[f64; 3]> {
-        // SAFETY: `simd::isa` reports what the CPU has.
-        Some(unsafe {
-            match simd::isa()? {
-                simd::Isa::Avx512 => simd::avx512::value(us, vs, ls, al),
-                simd::Isa::Avx2 => simd::avx2::value(us, vs, ls, al),
-            }
-        })
+        widest!(value(us, vs, ls, al))
     }
     #[cfg(target_arch = "x86_64")]
     fn fast_step_pair_v(
@@ -93,13 +95,7 @@ impl Real for f32 {
         outs: [&mut [f32]; 2],
         grads: [&mut [f32]; 2],
     ) -> Option<[[f64; 3]; 2]> {
-        // SAFETY: `simd::isa` reports what the CPU has.
-        Some(unsafe {
-            match simd::isa()? {
-                simd::Isa::Avx512 => simd::avx512::step_pair_v(bd, ul, a, k, outs, grads),
-                simd::Isa::Avx2 => simd::avx2::step_pair_v(bd, ul, a, k, outs, grads),
-            }
-        })
+        widest!(step_pair_v(bd, ul, a, k, outs, grads))
     }
 }
 impl Real for f64 {}

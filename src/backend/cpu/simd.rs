@@ -69,6 +69,17 @@ fn store(s: &mut [f32], i: usize, v: __m256) {
     unsafe { _mm256_storeu_ps(a.as_mut_ptr(), v) }
 }
 
+/// The residual's scalars `(α, ρ, 1/N)` in every lane.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn broadcast(k: ResidualScalars<f32>) -> (__m256, __m256, __m256) {
+    (
+        _mm256_set1_ps(k.al),
+        _mm256_set1_ps(k.rho),
+        _mm256_set1_ps(k.inv_n),
+    )
+}
+
 /// σ(u) for 8 lanes: `u` where `u > 0`, else `α·u` (NaN and −0 as the scalar `sigma`).
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -99,11 +110,7 @@ macro_rules! constraint_kernels {
         ) -> [f64; 3] {
             let n = us.len();
             let full = n - n % LANES;
-            let (alv, rhov, invv) = (
-                _mm256_set1_ps(k.al),
-                _mm256_set1_ps(k.rho),
-                _mm256_set1_ps(k.inv_n),
-            );
+            let (alv, rhov, invv) = broadcast(k);
             let one = _mm256_set1_ps(1.0);
             let mut acc: [$acc; 3] = [$zero; 3];
             let mut i = 0;
@@ -178,11 +185,7 @@ macro_rules! constraint_kernels {
         ) -> [[f64; 3]; 2] {
             let n = base.len();
             let full = n - n % LANES;
-            let (alv, rhov, invv) = (
-                _mm256_set1_ps(k.al),
-                _mm256_set1_ps(k.rho),
-                _mm256_set1_ps(k.inv_n),
-            );
+            let (alv, rhov, invv) = broadcast(k);
             let (one, neg) = (_mm256_set1_ps(1.0), _mm256_set1_ps(-0.0));
             let av = [_mm256_set1_ps(a[0]), _mm256_set1_ps(a[1])];
             // Per candidate ‖H‖², ⟨Λ,H⟩; the shared ‖σ(U)‖².
