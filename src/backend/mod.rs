@@ -258,8 +258,9 @@ pub trait Backend {
         r: Residual,
         slot: Slot,
     ) -> BResult<()>;
-    /// The candidates of one V trial (method §6), each what [`Backend::step_value`] with
-    /// `steps[c]` into `outs[c]` writes, bit for bit, and with `dir_sq` the sum
+    /// The candidates of one V trial (method §6), moving the same matrices by different
+    /// steps: each what [`Backend::step_value`] with `steps[c]` into `outs[c]` writes, bit
+    /// for bit, and with `dir_sq` the sum
     /// [`Backend::sq_norm`] takes of the (shared) direction into that slot. The default
     /// runs them one by one; a backend overrides it to read operands the candidates share
     /// once.
@@ -270,6 +271,7 @@ pub trait Backend {
         r: Residual,
         dir_sq: Option<Slot>,
     ) -> BResult<()> {
+        shape::step_value_ladder(self, &outs, &steps, &r, dir_sq)?;
         if let Some(slot) = dir_sq {
             self.sq_norm(steps[0].dir, slot)?;
         }
@@ -342,8 +344,9 @@ pub trait Backend {
         r: Residual,
         slot: Slot,
     ) -> BResult<()>;
-    /// The candidates of one hidden layer's W trial (method §6), each what
-    /// [`Backend::w_trial_value`] with `trials[c]` into `outs[c]` writes, bit for bit. The
+    /// The candidates of one hidden layer's W trial (method §6), sharing `u`, `b_old` and
+    /// `bmat`: each what [`Backend::w_trial_value`] with `trials[c]` into `outs[c]` writes,
+    /// bit for bit. The
     /// default runs them one by one; a backend overrides it to read operands the
     /// candidates share once.
     fn w_trial_value_ladder(
@@ -353,6 +356,7 @@ pub trait Backend {
         v_lam: (&Self::Mat, &Self::Mat),
         r: Residual,
     ) -> BResult<()> {
+        shape::w_trial_value_ladder(self, &outs, &trials, v_lam, &r)?;
         for (o, trial) in outs.into_iter().zip(trials) {
             self.w_trial_value(o.out, o.grad, trial, v_lam, r, o.slot)?;
         }

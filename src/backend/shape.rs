@@ -9,8 +9,10 @@
 //! of one device (a column too tall for a GPU buffer) are that backend's own errors.
 
 use super::{
-    Axis, BResult, Backend, BackendError, Grads, Residual, Slot, VStep, WTrial, NUM_SLOTS,
+    Axis, BResult, Backend, BackendError, Grads, Residual, Slot, TrialOut, VStep, WTrial, LADDER,
+    NUM_SLOTS,
 };
+use std::ptr;
 
 type Dims = (usize, usize);
 
@@ -243,6 +245,56 @@ pub fn step_value<B: Backend + ?Sized>(
     slots(op, slot, 3)
 }
 
+/// [`Backend::step_value_ladder`]: each candidate as [`step_value`]; the candidates move
+/// the same matrices (they differ in the step only); `dir_sq` one slot.
+pub fn step_value_ladder<B: Backend + ?Sized>(
+    be: &B,
+    outs: &[TrialOut<'_, B::Mat>; LADDER],
+    steps: &[VStep<'_, B::Mat>; LADDER],
+    r: &Residual,
+    dir_sq: Option<Slot>,
+) -> BResult<()> {
+    for (o, s) in outs.iter().zip(steps) {
+        step_value(be, o.out, o.grad, s, r, o.slot)?;
+    }
+    let s0 = &steps[0];
+    let same = steps.iter().all(|s| {
+        ptr::eq(s.base, s0.base)
+            && ptr::eq(s.dir, s0.dir)
+            && ptr::eq(s.other, s0.other)
+            && ptr::eq(s.lam, s0.lam)
+            && s.moved == s0.moved
+    });
+    if !same {
+        let msg = "the candidates must move the same matrices (only the step differs)";
+        return Err(err("step_value_ladder", msg.into()));
+    }
+    dir_sq.map_or(Ok(()), |slot| slots("step_value_ladder", slot, 1))
+}
+
+/// [`Backend::w_trial_value_ladder`]: each candidate as [`w_trial_value`]; the candidates
+/// share `u`, `b_old` and `bmat` (they differ in the step, its shrink factors and bias).
+pub fn w_trial_value_ladder<B: Backend + ?Sized>(
+    be: &B,
+    outs: &[TrialOut<'_, B::Mat>; LADDER],
+    trials: &[WTrial<'_, B::Mat>; LADDER],
+    v_lam: (&B::Mat, &B::Mat),
+    r: &Residual,
+) -> BResult<()> {
+    for (o, w) in outs.iter().zip(trials) {
+        w_trial_value(be, (o.out, o.grad), w, v_lam, r, o.slot)?;
+    }
+    let w0 = &trials[0];
+    let same = trials
+        .iter()
+        .all(|w| ptr::eq(w.u, w0.u) && ptr::eq(w.b_old, w0.b_old) && ptr::eq(w.bmat, w0.bmat));
+    if !same {
+        let msg = "the candidates must share u, b_old and bmat";
+        return Err(err("w_trial_value_ladder", msg.into()));
+    }
+    Ok(())
+}
+
 /// [`Backend::step_diff`]: `diff`, `old`, `g` have `new`'s shape; slots `slot..slot + 2`.
 pub fn step_diff<B: Backend + ?Sized>(
     be: &B,
@@ -404,7 +456,9 @@ pub fn adam_update<B: Backend + ?Sized>(
 #[cfg(test)]
 mod tests {
     use crate::backend::cpu::CpuBackend;
-    use crate::backend::{Axis, Backend, BackendError, Grads, Moved, Residual, VStep};
+    use crate::backend::{
+        Axis, Backend, BackendError, Grads, Moved, Residual, TrialOut, VStep, WTrial,
+    };
     use ndarray::Array2;
 
     fn shape_msg(r: Result<(), BackendError>) -> (String, String) {
@@ -496,6 +550,47 @@ mod tests {
             shape_msg(be.constraint_value(&a, &a, &a, 0.1, 254)),
             shape_msg(be.step_value(&mut o, &mut g, step(&b, &a), res(Grads::U), 0)),
             shape_msg(be.step_value(&mut o, &mut g, step(&a, &a), res(Grads::Both), 0)),
+            shape_msg({
+                let (mut o2, mut g2) = (z(3, 4), z(3, 4));
+                let outs = [
+                    TrialOut {
+                        out: &mut o,
+                        grad: &mut g,
+                        slot: 0,
+                    },
+                    TrialOut {
+                        out: &mut o2,
+                        grad: &mut g2,
+                        slot: 3,
+                    },
+                ];
+                be.step_value_ladder(outs, [step(&a, &a), step(&m, &a)], res(Grads::U), None)
+            }),
+            shape_msg({
+                let (mut o2, mut g2) = (z(3, 4), z(3, 4));
+                let outs = [
+                    TrialOut {
+                        out: &mut o,
+                        grad: &mut g,
+                        slot: 0,
+                    },
+                    TrialOut {
+                        out: &mut o2,
+                        grad: &mut g2,
+                        slot: 3,
+                    },
+                ];
+                let (b1, s1) = (z(3, 1), z(3, 1));
+                let w = |u| WTrial {
+                    u,
+                    b_old: &b1,
+                    b_new: &b1,
+                    bmat: &a,
+                    shrink: &s1,
+                    t: 0.1,
+                };
+                be.w_trial_value_ladder(outs, [w(&a), w(&v)], (&a, &a), res(Grads::V))
+            }),
             shape_msg(be.step_diff(&mut o, &a, &a, &b, 0)),
             shape_msg(be.step_diff(&mut o, &a, &a, &a, 255)),
             shape_msg(be.loss(&a, &b, crate::backend::LossKind::Squared, 0)),

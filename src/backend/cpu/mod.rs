@@ -37,7 +37,6 @@ use rayon::prelude::*;
 pub use real::Real;
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
-use std::ptr;
 
 /// A CPU-owned matrix. The array is public so tests can inspect values directly; change
 /// it only through the backend (which drops the sample-major copy `gather.rs` keeps for
@@ -386,30 +385,14 @@ impl<F: Real> Backend for CpuBackend<F> {
 
     fn step_value_ladder(
         &self,
-        [o0, o1]: [TrialOut<'_, CpuMat<F>>; LADDER],
-        [s0, s1]: [VStep<'_, CpuMat<F>>; LADDER],
+        outs: [TrialOut<'_, CpuMat<F>>; LADDER],
+        steps: [VStep<'_, CpuMat<F>>; LADDER],
         r: Residual,
         dir_sq: Option<Slot>,
     ) -> BResult<()> {
-        let shared = ptr::eq(s0.base, s1.base)
-            && ptr::eq(s0.dir, s1.dir)
-            && ptr::eq(s0.other, s1.other)
-            && ptr::eq(s0.lam, s1.lam)
-            && s0.moved == s1.moved;
-        if !shared {
-            // Nothing to share: one by one, as the trait's default.
-            if let Some(slot) = dir_sq {
-                self.sq_norm(s0.dir, slot)?;
-            }
-            self.step_value(o0.out, o0.grad, s0, r, o0.slot)?;
-            return self.step_value(o1.out, o1.grad, s1, r, o1.slot);
-        }
-        shape::step_value(self, o0.out, o0.grad, &s0, &r, o0.slot)?;
-        shape::step_value(self, o1.out, o1.grad, &s1, &r, o1.slot)?;
-        if let Some(slot) = dir_sq {
-            shape::sq_norm(slot)?;
-        }
+        shape::step_value_ladder(self, &outs, &steps, &r, dir_sq)?;
         self.tick();
+        let ([o0, o1], [s0, s1]) = (outs, steps);
         let step = step_operands(&s0, r)?;
         let outs = [
             (slice_mut(o0.out)?, slice_mut(o0.grad)?),
@@ -505,21 +488,14 @@ impl<F: Real> Backend for CpuBackend<F> {
 
     fn w_trial_value_ladder(
         &self,
-        [o0, o1]: [TrialOut<'_, CpuMat<F>>; LADDER],
-        [w0, w1]: [WTrial<'_, CpuMat<F>>; LADDER],
+        outs: [TrialOut<'_, CpuMat<F>>; LADDER],
+        trials: [WTrial<'_, CpuMat<F>>; LADDER],
         (v, lam): (&CpuMat<F>, &CpuMat<F>),
         r: Residual,
     ) -> BResult<()> {
-        let shared =
-            ptr::eq(w0.u, w1.u) && ptr::eq(w0.b_old, w1.b_old) && ptr::eq(w0.bmat, w1.bmat);
-        if !shared {
-            // Nothing to share: one by one, as the trait's default.
-            self.w_trial_value(o0.out, o0.grad, w0, (v, lam), r, o0.slot)?;
-            return self.w_trial_value(o1.out, o1.grad, w1, (v, lam), r, o1.slot);
-        }
-        shape::w_trial_value(self, (o0.out, o0.grad), &w0, (v, lam), &r, o0.slot)?;
-        shape::w_trial_value(self, (o1.out, o1.grad), &w1, (v, lam), &r, o1.slot)?;
+        shape::w_trial_value_ladder(self, &outs, &trials, (v, lam), &r)?;
         self.tick();
+        let ([o0, o1], [w0, w1]) = (outs, trials);
         let rows = [trial_rows(&w0)?, trial_rows(&w1)?];
         let (us, bs) = (slice(w0.u)?, slice(w0.bmat)?);
         let vl = (slice(v)?, slice(lam)?);
