@@ -10,8 +10,9 @@
 //! large arrays; the two the ALM's sweep spends most time in have hand-written AVX2
 //! versions for `f32` (`simd.rs`, bit for bit the same sums). Reductions accumulate in `f64` whatever `F` is, so slot values are as
 //! exact as the inputs allow. Arguments are checked by the operation contracts of
-//! `shape.rs`, shared with the GPU backend; the losses live in `loss.rs`, the group prox
-//! and norms in `group.rs`, the minibatch gather in `gather.rs`.
+//! `shape.rs`, shared with the GPU backend; the matrix handle and the kernels' operands
+//! live in `operands.rs`, the losses in `loss.rs`, the group prox and norms in `group.rs`,
+//! the minibatch gather in `gather.rs`.
 
 mod blas;
 mod gather;
@@ -21,40 +22,25 @@ mod constraint;
 mod group;
 mod loss;
 mod matmul;
+mod operands;
 mod real;
 #[cfg(target_arch = "x86_64")]
 mod simd;
 
 use super::{
-    shape, Axis, BResult, Backend, BackendError, Counters, LossKind, Moved, Residual, Slot,
-    TrialOut, VStep, WTrial, LADDER, NUM_SLOTS,
+    shape, Axis, BResult, Backend, BackendError, Counters, LossKind, Residual, Slot, TrialOut,
+    VStep, WTrial, LADDER, NUM_SLOTS,
 };
 pub use blas::adopt_current_thread;
 use kernels::{dsigma, sigma};
 use loss::{argmax, loss_and_grad};
 use ndarray::{Array2, ArrayView2, Zip};
+pub use operands::CpuMat;
+use operands::{not_contiguous, scalars, slice, slice_mut, step_operands, trial_rows};
 use rayon::prelude::*;
 pub use real::Real;
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
-
-/// A CPU-owned matrix. The array is public so tests can inspect values directly; change
-/// it only through the backend (which drops the sample-major copy `gather.rs` keeps for
-/// minibatch gathers).
-#[derive(Clone, Debug, PartialEq)]
-pub struct CpuMat<F>(pub Array2<F>, gather::SampleMajor<F>);
-
-impl<F> CpuMat<F> {
-    fn new(a: Array2<F>) -> Self {
-        CpuMat(a, gather::SampleMajor::default())
-    }
-
-    /// Mutable access to the array: drops the cached sample-major copy.
-    fn arr(&mut self) -> &mut Array2<F> {
-        self.1.clear();
-        &mut self.0
-    }
-}
 
 /// The CPU backend. Not `Sync`: its scalar register file is a `RefCell`, like a device's
 /// slot buffer owned by one queue.
@@ -103,60 +89,6 @@ impl<F: Real> CpuBackend<F> {
             .copy_from_slice(vals);
         Ok(())
     }
-}
-
-/// Every `CpuMat` is in standard (row-major, contiguous) layout: `zeros`, `upload` and
-/// `wrap` make it so and no operation changes a layout.
-fn not_contiguous() -> BackendError {
-    BackendError::Shape {
-        op: "layout".into(),
-        msg: "matrix is not contiguous".into(),
-    }
-}
-
-/// The residual's scalars in the backend's float type.
-fn scalars<F: Real>(r: Residual) -> constraint::ResidualScalars<F> {
-    constraint::ResidualScalars {
-        rho: F::of(r.rho),
-        al: F::of(r.alpha),
-        inv_n: F::of(r.inv_n),
-        write: r.write,
-    }
-}
-
-/// A V trial's operands as slices.
-fn step_operands<'a, F: Real>(
-    s: &VStep<'a, CpuMat<F>>,
-    r: Residual,
-) -> BResult<constraint::Step<'a, F>> {
-    Ok(constraint::Step {
-        base: slice(s.base)?,
-        a: F::of(s.a),
-        dir: slice(s.dir)?,
-        moved_v: s.moved == Moved::V,
-        other: slice(s.other)?,
-        ls: slice(s.lam)?,
-        k: scalars(r),
-    })
-}
-
-/// The per-row operands of a W trial.
-fn trial_rows<'a, F: Real>(w: &WTrial<'a, CpuMat<F>>) -> BResult<constraint::TrialRows<'a, F>> {
-    Ok(constraint::TrialRows {
-        cols: w.u.0.ncols(),
-        shrink: slice(w.shrink)?,
-        b_old: slice(w.b_old)?,
-        b_new: slice(w.b_new)?,
-        t: F::of(w.t),
-    })
-}
-
-fn slice<F>(m: &CpuMat<F>) -> BResult<&[F]> {
-    m.0.as_slice().ok_or_else(not_contiguous)
-}
-
-fn slice_mut<F>(m: &mut CpuMat<F>) -> BResult<&mut [F]> {
-    m.arr().as_slice_mut().ok_or_else(not_contiguous)
 }
 
 impl<F: Real> Backend for CpuBackend<F> {
@@ -350,7 +282,7 @@ impl<F: Real> Backend for CpuBackend<F> {
         self.tick();
         let (us, vs, ls) = (slice(u)?, slice(v)?, slice(lam)?);
         let (gu, gv) = (slice_mut(gu)?, slice_mut(gv)?);
-        let sums = constraint::constraint_residual(us, vs, ls, scalars(r), gu, gv);
+        let sums = constraint::constraint_residual([us, vs, ls], scalars(r), [gu, gv]);
         self.set(slot, &sums)
     }
 
@@ -456,14 +388,15 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::w_trial_preact(self, out, u, b_old, b_new, bmat, shrink)?;
         self.tick();
-        let rows = constraint::TrialRows {
-            cols: u.0.ncols(),
-            shrink: slice(shrink)?,
-            b_old: slice(b_old)?,
-            b_new: slice(b_new)?,
-            t: F::of(t),
+        let w = WTrial {
+            u,
+            b_old,
+            b_new,
+            bmat,
+            shrink,
+            t,
         };
-        constraint::w_trial_preact(slice_mut(out)?, slice(u)?, slice(bmat)?, rows);
+        constraint::w_trial_preact(slice_mut(out)?, slice(u)?, slice(bmat)?, trial_rows(&w)?);
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! tests), with the conversions the loops need and the hand-vectorised kernels a type may
 //! bring (`simd.rs`: `f32` with AVX2 or AVX-512).
 
-use super::constraint::ResidualScalars;
+use super::constraint::{GradsOut, ResidualScalars, Uvl};
 #[cfg(target_arch = "x86_64")]
 use super::simd;
 use num_traits::{Float, FromPrimitive, ToPrimitive};
@@ -44,12 +44,9 @@ pub trait Real:
     /// A hand-vectorised chunk of `constraint::constraint_residual` for this type and CPU,
     /// bit for bit equal to the generic loop; `None` = use the generic loop.
     fn fast_residual(
-        _us: &[Self],
-        _vs: &[Self],
-        _ls: &[Self],
+        _uvl: Uvl<'_, Self>,
         _k: ResidualScalars<Self>,
-        _gus: &mut [Self],
-        _gvs: &mut [Self],
+        _g: GradsOut<'_, Self>,
     ) -> Option<[f64; 3]> {
         None
     }
@@ -73,14 +70,11 @@ pub trait Real:
 impl Real for f32 {
     #[cfg(target_arch = "x86_64")]
     fn fast_residual(
-        us: &[f32],
-        vs: &[f32],
-        ls: &[f32],
+        uvl: Uvl<'_, f32>,
         k: ResidualScalars<f32>,
-        gus: &mut [f32],
-        gvs: &mut [f32],
+        g: GradsOut<'_, f32>,
     ) -> Option<[f64; 3]> {
-        widest!(residual_write(us, vs, ls, k, gus, gvs))
+        widest!(residual_write(uvl, k, g))
     }
     #[cfg(target_arch = "x86_64")]
     fn fast_value(us: &[f32], vs: &[f32], ls: &[f32], al: f32) -> Option<[f64; 3]> {

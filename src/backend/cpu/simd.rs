@@ -17,7 +17,7 @@
 //!
 //! Only compiled for x86-64; the callers use the widest layout [`isa`] reports.
 
-use super::constraint::{residual_elem, value_elem, ResidualScalars};
+use super::constraint::{residual_elem, value_elem, GradsOut, ResidualScalars, Uvl};
 use super::kernels::{lane_total, LANES};
 use crate::backend::Grads;
 use std::arch::is_x86_feature_detected;
@@ -101,12 +101,9 @@ macro_rules! constraint_kernels {
         /// `us.len()` long.
         #[target_feature(enable = $feature)]
         pub fn residual<const WU: bool, const WV: bool>(
-            us: &[f32],
-            vs: &[f32],
-            ls: &[f32],
+            [us, vs, ls]: Uvl<'_, f32>,
             k: ResidualScalars<f32>,
-            gus: &mut [f32],
-            gvs: &mut [f32],
+            [gus, gvs]: GradsOut<'_, f32>,
         ) -> [f64; 3] {
             let n = us.len();
             let full = n - n % LANES;
@@ -154,17 +151,14 @@ macro_rules! constraint_kernels {
         /// [`residual`] writing the gradients `k.write` names.
         #[target_feature(enable = $feature)]
         pub fn residual_write(
-            us: &[f32],
-            vs: &[f32],
-            ls: &[f32],
+            uvl: Uvl<'_, f32>,
             k: ResidualScalars<f32>,
-            gus: &mut [f32],
-            gvs: &mut [f32],
+            g: GradsOut<'_, f32>,
         ) -> [f64; 3] {
             match k.write {
-                Grads::U => residual::<true, false>(us, vs, ls, k, gus, gvs),
-                Grads::V => residual::<false, true>(us, vs, ls, k, gus, gvs),
-                Grads::Both => residual::<true, true>(us, vs, ls, k, gus, gvs),
+                Grads::U => residual::<true, false>(uvl, k, g),
+                Grads::V => residual::<false, true>(uvl, k, g),
+                Grads::Both => residual::<true, true>(uvl, k, g),
             }
         }
 
@@ -383,8 +377,8 @@ mod tests {
         // SAFETY: `layouts` lists only what the CPU has.
         let sums = unsafe {
             match isa {
-                Isa::Avx2 => super::avx2::residual_write(us, vs, ls, k, gu, gv),
-                Isa::Avx512 => super::avx512::residual_write(us, vs, ls, k, gu, gv),
+                Isa::Avx2 => super::avx2::residual_write([us, vs, ls], k, [gu, gv]),
+                Isa::Avx512 => super::avx512::residual_write([us, vs, ls], k, [gu, gv]),
             }
         };
         (sums, g)
@@ -426,7 +420,7 @@ mod tests {
                 let (fast, a) = residual_write(isa, &u, &v, &l, k);
                 let mut b: [Vec<f32>; 2] = std::array::from_fn(|_| vec![f32::NAN; n]);
                 let [bgu, bgv] = &mut b;
-                let slow = constraint::generic_residual_chunk(&u, &v, &l, k, bgu, bgv);
+                let slow = constraint::generic_residual_chunk([&u, &v, &l], k, [bgu, bgv]);
                 assert_eq!(
                     fast.map(f64::to_bits),
                     slow.map(f64::to_bits),
