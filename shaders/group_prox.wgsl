@@ -218,3 +218,79 @@ fn cols_fused(id: WgIds) {
 fn rows_fused_thread(id: WgIds) {
     fused_per_thread(id, true);
 }
+
+// ---- a prox-gradient candidate of a layer's block (W, b), row groups, one chunk each ---------
+// w ← prox(w_old − t·gw) row by row with threshold f0.x, scr[i] ← row i's factor,
+// b_new ← b_old − t·gb; partials (Σ‖row‖ after, #zero rows after, ⟨g, Δ⟩, ‖Δ‖²) over W and
+// b with Δ = new − old, not stored. f0.y = −t. Trial elements by elementwise.wgsl:axpby's
+// expression (a = 1, b = −t), Δ by reduce.wgsl:step_diff's; W, w_old and gw share w's
+// layout (base0.x, ld0.x), the bias columns are indexed by row from 0.
+@group(0) @binding(4) var<storage, read> w_old: array<f32>;
+@group(0) @binding(5) var<storage, read> gw: array<f32>;
+@group(0) @binding(6) var<storage, read_write> b_new: array<f32>;
+@group(0) @binding(7) var<storage, read> b_old: array<f32>;
+@group(0) @binding(8) var<storage, read> gb: array<f32>;
+
+fn step_trial(k: u32) -> f32 {
+    return 1.0 * w_old[k] + p.f0.y * gw[k];
+}
+
+// Writes element k's new value (trial · f) and returns its terms (⟨g, Δ⟩, ‖Δ‖²).
+fn step_write(k: u32, f: f32) -> vec2<f32> {
+    let nw = step_trial(k) * f;
+    w[k] = nw;
+    let d = 1.0 * nw + -1.0 * w_old[k];
+    return vec2<f32>(gw[k] * d, d * d);
+}
+
+// Row i's factor f (norm n before the prox) and bias step; returns the row's group
+// stats and the bias element's terms.
+fn step_row_end(i: u32, n: f32, f: f32) -> vec4<f32> {
+    scr[i] = f;
+    let bn = 1.0 * b_old[i] + p.f0.y * gb[i];
+    b_new[i] = bn;
+    let d = 1.0 * bn + -1.0 * b_old[i];
+    return vec4<f32>(group_stat(n * f).xy, gb[i] * d, d * d);
+}
+
+// One workgroup per row (grid-stride over rows in x).
+@compute @workgroup_size(256)
+fn prox_step_rows(id: WgIds) {
+    var acc = vec4<f32>(0.0);
+    for (var i = id.wid.x; i < p.rows; i += id.nwg.x) {
+        var s = 0.0;
+        for (var j = id.lid.x; j < p.cols; j += WG) {
+            let a = step_trial(iw(i, j));
+            s += a * a;
+        }
+        let n = sqrt(wg_reduce(id.lid.x, vec4<f32>(s, 0.0, 0.0, 0.0)).x);
+        let f = shrink_factor(n, true);
+        for (var j = id.lid.x; j < p.cols; j += WG) {
+            acc += vec4<f32>(0.0, 0.0, step_write(iw(i, j), f));
+        }
+        if (id.lid.x == 0u) {
+            acc += step_row_end(i, n, f);
+        }
+    }
+    reduce_to_partial(id, acc);
+}
+
+// One invocation per row (CPU adapters, as rows_fused_thread).
+@compute @workgroup_size(256)
+fn prox_step_rows_thread(id: WgIds) {
+    var acc = vec4<f32>(0.0);
+    for (var i = grid_x(id); i < p.rows; i += grid_stride_x(id)) {
+        var s = 0.0;
+        for (var j = 0u; j < p.cols; j++) {
+            let a = step_trial(iw(i, j));
+            s += a * a;
+        }
+        let n = sqrt(s);
+        let f = shrink_factor(n, true);
+        for (var j = 0u; j < p.cols; j++) {
+            acc += vec4<f32>(0.0, 0.0, step_write(iw(i, j), f));
+        }
+        acc += step_row_end(i, n, f);
+    }
+    reduce_to_partial(id, acc);
+}

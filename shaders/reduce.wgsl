@@ -1,5 +1,5 @@
-// Two-stage reductions. Stage 1 (dot, sq_norm, step_diff here; residual/loss/group kernels
-// elsewhere)
+// Two-stage reductions. Stage 1 (dot, sq_norm, step_diff, diff_sums here; residual, loss
+// and group kernels elsewhere)
 // writes one vec4 of partial sums per workgroup to acc[(part_off + workgroup) * 4 + q]
 // (the other files view that buffer as array<vec4<f32>>; here it is f32 for row_sum).
 // Stage 2 (`finalize`, one workgroup) sums `cols` partial vec4s and writes
@@ -62,6 +62,21 @@ fn step_diff(id: WgIds) {
             let d = a * x[p.base0.x + i * p.ld0.x + j] + b * y[p.base0.y + i * p.ld0.y + j];
             diff[p.base0.z + i * p.ld0.z + j] = d;
             s += vec4<f32>(grad[p.base0.w + i * p.ld0.w + j] * d, d * d, 0.0, 0.0);
+        }
+    }
+    reduce_to_partial(id, s);
+}
+
+// step_diff's sums without storing diff: operands 0 new (x), 1 old (y), 2 g.
+@compute @workgroup_size(256)
+fn diff_sums(id: WgIds) {
+    let a = 1.0;
+    let b = -1.0;
+    var s = vec4<f32>(0.0);
+    for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
+        for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
+            let d = a * x[p.base0.x + i * p.ld0.x + j] + b * y[p.base0.y + i * p.ld0.y + j];
+            s += vec4<f32>(grad[p.base0.z + i * p.ld0.z + j] * d, d * d, 0.0, 0.0);
         }
     }
     reduce_to_partial(id, s);

@@ -512,6 +512,7 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
             mag,
             n: nt,
         });
+        outs.extend(prox_step_outs(be, &mut rng, &w, axis, thresh));
     }
 
     // matmul-free W trial (method §6)
@@ -724,6 +725,134 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     outs.push(out("adam m", dl(be, &dm)));
     outs.push(out("adam v", dl(be, &dv)));
     outs
+}
+
+/// One prox-gradient candidate of a block `(w, b)` (`prox_step`), from `w` with random
+/// `b` and gradients, step 0.3: the new `W` and `b`, the factors and the four sums.
+fn prox_step_outs<B: Backend>(
+    be: &B,
+    rng: &mut ChaCha8Rng,
+    w: &Array2<f32>,
+    axis: Axis,
+    thresh: f32,
+) -> Vec<Out> {
+    let (r, c) = w.dim();
+    let gw = rand_mat(rng, r, c, -1.0, 1.0);
+    let (b, gb) = (
+        rand_mat(rng, r, 1, -1.0, 1.0),
+        rand_mat(rng, r, 1, -1.0, 1.0),
+    );
+    let (dw, dgw, db, dgb) = (up(be, w), up(be, &gw), up(be, &b), up(be, &gb));
+    let mut nw = up(be, &Array2::from_elem((r, c), f32::NAN));
+    let mut nb = up(be, &Array2::from_elem((r, 1), f32::NAN));
+    let (sr, sc) = if axis == Axis::Rows { (r, 1) } else { (1, c) };
+    let mut shrink = up(be, &Array2::from_elem((sr, sc), f32::NAN));
+    let steps = (0.3, 0.3 * thresh);
+    be.prox_step(
+        (&mut nw, &mut nb),
+        &mut shrink,
+        (&dw, &db),
+        (&dgw, &dgb),
+        steps,
+        axis,
+        44,
+    )
+    .unwrap();
+    // |Δ| ≤ 2|old| + t|g| bounds each term of ⟨g, Δ⟩ and ‖Δ‖².
+    let bound = |old: &Array2<f32>, g: &Array2<f32>| -> (f64, f64) {
+        old.iter().zip(g).fold((0.0, 0.0), |(a, b), (&o, &g)| {
+            let d = 2.0 * (o as f64).abs() + 0.3 * (g as f64).abs();
+            (a + (g as f64).abs() * d, b + d * d)
+        })
+    };
+    let ((gw_mag, dw_mag), (gb_mag, db_mag)) = (bound(w, &gw), bound(&b, &gb));
+    let sl = slots(be, &[44, 45, 46, 47]);
+    let mag = vec![sl[0], 0.0, gw_mag + gb_mag, dw_mag + db_mag];
+    vec![
+        out(format!("prox_step {axis:?} W"), dl(be, &nw)),
+        out(format!("prox_step {axis:?} b"), dl(be, &nb)),
+        out(format!("prox_step {axis:?} shrink"), dl(be, &shrink)),
+        Out {
+            name: format!("prox_step {axis:?} slots"),
+            vals: sl,
+            mag,
+            n: r * c,
+        },
+    ]
+}
+
+/// The CPU's `prox_step` is the operations it stands for, in turn, bit for bit: axpby,
+/// group_prox, axpby for `b`, step_diff of `W` and of `b` (sums added), at sizes past a
+/// parallel chunk too.
+#[test]
+fn cpu_prox_step_is_the_operations_in_turn() {
+    let be = CpuBackend::<f32>::new();
+    let bits = |v: Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for (k, &(r, c)) in [(1, 1), (63, 65), (257, 257), (300, 257)]
+        .iter()
+        .enumerate()
+    {
+        for axis in [Axis::Rows, Axis::Cols] {
+            let mut rng = ChaCha8Rng::seed_from_u64(50 + k as u64);
+            // Group 0 is zero in W and in ∇W, so its trial is zero; the others survive.
+            let (mut w, mut gw) = (
+                rand_mat(&mut rng, r, c, -1.0, 1.0),
+                rand_mat(&mut rng, r, c, -1.0, 1.0),
+            );
+            for m in [&mut w, &mut gw] {
+                match axis {
+                    Axis::Rows => m.row_mut(0).fill(0.0),
+                    Axis::Cols => m.column_mut(0).fill(0.0),
+                }
+            }
+            let gw = up(&be, &gw);
+            let b = up(&be, &rand_mat(&mut rng, r, 1, -1.0, 1.0));
+            let gb = up(&be, &rand_mat(&mut rng, r, 1, -1.0, 1.0));
+            let w = up(&be, &w);
+            let (t, thresh) = (0.3f32, 0.3 * 0.4 * (c as f32).sqrt());
+            let (sr, sc) = if axis == Axis::Rows { (r, 1) } else { (1, c) };
+            let (mut nw, mut nb, mut sh) = (
+                be.zeros(r, c).unwrap(),
+                be.zeros(r, 1).unwrap(),
+                be.zeros(sr, sc).unwrap(),
+            );
+            be.prox_step(
+                (&mut nw, &mut nb),
+                &mut sh,
+                (&w, &b),
+                (&gw, &gb),
+                (t, thresh),
+                axis,
+                0,
+            )
+            .unwrap();
+            let fused = (
+                dl(&be, &nw),
+                dl(&be, &nb),
+                dl(&be, &sh),
+                slots(&be, &[0, 1, 2, 3]),
+            );
+            let (mut dw, mut db) = (be.zeros(r, c).unwrap(), be.zeros(r, 1).unwrap());
+            be.axpby(&mut nw, 1.0, &w, -t, &gw).unwrap();
+            be.group_prox(&mut nw, thresh, axis, &mut sh, 10).unwrap();
+            be.axpby(&mut nb, 1.0, &b, -t, &gb).unwrap();
+            be.step_diff(&mut dw, &nw, &w, &gw, 12).unwrap();
+            be.step_diff(&mut db, &nb, &b, &gb, 14).unwrap();
+            let s = slots(&be, &[10, 11, 12, 13, 14, 15]);
+            let sums = vec![s[0], s[1], s[2] + s[4], s[3] + s[5]];
+            let label = format!("{r}×{c} {axis:?}");
+            assert_eq!(bits(fused.0), bits(dl(&be, &nw)), "W {label}");
+            assert_eq!(bits(fused.1), bits(dl(&be, &nb)), "b {label}");
+            assert_eq!(bits(fused.2), bits(dl(&be, &sh)), "shrink {label}");
+            assert_eq!(bits(fused.3), bits(sums), "sums {label}");
+            let groups = if axis == Axis::Rows { r } else { c };
+            assert!(
+                s[1] >= 1.0 && (s[1] as usize) < groups.max(2),
+                "zero groups {}: {label}",
+                s[1]
+            );
+        }
+    }
 }
 
 const OP_SIZES: &[(usize, usize)] = &[

@@ -329,13 +329,46 @@ pub fn group_prox<B: Backend + ?Sized>(
     slot: Slot,
 ) -> BResult<()> {
     let op = "group_prox";
-    let (rows, cols) = be.shape(w);
-    let want = match axis {
+    expect(
+        op,
+        "shrink",
+        be.shape(shrink),
+        shrink_dims(be.shape(w), axis),
+    )?;
+    slots(op, slot, 2)
+}
+
+/// One shrink factor per group: `rows×1` for row groups, `1×cols` for column groups.
+fn shrink_dims((rows, cols): Dims, axis: Axis) -> Dims {
+    match axis {
         Axis::Rows => (rows, 1),
         Axis::Cols => (1, cols),
-    };
-    expect(op, "shrink", be.shape(shrink), want)?;
-    slots(op, slot, 2)
+    }
+}
+
+/// [`Backend::prox_step`]: `W`'s and `b`'s three matrices alike, `b` a `rows(W)×1`
+/// column, `shrink` as for [`group_prox`]; slots `slot..slot + 4`.
+#[allow(clippy::type_complexity)]
+pub fn prox_step<B: Backend + ?Sized>(
+    be: &B,
+    (w_new, b_new): (&B::Mat, &B::Mat),
+    shrink: &B::Mat,
+    (w, b): (&B::Mat, &B::Mat),
+    (gw, gb): (&B::Mat, &B::Mat),
+    axis: Axis,
+    slot: Slot,
+) -> BResult<()> {
+    let op = "prox_step";
+    all_like(be, op, w, &[("new W", w_new), ("W gradient", gw)])?;
+    expect(op, "b", be.shape(b), (be.shape(w).0, 1))?;
+    all_like(be, op, b, &[("new b", b_new), ("b gradient", gb)])?;
+    expect(
+        op,
+        "shrink",
+        be.shape(shrink),
+        shrink_dims(be.shape(w), axis),
+    )?;
+    slots(op, slot, 4)
 }
 
 /// [`Backend::group_norms`]: slots `slot..slot + 2`.

@@ -74,6 +74,10 @@ pub const GROUP_ZEROS: usize = 1;
 /// Order of the two sums of `step_diff`: `⟨∇, Δ⟩`, `‖Δ‖²`.
 pub const GDOT: usize = 0;
 pub const D2: usize = 1;
+/// Order of the four sums of `prox_step`: `group_prox`'s two ([`GROUP_SUM`],
+/// [`GROUP_ZEROS`]), then `⟨∇, Δ⟩`, `‖Δ‖²` over the block's `W` and `b`.
+pub const STEP_GDOT: usize = 2;
+pub const STEP_D2: usize = 3;
 
 // ---- the layout ------------------------------------------------------------------------------
 
@@ -123,15 +127,13 @@ pub const LAGRANGIAN_PENALTY: Range = Range::after(RES, 2, MAX_LAYERS);
 pub const W_PHI: Range = Range::after(LAGRANGIAN_PENALTY, 3, 1);
 /// W block: `group_norms` of the current `W_l`.
 pub const W_PENALTY: Range = Range::after(W_PHI, 2, 1);
-/// W block trial, per ladder candidate `c`: the `step_diff` sums of `W` (unit `2c`) and
-/// of `b` (unit `2c + 1`).
-pub const W_TRIAL_STEP: Range = Range::after(W_PENALTY, 2, 2 * LADDER);
+/// W block trial, per ladder candidate: the `prox_step` sums (the trial's penalty and
+/// its step's model terms).
+pub const W_TRIAL_STEP: Range = Range::after(W_PENALTY, 4, LADDER);
 /// W block trial, per candidate: the piece sums at the trial pre-activation.
 pub const W_TRIAL_PHI: Range = Range::after(W_TRIAL_STEP, 3, LADDER);
-/// W block trial, per candidate: the sums of the trial's group prox (its penalty).
-pub const W_TRIAL_PENALTY: Range = Range::after(W_TRIAL_PHI, 2, LADDER);
 /// V block: the current piece sums of the next layer.
-pub const V_PHI_NEXT: Range = Range::after(W_TRIAL_PENALTY, 3, 1);
+pub const V_PHI_NEXT: Range = Range::after(W_TRIAL_PHI, 3, 1);
 /// V block: `‖G_V‖²`.
 pub const V_GRAD_SQ: Range = Range::after(V_PHI_NEXT, 1, 1);
 /// V block trial, per ladder candidate: the piece sums of layer `l` and of the next
@@ -152,7 +154,7 @@ pub const GD_STEP_B: Range = Range::after(GD_STEP_W, 2, MAX_LAYERS);
 pub const GD_TRIAL_PENALTY: Range = Range::after(GD_STEP_B, 2, MAX_LAYERS);
 
 /// Every range above; the compile-time check below runs over this list.
-const ALL: [Range; 28] = [
+const ALL: [Range; 27] = [
     DISCARD,
     TRAIN_LOSS,
     TRAIN_ERRORS,
@@ -171,7 +173,6 @@ const ALL: [Range; 28] = [
     W_PENALTY,
     W_TRIAL_STEP,
     W_TRIAL_PHI,
-    W_TRIAL_PENALTY,
     V_PHI_NEXT,
     V_GRAD_SQ,
     V_TRIAL_PHI,

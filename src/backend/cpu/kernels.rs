@@ -169,6 +169,31 @@ pub fn sq_sum<F: Real>(a: &[F]) -> f64 {
 }
 
 #[inline(always)]
+fn diff_imp<F: Real>(new: &[F], old: &[F], g: &[F]) -> [f64; 2] {
+    let (old, g) = (&old[..new.len()], &g[..new.len()]);
+    let (a, b) = (F::of(1.0), F::of(-1.0));
+    lane_sums!(new.len(), 2, [new, old, g], [], |i| {
+        let d = (a * new[i] + b * old[i]).f64();
+        [g[i].f64() * d, d * d]
+    })
+}
+
+fn diff_chunk<F: Real>(new: &[F], old: &[F], g: &[F]) -> [f64; 2] {
+    simd_dispatch!(diff_imp::<F>(new: &[F], old: &[F], g: &[F]) -> [f64; 2])
+}
+
+/// `[⟨g, Δ⟩, ‖Δ‖²]` with `Δ = new − old` by `axpby`'s expression, not stored: what [`dot`]
+/// and [`sq_sum`] take of the stored `Δ`, bit for bit (the same lanes and chunks).
+pub fn diff_sums<F: Real>(new: &[F], old: &[F], g: &[F]) -> [f64; 2] {
+    let (old, g) = (&old[..new.len()], &g[..new.len()]);
+    par_sum!(new.len(), 2, |lo, hi| diff_chunk(
+        &new[lo..hi],
+        &old[lo..hi],
+        &g[lo..hi]
+    ))
+}
+
+#[inline(always)]
 fn sum_imp<F: Real>(a: &[F]) -> [f64; 1] {
     lane_sums!(a.len(), 1, [a], [], |i| { [a[i].f64()] })
 }

@@ -370,6 +370,34 @@ impl<F: Real> Backend for CpuBackend<F> {
         self.set(slot, &group::prox(w, thresh, axis, shrink)?)
     }
 
+    fn prox_step(
+        &self,
+        (w_new, b_new): (&mut CpuMat<F>, &mut CpuMat<F>),
+        shrink: &mut CpuMat<F>,
+        (w, b): (&CpuMat<F>, &CpuMat<F>),
+        (gw, gb): (&CpuMat<F>, &CpuMat<F>),
+        (t, thresh): (f32, f32),
+        axis: Axis,
+        slot: Slot,
+    ) -> BResult<()> {
+        shape::prox_step(self, (w_new, b_new), shrink, (w, b), (gw, gb), axis, slot)?;
+        self.tick();
+        // axpby's expression (a = 1, b = −t), the group prox, axpby for b, then
+        // step_diff's sums of W and of b (added as the solver added them).
+        let (one, step) = (F::of(1.0), F::of(-t));
+        let axpby = |x: F, y: F| one * x + step * y;
+        kernels::map3(slice_mut(w_new)?, slice(w)?, slice(gw)?, |_, x, y| {
+            axpby(x, y)
+        });
+        let [norms, zeros] = group::prox(w_new, thresh, axis, shrink)?;
+        kernels::map3(slice_mut(b_new)?, slice(b)?, slice(gb)?, |_, x, y| {
+            axpby(x, y)
+        });
+        let [gdot_w, d2_w] = kernels::diff_sums(slice(w_new)?, slice(w)?, slice(gw)?);
+        let [gdot_b, d2_b] = kernels::diff_sums(slice(b_new)?, slice(b)?, slice(gb)?);
+        self.set(slot, &[norms, zeros, gdot_w + gdot_b, d2_w + d2_b])
+    }
+
     fn group_norms(&self, w: &CpuMat<F>, axis: Axis, slot: Slot) -> BResult<()> {
         shape::group_norms(slot)?;
         self.tick();

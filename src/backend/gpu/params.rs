@@ -184,6 +184,11 @@ impl Params {
         p
     }
 
+    /// The prox-step kernels: `f0 = (threshold, −t)`.
+    pub(crate) fn prox_step(t: f32, thresh: f32) -> Self {
+        Self::scalars(&[thresh, -t])
+    }
+
     /// `prox_factor` over `groups` squared norms: `f0.x` = threshold.
     pub(crate) fn prox_factor(groups: usize, thresh: f32) -> Self {
         Self::scalars(&[thresh]).sized(groups, 0)

@@ -80,6 +80,7 @@ pub(crate) enum K {
     Dot,
     SqNorm,
     StepDiff,
+    DiffSums,
     Finalize,
     RowSum,
     LossSq,
@@ -96,6 +97,8 @@ pub(crate) enum K {
     RowsFused,
     RowsFusedThread,
     ColsFused,
+    ProxStepRows,
+    ProxStepRowsThread,
     MatmulNN,
     MatmulNT,
     MatmulTN,
@@ -112,6 +115,18 @@ pub(crate) struct KDef {
 
 const R: bool = false;
 const W: bool = true;
+
+/// The prox-step kernels' bindings: new W, factors, old W, ∇W, new b, old b, ∇b, partials.
+const PROX_STEP: &[(u32, bool)] = &[
+    (1, W),
+    (2, W),
+    (4, R),
+    (5, R),
+    (6, W),
+    (7, R),
+    (8, R),
+    (3, W),
+];
 
 /// A table row: source, entry point, storage bindings, constants (see [`KDef`]).
 type Row = (
@@ -193,6 +208,12 @@ impl K {
                 &[(1, R), (2, R), (5, W), (6, R), (3, W)],
                 &[],
             ),
+            DiffSums => (
+                Src::Reduce,
+                "diff_sums",
+                &[(1, R), (2, R), (6, R), (3, W)],
+                &[],
+            ),
             Finalize => (Src::Reduce, "finalize", &[(3, W), (4, W)], &[]),
             RowSum => (Src::Reduce, "row_sum", &[(1, R), (3, W)], &[]),
             LossSq => (Src::Loss, "loss_sq", &[(1, R), (2, R), (4, W)], &[]),
@@ -224,6 +245,8 @@ impl K {
                 &[],
             ),
             ColsFused => (Src::GroupProx, "cols_fused", &[(1, W), (2, W), (3, W)], &[]),
+            ProxStepRows => (Src::GroupProx, "prox_step_rows", PROX_STEP, &[]),
+            ProxStepRowsThread => (Src::GroupProx, "prox_step_rows_thread", PROX_STEP, &[]),
             MatmulNN => (
                 Src::Matmul,
                 "matmul",

@@ -92,6 +92,24 @@ fn misuses<B: Backend>(be: &B) -> Vec<(String, String)> {
         shape_msg(be.gather_cols(&mut o, &a, &[0, 1, 2, 9])),
         shape_msg(be.group_prox(&mut o, 0.1, Axis::Rows, &mut sh, 0)),
         shape_msg(be.group_norms(&a, Axis::Cols, 255)),
+        shape_msg(be.prox_step(
+            (&mut o, &mut m),
+            &mut z(3, 1),
+            (&a, &c),
+            (&a, &c),
+            (0.1, 0.1),
+            Axis::Rows,
+            0,
+        )),
+        shape_msg(be.prox_step(
+            (&mut o, &mut z(3, 1)),
+            &mut sh,
+            (&a, &z(3, 1)),
+            (&a, &z(3, 1)),
+            (0.1, 0.1),
+            Axis::Rows,
+            0,
+        )),
         shape_msg(be.constraint_value(&a, &a, &a, 0.1, 254)),
         shape_msg(be.step_value(&mut o, &mut g, step(&b, &a), res(Grads::U), 0)),
         shape_msg(be.step_value(&mut o, &mut g, step(&a, &a), res(Grads::Both), 0)),
@@ -166,4 +184,12 @@ fn cpu_and_gpu_give_the_same_messages() {
         Err(e) => panic!("GPU backend creation failed: {e}"),
     };
     assert_eq!(misuses(&CpuBackend::<f32>::new()), misuses(&gpu));
+}
+
+#[test]
+fn prox_step_names_its_operands() {
+    let m = misuses(&CpuBackend::<f32>::new());
+    for msg in ["b is 3×6, expected 3×1", "shrink is 1×3, expected 3×1"] {
+        assert!(m.contains(&("prox_step".into(), msg.into())), "{m:?}");
+    }
 }

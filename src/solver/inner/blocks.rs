@@ -10,8 +10,8 @@ use super::{Candidate, Lifted, ARMIJO_SLACK_EPS, MAX_BACKTRACK};
 use crate::backend::{Axis, BResult, Backend, Grads, Moved, Slot, TrialOut, VStep, WTrial, LADDER};
 use crate::problem::DeviceData;
 use crate::solver::slots::{
-    Readback, D2, GDOT, GROUP_SUM, RES, V_GRAD_SQ, V_PHI_NEXT, V_TRIAL_PHI, V_TRIAL_PHI_NEXT,
-    W_PENALTY, W_PHI, W_TRIAL_PENALTY, W_TRIAL_PHI, W_TRIAL_STEP,
+    Readback, GROUP_SUM, RES, STEP_D2, STEP_GDOT, V_GRAD_SQ, V_PHI_NEXT, V_TRIAL_PHI,
+    V_TRIAL_PHI_NEXT, W_PENALTY, W_PHI, W_TRIAL_PHI, W_TRIAL_STEP,
 };
 
 impl<B: Backend> Lifted<B> {
@@ -61,11 +61,9 @@ impl<B: Backend> Lifted<B> {
             self.w_candidate_values(be, data, l, &ts[..width])?;
             let mut rb = Readback::new();
             for c in 0..width {
-                for unit in [2 * c, 2 * c + 1] {
-                    rb.slot(W_TRIAL_STEP.part(unit, GDOT))
-                        .slot(W_TRIAL_STEP.part(unit, D2));
+                for part in [GROUP_SUM, STEP_GDOT, STEP_D2] {
+                    rb.slot(W_TRIAL_STEP.part(c, part));
                 }
-                rb.slot(W_TRIAL_PENALTY.part(c, GROUP_SUM));
                 self.ask_piece(&mut rb, l, W_TRIAL_PHI.at(c));
             }
             if phi.is_none() {
@@ -86,16 +84,15 @@ impl<B: Backend> Lifted<B> {
             for (c, &t) in ts.iter().enumerate().take(width) {
                 trial += 1;
                 let phi_new = self.piece(l, &v, W_TRIAL_PHI.at(c));
-                let (sw, sb) = (2 * c, 2 * c + 1);
-                let gd = v.get(W_TRIAL_STEP.part(sw, GDOT)) + v.get(W_TRIAL_STEP.part(sb, GDOT));
-                let d2 = v.get(W_TRIAL_STEP.part(sw, D2)) + v.get(W_TRIAL_STEP.part(sb, D2));
+                let gd = v.get(W_TRIAL_STEP.part(c, STEP_GDOT));
+                let d2 = v.get(W_TRIAL_STEP.part(c, STEP_D2));
                 if first_map2.is_none() {
                     first_map2 = Some(d2 / (t * t));
                 }
                 // Prox-gradient sufficient decrease on the whole block objective: smooth
                 // part by the quadratic model, plus the penalty (which the prox step never
                 // worsens against the model), so F(x⁺) ≤ F(x) is guaranteed when accepted.
-                let reg_new = lam * v.get(W_TRIAL_PENALTY.part(c, GROUP_SUM));
+                let reg_new = lam * v.get(W_TRIAL_STEP.part(c, GROUP_SUM));
                 let model = phi_now + gd + d2 / (2.0 * t);
                 let slack = ARMIJO_SLACK_EPS * be.epsilon() * (phi_now.abs() + reg_old.abs());
                 if phi_new <= model + slack && phi_new + reg_new <= phi_now + reg_old + slack {
@@ -126,19 +123,16 @@ impl<B: Backend> Lifted<B> {
     }
 
     /// Candidate `c` of a W trial at step `t`: `(W, b)` one prox-gradient step from the
-    /// current point (its penalty's sums into [`W_TRIAL_PENALTY`]) and its step
-    /// difference's model terms (into [`W_TRIAL_STEP`]).
+    /// current point, with its penalty's sums and its step's model terms (into
+    /// [`W_TRIAL_STEP`]).
     fn w_candidate(&mut self, be: &B, l: usize, c: usize, t: f64) -> BResult<()> {
         let (axis, lam) = (self.spec.axes[l], self.spec.lambda as f64);
         let (p, g, cand) = (&self.p, &self.g, &mut self.cand[c]);
-        let (tw, tb) = (&mut cand.trial.w[l], &mut cand.trial.b[l]);
-        be.axpby(tw, 1.0, &p.w[l], -(t as f32), &g.w[l])?;
-        let penalty = W_TRIAL_PENALTY.at(c);
-        be.group_prox(tw, (lam * t) as f32, axis, &mut cand.shrink[l], penalty)?;
-        be.axpby(tb, 1.0, &p.b[l], -(t as f32), &g.b[l])?;
-        let (dw, db) = (&mut cand.diff.w[l], &mut cand.diff.b[l]);
-        be.step_diff(dw, tw, &p.w[l], &g.w[l], W_TRIAL_STEP.at(2 * c))?;
-        be.step_diff(db, tb, &p.b[l], &g.b[l], W_TRIAL_STEP.at(2 * c + 1))
+        let new = (&mut cand.trial.w[l], &mut cand.trial.b[l]);
+        let (old, grad) = ((&p.w[l], &p.b[l]), (&g.w[l], &g.b[l]));
+        let steps = (t as f32, (lam * t) as f32);
+        let slot = W_TRIAL_STEP.at(c);
+        be.prox_step(new, &mut cand.shrink[l], old, grad, steps, axis, slot)
     }
 
     /// The smooth part's value at the W trial's candidates (steps `ts`, candidate `c`'s

@@ -139,6 +139,33 @@ impl GpuBackend {
         self.errors.check("group_prox")
     }
 
+    /// [`crate::backend::Backend::prox_step`] for row groups with every operand in one
+    /// chunk: one pass (a workgroup or an invocation per row), then the four sums.
+    pub(super) fn prox_step_rows(
+        &self,
+        (w_new, b_new): (&GpuMat, &GpuMat),
+        shrink: &GpuMat,
+        (w, b): (&GpuMat, &GpuMat),
+        (gw, gb): (&GpuMat, &GpuMat),
+        (t, thresh): (f32, f32),
+        slot: Slot,
+    ) -> BResult<()> {
+        let mut st = lock(&self.st);
+        let mut red = Red::new(Sums::at(slot, 4));
+        let mut p = Params::prox_step(t, thresh).sized(w.rows, w.cols);
+        p.bind(0, 0, w.cols);
+        let (k, g) = if self.caps.thread_per_row {
+            let g = w.rows.div_ceil(WG).min(self.caps.rows);
+            (K::ProxStepRowsThread, [g as u32, 1, 1])
+        } else {
+            let g = w.rows.min(self.caps.rows).min(4096);
+            (K::ProxStepRows, [g as u32, 1, 1])
+        };
+        let bufs = [w_new, shrink, w, gw, b_new, b, gb].map(|m| &m.chunks[0].buf);
+        self.red_dispatch(&mut st, &mut red, k, p, &bufs, g)?;
+        self.finalize(&mut st, &mut red)
+    }
+
     /// `slot ← Σ‖group‖₂`, `slot+1 ←` number of zero groups.
     pub(super) fn norm_groups(&self, w: &GpuMat, axis: Axis, slot: Slot) -> BResult<()> {
         let mut st = lock(&self.st);

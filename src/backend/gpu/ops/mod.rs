@@ -210,6 +210,30 @@ impl Backend for GpuBackend {
         self.prox_groups(w, thresh, axis, shrink, slot)
     }
 
+    fn prox_step(
+        &self,
+        (w_new, b_new): (&mut GpuMat, &mut GpuMat),
+        shrink: &mut GpuMat,
+        (w, b): (&GpuMat, &GpuMat),
+        (gw, gb): (&GpuMat, &GpuMat),
+        (t, thresh): (f32, f32),
+        axis: Axis,
+        slot: Slot,
+    ) -> BResult<()> {
+        shape::prox_step(self, (w_new, b_new), shrink, (w, b), (gw, gb), axis, slot)?;
+        let all = [&*w_new, &*b_new, &*shrink, w, b, gw, gb];
+        if axis == Axis::Rows && all.iter().all(|m| m.chunks.len() == 1) {
+            let new = (&*w_new, &*b_new);
+            return self.prox_step_rows(new, shrink, (w, b), (gw, gb), (t, thresh), slot);
+        }
+        // Column groups or chunked matrices: the operations in turn, W's and b's Δ sums
+        // into one pair of slots.
+        self.axpby(w_new, 1.0, w, -t, gw)?;
+        self.group_prox(w_new, thresh, axis, shrink, slot)?;
+        self.axpby(b_new, 1.0, b, -t, gb)?;
+        self.diff_sums(&[[&*w_new, w, gw], [&*b_new, b, gb]], slot + 2)
+    }
+
     fn group_norms(&self, w: &GpuMat, axis: Axis, slot: Slot) -> BResult<()> {
         shape::group_norms(slot)?;
         self.norm_groups(w, axis, slot)

@@ -39,6 +39,13 @@ impl Sums {
     }
 }
 
+/// A reduction's matrices, and per-row vectors (`rows(mats[0]) × 1`, one chunk) bound
+/// after them.
+struct Operands<'a> {
+    mats: &'a [&'a GpuMat],
+    rows_of: &'a [&'a GpuMat],
+}
+
 /// A reduction in progress: where the next partials go, and which slots receive the sums.
 pub(super) struct Red {
     off: u32,
@@ -131,8 +138,38 @@ impl GpuBackend {
         per_column: bool,
     ) -> BResult<()> {
         let mut st = lock(&self.st);
-        let rows = mats[0].rows;
         let mut red = Red::new(sums);
+        let ops = Operands { mats, rows_of };
+        self.stage1(&mut st, &mut red, kern, ops, params, per_column)?;
+        self.finalize(&mut st, &mut red)
+    }
+
+    /// `step_diff`'s sums of each `[new, old, g]` in `sets`, without storing `Δ`, added
+    /// into `slot, slot + 1` by one finalize.
+    pub(super) fn diff_sums(&self, sets: &[[&GpuMat; 3]], slot: Slot) -> BResult<()> {
+        let mut st = lock(&self.st);
+        let mut red = Red::new(Sums::at(slot, 2));
+        for set in sets {
+            let ops = Operands {
+                mats: set,
+                rows_of: &[],
+            };
+            self.stage1(&mut st, &mut red, K::DiffSums, ops, Params::plain(), false)?;
+        }
+        self.finalize(&mut st, &mut red)
+    }
+
+    /// Record `kern`'s stage-1 dispatches over the column segments of `ops` into `red`.
+    fn stage1(
+        &self,
+        st: &mut State,
+        red: &mut Red,
+        kern: K,
+        Operands { mats, rows_of }: Operands<'_>,
+        params: Params,
+        per_column: bool,
+    ) -> BResult<()> {
+        let rows = mats[0].rows;
         for seg in segments(mats) {
             let mut p = params.sized(rows, seg.len);
             let mut bufs: Vec<&wgpu::Buffer> = Vec::with_capacity(mats.len() + rows_of.len());
@@ -153,9 +190,9 @@ impl GpuBackend {
             } else {
                 grid(seg.len, rows, self.caps.red_x, self.caps.red_y)
             };
-            self.red_dispatch(&mut st, &mut red, kern, p, &bufs, g)?;
+            self.red_dispatch(st, red, kern, p, &bufs, g)?;
         }
-        self.finalize(&mut st, &mut red)
+        Ok(())
     }
 
     /// `out ← A·1 + β·out`, one workgroup per row, column segment by column segment (β
