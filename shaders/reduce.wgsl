@@ -2,8 +2,8 @@
 // and group kernels elsewhere)
 // writes one vec4 of partial sums per workgroup to acc[(part_off + workgroup) * 4 + q]
 // (the other files view that buffer as array<vec4<f32>>; here it is f32 for row_sum).
-// Stage 2 (`finalize`, one workgroup) sums `cols` partial vec4s and writes
-//   slots[base0.x + q] ← f0[q] · Σ (+ old slot value if flags & 1), for q < rows (≤ 4).
+// Stage 2 (`finalize`, one workgroup) sums each pending reduction's partial vec4s into its
+// slots (see there).
 // `row_sum` (bias gradients) reduces along rows: out[i] ← Σ_j a(i, j) + β·out[i].
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -82,23 +82,51 @@ fn diff_sums(id: WgIds) {
     reduce_to_partial(id, s);
 }
 
+// Component i (< 8) of the pair (a, b) as one 8-vector.
+fn at8u(a: vec4<u32>, b: vec4<u32>, i: u32) -> u32 {
+    if (i < 4u) {
+        return a[i];
+    }
+    return b[i - 4u];
+}
+
+fn at8f(a: vec4<f32>, b: vec4<f32>, i: u32) -> f32 {
+    if (i < 4u) {
+        return a[i];
+    }
+    return b[i - 4u];
+}
+
+// Stage 2 of `rows` (≤ 8) reductions, in order, so a later one may add to a slot an earlier
+// one wrote: reduction e's partials end at ld[e] and start where e − 1's end (e = 0: at 0);
+// base[e] = slot | k << 16 | accumulate << 20; f[e] scales lane 0.
 @compute @workgroup_size(256)
 fn finalize(@builtin(local_invocation_id) lid: vec3<u32>) {
-    var s = vec4<f32>(0.0);
-    for (var q = lid.x; q < p.cols; q += WG) {
-        let k = q * 4u;
-        s += vec4<f32>(acc[k], acc[k + 1u], acc[k + 2u], acc[k + 3u]);
-    }
-    let r = wg_reduce(lid.x, s);
-    if (lid.x == 0u) {
-        let add = (p.flags & 1u) != 0u;
-        for (var q = 0u; q < p.rows; q++) {
-            var val = r[q] * p.f0[q];
-            if (add) {
-                val += slots[p.base0.x + q];
-            }
-            slots[p.base0.x + q] = val;
+    var lo = 0u;
+    for (var e = 0u; e < p.rows; e++) {
+        let hi = at8u(p.ld0, p.ld1, e);
+        var s = vec4<f32>(0.0);
+        for (var q = lo + lid.x; q < hi; q += WG) {
+            let k = q * 4u;
+            s += vec4<f32>(acc[k], acc[k + 1u], acc[k + 2u], acc[k + 3u]);
         }
+        let r = wg_reduce(lid.x, s);
+        if (lid.x == 0u) {
+            let d = at8u(p.base0, p.base1, e);
+            let slot = d & 0xffffu;
+            let add = (d >> 20u) != 0u;
+            for (var q = 0u; q < ((d >> 16u) & 15u); q++) {
+                var val = r[q];
+                if (q == 0u) {
+                    val *= at8f(p.f0, p.f1, e);
+                }
+                if (add) {
+                    val += slots[slot + q];
+                }
+                slots[slot + q] = val;
+            }
+        }
+        lo = hi;
     }
 }
 

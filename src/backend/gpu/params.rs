@@ -147,18 +147,17 @@ impl Params {
         p
     }
 
-    /// `finalize`: sum `partials` vec4s into slots `slot..slot + k`, lane `q` times
-    /// `scale[q]`, added to the old slot values when `accumulate`.
-    pub(crate) fn finalize(
-        k: u32,
-        partials: u32,
-        slot: usize,
-        accumulate: bool,
-        scale: [f32; 4],
-    ) -> Self {
-        let mut p = Self::scalars(&scale).sized(k as usize, partials as usize);
-        p.flags = switch(accumulate);
-        p.base[0] = slot as u32;
+    /// `finalize` of the pending reductions `sums` (at most 8), in order: reduction `e`'s
+    /// partials end at `ld[e]` (and start where the previous one's end, the first at 0),
+    /// `base[e]` = `slot | k << 16 | accumulate << 20`, `f[e]` = its lane-0 scale.
+    pub(crate) fn finalize(sums: &[crate::backend::gpu::recorder::PendingSum]) -> Self {
+        assert!(sums.len() <= 8, "finalize takes at most 8 reductions");
+        let mut p = Self::plain().sized(sums.len(), 0);
+        for (e, s) in sums.iter().enumerate() {
+            p.ld[e] = s.end;
+            p.base[e] = s.slot | s.k << 16 | u32::from(s.accumulate) << 20;
+            p.f[e] = s.scale0;
+        }
         p
     }
 

@@ -18,8 +18,24 @@ use std::sync::{Arc, Mutex};
 
 /// Bytes of the uniform arena (one submission's worth of dispatch parameters).
 pub(crate) const UNIFORM_ARENA: u64 = 1 << 20;
-/// Partial-sum vec4 entries available to one reduction batch.
+/// Partial-sum vec4 entries available to the reductions between two stage-2 dispatches.
 pub(crate) const PART_CAP: u32 = 16384;
+/// Most reductions one stage-2 (`finalize`) dispatch completes.
+pub(crate) const MAX_PENDING: usize = 8;
+
+/// A reduction whose partial sums are recorded and whose stage 2 is not: its partials are
+/// those recorded after the previous pending reduction's, up to `end`; its sums go to the
+/// `k` slots from `slot` (lane 0 times `scale0`), added to the old values when
+/// `accumulate`. Stage 2 runs for all pending reductions at once, in order, before the
+/// slots are read or the partials run out (`ops/reduce.rs`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingSum {
+    pub end: u32,
+    pub slot: u32,
+    pub k: u32,
+    pub scale0: f32,
+    pub accumulate: bool,
+}
 
 /// Everything that changes while recording.
 pub(crate) struct State {
@@ -32,6 +48,10 @@ pub(crate) struct State {
     pub(crate) idx_buf: wgpu::Buffer,
     /// Per-workgroup partial sums of stage-1 reductions (vec4 each).
     pub(crate) partials: wgpu::Buffer,
+    /// Partials in use: those of the pending reductions and of the one being recorded.
+    pub(crate) part_next: u32,
+    /// Reductions waiting for stage 2, in recording order.
+    pub(crate) pending: Vec<PendingSum>,
     /// The scalar register file: [`NUM_SLOTS`] `f32`.
     pub(crate) slots: wgpu::Buffer,
     pub(crate) slot_staging: wgpu::Buffer,
@@ -61,6 +81,8 @@ impl State {
             idx_cpu: Vec::new(),
             idx_buf: mk("gather index arena", 4096 * 4, U::STORAGE | U::COPY_DST),
             partials: mk("partials", PART_CAP as u64 * 16, U::STORAGE),
+            part_next: 0,
+            pending: Vec::with_capacity(MAX_PENDING),
             slots: mk(
                 "slots",
                 NUM_SLOTS as u64 * 4,
@@ -318,6 +340,7 @@ impl GpuBackend {
     /// caller's contract.)
     pub(crate) fn read_slot_values(&self, slots: &[Slot]) -> BResult<Vec<f64>> {
         let mut st = lock(&self.st);
+        self.finalize_pending(&mut st)?;
         let (src, dst) = (st.slots.clone(), st.slot_staging.clone());
         let bytes = NUM_SLOTS as u64 * 4;
         self.encoder(&mut st)

@@ -6,7 +6,7 @@
 use super::{grid, WG};
 use crate::backend::gpu::params::Params;
 use crate::backend::gpu::pipelines::K;
-use crate::backend::gpu::recorder::{State, PART_CAP};
+use crate::backend::gpu::recorder::{PendingSum, State, MAX_PENDING, PART_CAP};
 use crate::backend::gpu::storage::{segments, GpuMat};
 use crate::backend::gpu::{kernel_err, lock, BResult, GpuBackend};
 use crate::backend::{Backend, Slot};
@@ -46,9 +46,9 @@ struct Operands<'a> {
     rows_of: &'a [&'a GpuMat],
 }
 
-/// A reduction in progress: where the next partials go, and which slots receive the sums.
+/// A reduction in progress: which slots receive its sums, and whether they add to them
+/// (after its first part went to stage 2).
 pub(super) struct Red {
-    off: u32,
     accumulate: bool,
     sums: Sums,
 }
@@ -56,7 +56,6 @@ pub(super) struct Red {
 impl Red {
     pub(super) fn new(sums: Sums) -> Self {
         Red {
-            off: 0,
             accumulate: false,
             sums,
         }
@@ -64,7 +63,8 @@ impl Red {
 }
 
 impl GpuBackend {
-    /// Record a stage-1 reduction dispatch, finalizing first if the partials would overflow.
+    /// Record a stage-1 reduction dispatch; when the partials would overflow, the part of
+    /// `red` recorded so far and every pending reduction go to stage 2 first.
     pub(super) fn red_dispatch(
         &self,
         st: &mut State,
@@ -84,22 +84,48 @@ impl GpuBackend {
                 format!("{n} partial sums exceed the capacity {PART_CAP}"),
             ));
         }
-        if red.off + n > PART_CAP {
+        if st.part_next + n > PART_CAP {
             self.finalize(st, red)?;
+            self.finalize_pending(st)?;
         }
-        p.part_off = red.off;
+        p.part_off = st.part_next;
         let partials = st.partials.clone();
         let mut all: Vec<&wgpu::Buffer> = bufs.to_vec();
         all.push(&partials);
         self.dispatch(st, k, bytemuck::bytes_of(&p), &all, groups)?;
-        red.off += n;
+        st.part_next += n;
         Ok(())
     }
 
-    /// Stage 2: sum the pending partials into the reduction's slots.
+    /// End `red`'s stage 1: its sums go to its slots with the next stage-2 dispatch, which
+    /// runs once [`MAX_PENDING`] reductions wait (or the slots are read). Reductions
+    /// recorded one after another thus share one `finalize` instead of one each.
     pub(super) fn finalize(&self, st: &mut State, red: &mut Red) -> BResult<()> {
         let s = red.sums;
-        let p = Params::finalize(s.k, red.off, s.slot, red.accumulate, s.scale);
+        debug_assert!(
+            s.scale[1..].iter().all(|&x| x == 1.0),
+            "only lane 0 is scaled"
+        );
+        st.pending.push(PendingSum {
+            end: st.part_next,
+            slot: s.slot as u32,
+            k: s.k,
+            scale0: s.scale[0],
+            accumulate: red.accumulate,
+        });
+        red.accumulate = true;
+        if st.pending.len() == MAX_PENDING {
+            self.finalize_pending(st)?;
+        }
+        Ok(())
+    }
+
+    /// Stage 2 of every pending reduction, in order, in one dispatch; frees the partials.
+    pub(crate) fn finalize_pending(&self, st: &mut State) -> BResult<()> {
+        if st.pending.is_empty() {
+            return Ok(());
+        }
+        let p = Params::finalize(&st.pending);
         let (partials, slots) = (st.partials.clone(), st.slots.clone());
         self.dispatch(
             st,
@@ -108,8 +134,8 @@ impl GpuBackend {
             &[&partials, &slots],
             [1, 1, 1],
         )?;
-        red.off = 0;
-        red.accumulate = true;
+        st.pending.clear();
+        st.part_next = 0;
         Ok(())
     }
 
