@@ -749,8 +749,7 @@ fn prox_step_outs<B: Backend>(
     let mut shrink = up(be, &Array2::from_elem((sr, sc), f32::NAN));
     let steps = (0.3, 0.3 * thresh);
     be.prox_step(
-        (&mut nw, &mut nb),
-        &mut shrink,
+        (&mut nw, &mut nb, &mut shrink),
         (&dw, &db),
         (&dgw, &dgb),
         steps,
@@ -817,8 +816,7 @@ fn cpu_prox_step_is_the_operations_in_turn() {
                 be.zeros(sr, sc).unwrap(),
             );
             be.prox_step(
-                (&mut nw, &mut nb),
-                &mut sh,
+                (&mut nw, &mut nb, &mut sh),
                 (&w, &b),
                 (&gw, &gb),
                 (t, thresh),

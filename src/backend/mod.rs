@@ -318,15 +318,14 @@ pub trait Backend {
     /// One prox-gradient candidate of a layer's block `(W, b)` at step `t` (method §6), in
     /// one pass where the backend can: `new.0 ← prox(old.0 − t·grad.0)` with threshold
     /// `thresh` on `axis`'s groups (what [`Backend::axpby`]`(new.0, 1, old.0, −t, grad.0)`
-    /// then [`Backend::group_prox`] write, bit for bit, factors into `shrink`), `new.1 ←
+    /// then [`Backend::group_prox`] write, bit for bit, factors into `new.2`), `new.1 ←
     /// old.1 − t·grad.1` (axpby's), and the slots `slot`, `slot+1` ← group_prox's sums of
     /// `new.0` (`Σ‖group‖₂`, zero groups), `slot+2` ← `⟨grad, Δ⟩` and `slot+3` ← `‖Δ‖²`
     /// with `Δ = new − old` (the sums [`Backend::step_diff`] takes of `W`, plus those it
     /// takes of `b`). `Δ` is not stored: the trial needs only its two sums.
     fn prox_step(
         &self,
-        new: (&mut Self::Mat, &mut Self::Mat),
-        shrink: &mut Self::Mat,
+        new: (&mut Self::Mat, &mut Self::Mat, &mut Self::Mat),
         old: (&Self::Mat, &Self::Mat),
         grad: (&Self::Mat, &Self::Mat),
         t_thresh: (f32, f32),

@@ -348,11 +348,9 @@ fn shrink_dims((rows, cols): Dims, axis: Axis) -> Dims {
 
 /// [`Backend::prox_step`]: `W`'s and `b`'s three matrices alike, `b` a `rows(W)×1`
 /// column, `shrink` as for [`group_prox`]; slots `slot..slot + 4`.
-#[allow(clippy::type_complexity)]
 pub fn prox_step<B: Backend + ?Sized>(
     be: &B,
-    (w_new, b_new): (&B::Mat, &B::Mat),
-    shrink: &B::Mat,
+    (w_new, b_new, shrink): (&B::Mat, &B::Mat, &B::Mat),
     (w, b): (&B::Mat, &B::Mat),
     (gw, gb): (&B::Mat, &B::Mat),
     axis: Axis,

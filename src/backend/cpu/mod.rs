@@ -372,15 +372,14 @@ impl<F: Real> Backend for CpuBackend<F> {
 
     fn prox_step(
         &self,
-        (w_new, b_new): (&mut CpuMat<F>, &mut CpuMat<F>),
-        shrink: &mut CpuMat<F>,
+        (w_new, b_new, shrink): (&mut CpuMat<F>, &mut CpuMat<F>, &mut CpuMat<F>),
         (w, b): (&CpuMat<F>, &CpuMat<F>),
         (gw, gb): (&CpuMat<F>, &CpuMat<F>),
         (t, thresh): (f32, f32),
         axis: Axis,
         slot: Slot,
     ) -> BResult<()> {
-        shape::prox_step(self, (w_new, b_new), shrink, (w, b), (gw, gb), axis, slot)?;
+        shape::prox_step(self, (w_new, b_new, shrink), (w, b), (gw, gb), axis, slot)?;
         self.tick();
         // axpby's expression (a = 1, b = −t), the group prox, axpby for b, then
         // step_diff's sums of W and of b (added as the solver added them).

@@ -93,8 +93,7 @@ fn misuses<B: Backend>(be: &B) -> Vec<(String, String)> {
         shape_msg(be.group_prox(&mut o, 0.1, Axis::Rows, &mut sh, 0)),
         shape_msg(be.group_norms(&a, Axis::Cols, 255)),
         shape_msg(be.prox_step(
-            (&mut o, &mut m),
-            &mut z(3, 1),
+            (&mut o, &mut m, &mut z(3, 1)),
             (&a, &c),
             (&a, &c),
             (0.1, 0.1),
@@ -102,8 +101,7 @@ fn misuses<B: Backend>(be: &B) -> Vec<(String, String)> {
             0,
         )),
         shape_msg(be.prox_step(
-            (&mut o, &mut z(3, 1)),
-            &mut sh,
+            (&mut o, &mut z(3, 1), &mut sh),
             (&a, &z(3, 1)),
             (&a, &z(3, 1)),
             (0.1, 0.1),

@@ -128,11 +128,15 @@ impl<B: Backend> Lifted<B> {
     fn w_candidate(&mut self, be: &B, l: usize, c: usize, t: f64) -> BResult<()> {
         let (axis, lam) = (self.spec.axes[l], self.spec.lambda as f64);
         let (p, g, cand) = (&self.p, &self.g, &mut self.cand[c]);
-        let new = (&mut cand.trial.w[l], &mut cand.trial.b[l]);
+        let new = (
+            &mut cand.trial.w[l],
+            &mut cand.trial.b[l],
+            &mut cand.shrink[l],
+        );
         let (old, grad) = ((&p.w[l], &p.b[l]), (&g.w[l], &g.b[l]));
         let steps = (t as f32, (lam * t) as f32);
         let slot = W_TRIAL_STEP.at(c);
-        be.prox_step(new, &mut cand.shrink[l], old, grad, steps, axis, slot)
+        be.prox_step(new, old, grad, steps, axis, slot)
     }
 
     /// The smooth part's value at the W trial's candidates (steps `ts`, candidate `c`'s

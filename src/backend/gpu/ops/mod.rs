@@ -212,15 +212,14 @@ impl Backend for GpuBackend {
 
     fn prox_step(
         &self,
-        (w_new, b_new): (&mut GpuMat, &mut GpuMat),
-        shrink: &mut GpuMat,
+        (w_new, b_new, shrink): (&mut GpuMat, &mut GpuMat, &mut GpuMat),
         (w, b): (&GpuMat, &GpuMat),
         (gw, gb): (&GpuMat, &GpuMat),
         (t, thresh): (f32, f32),
         axis: Axis,
         slot: Slot,
     ) -> BResult<()> {
-        shape::prox_step(self, (w_new, b_new), shrink, (w, b), (gw, gb), axis, slot)?;
+        shape::prox_step(self, (w_new, b_new, shrink), (w, b), (gw, gb), axis, slot)?;
         let all = [&*w_new, &*b_new, &*shrink, w, b, gw, gb];
         if axis == Axis::Rows && all.iter().all(|m| m.chunks.len() == 1) {
             let new = (&*w_new, &*b_new);
