@@ -1,5 +1,5 @@
 //! Recording and submitting work: the open command encoder, one compute pass per dispatch
-//! with its parameters in the uniform arena, submission (with error scopes naming the
+//! with its parameters in the uniform arena and its bind group from a cache, submission (with error scopes naming the
 //! kernels of the batch), scalar readbacks, work counters, and the sink for errors wgpu
 //! reports outside any scope.
 //!
@@ -13,6 +13,7 @@ use super::params::UNIFORM_BIND_SIZE;
 use super::pipelines::K;
 use super::{kernel_err, lock, BResult, GpuBackend};
 use crate::backend::{BackendError, Counters, Slot, NUM_SLOTS};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +21,8 @@ use std::sync::{Arc, Mutex};
 pub(crate) const UNIFORM_ARENA: u64 = 1 << 20;
 /// Partial-sum vec4 entries available to the reductions between two stage-2 dispatches.
 pub(crate) const PART_CAP: u32 = 16384;
+/// Most bind groups kept; the cache starts over beyond it (and at every allocation).
+const BIND_CACHE: usize = 1024;
 /// Most reductions one stage-2 (`finalize`) dispatch completes.
 pub(crate) const MAX_PENDING: usize = 8;
 
@@ -52,6 +55,11 @@ pub(crate) struct State {
     pub(crate) part_next: u32,
     /// Reductions waiting for stage 2, in recording order.
     pub(crate) pending: Vec<PendingSum>,
+    /// Bind groups by kernel and storage buffers: a problem's buffers are fixed, so a
+    /// sweep's dispatches find theirs here instead of creating one each. An entry keeps its
+    /// buffers alive, so the cache is emptied when matrices are allocated (a new problem or
+    /// phase; never inside a sweep) and when it grows past [`BIND_CACHE`].
+    pub(crate) bind_groups: HashMap<(K, Vec<wgpu::Buffer>), wgpu::BindGroup>,
     /// The scalar register file: [`NUM_SLOTS`] `f32`.
     pub(crate) slots: wgpu::Buffer,
     pub(crate) slot_staging: wgpu::Buffer,
@@ -83,6 +91,7 @@ impl State {
             partials: mk("partials", PART_CAP as u64 * 16, U::STORAGE),
             part_next: 0,
             pending: Vec::with_capacity(MAX_PENDING),
+            bind_groups: HashMap::new(),
             slots: mk(
                 "slots",
                 NUM_SLOTS as u64 * 4,
@@ -224,26 +233,18 @@ impl GpuBackend {
         st.uni_cpu.extend_from_slice(params);
         st.uni_cpu.resize(off + self.uni_stride as usize, 0);
         self.errors.set_current(k.name());
-        let mut entries = Vec::with_capacity(bufs.len() + 1);
-        entries.push(wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &st.uni_buf,
-                offset: 0,
-                size: wgpu::BufferSize::new(UNIFORM_BIND_SIZE),
-            }),
-        });
-        for (&(b, _), buf) in d.binds.iter().zip(bufs) {
-            entries.push(wgpu::BindGroupEntry {
-                binding: b,
-                resource: buf.as_entire_binding(),
-            });
-        }
-        let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(k.name()),
-            layout: &pipe.layout,
-            entries: &entries,
-        });
+        let key = (k, bufs.iter().map(|&b| b.clone()).collect::<Vec<_>>());
+        let bg = match st.bind_groups.get(&key) {
+            Some(bg) => bg.clone(),
+            None => {
+                let bg = self.bind_group(st, k, &pipe.layout, bufs);
+                if st.bind_groups.len() >= BIND_CACHE {
+                    st.bind_groups.clear();
+                }
+                st.bind_groups.insert(key, bg.clone());
+                bg
+            }
+        };
         let enc = st.enc.get_or_insert_with(|| self.new_encoder());
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -259,6 +260,37 @@ impl GpuBackend {
         }
         self.count.dispatches.fetch_add(1, Ordering::Relaxed);
         self.errors.check(k.name())
+    }
+
+    /// Kernel `k`'s bind group: the uniform arena's window at binding 0, then `bufs` at
+    /// the kernel's storage bindings.
+    fn bind_group(
+        &self,
+        st: &State,
+        k: K,
+        layout: &wgpu::BindGroupLayout,
+        bufs: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        let mut entries = Vec::with_capacity(bufs.len() + 1);
+        entries.push(wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &st.uni_buf,
+                offset: 0,
+                size: wgpu::BufferSize::new(UNIFORM_BIND_SIZE),
+            }),
+        });
+        for (&(b, _), buf) in k.def().binds.iter().zip(bufs) {
+            entries.push(wgpu::BindGroupEntry {
+                binding: b,
+                resource: buf.as_entire_binding(),
+            });
+        }
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(k.name()),
+            layout,
+            entries: &entries,
+        })
     }
 
     /// Submit everything recorded so far (no wait). Errors raised by the submission are

@@ -150,6 +150,8 @@ impl GpuBackend {
         host: Option<&ndarray::ArrayView2<f32>>,
     ) -> BResult<GpuMat> {
         let plan = self.plan(op, rows, cols)?;
+        // Cached bind groups hold their buffers: a new problem's allocation lets go of them.
+        lock(&self.st).bind_groups.clear();
         self.errors.set_current("alloc");
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let mut chunks = Vec::with_capacity(plan.len());
