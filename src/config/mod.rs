@@ -80,11 +80,12 @@ named! {
     }
 }
 
-/// Declares a config section once: each field's doc, type and default together. The
-/// struct derives serde with `#[serde(default)]`, so an absent key takes its default.
+/// Declares a config section once: each field's doc, type, default and (after `=>`) its
+/// allowed range together. The struct derives serde with `#[serde(default)]`, so an absent
+/// key takes its default; `check_ranges` checks the declared ranges.
 macro_rules! section {
     ($(#[$meta:meta])* pub struct $name:ident {
-        $($(#[$fmeta:meta])* pub $field:ident: $ty:ty = $default:expr,)*
+        $($(#[$fmeta:meta])* pub $field:ident: $ty:ty = $default:expr $(=> $range:ident)?,)*
     }) => {
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         #[serde(default)]
@@ -94,6 +95,19 @@ macro_rules! section {
         impl Default for $name {
             fn default() -> Self {
                 $name { $($field: $default,)* }
+            }
+        }
+
+        impl $name {
+            /// The ranges declared beside the fields; errors name `{section}.{field}`.
+            #[allow(unused_variables)]
+            fn check_ranges(&self, section: &str) -> Result<(), ConfigError> {
+                $($(
+                    let field = format!("{section}.{}", stringify!($field));
+                    let range = $crate::config::validate::Range::$range;
+                    $crate::config::validate::in_range(&field, self.$field as f64, range)?;
+                )?)*
+                Ok(())
             }
         }
     };
@@ -217,9 +231,9 @@ section! {
         pub n_train: usize = 5000,
         pub n_test: usize = 1000,
         /// Std of the Gaussian noise added to the standardised targets.
-        pub noise: f64 = 0.05,
+        pub noise: f64 = 0.05 => NonNegative,
         /// Std of the teacher biases.
-        pub bias_std: f64 = 0.1,
+        pub bias_std: f64 = 0.1 => NonNegative,
         pub seed: u64 = 0,
     }
 }
@@ -234,7 +248,7 @@ section! {
         /// Default: regression for the teacher, classification for files.
         pub task: Task = Task::Regression,
         /// Fraction held out for test when no separate test set is given (0 allowed).
-        pub test_fraction: f64 = 0.2,
+        pub test_fraction: f64 = 0.2 => HalfOpen,
         /// Stratify the split by class (classification only).
         pub stratify: bool = true,
         /// Standardise features with the training set's mean/std. Default when the key
@@ -247,7 +261,7 @@ section! {
         /// targets are standardised by construction).
         pub standardize_targets: bool = false,
         /// Divide raw features by this (e.g. 255 for IDX images); 1 = none.
-        pub feature_scale: f64 = 1.0,
+        pub feature_scale: f64 = 1.0 => Positive,
         /// Use at most this many training samples (0 = all), taken after the split.
         pub max_train: usize = 0,
         pub split_seed: u64 = 0,
@@ -274,7 +288,7 @@ section! {
         /// Hidden layer widths (input and output sizes come from the data).
         pub hidden: Vec<usize> = vec![100, 100],
         /// Leaky ReLU slope, `0 < α < 1` (method §1).
-        pub alpha: f64 = 0.1,
+        pub alpha: f64 = 0.1 => Open,
         pub loss: LossKind = LossKind::Squared,
         /// Groups of W₁: rows (neurons) or columns (input features).
         #[serde(with = "AxisName")]
@@ -324,13 +338,13 @@ section! {
     pub struct TrainConfig {
         pub method: Method = Method::WarmAlm,
         /// λ of (P0).
-        pub lambda: f64 = 1e-3,
+        pub lambda: f64 = 1e-3 => NonNegative,
         /// Seed for minibatch order (init has its own, `model.init_seed`).
         pub seed: u64 = 0,
         /// Work budget in passes (method §5); `inf` = none.
-        pub max_passes: f64 = 300.0,
+        pub max_passes: f64 = 300.0 => Budget,
         /// Wall-time budget in seconds; `inf` = none.
-        pub max_seconds: f64 = f64::INFINITY,
+        pub max_seconds: f64 = f64::INFINITY => Budget,
         pub device: DeviceChoice = DeviceChoice::Auto,
         /// When a method diverges ((P0) or the loss non-finite, or above 1e6 times its
         /// scale), save the last finite state as the result (with a warning) instead of
@@ -348,27 +362,27 @@ section! {
     #[serde(deny_unknown_fields)]
     pub struct AlmConfig {
         /// ρ0 from a random start (method §6).
-        pub rho0: f64 = 3.0,
+        pub rho0: f64 = 3.0 => Positive,
         /// ρ0 after a warm start (method §6).
-        pub rho0_warm: f64 = 30.0,
+        pub rho0_warm: f64 = 30.0 => Positive,
         pub gamma: f64 = 2.0,
-        pub tau: f64 = 0.9,
-        pub eps0: f64 = 0.3,
-        pub theta: f64 = 0.3,
-        pub eps_min: f64 = 1e-6,
-        pub inner_cap: usize = 20,
+        pub tau: f64 = 0.9 => Open,
+        pub eps0: f64 = 0.3 => Positive,
+        pub theta: f64 = 0.3 => Open,
+        pub eps_min: f64 = 1e-6 => Positive,
+        pub inner_cap: usize = 20 => Count,
         /// Armijo steps per block per sweep (`k`, method §6: 1–3).
-        pub block_steps: usize = 1,
-        pub max_outer: usize = 10000,
+        pub block_steps: usize = 1 => Count,
+        pub max_outer: usize = 10000 => Count,
         /// Stop when the relative KKT residual (method §5) falls below this.
-        pub kkt_tol: f64 = 1e-6,
+        pub kkt_tol: f64 = 1e-6 => NonNegative,
         /// Exact `V_{L−1}` and `(W_L, b_L)` blocks (method §6; squared loss only).
         pub exact_blocks: bool = false,
         /// The outer iteration: `p0-steps` (measured better: lower `cert` at equal (P0))
         /// or `plain` (method §4 as written).
         pub variant: AlmVariant = AlmVariant::P0Steps,
         /// Armijo prox-gradient steps on (P0) per outer iteration of the `p0-steps` variant.
-        pub p0_steps: usize = 3,
+        pub p0_steps: usize = 3 => Count,
     }
 }
 
@@ -376,20 +390,20 @@ section! {
     /// method §7 baselines.
     #[serde(deny_unknown_fields)]
     pub struct SgdConfig {
-        pub lr: f64 = 0.02,
-        pub momentum: f64 = 0.9,
-        pub batch: usize = 128,
+        pub lr: f64 = 0.02 => Positive,
+        pub momentum: f64 = 0.9 => HalfOpen,
+        pub batch: usize = 128 => Count,
     }
 }
 
 section! {
     #[serde(deny_unknown_fields)]
     pub struct AdamConfig {
-        pub lr: f64 = 1e-3,
-        pub beta1: f64 = 0.9,
-        pub beta2: f64 = 0.999,
-        pub eps: f64 = 1e-8,
-        pub batch: usize = 128,
+        pub lr: f64 = 1e-3 => Positive,
+        pub beta1: f64 = 0.9 => HalfOpen,
+        pub beta2: f64 = 0.999 => HalfOpen,
+        pub eps: f64 = 1e-8 => Positive,
+        pub batch: usize = 128 => Count,
     }
 }
 
@@ -398,7 +412,7 @@ section! {
     #[serde(deny_unknown_fields)]
     pub struct GdConfig {
         /// Initial step of the Armijo backtracking (prox-GD's first trial, APG's `t`).
-        pub step0: f64 = 1.0,
+        pub step0: f64 = 1.0 => Positive,
     }
 }
 
@@ -406,7 +420,7 @@ section! {
     #[serde(deny_unknown_fields)]
     pub struct WarmConfig {
         /// Passes of prox-SGD before the ALM polish (prototype: 200 of 300).
-        pub passes: f64 = 200.0,
+        pub passes: f64 = 200.0 => NonNegative,
     }
 }
 

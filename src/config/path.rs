@@ -39,7 +39,7 @@ section! {
         /// Selection grid `MIN:MAX:COUNT`, geometric and ascending.
         pub lambdas: String = "1e-4:0.3:10".to_string(),
         /// Selector passes per λ (each λ starts from the previous λ's weights).
-        pub passes: f64 = 300.0,
+        pub passes: f64 = 300.0 => Positive,
         pub selector: Method = Method::ProxSgd,
         pub polisher: Polisher = Polisher::SgdApg,
         /// Refit λ_r; absent: 1e-3 for the squared loss, scaled by the ratio of the empty
@@ -47,13 +47,13 @@ section! {
         #[serde(skip_serializing_if = "Option::is_none")]
         pub lambda_refit: Option<f64> = None,
         /// Share of the training data held out to choose among points (never trained on).
-        pub validation_fraction: f64 = 0.2,
+        pub validation_fraction: f64 = 0.2 => Open,
         /// Prox-SGD passes of the polisher's first phase.
-        pub sgd_passes: f64 = 100.0,
+        pub sgd_passes: f64 = 100.0 => NonNegative,
         /// Most passes (of the compact network) one refit may take.
-        pub refit_passes: f64 = 1000.0,
+        pub refit_passes: f64 = 1000.0 => Positive,
         /// The refit stops once `cert` reaches this.
-        pub cert_target: f64 = 1e-3,
+        pub cert_target: f64 = 1e-3 => Positive,
         /// Most λ values added past the grid's end (at the grid's ratio) while the
         /// support is not yet empty: the frontier of a small data set often lies above 0.3.
         pub extend: usize = 10,
@@ -71,18 +71,7 @@ impl PathConfig {
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         self.grid()?;
-        let reals = [
-            ("path.passes", self.passes),
-            ("path.refit_passes", self.refit_passes),
-            ("path.cert_target", self.cert_target),
-        ];
-        for (field, v) in reals {
-            ensure!(v.is_finite() && v > 0.0, "{field}" => "must be positive and finite, got {v}");
-        }
-        let s = self.sgd_passes;
-        ensure!(s.is_finite() && s >= 0.0, "path.sgd_passes" => "must be finite and ≥ 0, got {s}");
-        let f = self.validation_fraction;
-        ensure!(f > 0.0 && f < 1.0, "path.validation_fraction" => "must be in (0, 1), got {f}");
+        self.check_ranges("path")?;
         if let Some(l) = self.lambda_refit {
             ensure!(l.is_finite() && l > 0.0, "path.lambda_refit" => "must be positive and finite, got {l}");
         }

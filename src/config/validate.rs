@@ -5,9 +5,9 @@
 use super::{Config, ConfigError, DataSource, Task, MAX_HIDDEN};
 use crate::backend::LossKind;
 
-/// The allowed range of a real setting.
+/// The allowed range of a setting, declared beside its field (`section!`).
 #[derive(Clone, Copy)]
-enum Range {
+pub(super) enum Range {
     Positive,
     NonNegative,
     /// `(0, 1)`.
@@ -16,15 +16,18 @@ enum Range {
     HalfOpen,
     /// A budget: positive, `inf` meaning none.
     Budget,
+    /// A count: at least 1.
+    Count,
 }
 
-fn in_range(field: &str, v: f64, range: Range) -> Result<(), ConfigError> {
+pub(super) fn in_range(field: &str, v: f64, range: Range) -> Result<(), ConfigError> {
     let (ok, want) = match range {
         Range::Positive => (v.is_finite() && v > 0.0, "positive and finite"),
         Range::NonNegative => (v.is_finite() && v >= 0.0, "finite and ≥ 0"),
         Range::Open => (v > 0.0 && v < 1.0, "in (0, 1)"),
         Range::HalfOpen => ((0.0..1.0).contains(&v), "in [0, 1)"),
         Range::Budget => (v > 0.0 && !v.is_nan(), "positive (or inf for no limit)"),
+        Range::Count => (v >= 1.0, "at least 1"),
     };
     ensure!(ok, "{field}" => "must be {want}, got {v}");
     Ok(())
@@ -33,45 +36,16 @@ fn in_range(field: &str, v: f64, range: Range) -> Result<(), ConfigError> {
 impl Config {
     /// Check every value range and cross-field rule; the first failure names its field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        use Range::*;
         self.validate_model()?;
         self.validate_data()?;
-        let (m, t, a) = (&self.model, &self.train, &self.alm);
-        let (sgd, adam, c) = (&self.sgd, &self.adam, &self.compare);
-        let reals = [
-            ("train.lambda", t.lambda, NonNegative),
-            ("train.max_passes", t.max_passes, Budget),
-            ("train.max_seconds", t.max_seconds, Budget),
-            ("alm.rho0", a.rho0, Positive),
-            ("alm.rho0_warm", a.rho0_warm, Positive),
-            ("alm.tau", a.tau, Open),
-            ("alm.eps0", a.eps0, Positive),
-            ("alm.theta", a.theta, Open),
-            ("alm.eps_min", a.eps_min, Positive),
-            ("alm.kkt_tol", a.kkt_tol, NonNegative),
-            ("sgd.lr", sgd.lr, Positive),
-            ("sgd.momentum", sgd.momentum, HalfOpen),
-            ("adam.lr", adam.lr, Positive),
-            ("adam.beta1", adam.beta1, HalfOpen),
-            ("adam.beta2", adam.beta2, HalfOpen),
-            ("adam.eps", adam.eps, Positive),
-            ("gd.step0", self.gd.step0, Positive),
-            ("warm.passes", self.warm.passes, NonNegative),
-        ];
-        for (field, v, range) in reals {
-            in_range(field, v, range)?;
-        }
-        let counts = [
-            ("alm.inner_cap", a.inner_cap),
-            ("alm.block_steps", a.block_steps),
-            ("alm.max_outer", a.max_outer),
-            ("alm.p0_steps", a.p0_steps),
-            ("sgd.batch", sgd.batch),
-            ("adam.batch", adam.batch),
-        ];
-        for (field, n) in counts {
-            ensure!(n >= 1, "{field}" => "must be at least 1, got {n}");
-        }
+        let (m, t, a, c) = (&self.model, &self.train, &self.alm, &self.compare);
+        t.check_ranges("train")?;
+        a.check_ranges("alm")?;
+        self.sgd.check_ranges("sgd")?;
+        self.adam.check_ranges("adam")?;
+        self.gd.check_ranges("gd")?;
+        self.warm.check_ranges("warm")?;
+        c.check_ranges("compare")?;
         let cs = t.checkpoint_seconds;
         ensure!(cs >= 0.0, "train.checkpoint_seconds" => "must be ≥ 0 (or inf for phase ends only), got {cs}");
         let (g, e0, emin) = (a.gamma, a.eps0, a.eps_min);
@@ -83,7 +57,7 @@ impl Config {
             ("compare.time_checkpoints", &c.time_checkpoints),
         ] {
             for (i, &x) in v.iter().enumerate() {
-                in_range(&format!("{field}[{i}]"), x, Positive)?;
+                in_range(&format!("{field}[{i}]"), x, Range::Positive)?;
                 let prev = if i > 0 { v[i - 1] } else { 0.0 };
                 ensure!(x > prev, "{field}[{i}]" => "must be increasing, got {x} after {prev}");
             }
@@ -105,7 +79,7 @@ impl Config {
         for (i, &h) in m.hidden.iter().enumerate() {
             ensure!(h >= 1, "model.hidden[{i}]" => "layer width must be at least 1, got {h}");
         }
-        in_range("model.alpha", m.alpha, Range::Open)
+        m.check_ranges("model")
     }
 
     /// The rules of `[data]` and of each source.
@@ -161,16 +135,14 @@ impl Config {
                     "generating {n_train} + {n_test} samples needs about {} of memory, more than the {} available; use fewer samples",
                     crate::data::human_bytes(need),
                     crate::data::human_bytes(limit));
-                in_range("data.teacher.noise", t.noise, Range::NonNegative)?;
-                in_range("data.teacher.bias_std", t.bias_std, Range::NonNegative)?;
+                t.check_ranges("data.teacher")?;
                 let ok = task == Task::Regression;
                 ensure!(ok, "data.task" => "the teacher problem is a regression task");
             }
             _ => {}
         }
         let d = &self.data;
-        in_range("data.test_fraction", d.test_fraction, Range::HalfOpen)?;
-        in_range("data.feature_scale", d.feature_scale, Range::Positive)?;
+        d.check_ranges("data")?;
         if let Some(k) = d.classes {
             ensure!(k >= 2, "data.classes" => "must be at least 2, got {k}");
             let ok = task == Task::Classification;
