@@ -7,6 +7,9 @@
 // columns tx + 16c, so that stores are coalesced). K advances in slices of 16 through
 // workgroup-shared tiles of A and B. Out-of-range tile elements load as 0, so any m, n, k
 // works. flags & 1: add bias; flags & 2: add β·C (never reads C otherwise: it may be NaN).
+// Split K (`kslice` > 0, for products with few output tiles and a long K): workgroup z
+// sums only p in [z·kslice, (z+1)·kslice) and stores its partial C at c_base + z·c_slice
+// (a scratch buffer, no bias, no β); `sum_slices` then adds the k partials into C.
 
 struct MatmulParams {
     m: u32,
@@ -20,9 +23,9 @@ struct MatmulParams {
     b_base: u32,
     c_base: u32,
     bias_base: u32,
-    _pad0: u32,
+    kslice: u32,
     beta: f32,
-    _pad1: f32,
+    c_slice: u32,
     _pad2: f32,
     _pad3: f32,
 }
@@ -53,9 +56,16 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    let ntiles = (mp.k + TK - 1u) / TK;
+    // This workgroup's range of p: all of K, or its slice.
+    var p_lo = 0u;
+    var p_hi = mp.k;
+    if (mp.kslice > 0u) {
+        p_lo = min(wid.z * mp.kslice, mp.k);
+        p_hi = min(p_lo + mp.kslice, mp.k);
+    }
+    let ntiles = (p_hi - p_lo + TK - 1u) / TK;
     for (var tile = 0u; tile < ntiles; tile++) {
-        let p0 = tile * TK;
+        let p0 = p_lo + tile * TK;
         for (var e = 0u; e < 4u; e++) {
             let idx = t + e * 256u;
             // A tile element (ii, pp): consecutive invocations walk the contiguous axis.
@@ -68,7 +78,7 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
             let gi = i0 + ii;
             let gp = p0 + pp;
             var av = 0.0;
-            if (gi < mp.m && gp < mp.k) {
+            if (gi < mp.m && gp < p_hi) {
                 if (TA) {
                     av = a[mp.a_base + gp * mp.lda + gi];
                 } else {
@@ -86,7 +96,7 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
             let gj = j0 + jj;
             let gq = p0 + pb;
             var bv = 0.0;
-            if (gj < mp.n && gq < mp.k) {
+            if (gj < mp.n && gq < p_hi) {
                 if (TB) {
                     bv = b[mp.b_base + gj * mp.ldb + gq];
                 } else {
@@ -106,13 +116,14 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
         }
         workgroupBarrier();
     }
-    store_row(i0 + ty, j0 + tx, acc0);
-    store_row(i0 + ty + 16u, j0 + tx, acc1);
-    store_row(i0 + ty + 32u, j0 + tx, acc2);
-    store_row(i0 + ty + 48u, j0 + tx, acc3);
+    let cb = mp.c_base + wid.z * mp.c_slice;
+    store_row(cb, i0 + ty, j0 + tx, acc0);
+    store_row(cb, i0 + ty + 16u, j0 + tx, acc1);
+    store_row(cb, i0 + ty + 32u, j0 + tx, acc2);
+    store_row(cb, i0 + ty + 48u, j0 + tx, acc3);
 }
 
-fn store_row(i: u32, j: u32, v: vec4<f32>) {
+fn store_row(cb: u32, i: u32, j: u32, v: vec4<f32>) {
     if (i >= mp.m) {
         return;
     }
@@ -124,7 +135,7 @@ fn store_row(i: u32, j: u32, v: vec4<f32>) {
     for (var c4 = 0u; c4 < 4u; c4++) {
         let jj = j + 16u * c4;
         if (jj < mp.n) {
-            let k = mp.c_base + i * mp.ldc + jj;
+            let k = cb + i * mp.ldc + jj;
             var val = v[c4] + add;
             if (use_beta) {
                 val += mp.beta * c[k];
@@ -132,4 +143,24 @@ fn store_row(i: u32, j: u32, v: vec4<f32>) {
             c[k] = val;
         }
     }
+}
+
+// C(i, j) ← Σ_z S[z·c_slice + i·n + j] over the k = `mp.k` partials of a split-K product
+// (S is `a`), + β·C with flags & 2; one invocation per element.
+@compute @workgroup_size(16, 16)
+fn sum_slices(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.y;
+    let j = gid.x;
+    if (i >= mp.m || j >= mp.n) {
+        return;
+    }
+    var s = 0.0;
+    for (var z = 0u; z < mp.k; z++) {
+        s += a[z * mp.c_slice + i * mp.n + j];
+    }
+    let k = mp.c_base + i * mp.ldc + j;
+    if ((mp.flags & 2u) != 0u) {
+        s += mp.beta * c[k];
+    }
+    c[k] = s;
 }

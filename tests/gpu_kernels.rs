@@ -872,6 +872,7 @@ const MM_SIZES: &[(usize, usize, usize)] = &[
     (257, 1, 63),
     (65, 257, 1),
     (300, 64, 1000),
+    (65, 50, 5000),
 ];
 
 // ---- tests ------------------------------------------------------------------------------------------
@@ -942,7 +943,12 @@ fn chunked_matches_unchunked_and_cpu() {
     // The chunking really happens.
     let probe = gc.zeros(300, 1000).unwrap();
     assert!(probe.num_chunks() > 50, "{probe:?}");
-    for &(m, k, n) in &[(300, 64, 1000), (65, 257, 63), (64, 300, 777)] {
+    for &(m, k, n) in &[
+        (300, 64, 1000),
+        (65, 257, 63),
+        (64, 300, 777),
+        (10, 33, 5000),
+    ] {
         let want = matmul_suite(&cpu, m, k, n, 7);
         let plain = matmul_suite(g, m, k, n, 7);
         let chunked = matmul_suite(gc, m, k, n, 7);

@@ -232,9 +232,10 @@ pub(crate) struct MatmulParams {
     pub b_base: u32,
     pub c_base: u32,
     pub bias_base: u32,
-    pub _pad0: u32,
+    pub kslice: u32,
     pub beta: f32,
-    pub _pad1: [f32; 3],
+    pub c_slice: u32,
+    pub _pad1: [f32; 2],
 }
 
 impl MatmulParams {
@@ -263,6 +264,13 @@ impl MatmulParams {
         self.a_base = a as u32;
         self.b_base = b as u32;
         self.c_base = c as u32;
+        self
+    }
+
+    /// Split K: workgroup `z` sums `kslice` of it into the scratch partial at `z·c_slice`.
+    pub(crate) fn split_k(mut self, kslice: usize, c_slice: usize) -> Self {
+        self.kslice = kslice as u32;
+        self.c_slice = c_slice as u32;
         self
     }
 

@@ -102,6 +102,7 @@ pub(crate) enum K {
     MatmulNN,
     MatmulNT,
     MatmulTN,
+    SumSlices,
 }
 
 /// A kernel's definition: source, entry point, storage bindings `(binding, read_write)`
@@ -265,6 +266,7 @@ impl K {
                 &[(1, R), (2, R), (3, W), (4, R)],
                 &[("TA", 1.0), ("TB", 0.0)],
             ),
+            SumSlices => (Src::Matmul, "sum_slices", &[(1, R), (3, W)], &[]),
         };
         KDef {
             src,

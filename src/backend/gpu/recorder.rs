@@ -65,6 +65,8 @@ pub(crate) struct State {
     pub(crate) slot_staging: wgpu::Buffer,
     /// Per-group scratch of the chunked group kernels (grown on demand).
     pub(crate) scratch: wgpu::Buffer,
+    /// The partial products of split-K matmuls (grown on demand).
+    pub(crate) split: wgpu::Buffer,
     /// Bound where a kernel's optional operand is absent (no bias).
     pub(crate) dummy: wgpu::Buffer,
     pub(crate) dl_staging: Option<wgpu::Buffer>,
@@ -108,6 +110,7 @@ impl State {
                 U::STORAGE | U::COPY_SRC | U::COPY_DST,
             ),
             dummy: mk("dummy", 16, U::STORAGE),
+            split: mk("split-K partials", 16, U::STORAGE),
             dl_staging: None,
         }
     }

@@ -1,7 +1,9 @@
 //! The three matmuls of method §3 (`shaders/matmul.wgsl`: `W V + b1ᵀ`, `G Vᵀ`, `Wᵀ G`), tiled
 //! over the operands' column chunks. The inner dimension is walked chunk by chunk (β applies
 //! to the first piece, the others add), and a block whose grid would exceed the device's
-//! workgroup limit is split.
+//! workgroup limit is split. A weight gradient `G Vᵀ` has few output tiles and a long inner
+//! dimension (the samples): it is split along K across workgroups into a scratch buffer,
+//! and a second kernel adds the partial products into C.
 
 use super::TILE;
 use crate::backend::gpu::params::MatmulParams;
@@ -9,6 +11,28 @@ use crate::backend::gpu::pipelines::K;
 use crate::backend::gpu::recorder::State;
 use crate::backend::gpu::storage::{segments, GpuMat};
 use crate::backend::gpu::{lock, BResult, GpuBackend};
+
+/// Output tiles below which a product's inner dimension is split: the workgroups a split
+/// product aims for.
+const SPLIT_TILES: usize = 32;
+/// Least inner-dimension length per slice, and most slices.
+const SPLIT_MIN_K: usize = 256;
+const SPLIT_MAX: usize = 32;
+
+/// K slices for an `m × n` output over `k`: 1 (no split) unless the output has few tiles and
+/// `k` is long.
+fn k_slices(m: usize, n: usize, k: usize) -> usize {
+    let tiles = m.div_ceil(TILE) * n.div_ceil(TILE);
+    if tiles >= SPLIT_TILES || k < 2 * SPLIT_MIN_K {
+        return 1;
+    }
+    (k / SPLIT_MIN_K)
+        .min(SPLIT_TILES.div_ceil(tiles))
+        .min(SPLIT_MAX)
+}
+
+/// A matmul operand: its buffer, row stride and first element.
+type Operand<'a> = (&'a wgpu::Buffer, usize, usize);
 
 impl GpuBackend {
     /// One matmul dispatch over an `m × n × k` block, split if the grid is too large.
@@ -53,6 +77,51 @@ impl GpuBackend {
             i += mi;
         }
         Ok(())
+    }
+
+    /// `C ← A·Bᵀ + β·C` for an `m × n` output over `k`, split into `slices` along K:
+    /// the partial products into the split scratch, then their sum into `c` (row stride
+    /// `ldc`, from element 0).
+    #[allow(clippy::too_many_arguments)]
+    fn mm_nt_split(
+        &self,
+        st: &mut State,
+        (m, n, k): (usize, usize, usize),
+        slices: usize,
+        beta: f32,
+        a: Operand<'_>,
+        b: Operand<'_>,
+        (c, ldc): (&wgpu::Buffer, usize),
+    ) -> BResult<()> {
+        let kslice = k.div_ceil(slices).next_multiple_of(16);
+        let slices = k.div_ceil(kslice);
+        let part = m * n;
+        let need = (slices * part * 4) as u64;
+        if st.split.size() < need {
+            st.split = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("split-K partials"),
+                size: need.next_power_of_two(),
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+        }
+        let (scratch, dummy) = (st.split.clone(), st.dummy.clone());
+        let mp = MatmulParams::new(m, n, k, 0.0)
+            .strides(a.1, b.1, n)
+            .bases(a.2, b.2, 0)
+            .split_k(kslice, part);
+        let g = [
+            n.div_ceil(TILE) as u32,
+            m.div_ceil(TILE) as u32,
+            slices as u32,
+        ];
+        let bufs = [a.0, b.0, &scratch, &dummy];
+        self.dispatch(st, K::MatmulNT, bytemuck::bytes_of(&mp), &bufs, g)?;
+        let sp = MatmulParams::new(m, n, slices, beta)
+            .strides(0, 0, ldc)
+            .split_k(0, part);
+        let g = [n.div_ceil(16) as u32, m.div_ceil(16) as u32, 1];
+        self.dispatch(st, K::SumSlices, bytemuck::bytes_of(&sp), &[&scratch, c], g)
     }
 
     /// `C ← A·B + bias·1ᵀ + β·C`.
@@ -128,6 +197,15 @@ impl GpuBackend {
             for (t, &(plen, (ac, aoff), (bc, boff))) in psegs.iter().enumerate() {
                 let beta_t = if t == 0 { beta } else { 1.0 };
                 let ldb = b.chunks[bc].cols;
+                let slices = k_slices(m, nj, plen);
+                if slices > 1 {
+                    let a_op = (&a.chunks[ac].buf, a.chunks[ac].cols, aoff);
+                    let b_op = (&b.chunks[bc].buf, ldb, j0 * ldb + boff);
+                    let c_op = (&cch.buf, cch.cols);
+                    let dims = (m, nj, plen);
+                    self.mm_nt_split(&mut st, dims, slices, beta_t, a_op, b_op, c_op)?;
+                    continue;
+                }
                 let mp = MatmulParams::new(m, nj, plen, beta_t)
                     .strides(a.chunks[ac].cols, ldb, cch.cols)
                     .bases(aoff, j0 * ldb + boff, 0);
