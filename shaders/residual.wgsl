@@ -9,6 +9,8 @@
 // step_value:          operands 0 base, 1 other, 2 Λ, 3 out, 4 dir, 5 grad;
 //                      f0 = (a, α, moved_v, ρ), f1.x = inv_n; flags bit 1: grad is G_V,
 //                      else G_U (the one gradient a trial writes).
+// step_value_pair:     step_value's operands and scalars for candidate 0, f1.y = candidate
+//                      1's step, its point into out1 and its gradient into grad1.
 // w_trial_value:       operands 0 U, 1 V, 2 Λ, 3 out, 4 B, 5 grad; per-row vectors 6 b_old,
 //                      7 b_new, 8 shrink (index i · ld); f0 = (t, α, ρ, inv_n), flags as
 //                      step_value.
@@ -26,6 +28,8 @@
 @group(0) @binding(9) var<storage, read> b_old: array<f32>;
 @group(0) @binding(10) var<storage, read> b_new: array<f32>;
 @group(0) @binding(11) var<storage, read> shrink: array<f32>;
+@group(0) @binding(12) var<storage, read_write> out1: array<f32>;
+@group(0) @binding(13) var<storage, read_write> grad1: array<f32>;
 
 // Sums `val` over the workgroup; invocation 0 stores it as this workgroup's partial.
 fn reduce_to_partial(id: WgIds, val: vec4<f32>) {
@@ -161,4 +165,53 @@ fn w_trial_value(id: WgIds) {
         }
     }
     reduce_to_partial(id, acc);
+}
+
+// A V trial's two candidates (steps f0.x and f1.y, method §6) in one pass over the operands
+// they share (base, other, Λ, dir): each written and valued as step_value writes it,
+// candidate 0 into gu and gv, candidate 1 into out1 and grad1. All operands are one chunk
+// of the same shape, at base0.x + i * ld0.x + j. Partials: candidate 0's at part_off +
+// workgroup, candidate 1's after all of candidate 0's.
+@compute @workgroup_size(256)
+fn step_value_pair(id: WgIds) {
+    let a0 = p.f0.x;
+    let a1 = p.f1.y;
+    let al = p.f0.y;
+    let moved_v = p.f0.z != 0.0;
+    let rho = p.f0.w;
+    let inv_n = p.f1.x;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
+        for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
+            let k = p.base0.x + i * p.ld0.x + j;
+            let bs = u[k];
+            let d = dir[k];
+            let x = v[k];
+            let ll = lam[k];
+            let m0 = 1.0 * bs + a0 * d;
+            let m1 = 1.0 * bs + a1 * d;
+            gu[k] = m0;
+            out1[k] = m1;
+            var e0: Elem;
+            var e1: Elem;
+            if (moved_v) {
+                e0 = elem_of(x, m0, ll, al);
+                e1 = elem_of(x, m1, ll, al);
+            } else {
+                e0 = elem_of(m0, x, ll, al);
+                e1 = elem_of(m1, x, ll, al);
+            }
+            gv[k] = trial_grad(e0, rho, al, inv_n);
+            grad1[k] = trial_grad(e1, rho, al, inv_n);
+            acc0 += elem_sums(e0);
+            acc1 += elem_sums(e1);
+        }
+    }
+    let r0 = wg_reduce(id.lid.x, acc0);
+    let r1 = wg_reduce(id.lid.x, acc1);
+    if (id.lid.x == 0u) {
+        partials[partial_slot(p.part_off, id)] = r0;
+        partials[partial_slot(p.part_off + id.nwg.x * id.nwg.y, id)] = r1;
+    }
 }

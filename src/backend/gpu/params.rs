@@ -121,6 +121,13 @@ impl Params {
         p
     }
 
+    /// `step_value_pair`: [`Params::step_value`] with steps `a` (candidate 1's in `f1.y`).
+    pub(crate) fn step_value_pair(a: [f32; 2], moved_v: bool, r: crate::backend::Residual) -> Self {
+        let mut p = Self::step_value(a[0], moved_v, r);
+        p.f[5] = a[1];
+        p
+    }
+
     /// `w_trial_value`: `f0 = (t, α, ρ, inv_n)`; `flags` as [`Params::step_value`].
     pub(crate) fn w_trial_value(t: f32, r: crate::backend::Residual) -> Self {
         let mut p = Self::scalars(&[t, r.alpha, r.rho, r.inv_n]);

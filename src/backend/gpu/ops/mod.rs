@@ -17,7 +17,8 @@ use super::pipelines::K;
 use super::storage::GpuMat;
 use super::{BResult, GpuBackend};
 use crate::backend::{
-    shape, Axis, Backend, Counters, LossKind, Moved, Residual, Slot, VStep, WTrial,
+    shape, Axis, Backend, Counters, LossKind, Moved, Residual, Slot, TrialOut, VStep, WTrial,
+    LADDER,
 };
 use ndarray::{Array2, ArrayView2};
 use reduce::Sums;
@@ -183,6 +184,32 @@ impl Backend for GpuBackend {
             Sums::at(slot, 3),
             false,
         )
+    }
+
+    fn step_value_ladder(
+        &self,
+        outs: [TrialOut<'_, GpuMat>; LADDER],
+        steps: [VStep<'_, GpuMat>; LADDER],
+        r: Residual,
+        dir_sq: Option<Slot>,
+    ) -> BResult<()> {
+        shape::step_value_ladder(self, &outs, &steps, &r, dir_sq)?;
+        if let Some(slot) = dir_sq {
+            self.sq_norm(steps[0].dir, slot)?;
+        }
+        let ([o0, o1], [s0, s1]) = (outs, steps);
+        let (slot0, slot1) = (o0.slot, o1.slot);
+        let mats = [
+            s0.base, s0.other, s0.lam, &*o0.out, s0.dir, &*o0.grad, &*o1.out, &*o1.grad,
+        ];
+        if mats.iter().all(|m| m.chunks.len() == 1) {
+            let p = Params::step_value_pair([s0.a, s1.a], s0.moved == Moved::V, r);
+            let sums = [Sums::at(slot0, 3), Sums::at(slot1, 3)];
+            return self.reduce_pair(K::StepValuePair, &mats, p, sums);
+        }
+        // Chunked operands: the candidates one by one.
+        self.step_value(o0.out, o0.grad, s0, r, slot0)?;
+        self.step_value(o1.out, o1.grad, s1, r, slot1)
     }
 
     fn multiplier_update(

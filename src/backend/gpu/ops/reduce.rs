@@ -170,6 +170,44 @@ impl GpuBackend {
         self.finalize(&mut st, &mut red)
     }
 
+    /// A two-candidate stage 1 (`kern` writes candidate 0's partials, then candidate 1's
+    /// after all of them) of `mats` (one chunk each, `mats[0]`'s shape), the two sums then
+    /// pending for `sums[0]` and `sums[1]`.
+    pub(super) fn reduce_pair(
+        &self,
+        kern: K,
+        mats: &[&GpuMat],
+        params: Params,
+        sums: [Sums; 2],
+    ) -> BResult<()> {
+        let mut st = lock(&self.st);
+        let (rows, cols) = (mats[0].rows, mats[0].cols);
+        let g = grid(cols, rows, self.caps.red_x, self.caps.red_y);
+        let n = g[0] * g[1] * g[2];
+        // Both candidates' partials and pending sums must fit before any stage 2.
+        if st.part_next + 2 * n > PART_CAP || st.pending.len() + 2 > MAX_PENDING {
+            self.finalize_pending(&mut st)?;
+        }
+        if 2 * n > PART_CAP {
+            return Err(kernel_err(
+                kern.name(),
+                format!("{n} partials per candidate"),
+            ));
+        }
+        let mut p = params.sized(rows, cols);
+        p.bind(0, 0, cols);
+        p.part_off = st.part_next;
+        let partials = st.partials.clone();
+        let mut bufs: Vec<&wgpu::Buffer> = mats.iter().map(|m| &m.chunks[0].buf).collect();
+        bufs.push(&partials);
+        self.dispatch(&mut st, kern, bytemuck::bytes_of(&p), &bufs, g)?;
+        for s in sums {
+            st.part_next += if g.contains(&0) { 0 } else { n };
+            self.finalize(&mut st, &mut Red::new(s))?;
+        }
+        Ok(())
+    }
+
     /// `step_diff`'s sums of each `[new, old, g]` in `sets`, without storing `Δ`, added
     /// into `slot, slot + 1` by one finalize.
     pub(super) fn diff_sums(&self, sets: &[[&GpuMat; 3]], slot: Slot) -> BResult<()> {
