@@ -1,7 +1,7 @@
 //! Recording and submitting work: the open command encoder, one compute pass per dispatch
-//! with its parameters in the uniform arena and its bind group from a cache, submission (with error scopes naming the
-//! kernels of the batch), scalar readbacks, work counters, and the sink for errors wgpu
-//! reports outside any scope.
+//! with its parameters in the uniform arena and its bind group from a cache, submission
+//! (with error scopes naming the kernels of the batch), scalar readbacks, work counters,
+//! and the sink for errors wgpu reports outside any scope.
 //!
 //! Nothing runs when an operation is called: it is recorded, and the encoder is submitted at
 //! `read_slots`, `download`, `sync`, before a host `write`, or when an arena fills up. The

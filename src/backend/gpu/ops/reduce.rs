@@ -189,10 +189,8 @@ impl GpuBackend {
             self.finalize_pending(&mut st)?;
         }
         if 2 * n > PART_CAP {
-            return Err(kernel_err(
-                kern.name(),
-                format!("{n} partials per candidate"),
-            ));
+            let msg = format!("2 × {n} partial sums exceed the capacity {PART_CAP}");
+            return Err(kernel_err(kern.name(), msg));
         }
         let mut p = params.sized(rows, cols);
         p.bind(0, 0, cols);
@@ -202,7 +200,7 @@ impl GpuBackend {
         bufs.push(&partials);
         self.dispatch(&mut st, kern, bytemuck::bytes_of(&p), &bufs, g)?;
         for s in sums {
-            st.part_next += if g.contains(&0) { 0 } else { n };
+            st.part_next += n;
             self.finalize(&mut st, &mut Red::new(s))?;
         }
         Ok(())
