@@ -147,6 +147,25 @@ pub struct Counters {
     pub submits: u64,
 }
 
+/// [`Backend::step_value_ladder`] as its single operations in turn: the trait's default,
+/// and where a backend's fused version does not apply.
+pub fn step_value_ladder_in_turn<B: Backend + ?Sized>(
+    be: &B,
+    outs: [TrialOut<'_, B::Mat>; LADDER],
+    steps: [VStep<'_, B::Mat>; LADDER],
+    r: Residual,
+    dir_sq: Option<Slot>,
+) -> BResult<()> {
+    shape::step_value_ladder(be, &outs, &steps, &r, dir_sq)?;
+    if let Some(slot) = dir_sq {
+        be.sq_norm(steps[0].dir, slot)?;
+    }
+    for (o, step) in outs.into_iter().zip(steps) {
+        be.step_value(o.out, o.grad, step, r, o.slot)?;
+    }
+    Ok(())
+}
+
 /// The operations of method §5b. Every method has a CPU twin of the same name and argument
 /// order in `cpu/`, and a WGSL kernel in `shaders/`. Both implementations check their
 /// arguments against the one contract per operation in [`shape`], so a misuse gives the same
@@ -271,14 +290,7 @@ pub trait Backend {
         r: Residual,
         dir_sq: Option<Slot>,
     ) -> BResult<()> {
-        shape::step_value_ladder(self, &outs, &steps, &r, dir_sq)?;
-        if let Some(slot) = dir_sq {
-            self.sq_norm(steps[0].dir, slot)?;
-        }
-        for (o, step) in outs.into_iter().zip(steps) {
-            self.step_value(o.out, o.grad, step, r, o.slot)?;
-        }
-        Ok(())
+        step_value_ladder_in_turn(self, outs, steps, r, dir_sq)
     }
     /// A prox-gradient trial's model terms (method §6 and §7) in one pass: `diff ← new −
     /// old` (what [`Backend::axpby`]`(diff, 1, new, −1, old)` writes, bit for bit),

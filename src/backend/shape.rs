@@ -328,22 +328,25 @@ pub fn group_prox<B: Backend + ?Sized>(
     shrink: &B::Mat,
     slot: Slot,
 ) -> BResult<()> {
-    let op = "group_prox";
-    expect(
-        op,
-        "shrink",
-        be.shape(shrink),
-        shrink_dims(be.shape(w), axis),
-    )?;
-    slots(op, slot, 2)
+    shrink_like(be, "group_prox", w, axis, shrink)?;
+    slots("group_prox", slot, 2)
 }
 
-/// One shrink factor per group: `rows×1` for row groups, `1×cols` for column groups.
-fn shrink_dims((rows, cols): Dims, axis: Axis) -> Dims {
-    match axis {
+/// `shrink` of `op` holds one factor per group of `w`: `rows×1` for row groups, `1×cols`
+/// for column groups.
+fn shrink_like<B: Backend + ?Sized>(
+    be: &B,
+    op: &str,
+    w: &B::Mat,
+    axis: Axis,
+    shrink: &B::Mat,
+) -> BResult<()> {
+    let (rows, cols) = be.shape(w);
+    let want = match axis {
         Axis::Rows => (rows, 1),
         Axis::Cols => (1, cols),
-    }
+    };
+    expect(op, "shrink", be.shape(shrink), want)
 }
 
 /// [`Backend::prox_step`]: `W`'s and `b`'s three matrices alike, `b` a `rows(W)×1`
@@ -360,12 +363,7 @@ pub fn prox_step<B: Backend + ?Sized>(
     all_like(be, op, w, &[("new W", w_new), ("W gradient", gw)])?;
     expect(op, "b", be.shape(b), (be.shape(w).0, 1))?;
     all_like(be, op, b, &[("new b", b_new), ("b gradient", gb)])?;
-    expect(
-        op,
-        "shrink",
-        be.shape(shrink),
-        shrink_dims(be.shape(w), axis),
-    )?;
+    shrink_like(be, op, w, axis, shrink)?;
     slots(op, slot, 4)
 }
 

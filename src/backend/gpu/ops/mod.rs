@@ -17,8 +17,8 @@ use super::pipelines::K;
 use super::storage::GpuMat;
 use super::{BResult, GpuBackend};
 use crate::backend::{
-    shape, Axis, Backend, Counters, LossKind, Moved, Residual, Slot, TrialOut, VStep, WTrial,
-    LADDER,
+    shape, step_value_ladder_in_turn, Axis, Backend, Counters, LossKind, Moved, Residual, Slot,
+    TrialOut, VStep, WTrial, LADDER,
 };
 use ndarray::{Array2, ArrayView2};
 use reduce::Sums;
@@ -193,23 +193,24 @@ impl Backend for GpuBackend {
         r: Residual,
         dir_sq: Option<Slot>,
     ) -> BResult<()> {
+        let one_chunk = |m: &GpuMat| m.chunks.len() == 1;
+        let shared = [steps[0].base, steps[0].other, steps[0].lam, steps[0].dir];
+        let written = outs.iter().all(|o| one_chunk(o.out) && one_chunk(o.grad));
+        if !(shared.into_iter().all(one_chunk) && written) {
+            // Chunked operands: the candidates one by one.
+            return step_value_ladder_in_turn(self, outs, steps, r, dir_sq);
+        }
         shape::step_value_ladder(self, &outs, &steps, &r, dir_sq)?;
         if let Some(slot) = dir_sq {
             self.sq_norm(steps[0].dir, slot)?;
         }
         let ([o0, o1], [s0, s1]) = (outs, steps);
-        let (slot0, slot1) = (o0.slot, o1.slot);
         let mats = [
             s0.base, s0.other, s0.lam, &*o0.out, s0.dir, &*o0.grad, &*o1.out, &*o1.grad,
         ];
-        if mats.iter().all(|m| m.chunks.len() == 1) {
-            let p = Params::step_value_pair([s0.a, s1.a], s0.moved == Moved::V, r);
-            let sums = [Sums::at(slot0, 3), Sums::at(slot1, 3)];
-            return self.reduce_pair(K::StepValuePair, &mats, p, sums);
-        }
-        // Chunked operands: the candidates one by one.
-        self.step_value(o0.out, o0.grad, s0, r, slot0)?;
-        self.step_value(o1.out, o1.grad, s1, r, slot1)
+        let p = Params::step_value_pair([s0.a, s1.a], s0.moved == Moved::V, r);
+        let sums = [Sums::at(o0.slot, 3), Sums::at(o1.slot, 3)];
+        self.reduce_pair(K::StepValuePair, &mats, p, sums)
     }
 
     fn multiplier_update(
