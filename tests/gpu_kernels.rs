@@ -839,6 +839,17 @@ fn cpu_prox_step_is_the_operations_in_turn() {
             let s = slots(&be, &[10, 11, 12, 13, 14, 15]);
             let sums = vec![s[0], s[1], s[2] + s[4], s[3] + s[5]];
             let label = format!("{r}×{c} {axis:?}");
+            // step_diff's sums are dot's and sq_norm's of the stored Δ, bit for bit.
+            be.dot(&gw, &dw, 16).unwrap();
+            be.sq_norm(&dw, 17).unwrap();
+            be.dot(&gb, &db, 18).unwrap();
+            be.sq_norm(&db, 19).unwrap();
+            let direct = slots(&be, &[16, 17, 18, 19]);
+            assert_eq!(
+                bits(direct),
+                bits(vec![s[2], s[3], s[4], s[5]]),
+                "Δ sums {label}"
+            );
             assert_eq!(bits(fused.0), bits(dl(&be, &nw)), "W {label}");
             assert_eq!(bits(fused.1), bits(dl(&be, &nb)), "b {label}");
             assert_eq!(bits(fused.2), bits(dl(&be, &sh)), "shrink {label}");

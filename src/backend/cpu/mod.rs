@@ -517,13 +517,16 @@ impl<F: Real> Backend for CpuBackend<F> {
     ) -> BResult<()> {
         shape::step_diff(self, diff, new, old, g, slot)?;
         self.tick();
-        // axpby's expression with a = 1, b = −1, then dot's and sq_norm's sums.
+        // axpby's expression with a = 1, b = −1, then dot's and sq_norm's sums of it, which
+        // `diff_sums` takes in one pass (bit for bit).
         let (a, b) = (F::of(1.0), F::of(-1.0));
         kernels::map3(slice_mut(diff)?, slice(new)?, slice(old)?, |_, x, y| {
             a * x + b * y
         });
-        let d = slice(diff)?;
-        self.set(slot, &[kernels::dot(slice(g)?, d), kernels::sq_sum(d)])
+        self.set(
+            slot,
+            &kernels::diff_sums(slice(new)?, slice(old)?, slice(g)?),
+        )
     }
 
     fn sq_norm(&self, a: &CpuMat<F>, slot: Slot) -> BResult<()> {

@@ -71,7 +71,8 @@ pub struct Lifted<B: Backend> {
 /// One ladder candidate's workspaces (method §6): what a trial writes, swapped into the
 /// state when the candidate is accepted.
 pub struct Candidate<B: Backend> {
-    /// A W trial's `(W, b)`, its step `Δ` and its group shrink factors.
+    /// A W trial's `(W, b)` and its group shrink factors; `diff` is scratch of the KKT
+    /// measure's prox mapping (`alm.rs`), a W trial's step `Δ` is never stored.
     pub trial: Params<B>,
     pub diff: Params<B>,
     pub shrink: Vec<B::Mat>,
