@@ -1,7 +1,8 @@
 //! Per-kernel GPU vs CPU benchmarks at the three layer sizes of the project:
 //! digits (64→100, N = 1437), teacher (50→64, N = 5000) and a Fashion-MNIST layer
-//! (784→256, N = 60000): matmul NN (`U = W V + b1ᵀ`), NT (`G_U Vᵀ`), TN (`Wᵀ G_U`), the
-//! constraint residual kernel and group_prox.
+//! (784→256, N = 60000), and two output layers (`digits-out` 100→10, `teacher-out` 32→1,
+//! which the GPU runs on its narrow matmul tile): matmul NN (`U = W V + b1ᵀ`), NT
+//! (`G_U Vᵀ`), TN (`Wᵀ G_U`), the constraint residual kernel and group_prox.
 //!
 //! Two parts, both in one run:
 //! 1. criterion groups (`sample_size(10)`, short windows) for digits and teacher, and for
@@ -18,7 +19,7 @@
 //!    starts from the gradients the previous sweep's trials wrote).
 //!
 //! GPU timings include recording, submission and waiting (`sync` after a batch of ops).
-//! `SPARSE_ALM_BENCH_SIZES=digits,teacher` restricts the sizes.
+//! `SPARSE_ALM_BENCH_SIZES=digits,teacher` restricts the sizes (names as above).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ndarray::Array2;
@@ -35,7 +36,7 @@ struct Case {
     n: usize,
 }
 
-const CASES: [Case; 3] = [
+const CASES: [Case; 5] = [
     Case {
         name: "digits",
         d_in: 64,
@@ -53,6 +54,19 @@ const CASES: [Case; 3] = [
         d_in: 784,
         d_out: 256,
         n: 60000,
+    },
+    // Output layers (at most 16 rows: the GPU's narrow matmul tile).
+    Case {
+        name: "digits-out",
+        d_in: 100,
+        d_out: 10,
+        n: 1437,
+    },
+    Case {
+        name: "teacher-out",
+        d_in: 32,
+        d_out: 1,
+        n: 5000,
     },
 ];
 

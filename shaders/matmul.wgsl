@@ -10,6 +10,7 @@
 // Split K (`kslice` > 0, for products with few output tiles and a long K): workgroup z
 // sums only p in [z·kslice, (z+1)·kslice) and stores its partial C at c_base + z·c_slice
 // (a scratch buffer, no bias, no β); `sum_slices` then adds the k partials into C.
+// `matmul_narrow` is the same product on 16×128 tiles, for outputs of at most 16 rows.
 
 struct MatmulParams {
     m: u32,
@@ -56,16 +57,10 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    // This workgroup's range of p: all of K, or its slice.
-    var p_lo = 0u;
-    var p_hi = mp.k;
-    if (mp.kslice > 0u) {
-        p_lo = min(wid.z * mp.kslice, mp.k);
-        p_hi = min(p_lo + mp.kslice, mp.k);
-    }
-    let ntiles = (p_hi - p_lo + TK - 1u) / TK;
+    let range = k_range(wid.z);
+    let ntiles = (range.y - range.x + TK - 1u) / TK;
     for (var tile = 0u; tile < ntiles; tile++) {
-        let p0 = p_lo + tile * TK;
+        let p0 = range.x + tile * TK;
         for (var e = 0u; e < 4u; e++) {
             let idx = t + e * 256u;
             // A tile element (ii, pp): consecutive invocations walk the contiguous axis.
@@ -75,17 +70,7 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
                 pp = idx / TS;
                 ii = idx % TS;
             }
-            let gi = i0 + ii;
-            let gp = p0 + pp;
-            var av = 0.0;
-            if (gi < mp.m && gp < p_hi) {
-                if (TA) {
-                    av = a[mp.a_base + gp * mp.lda + gi];
-                } else {
-                    av = a[mp.a_base + gi * mp.lda + gp];
-                }
-            }
-            As[pp * TS + ii] = av;
+            As[pp * TS + ii] = load_a(i0 + ii, p0 + pp, range.y);
             // B tile element (pb, jj).
             var pb = idx / TS;
             var jj = idx % TS;
@@ -93,17 +78,7 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
                 jj = idx / TK;
                 pb = idx % TK;
             }
-            let gj = j0 + jj;
-            let gq = p0 + pb;
-            var bv = 0.0;
-            if (gj < mp.n && gq < p_hi) {
-                if (TB) {
-                    bv = b[mp.b_base + gj * mp.ldb + gq];
-                } else {
-                    bv = b[mp.b_base + gq * mp.ldb + gj];
-                }
-            }
-            Bs[pb * TS + jj] = bv;
+            Bs[pb * TS + jj] = load_b(p0 + pb, j0 + jj, range.y);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
@@ -124,24 +99,119 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
 }
 
 fn store_row(cb: u32, i: u32, j: u32, v: vec4<f32>) {
-    if (i >= mp.m) {
+    for (var c4 = 0u; c4 < 4u; c4++) {
+        store_elem(cb, i, j + 16u * c4, v[c4]);
+    }
+}
+
+// This workgroup's range of p, [x, y): all of K, or slice z of a split product.
+fn k_range(z: u32) -> vec2<u32> {
+    if (mp.kslice == 0u) {
+        return vec2<u32>(0u, mp.k);
+    }
+    let lo = min(z * mp.kslice, mp.k);
+    return vec2<u32>(lo, min(lo + mp.kslice, mp.k));
+}
+
+// A(i, p) in the layout TA says; 0 outside A or past the end of the range.
+fn load_a(i: u32, p: u32, p_hi: u32) -> f32 {
+    if (i >= mp.m || p >= p_hi) {
+        return 0.0;
+    }
+    if (TA) {
+        return a[mp.a_base + p * mp.lda + i];
+    }
+    return a[mp.a_base + i * mp.lda + p];
+}
+
+// B(p, j) in the layout TB says; 0 outside B or past the end of the range.
+fn load_b(p: u32, j: u32, p_hi: u32) -> f32 {
+    if (j >= mp.n || p >= p_hi) {
+        return 0.0;
+    }
+    if (TB) {
+        return b[mp.b_base + j * mp.ldb + p];
+    }
+    return b[mp.b_base + p * mp.ldb + j];
+}
+
+// C(i, j) ← v (+ bias(i)) (+ β·C(i, j)), inside C only.
+fn store_elem(cb: u32, i: u32, j: u32, v: f32) {
+    if (i >= mp.m || j >= mp.n) {
         return;
     }
-    var add = 0.0;
+    var val = v;
     if ((mp.flags & 1u) != 0u) {
-        add = bias[mp.bias_base + i];
+        val += bias[mp.bias_base + i];
     }
-    let use_beta = (mp.flags & 2u) != 0u;
-    for (var c4 = 0u; c4 < 4u; c4++) {
-        let jj = j + 16u * c4;
-        if (jj < mp.n) {
-            let k = cb + i * mp.ldc + jj;
-            var val = v[c4] + add;
-            if (use_beta) {
-                val += mp.beta * c[k];
-            }
-            c[k] = val;
+    let k = cb + i * mp.ldc + j;
+    if ((mp.flags & 2u) != 0u) {
+        val += mp.beta * c[k];
+    }
+    c[k] = val;
+}
+
+// The narrow tile, for outputs of at most NM = 16 rows (an output layer's 1 or 10 rows
+// would leave most of a 64-row tile idle): a 64×4 workgroup computes a 16×128 tile of C,
+// each invocation a 4×2 block (rows ty + 4r, columns tx + 64c). Layouts, bounds, flags and
+// the K split are `matmul`'s, and each element adds its products in the same order.
+const NM: u32 = 16u;
+const NN: u32 = 128u;
+
+var<workgroup> An: array<f32, 256>;  // [TK][NM]
+var<workgroup> Bn: array<f32, 2048>; // [TK][NN]
+
+@compute @workgroup_size(64, 4)
+fn matmul_narrow(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let tx = lid.x;
+    let ty = lid.y;
+    let t = ty * 64u + tx;
+    let i0 = wid.y * NM;
+    let j0 = wid.x * NN;
+    var acc0 = vec2<f32>(0.0);
+    var acc1 = vec2<f32>(0.0);
+    var acc2 = vec2<f32>(0.0);
+    var acc3 = vec2<f32>(0.0);
+    let range = k_range(wid.z);
+    let ntiles = (range.y - range.x + TK - 1u) / TK;
+    for (var tile = 0u; tile < ntiles; tile++) {
+        let p0 = range.x + tile * TK;
+        // One A element per invocation; consecutive invocations walk the contiguous axis.
+        var ii = t / TK;
+        var pp = t % TK;
+        if (TA) {
+            pp = t / NM;
+            ii = t % NM;
         }
+        An[pp * NM + ii] = load_a(i0 + ii, p0 + pp, range.y);
+        for (var e = 0u; e < 8u; e++) {
+            let idx = t + e * 256u;
+            var pb = idx / NN;
+            var jj = idx % NN;
+            if (TB) {
+                jj = idx / TK;
+                pb = idx % TK;
+            }
+            Bn[pb * NN + jj] = load_b(p0 + pb, j0 + jj, range.y);
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            let ro = kk * NN;
+            let bb = vec2<f32>(Bn[ro + tx], Bn[ro + tx + 64u]);
+            let ao = kk * NM + ty;
+            acc0 = fma(vec2<f32>(An[ao]), bb, acc0);
+            acc1 = fma(vec2<f32>(An[ao + 4u]), bb, acc1);
+            acc2 = fma(vec2<f32>(An[ao + 8u]), bb, acc2);
+            acc3 = fma(vec2<f32>(An[ao + 12u]), bb, acc3);
+        }
+        workgroupBarrier();
+    }
+    let cb = mp.c_base + wid.z * mp.c_slice;
+    let accs = array<vec2<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var r = 0u; r < 4u; r++) {
+        let i = i0 + ty + 4u * r;
+        store_elem(cb, i, j0 + tx, accs[r].x);
+        store_elem(cb, i, j0 + tx + 64u, accs[r].y);
     }
 }
 

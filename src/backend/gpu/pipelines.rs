@@ -103,6 +103,9 @@ pub(crate) enum K {
     MatmulNN,
     MatmulNT,
     MatmulTN,
+    MatmulNarrowNN,
+    MatmulNarrowNT,
+    MatmulNarrowTN,
     SumSlices,
 }
 
@@ -129,6 +132,13 @@ const PROX_STEP: &[(u32, bool)] = &[
     (8, R),
     (3, W),
 ];
+
+/// The matmul kernels' bindings (A, B, C, bias) and their layouts' constants.
+const MATMUL: &[(u32, bool)] = &[(1, R), (2, R), (3, W), (4, R)];
+type Consts = &'static [(&'static str, f64)];
+const NN: Consts = &[("TA", 0.0), ("TB", 0.0)];
+const NT: Consts = &[("TA", 0.0), ("TB", 1.0)];
+const TN: Consts = &[("TA", 1.0), ("TB", 0.0)];
 
 /// A table row: source, entry point, storage bindings, constants (see [`KDef`]).
 type Row = (
@@ -265,24 +275,12 @@ impl K {
             ColsFused => (Src::GroupProx, "cols_fused", &[(1, W), (2, W), (3, W)], &[]),
             ProxStepRows => (Src::GroupProx, "prox_step_rows", PROX_STEP, &[]),
             ProxStepRowsThread => (Src::GroupProx, "prox_step_rows_thread", PROX_STEP, &[]),
-            MatmulNN => (
-                Src::Matmul,
-                "matmul",
-                &[(1, R), (2, R), (3, W), (4, R)],
-                &[("TA", 0.0), ("TB", 0.0)],
-            ),
-            MatmulNT => (
-                Src::Matmul,
-                "matmul",
-                &[(1, R), (2, R), (3, W), (4, R)],
-                &[("TA", 0.0), ("TB", 1.0)],
-            ),
-            MatmulTN => (
-                Src::Matmul,
-                "matmul",
-                &[(1, R), (2, R), (3, W), (4, R)],
-                &[("TA", 1.0), ("TB", 0.0)],
-            ),
+            MatmulNN => (Src::Matmul, "matmul", MATMUL, NN),
+            MatmulNT => (Src::Matmul, "matmul", MATMUL, NT),
+            MatmulTN => (Src::Matmul, "matmul", MATMUL, TN),
+            MatmulNarrowNN => (Src::Matmul, "matmul_narrow", MATMUL, NN),
+            MatmulNarrowNT => (Src::Matmul, "matmul_narrow", MATMUL, NT),
+            MatmulNarrowTN => (Src::Matmul, "matmul_narrow", MATMUL, TN),
             SumSlices => (Src::Matmul, "sum_slices", &[(1, R), (3, W)], &[]),
         };
         KDef {
@@ -299,6 +297,9 @@ impl K {
             K::MatmulNN => "matmul_nn",
             K::MatmulNT => "matmul_nt",
             K::MatmulTN => "matmul_tn",
+            K::MatmulNarrowNN => "matmul_nn_narrow",
+            K::MatmulNarrowNT => "matmul_nt_narrow",
+            K::MatmulNarrowTN => "matmul_tn_narrow",
             k => k.def().entry,
         }
     }

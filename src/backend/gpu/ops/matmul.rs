@@ -3,7 +3,8 @@
 //! to the first piece, the others add), and a block whose grid would exceed the device's
 //! workgroup limit is split. A weight gradient `G Vᵀ` has few output tiles and a long inner
 //! dimension (the samples): it is split along K across workgroups into a scratch buffer,
-//! and a second kernel adds the partial products into C.
+//! and a second kernel adds the partial products into C. An output of at most 16 rows (an
+//! output layer's classes) runs on a 16×128 tile instead of 64×64.
 
 use super::TILE;
 use crate::backend::gpu::params::MatmulParams;
@@ -31,6 +32,26 @@ fn k_slices(m: usize, n: usize, k: usize) -> usize {
         .min(SPLIT_MAX)
 }
 
+/// Outputs of at most this many rows (an output layer) run on the narrow tile.
+const NARROW_ROWS: usize = 16;
+/// The narrow tile's columns.
+const NARROW_COLS: usize = 128;
+
+/// The kernel for an `m`-row output of layout `kern` (one of the three wide ones), and its
+/// tile (rows, columns): the narrow variant when `m` is at most [`NARROW_ROWS`].
+fn tiled(kern: K, m: usize) -> (K, usize, usize) {
+    if m > NARROW_ROWS {
+        return (kern, TILE, TILE);
+    }
+    let narrow = match kern {
+        K::MatmulNN => K::MatmulNarrowNN,
+        K::MatmulNT => K::MatmulNarrowNT,
+        K::MatmulTN => K::MatmulNarrowTN,
+        k => k,
+    };
+    (narrow, NARROW_ROWS, NARROW_COLS)
+}
+
 /// A matmul operand: its buffer, row stride and first element.
 type Operand<'a> = (&'a wgpu::Buffer, usize, usize);
 
@@ -54,7 +75,8 @@ impl GpuBackend {
             return Ok(());
         }
         let maxg = self.limits.max_compute_workgroups_per_dimension as usize;
-        let (bm, bn) = (maxg * TILE, maxg * TILE);
+        let (kern, tm, tn) = tiled(kern, m);
+        let (bm, bn) = (maxg * tm, maxg * tn);
         let dummy = st.dummy.clone();
         let bias_buf = bias.unwrap_or(&dummy);
         let base = mp;
@@ -70,7 +92,7 @@ impl GpuBackend {
                 mp.b_base = base.b_base + (if tb { j * base.ldb as usize } else { j }) as u32;
                 mp.c_base = base.c_base + (i * base.ldc as usize + j) as u32;
                 mp.bias_base = base.bias_base + i as u32;
-                let g = [nj.div_ceil(TILE) as u32, mi.div_ceil(TILE) as u32, 1];
+                let g = [nj.div_ceil(tn) as u32, mi.div_ceil(tm) as u32, 1];
                 self.dispatch(st, kern, bytemuck::bytes_of(&mp), &[a, b, c, bias_buf], g)?;
                 j += nj;
             }
@@ -110,13 +132,10 @@ impl GpuBackend {
             .strides(a.1, b.1, n)
             .bases(a.2, b.2, 0)
             .split_k(kslice, part);
-        let g = [
-            n.div_ceil(TILE) as u32,
-            m.div_ceil(TILE) as u32,
-            slices as u32,
-        ];
+        let (kern, tm, tn) = tiled(K::MatmulNT, m);
+        let g = [n.div_ceil(tn) as u32, m.div_ceil(tm) as u32, slices as u32];
         let bufs = [a.0, b.0, &scratch, &dummy];
-        self.dispatch(st, K::MatmulNT, bytemuck::bytes_of(&mp), &bufs, g)?;
+        self.dispatch(st, kern, bytemuck::bytes_of(&mp), &bufs, g)?;
         let sp = MatmulParams::new(m, n, slices, beta)
             .strides(0, 0, ldc)
             .split_k(0, part);
