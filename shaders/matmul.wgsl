@@ -10,7 +10,8 @@
 // Split K (`kslice` > 0, for products with few output tiles and a long K): workgroup z
 // sums only p in [z·kslice, (z+1)·kslice) and stores its partial C at c_base + z·c_slice
 // (a scratch buffer, no bias, no β); `sum_slices` then adds the k partials into C.
-// `matmul_narrow` is the same product on 16×128 tiles, for outputs of at most 16 rows.
+// `matmul_narrow` is the same product on 16×128 tiles, for outputs of at most 16 rows;
+// `matmul_thin` one invocation per element, for split products of at most 64 elements.
 
 struct MatmulParams {
     m: u32,
@@ -233,4 +234,23 @@ fn sum_slices(@builtin(global_invocation_id) gid: vec3<u32>) {
         s += mp.beta * c[k];
     }
     c[k] = s;
+}
+
+// Thin products (at most 64 elements of C: an output layer's weight gradient, whose tile
+// would be nearly all padding): one invocation per element of C adds the products over
+// this workgroup's range of p, in order; the K split spreads the work over workgroups.
+@compute @workgroup_size(64)
+fn matmul_thin(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let o = lid.x;
+    if (o >= mp.m * mp.n) {
+        return;
+    }
+    let i = o / mp.n;
+    let j = o % mp.n;
+    let range = k_range(wid.z);
+    var acc = 0.0;
+    for (var p = range.x; p < range.y; p++) {
+        acc = fma(load_a(i, p, range.y), load_b(p, j, range.y), acc);
+    }
+    store_elem(mp.c_base + wid.z * mp.c_slice, i, j, acc);
 }

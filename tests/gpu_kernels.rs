@@ -890,6 +890,11 @@ const MM_SIZES: &[(usize, usize, usize)] = &[
     (10, 50, 5000),
     (16, 257, 129),
     (17, 63, 300),
+    // A thin split NT (1 × 32 over 5000: one invocation per element) and its edge (64
+    // elements: 2 × 32; 65: 1 × 65 on the narrow tile).
+    (1, 32, 5000),
+    (2, 32, 1000),
+    (1, 65, 777),
 ];
 
 // ---- tests ------------------------------------------------------------------------------------------

@@ -106,6 +106,7 @@ pub(crate) enum K {
     MatmulNarrowNN,
     MatmulNarrowNT,
     MatmulNarrowTN,
+    MatmulThinNT,
     SumSlices,
 }
 
@@ -281,6 +282,7 @@ impl K {
             MatmulNarrowNN => (Src::Matmul, "matmul_narrow", MATMUL, NN),
             MatmulNarrowNT => (Src::Matmul, "matmul_narrow", MATMUL, NT),
             MatmulNarrowTN => (Src::Matmul, "matmul_narrow", MATMUL, TN),
+            MatmulThinNT => (Src::Matmul, "matmul_thin", MATMUL, NT),
             SumSlices => (Src::Matmul, "sum_slices", &[(1, R), (3, W)], &[]),
         };
         KDef {
@@ -300,6 +302,7 @@ impl K {
             K::MatmulNarrowNN => "matmul_nn_narrow",
             K::MatmulNarrowNT => "matmul_nt_narrow",
             K::MatmulNarrowTN => "matmul_tn_narrow",
+            K::MatmulThinNT => "matmul_nt_thin",
             k => k.def().entry,
         }
     }

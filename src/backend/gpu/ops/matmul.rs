@@ -4,7 +4,8 @@
 //! workgroup limit is split. A weight gradient `G Vᵀ` has few output tiles and a long inner
 //! dimension (the samples): it is split along K across workgroups into a scratch buffer,
 //! and a second kernel adds the partial products into C. An output of at most 16 rows (an
-//! output layer's classes) runs on a 16×128 tile instead of 64×64.
+//! output layer's classes) runs on a 16×128 tile instead of 64×64, and a split product of
+//! at most 64 elements one invocation per element.
 
 use super::TILE;
 use crate::backend::gpu::params::MatmulParams;
@@ -51,6 +52,10 @@ fn tiled(kern: K, m: usize) -> (K, usize, usize) {
     };
     (narrow, NARROW_ROWS, NARROW_COLS)
 }
+
+/// A split product of at most this many output elements runs one invocation per element
+/// (`matmul_thin`: one workgroup of 64 per slice) instead of on a tile.
+const THIN_MAX: usize = 64;
 
 /// A matmul operand: its buffer, row stride and first element.
 type Operand<'a> = (&'a wgpu::Buffer, usize, usize);
@@ -132,8 +137,15 @@ impl GpuBackend {
             .strides(a.1, b.1, n)
             .bases(a.2, b.2, 0)
             .split_k(kslice, part);
-        let (kern, tm, tn) = tiled(K::MatmulNT, m);
-        let g = [n.div_ceil(tn) as u32, m.div_ceil(tm) as u32, slices as u32];
+        let (kern, g) = if part <= THIN_MAX {
+            (K::MatmulThinNT, [1, 1, slices as u32])
+        } else {
+            let (kern, tm, tn) = tiled(K::MatmulNT, m);
+            (
+                kern,
+                [n.div_ceil(tn) as u32, m.div_ceil(tm) as u32, slices as u32],
+            )
+        };
         let bufs = [a.0, b.0, &scratch, &dummy];
         self.dispatch(st, kern, bytemuck::bytes_of(&mp), &bufs, g)?;
         let sp = MatmulParams::new(m, n, slices, beta)
