@@ -82,7 +82,9 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
             Bs[pb * TS + jj] = load_b(p0 + pb, j0 + jj, range.y);
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
+        // A short last slice (K = 1 for an output layer's Wᵀ G) skips its zero padding.
+        let kn = min(TK, range.y - p0);
+        for (var kk = 0u; kk < kn; kk++) {
             let ro = kk * TS;
             let bb = vec4<f32>(Bs[ro + tx], Bs[ro + tx + 16u], Bs[ro + tx + 32u], Bs[ro + tx + 48u]);
             acc0 = fma(vec4<f32>(As[ro + ty]), bb, acc0);
@@ -196,7 +198,9 @@ fn matmul_narrow(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgrou
             Bn[pb * NN + jj] = load_b(p0 + pb, j0 + jj, range.y);
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
+        // A short last slice (K = 1 for an output layer's Wᵀ G) skips its zero padding.
+        let kn = min(TK, range.y - p0);
+        for (var kk = 0u; kk < kn; kk++) {
             let ro = kk * NN;
             let bb = vec2<f32>(Bn[ro + tx], Bn[ro + tx + 64u]);
             let ao = kk * NM + ty;
