@@ -253,8 +253,12 @@ impl<B: Backend> Net<B> {
         )?;
         for l in (0..layers).rev() {
             let input = if l == 0 { x } else { &self.a[l - 1] };
-            be.matmul_nt(&mut self.grad.w[l], &self.delta[l], input, 0.0)?;
-            be.row_sum(&mut self.grad.b[l], &self.delta[l], 0.0)?;
+            be.weight_grads(
+                &mut self.grad.w[l],
+                &mut self.grad.b[l],
+                &self.delta[l],
+                input,
+            )?;
             if l > 0 {
                 let (lo, hi) = self.delta.split_at_mut(l);
                 be.matmul_tn(&mut lo[l - 1], &p.w[l], &hi[0], 0.0)?;

@@ -946,6 +946,84 @@ fn matmuls_match_cpu() {
     }
 }
 
+/// `weight_grads` (`G Xᵀ` and `G 1` of an `m × N` G and a `k × N` X) and, for a bitwise
+/// check, `G Xᵀ` by `matmul_nt` alone.
+fn weight_grad_suite<B: Backend>(be: &B, m: usize, k: usize, n: usize, seed: u64) -> Vec<Out> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let g = rand_mat(&mut rng, m, n, -1.0, 1.0);
+    let x = rand_mat(&mut rng, k, n, -1.0, 1.0);
+    let (dg, dx) = (up(be, &g), up(be, &x));
+    // NaN outputs: both must be written, never read.
+    let mut gw = up(be, &Array2::from_elem((m, k), f32::NAN));
+    let mut gb = up(be, &Array2::from_elem((m, 1), f32::NAN));
+    be.weight_grads(&mut gw, &mut gb, &dg, &dx).unwrap();
+    let mut plain = up(be, &Array2::from_elem((m, k), f32::NAN));
+    be.matmul_nt(&mut plain, &dg, &dx, 0.0).unwrap();
+    let mag_w = f64s(&abs(&g).dot(&abs(&x).t()));
+    let mag_b = f64s(&abs(&g).dot(&Array2::ones((n, 1))));
+    vec![
+        Out {
+            name: format!("weight grad {m}×{k} over {n}"),
+            vals: dl(be, &gw),
+            mag: mag_w.clone(),
+            n,
+        },
+        Out {
+            name: format!("bias grad {m} over {n}"),
+            vals: dl(be, &gb),
+            mag: mag_b,
+            n,
+        },
+        Out {
+            name: format!("matmul_nt {m}×{k} over {n}"),
+            vals: dl(be, &plain),
+            mag: mag_w,
+            n,
+        },
+    ]
+}
+
+/// The GPU's weight gradient carries the bias gradient as a column of ones in the same
+/// product: it matches the CPU's two operations on every tile (wide, narrow at ≤ 16 rows,
+/// thin at ≤ 64 elements with the ones column, K split or not) and across chunks, and its
+/// `G Xᵀ` is `matmul_nt`'s, bit for bit (the ones column changes no other element).
+#[test]
+fn weight_grads_match_cpu() {
+    let Some((_l, g)) = gpu() else { return };
+    let gc = gpu_chunked().expect("chunked backend");
+    let gs = gpu_shaped().expect("backend");
+    let cpu = CpuBackend::<f32>::new();
+    // (m rows of G, k inputs, N samples): 1; odd sizes; digits' and teacher's layers (split
+    // K); output layers (narrow, and thin: 1 × (32 + 1) over 5000); the thin edge (2 ×
+    // (31 + 1) = 64 elements, 2 × (32 + 1) = 66); 17 rows; N below the split.
+    let sizes = [
+        (1, 1, 1),
+        (63, 65, 257),
+        (100, 64, 1437),
+        (64, 50, 5000),
+        (10, 100, 1437),
+        (1, 32, 5000),
+        (2, 31, 1000),
+        (2, 32, 1000),
+        (17, 63, 300),
+        (65, 257, 63),
+    ];
+    for (t, &(m, k, n)) in sizes.iter().enumerate() {
+        let seed = 400 + t as u64;
+        let want = weight_grad_suite(&cpu, m, k, n, seed);
+        for (name, be) in [("gpu", g), ("chunked", gc), ("gpu-shaped", gs)] {
+            let got = weight_grad_suite(be, m, k, n, seed);
+            compare_all(&format!("{name} weight grads {m}×{k}×{n}"), &got, &want);
+            let same = got[0]
+                .vals
+                .iter()
+                .zip(&got[2].vals)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{name} {m}×{k}×{n}: G Xᵀ differs from matmul_nt's");
+        }
+    }
+}
+
 #[test]
 fn ops_match_cpu() {
     let Some((_l, g)) = gpu() else { return };
@@ -1000,7 +1078,7 @@ fn chunked_matches_unchunked_and_cpu() {
 
 #[test]
 fn gpu_launch_shapes_match_cpu() {
-    let Some((_l, _g)) = gpu() else { return };
+    let Some((_l, g)) = gpu() else { return };
     let gs = gpu_shaped().expect("backend");
     let cpu = CpuBackend::<f32>::new();
     for &(r, c) in &[(1, 1), (65, 63), (300, 1000)] {
@@ -1010,11 +1088,22 @@ fn gpu_launch_shapes_match_cpu() {
             &op_suite(&cpu, r, c, 11),
         );
     }
-    compare_all(
-        "gpu-shaped matmul",
-        &matmul_suite(gs, 65, 63, 257, 12),
-        &matmul_suite(&cpu, 65, 63, 257, 12),
-    );
+    // GPUs run the wide tile with 4×4 blocks per invocation, CPU adapters with 8×8: each
+    // element adds the same products in the same order, so the bits agree.
+    for (t, &(m, k, n)) in MM_SIZES.iter().enumerate() {
+        let seed = 300 + t as u64;
+        let shaped = matmul_suite(gs, m, k, n, seed);
+        let name = format!("gpu-shaped matmul {m}×{k}×{n}");
+        compare_all(&name, &shaped, &matmul_suite(&cpu, m, k, n, seed));
+        for (a, b) in shaped.iter().zip(matmul_suite(g, m, k, n, seed)) {
+            let same = a
+                .vals
+                .iter()
+                .zip(&b.vals)
+                .all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "{name}: {} differs from the default shapes'", a.name);
+        }
+    }
 }
 
 #[test]

@@ -213,6 +213,20 @@ pub trait Backend {
     fn matmul_tn(&self, c: &mut Self::Mat, a: &Self::Mat, b: &Self::Mat, beta: f32) -> BResult<()>;
     /// `out ← A·1 + beta·out` (bias gradients `G_U 1`; `out` is `rows(A)×1`).
     fn row_sum(&self, out: &mut Self::Mat, a: &Self::Mat, beta: f32) -> BResult<()>;
+    /// `gw ← G·Xᵀ` and `gb ← G·1`: a layer's weight and bias gradients (method §3) from `G`
+    /// (`g`, `m × N`) and the layer's input `X` (`input`, `k × N`). The GPU computes both
+    /// in one product, the bias as the product with a column of ones, so `G` is read once
+    /// and no dispatch is spent on the sum; by default, the two operations in turn.
+    fn weight_grads(
+        &self,
+        gw: &mut Self::Mat,
+        gb: &mut Self::Mat,
+        g: &Self::Mat,
+        input: &Self::Mat,
+    ) -> BResult<()> {
+        self.matmul_nt(gw, g, input, 0.0)?;
+        self.row_sum(gb, g, 0.0)
+    }
 
     // ---- elementwise ----------------------------------------------------------------------
     /// `out ← a·x + b·y`.

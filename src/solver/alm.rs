@@ -40,8 +40,7 @@ pub fn kkt<B: Backend>(
     let mut rb = Readback::new();
     for l in 0..layers {
         let input = if l == 0 { &data.x } else { &st.v[l - 1] };
-        be.matmul_nt(&mut st.g.w[l], &st.gu[l], input, 0.0)?;
-        be.row_sum(&mut st.g.b[l], &st.gu[l], 0.0)?;
+        be.weight_grads(&mut st.g.w[l], &mut st.g.b[l], &st.gu[l], input)?;
         st.passes += st.spec.pass_fraction(l, st.n, st.n);
         let c = &mut st.cand[0];
         let scratch = (&mut c.trial.w[l], &mut c.diff.w[l], &mut c.shrink[l]);

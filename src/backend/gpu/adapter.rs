@@ -23,10 +23,14 @@ pub struct GpuOptions {
     pub max_chunk_bytes: Option<u64>,
     /// Print adapter selection and pipeline compile times to stderr.
     pub verbose: bool,
+    /// Compile every shader module with wgpu's runtime bounds checks, also the matmul
+    /// module, which by default is compiled without them (debugging; see `pipelines`).
+    pub shader_checks: bool,
 }
 
 impl GpuOptions {
-    /// `WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`.
+    /// `WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`, and
+    /// `SPARSE_ALM_SHADER_CHECKS=1` for [`GpuOptions::shader_checks`].
     pub fn from_env() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         GpuOptions {
@@ -35,6 +39,7 @@ impl GpuOptions {
             power_pref: var("WGPU_POWER_PREF"),
             max_chunk_bytes: None,
             verbose: false,
+            shader_checks: var("SPARSE_ALM_SHADER_CHECKS").is_some_and(|v| v.trim() != "0"),
         }
     }
 
@@ -280,6 +285,9 @@ pub(crate) struct GridCaps {
     pub(crate) rows: usize,
     /// Row-group kernels use one invocation per row instead of one workgroup per row.
     pub(crate) thread_per_row: bool,
+    /// Wide matmuls run 8×8 blocks per invocation (`matmul_8x8`: fewer shared-memory
+    /// loads per product) instead of 4×4 (`matmul`: four times the threads per tile).
+    pub(crate) blocks_8x8: bool,
 }
 
 impl GridCaps {
@@ -292,6 +300,7 @@ impl GridCaps {
             red_y: 32,
             rows,
             thread_per_row: false,
+            blocks_8x8: false,
         }
     }
 
@@ -311,6 +320,7 @@ impl GridCaps {
                 red_y: threads,
                 rows: 2 * threads,
                 thread_per_row: true,
+                blocks_8x8: true,
             },
             _ => GridCaps::gpu(65535),
         };
@@ -335,7 +345,8 @@ impl GridCaps {
 
 impl GpuBackend {
     /// Test hook: use the launch shapes tuned for real GPUs (many workgroups, one
-    /// workgroup per row group) even on a CPU adapter, so both code paths can be tested.
+    /// workgroup per row group, 4×4 matmul blocks) even on a CPU adapter, so both code
+    /// paths can be tested.
     #[doc(hidden)]
     pub fn use_gpu_launch_shapes(&mut self) {
         let rows = self

@@ -13,7 +13,7 @@
 //!
 //! Design:
 //! - **Recording, not executing.** Every operation only records work into one open command
-//!   encoder (one compute pass per dispatch, so buffer copies can interleave). The encoder
+//!   encoder (consecutive dispatches share one compute pass, ended at a copy). The encoder
 //!   is submitted at `read_slots`, `download`, `sync`, before a host `write`, or when a
 //!   per-submission arena fills up.
 //! - **Uniforms through an arena.** Each dispatch's parameters go into a host-side arena at
@@ -67,6 +67,8 @@ pub struct GpuBackend {
     limits: wgpu::Limits,
     caps: GridCaps,
     verbose: bool,
+    /// Runtime bounds checks in every shader module (`GpuOptions::shader_checks`).
+    shader_checks: bool,
     // ---- storage
     chunk_limits: ChunkLimits,
     // ---- pipelines
@@ -106,6 +108,7 @@ impl GpuBackend {
             limits: opened.limits,
             caps: opened.caps,
             verbose: opts.verbose,
+            shader_checks: opts.shader_checks,
             pipelines: PipelineCache::default(),
             errors,
             count: Count::default(),

@@ -286,7 +286,19 @@ impl MatmulParams {
         self.flags |= switch(bias);
         self
     }
+
+    /// C's last column is the product with a column of ones (`A·1`, B not read there);
+    /// with `to_bias`, that column is stored into the bias buffer (from element
+    /// `bias_base`, `+ β·bias`) instead of C.
+    pub(crate) fn ones_column(mut self, to_bias: bool) -> Self {
+        self.flags |= ONES_COLUMN | if to_bias { SUM_TO_BIAS } else { 0 };
+        self
+    }
 }
+
+/// `MatmulParams::flags` bits of a weight gradient's fused bias gradient.
+pub(crate) const ONES_COLUMN: u32 = 4;
+pub(crate) const SUM_TO_BIAS: u32 = 8;
 
 /// Bytes every uniform slice is bound with (≥ both parameter blocks).
 pub(crate) const UNIFORM_BIND_SIZE: u64 = 160;

@@ -38,6 +38,15 @@ impl Src {
     }
 
     /// The module's WGSL: `shaders/common.wgsl` (shared declarations) followed by the file.
+    /// Whether the module is compiled without wgpu's runtime bounds checks: only where every
+    /// kernel bounds its own indices and that logic is tested at sizes off the tile
+    /// (`tests/gpu_kernels.rs`: 1, 63, 65, 257, 17 rows, 65 elements, chunk boundaries).
+    /// The matmul tiles check each load and store themselves, so the injected checks only
+    /// cost time in the innermost loop. `GpuOptions::shader_checks` turns them back on.
+    fn trusted(self) -> bool {
+        self == Src::Matmul
+    }
+
     pub(crate) fn code(self) -> &'static str {
         macro_rules! module {
             ($file:literal) => {
@@ -107,6 +116,9 @@ pub(crate) enum K {
     MatmulNarrowNT,
     MatmulNarrowTN,
     MatmulThinNT,
+    Matmul8x8NN,
+    Matmul8x8NT,
+    Matmul8x8TN,
     SumSlices,
 }
 
@@ -134,8 +146,9 @@ const PROX_STEP: &[(u32, bool)] = &[
     (3, W),
 ];
 
-/// The matmul kernels' bindings (A, B, C, bias) and their layouts' constants.
-const MATMUL: &[(u32, bool)] = &[(1, R), (2, R), (3, W), (4, R)];
+/// The matmul kernels' bindings (A, B, C, bias) and their layouts' constants. The bias is
+/// written by a weight gradient's product (its ones column).
+const MATMUL: &[(u32, bool)] = &[(1, R), (2, R), (3, W), (4, W)];
 type Consts = &'static [(&'static str, f64)];
 const NN: Consts = &[("TA", 0.0), ("TB", 0.0)];
 const NT: Consts = &[("TA", 0.0), ("TB", 1.0)];
@@ -283,7 +296,10 @@ impl K {
             MatmulNarrowNT => (Src::Matmul, "matmul_narrow", MATMUL, NT),
             MatmulNarrowTN => (Src::Matmul, "matmul_narrow", MATMUL, TN),
             MatmulThinNT => (Src::Matmul, "matmul_thin", MATMUL, NT),
-            SumSlices => (Src::Matmul, "sum_slices", &[(1, R), (3, W)], &[]),
+            Matmul8x8NN => (Src::Matmul, "matmul_8x8", MATMUL, NN),
+            Matmul8x8NT => (Src::Matmul, "matmul_8x8", MATMUL, NT),
+            Matmul8x8TN => (Src::Matmul, "matmul_8x8", MATMUL, TN),
+            SumSlices => (Src::Matmul, "sum_slices", &[(1, R), (3, W), (4, W)], &[]),
         };
         KDef {
             src,
@@ -303,6 +319,9 @@ impl K {
             K::MatmulNarrowNT => "matmul_nt_narrow",
             K::MatmulNarrowTN => "matmul_tn_narrow",
             K::MatmulThinNT => "matmul_nt_thin",
+            K::Matmul8x8NN => "matmul_nn_8x8",
+            K::Matmul8x8NT => "matmul_nt_8x8",
+            K::Matmul8x8TN => "matmul_tn_8x8",
             k => k.def().entry,
         }
     }
@@ -322,8 +341,14 @@ pub(crate) struct PipelineCache {
 }
 
 impl PipelineCache {
-    /// Compile (once) and return kernel `k`'s pipeline; `verbose` prints the compile time.
-    pub(crate) fn get(&self, device: &wgpu::Device, k: K, verbose: bool) -> BResult<Arc<Pipe>> {
+    /// Compile (once) and return kernel `k`'s pipeline; `verbose` prints the compile time,
+    /// `checks` compiles even a trusted module with runtime bounds checks.
+    pub(crate) fn get(
+        &self,
+        device: &wgpu::Device,
+        k: K,
+        (verbose, checks): (bool, bool),
+    ) -> BResult<Arc<Pipe>> {
         if let Some(p) = lock(&self.pipes).get(&k) {
             return Ok(p.clone());
         }
@@ -334,10 +359,23 @@ impl PipelineCache {
             let mut mods = lock(&self.modules);
             mods.entry(d.src)
                 .or_insert_with(|| {
-                    Arc::new(device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    let desc = wgpu::ShaderModuleDescriptor {
                         label: Some(d.src.file()),
                         source: wgpu::ShaderSource::Wgsl(d.src.code().into()),
-                    }))
+                    };
+                    Arc::new(if d.src.trusted() && !checks {
+                        // Integer division keeps its guard; loops all end (bounded counts).
+                        let unchecked = wgpu::ShaderRuntimeChecks {
+                            bounds_checks: false,
+                            force_loop_bounding: false,
+                            ..wgpu::ShaderRuntimeChecks::checked()
+                        };
+                        // SAFETY: every index of a trusted module is bounded by the kernel
+                        // itself (see `Src::trusted`), and its loops have bounded counts.
+                        unsafe { device.create_shader_module_trusted(desc, unchecked) }
+                    } else {
+                        device.create_shader_module(desc)
+                    })
                 })
                 .clone()
         };

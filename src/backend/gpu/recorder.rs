@@ -1,5 +1,6 @@
-//! Recording and submitting work: the open command encoder, one compute pass per dispatch
-//! with its parameters in the uniform arena and its bind group from a cache, submission
+//! Recording and submitting work: the open command encoder and its open compute pass (the
+//! dispatches between two buffer copies share one pass), each dispatch's parameters in the
+//! uniform arena and its bind group from a cache, submission
 //! (with error scopes naming the kernels of the batch), scalar readbacks, work counters,
 //! and the sink for errors wgpu reports outside any scope.
 //!
@@ -42,6 +43,12 @@ pub(crate) struct PendingSum {
 
 /// Everything that changes while recording.
 pub(crate) struct State {
+    /// The open compute pass of `enc`: consecutive dispatches share it (on Metal a pass is
+    /// a compute command encoder of its own; wgpu still orders the dispatches inside it).
+    /// It is ended before the encoder records anything else (a copy) and before a submit.
+    /// wgpu encodes and validates passes at `finish`, so a shared pass reports errors
+    /// exactly as one pass per dispatch did: at the submit naming the batch's kernels.
+    pass: Option<wgpu::ComputePass<'static>>,
     pub(crate) enc: Option<wgpu::CommandEncoder>,
     /// Kernels recorded since the last submit (error messages).
     pub(crate) batch: Vec<&'static str>,
@@ -84,6 +91,7 @@ impl State {
         };
         use wgpu::BufferUsages as U;
         State {
+            pass: None,
             enc: None,
             batch: Vec::new(),
             uni_cpu: Vec::with_capacity(UNIFORM_ARENA as usize),
@@ -201,8 +209,10 @@ impl GpuBackend {
             })
     }
 
-    /// The open encoder (opened on first use after a submit).
+    /// The open encoder (opened on first use after a submit), its compute pass ended so
+    /// that it can record a copy.
     pub(crate) fn encoder<'a>(&self, st: &'a mut State) -> &'a mut wgpu::CommandEncoder {
+        st.pass = None;
         st.enc.get_or_insert_with(|| self.new_encoder())
     }
 
@@ -226,7 +236,9 @@ impl GpuBackend {
                 format!("grid {groups:?} exceeds {maxg} per dimension"),
             ));
         }
-        let pipe = self.pipelines.get(&self.device, k, self.verbose)?;
+        let pipe = self
+            .pipelines
+            .get(&self.device, k, (self.verbose, self.shader_checks))?;
         let d = k.def();
         debug_assert_eq!(d.binds.len(), bufs.len(), "{}", k.name());
         if st.uni_cpu.len() as u64 + self.uni_stride > UNIFORM_ARENA {
@@ -248,16 +260,21 @@ impl GpuBackend {
                 bg
             }
         };
-        let enc = st.enc.get_or_insert_with(|| self.new_encoder());
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(k.name()),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&pipe.pipeline);
-            pass.set_bind_group(0, &bg, &[off as u32]);
-            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        }
+        let pass = match &mut st.pass {
+            Some(pass) => pass,
+            None => {
+                let enc = st.enc.get_or_insert_with(|| self.new_encoder());
+                let pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("sparse-alm"),
+                    timestamp_writes: None,
+                });
+                // The pass is ended (dropped) before the encoder is used again.
+                st.pass.insert(pass.forget_lifetime())
+            }
+        };
+        pass.set_pipeline(&pipe.pipeline);
+        pass.set_bind_group(0, &bg, &[off as u32]);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         if st.batch.last() != Some(&k.name()) && st.batch.len() < 64 {
             st.batch.push(k.name());
         }
@@ -299,6 +316,7 @@ impl GpuBackend {
     /// Submit everything recorded so far (no wait). Errors raised by the submission are
     /// returned naming the kernels it held.
     pub(crate) fn flush(&self, st: &mut State) -> BResult<()> {
+        st.pass = None;
         let Some(enc) = st.enc.take() else {
             st.uni_cpu.clear();
             st.idx_cpu.clear();

@@ -35,8 +35,7 @@ impl<B: Backend> Lifted<B> {
         be.group_norms(&self.p.w[l], axis, W_PENALTY.slot())?;
         {
             let input = if l == 0 { &data.x } else { &self.v[l - 1] };
-            be.matmul_nt(&mut self.g.w[l], &self.gu[l], input, 0.0)?;
-            be.row_sum(&mut self.g.b[l], &self.gu[l], 0.0)?;
+            be.weight_grads(&mut self.g.w[l], &mut self.g.b[l], &self.gu[l], input)?;
             self.passes += self.frac(l);
             if axis == Axis::Rows {
                 be.matmul_nn(&mut self.bmat[l], &self.g.w[l], input, None, 0.0)?;

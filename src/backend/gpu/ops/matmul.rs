@@ -5,10 +5,12 @@
 //! dimension (the samples): it is split along K across workgroups into a scratch buffer,
 //! and a second kernel adds the partial products into C. An output of at most 16 rows (an
 //! output layer's classes) runs on a 16×128 tile instead of 64×64, and a split product of
-//! at most 64 elements one invocation per element.
+//! at most 64 elements one invocation per element. CPU adapters run the 64×64 tile with
+//! 8×8 blocks per invocation (`matmul_8x8`), GPUs with 4×4 (`matmul`). A weight gradient
+//! carries its bias gradient as a last column of ones (`weight_grads`).
 
 use super::TILE;
-use crate::backend::gpu::params::MatmulParams;
+use crate::backend::gpu::params::{MatmulParams, ONES_COLUMN, SUM_TO_BIAS};
 use crate::backend::gpu::pipelines::K;
 use crate::backend::gpu::recorder::State;
 use crate::backend::gpu::storage::{segments, GpuMat};
@@ -39,9 +41,16 @@ const NARROW_ROWS: usize = 16;
 const NARROW_COLS: usize = 128;
 
 /// The kernel for an `m`-row output of layout `kern` (one of the three wide ones), and its
-/// tile (rows, columns): the narrow variant when `m` is at most [`NARROW_ROWS`].
-fn tiled(kern: K, m: usize) -> (K, usize, usize) {
+/// tile (rows, columns): the narrow variant when `m` is at most [`NARROW_ROWS`], else the
+/// wide tile, with 8×8 blocks per invocation when `blocks_8x8` (CPU adapters).
+fn tiled(kern: K, m: usize, blocks_8x8: bool) -> (K, usize, usize) {
     if m > NARROW_ROWS {
+        let kern = match kern {
+            K::MatmulNN if blocks_8x8 => K::Matmul8x8NN,
+            K::MatmulNT if blocks_8x8 => K::Matmul8x8NT,
+            K::MatmulTN if blocks_8x8 => K::Matmul8x8TN,
+            k => k,
+        };
         return (kern, TILE, TILE);
     }
     let narrow = match kern {
@@ -80,7 +89,7 @@ impl GpuBackend {
             return Ok(());
         }
         let maxg = self.limits.max_compute_workgroups_per_dimension as usize;
-        let (kern, tm, tn) = tiled(kern, m);
+        let (kern, tm, tn) = tiled(kern, m, self.caps.blocks_8x8);
         let (bm, bn) = (maxg * tm, maxg * tn);
         let dummy = st.dummy.clone();
         let bias_buf = bias.unwrap_or(&dummy);
@@ -93,6 +102,11 @@ impl GpuBackend {
                 let nj = bn.min(n - j);
                 mp.m = mi as u32;
                 mp.n = nj as u32;
+                mp.flags = base.flags;
+                if j + nj < n {
+                    // A weight gradient's ones column is the product's last column.
+                    mp.flags &= !(ONES_COLUMN | SUM_TO_BIAS);
+                }
                 mp.a_base = base.a_base + (if ta { i } else { i * base.lda as usize }) as u32;
                 mp.b_base = base.b_base + (if tb { j * base.ldb as usize } else { j }) as u32;
                 mp.c_base = base.c_base + (i * base.ldc as usize + j) as u32;
@@ -108,7 +122,7 @@ impl GpuBackend {
 
     /// `C ← A·Bᵀ + β·C` for an `m × n` output over `k`, split into `slices` along K:
     /// the partial products into the split scratch, then their sum into `c` (row stride
-    /// `ldc`, from element 0).
+    /// `ldc`, from element 0). With `sum`, C's last column is `A·1`, stored into `sum`.
     #[allow(clippy::too_many_arguments)]
     fn mm_nt_split(
         &self,
@@ -119,6 +133,7 @@ impl GpuBackend {
         a: Operand<'_>,
         b: Operand<'_>,
         (c, ldc): (&wgpu::Buffer, usize),
+        sum: Option<&wgpu::Buffer>,
     ) -> BResult<()> {
         let kslice = k.div_ceil(slices).next_multiple_of(16);
         let slices = k.div_ceil(kslice);
@@ -133,14 +148,17 @@ impl GpuBackend {
             });
         }
         let (scratch, dummy) = (st.split.clone(), st.dummy.clone());
-        let mp = MatmulParams::new(m, n, k, 0.0)
+        let mut mp = MatmulParams::new(m, n, k, 0.0)
             .strides(a.1, b.1, n)
             .bases(a.2, b.2, 0)
             .split_k(kslice, part);
+        if sum.is_some() {
+            mp = mp.ones_column(false);
+        }
         let (kern, g) = if part <= THIN_MAX {
             (K::MatmulThinNT, [1, 1, slices as u32])
         } else {
-            let (kern, tm, tn) = tiled(K::MatmulNT, m);
+            let (kern, tm, tn) = tiled(K::MatmulNT, m, self.caps.blocks_8x8);
             (
                 kern,
                 [n.div_ceil(tn) as u32, m.div_ceil(tm) as u32, slices as u32],
@@ -148,11 +166,15 @@ impl GpuBackend {
         };
         let bufs = [a.0, b.0, &scratch, &dummy];
         self.dispatch(st, kern, bytemuck::bytes_of(&mp), &bufs, g)?;
-        let sp = MatmulParams::new(m, n, slices, beta)
+        let mut sp = MatmulParams::new(m, n, slices, beta)
             .strides(0, 0, ldc)
             .split_k(0, part);
+        if sum.is_some() {
+            sp = sp.ones_column(true);
+        }
         let g = [n.div_ceil(16) as u32, m.div_ceil(16) as u32, 1];
-        self.dispatch(st, K::SumSlices, bytemuck::bytes_of(&sp), &[&scratch, c], g)
+        let bufs = [&scratch, c, sum.unwrap_or(&dummy)];
+        self.dispatch(st, K::SumSlices, bytemuck::bytes_of(&sp), &bufs, g)
     }
 
     /// `C ← A·B + bias·1ᵀ + β·C`.
@@ -208,9 +230,19 @@ impl GpuBackend {
         Ok(())
     }
 
-    /// `C ← A·Bᵀ + β·C`.
-    pub(super) fn mm_nt(&self, c: &mut GpuMat, a: &GpuMat, b: &GpuMat, beta: f32) -> BResult<()> {
+    /// `C ← A·Bᵀ + β·C`; with `sum`, also `sum ← A·1 + β·sum` in the same product: the
+    /// first column chunk of C gets a last column of ones' products (a weight gradient
+    /// `G Xᵀ` and its bias gradient `G 1` read `G` once, in one dispatch).
+    pub(super) fn mm_nt(
+        &self,
+        c: &mut GpuMat,
+        a: &GpuMat,
+        b: &GpuMat,
+        beta: f32,
+        sum: Option<&mut GpuMat>,
+    ) -> BResult<()> {
         let (m, k) = (a.rows, a.cols);
+        let sum = sum.map(|s| &s.chunks[0].buf);
         let mut st = lock(&self.st);
         // k-segments: common refinement of A's and B's chunks, as (length, (A chunk,
         // offset), (B chunk, offset)).
@@ -223,23 +255,29 @@ impl GpuBackend {
                 .map(|s| (s.len, s.at[0], s.at[1]))
                 .collect()
         };
-        for cch in &c.chunks {
+        for (ci, cch) in c.chunks.iter().enumerate() {
+            let sum = sum.filter(|_| ci == 0);
             let (j0, nj) = (cch.col0, cch.cols);
+            // The ones column, when there is one, is column `nj` of this chunk's product.
+            let n_out = nj + sum.is_some() as usize;
             for (t, &(plen, (ac, aoff), (bc, boff))) in psegs.iter().enumerate() {
                 let beta_t = if t == 0 { beta } else { 1.0 };
                 let ldb = b.chunks[bc].cols;
-                let slices = k_slices(m, nj, plen);
+                let slices = k_slices(m, n_out, plen);
                 if slices > 1 {
                     let a_op = (&a.chunks[ac].buf, a.chunks[ac].cols, aoff);
                     let b_op = (&b.chunks[bc].buf, ldb, j0 * ldb + boff);
                     let c_op = (&cch.buf, cch.cols);
-                    let dims = (m, nj, plen);
-                    self.mm_nt_split(&mut st, dims, slices, beta_t, a_op, b_op, c_op)?;
+                    let dims = (m, n_out, plen);
+                    self.mm_nt_split(&mut st, dims, slices, beta_t, a_op, b_op, c_op, sum)?;
                     continue;
                 }
-                let mp = MatmulParams::new(m, nj, plen, beta_t)
+                let mut mp = MatmulParams::new(m, n_out, plen, beta_t)
                     .strides(a.chunks[ac].cols, ldb, cch.cols)
                     .bases(aoff, j0 * ldb + boff, 0);
+                if sum.is_some() {
+                    mp = mp.ones_column(true);
+                }
                 self.mm_block(
                     &mut st,
                     K::MatmulNT,
@@ -249,7 +287,7 @@ impl GpuBackend {
                     &a.chunks[ac].buf,
                     &b.chunks[bc].buf,
                     &cch.buf,
-                    None,
+                    sum,
                 )?;
             }
         }

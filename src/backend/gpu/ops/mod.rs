@@ -93,7 +93,7 @@ impl Backend for GpuBackend {
 
     fn matmul_nt(&self, c: &mut GpuMat, a: &GpuMat, b: &GpuMat, beta: f32) -> BResult<()> {
         shape::matmul_nt(self, c, a, b)?;
-        self.mm_nt(c, a, b, beta)
+        self.mm_nt(c, a, b, beta, None)
     }
 
     fn matmul_tn(&self, c: &mut GpuMat, a: &GpuMat, b: &GpuMat, beta: f32) -> BResult<()> {
@@ -104,6 +104,18 @@ impl Backend for GpuBackend {
     fn row_sum(&self, out: &mut GpuMat, a: &GpuMat, beta: f32) -> BResult<()> {
         shape::row_sum(self, out, a)?;
         self.row_sums(out, a, beta)
+    }
+
+    fn weight_grads(
+        &self,
+        gw: &mut GpuMat,
+        gb: &mut GpuMat,
+        g: &GpuMat,
+        input: &GpuMat,
+    ) -> BResult<()> {
+        shape::matmul_nt(self, gw, g, input)?;
+        shape::row_sum(self, gb, g)?;
+        self.mm_nt(gw, g, input, 0.0, Some(gb))
     }
 
     fn axpby(&self, out: &mut GpuMat, a: f32, x: &GpuMat, b: f32, y: &GpuMat) -> BResult<()> {
