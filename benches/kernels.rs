@@ -1,13 +1,14 @@
 //! Per-kernel GPU vs CPU benchmarks at the three layer sizes of the project:
 //! digits (64→100, N = 1437), teacher (50→64, N = 5000) and a Fashion-MNIST layer
-//! (784→256, N = 60000), and two output layers (`digits-out` 100→10, `teacher-out` 32→1,
-//! which the GPU runs on its narrow matmul tile): matmul NN (`U = W V + b1ᵀ`), NT
+//! (784→256, N = 60000), two output layers (`digits-out` 100→10 on the GPU's narrow
+//! matmul tile, `teacher-out` 32→1 one element per invocation) and the square 1024³
+//! (`square`): matmul NN (`U = W V + b1ᵀ`), NT
 //! (`G_U Vᵀ`), TN (`Wᵀ G_U`), the constraint residual kernel and group_prox.
 //!
 //! Two parts, both in one run:
-//! 1. criterion groups (`sample_size(10)`, short windows) for digits and teacher, and for
-//!    Fashion only when the adapter is not a CPU (software) one, since a single Fashion
-//!    matmul takes seconds there;
+//! 1. criterion groups (`sample_size(10)`, short windows), for Fashion and the square
+//!    only when the adapter is not a CPU (software) one, since a single one of their
+//!    matmuls takes about a second or more there;
 //! 2. a summary table measured by a plain timing loop over all three sizes: GFLOP/s for
 //!    matmuls, GB/s (bytes read + written) for residual and group_prox, and the GPU/CPU
 //!    ratio of the same run.
@@ -36,7 +37,7 @@ struct Case {
     n: usize,
 }
 
-const CASES: [Case; 5] = [
+const CASES: [Case; 6] = [
     Case {
         name: "digits",
         d_in: 64,
@@ -67,6 +68,13 @@ const CASES: [Case; 5] = [
         d_in: 32,
         d_out: 1,
         n: 5000,
+    },
+    // The usual square reference (1024³), for comparison with published matmul figures.
+    Case {
+        name: "square",
+        d_in: 1024,
+        d_out: 1024,
+        n: 1024,
     },
 ];
 
@@ -231,7 +239,7 @@ fn benches(crit: &mut Criterion) {
             .warm_up_time(Duration::from_millis(200))
             .measurement_time(Duration::from_secs(1));
         for k in KERNELS {
-            let slow = c.name == "fashion";
+            let slow = c.name == "fashion" || c.name == "square";
             if !slow {
                 group.bench_function(format!("cpu/{k}"), |bch| {
                     bch.iter(|| run(&cpu, &mut cm, k, c))

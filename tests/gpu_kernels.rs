@@ -891,10 +891,15 @@ const MM_SIZES: &[(usize, usize, usize)] = &[
     (16, 257, 129),
     (17, 63, 300),
     // A thin split NT (1 × 32 over 5000: one invocation per element) and its edge (64
-    // elements: 2 × 32; 65: 1 × 65 on the narrow tile).
+    // elements: 2 × 32; 65: 1 × 65, by `matmul_row`).
     (1, 32, 5000),
     (2, 32, 1000),
     (1, 65, 777),
+    // One invocation per element for at most 4 rows (`matmul_row`), and its edge (5 rows:
+    // the narrow tile).
+    (3, 33, 1437),
+    (4, 65, 300),
+    (5, 63, 65),
 ];
 
 // ---- tests ------------------------------------------------------------------------------------------
@@ -995,7 +1000,7 @@ fn weight_grads_match_cpu() {
     let cpu = CpuBackend::<f32>::new();
     // (m rows of G, k inputs, N samples): 1; odd sizes; digits' and teacher's layers (split
     // K); output layers (narrow, and thin: 1 × (32 + 1) over 5000); the thin edge (2 ×
-    // (31 + 1) = 64 elements, 2 × (32 + 1) = 66); 17 rows; N below the split.
+    // (31 + 1) = 64 elements, 2 × (32 + 1) = 66 by `matmul_row`); 17 rows; N below the split.
     let sizes = [
         (1, 1, 1),
         (63, 65, 257),

@@ -4,8 +4,9 @@
 //! workgroup limit is split. A weight gradient `G Vᵀ` has few output tiles and a long inner
 //! dimension (the samples): it is split along K across workgroups into a scratch buffer,
 //! and a second kernel adds the partial products into C. An output of at most 16 rows (an
-//! output layer's classes) runs on a 16×128 tile instead of 64×64, and a split product of
-//! at most 64 elements one invocation per element. CPU adapters run the 64×64 tile with
+//! output layer's classes) runs on a 16×128 tile instead of 64×64, one of at most 4 rows
+//! (a regression target) and a split product of at most 64 elements one invocation per
+//! element. CPU adapters run the 64×64 tile with
 //! 8×8 blocks per invocation (`matmul_8x8`), GPUs with 4×4 (`matmul`). A weight gradient
 //! carries its bias gradient as a last column of ones (`weight_grads`).
 
@@ -40,8 +41,14 @@ const NARROW_ROWS: usize = 16;
 /// The narrow tile's columns.
 const NARROW_COLS: usize = 128;
 
+/// Outputs of at most this many rows run one invocation per element (`matmul_row`), a
+/// row of [`ROW_COLS`] columns per workgroup.
+const ROW_ROWS: usize = 4;
+const ROW_COLS: usize = 64;
+
 /// The kernel for an `m`-row output of layout `kern` (one of the three wide ones), and its
-/// tile (rows, columns): the narrow variant when `m` is at most [`NARROW_ROWS`], else the
+/// tile (rows, columns): one element per invocation when `m` is at most [`ROW_ROWS`], the
+/// narrow variant when `m` is at most [`NARROW_ROWS`], else the
 /// wide tile, with 8×8 blocks per invocation when `blocks_8x8` (CPU adapters).
 fn tiled(kern: K, m: usize, blocks_8x8: bool) -> (K, usize, usize) {
     if m > NARROW_ROWS {
@@ -52,6 +59,15 @@ fn tiled(kern: K, m: usize, blocks_8x8: bool) -> (K, usize, usize) {
             k => k,
         };
         return (kern, TILE, TILE);
+    }
+    if m <= ROW_ROWS {
+        let row = match kern {
+            K::MatmulNN => K::MatmulRowNN,
+            K::MatmulNT => K::MatmulRowNT,
+            K::MatmulTN => K::MatmulRowTN,
+            k => k,
+        };
+        return (row, 1, ROW_COLS);
     }
     let narrow = match kern {
         K::MatmulNN => K::MatmulNarrowNN,
