@@ -1000,7 +1000,8 @@ fn weight_grads_match_cpu() {
     let cpu = CpuBackend::<f32>::new();
     // (m rows of G, k inputs, N samples): 1; odd sizes; digits' and teacher's layers (split
     // K); output layers (narrow, and thin: 1 × (32 + 1) over 5000); the thin edge (2 ×
-    // (31 + 1) = 64 elements, 2 × (32 + 1) = 66 by `matmul_row`); 17 rows; N below the split.
+    // (31 + 1) = 64 elements, 2 × (32 + 1) = 66 by `matmul_row`); 17 rows; N below the split;
+    // empty operands.
     let sizes = [
         (1, 1, 1),
         (63, 65, 257),
@@ -1012,6 +1013,12 @@ fn weight_grads_match_cpu() {
         (2, 32, 1000),
         (17, 63, 300),
         (65, 257, 63),
+        // No inputs (every input feature pruned: the product is the ones column alone),
+        // no rows, no samples.
+        (3, 0, 100),
+        (20, 0, 700),
+        (0, 5, 100),
+        (3, 5, 0),
     ];
     for (t, &(m, k, n)) in sizes.iter().enumerate() {
         let seed = 400 + t as u64;

@@ -208,7 +208,10 @@ impl<F: Real> Backend for CpuBackend<F> {
             *o = if beta == F::zero() { s } else { s + beta * *o };
         };
         let (os, rs) = (slice_mut(out)?, slice(a)?);
-        if rs.len() > kernels::PAR_CHUNK {
+        if a.0.ncols() == 0 {
+            // No samples: each sum is 0 (the row walk below would visit no row).
+            os.iter_mut().for_each(|o| one(o, &[]));
+        } else if rs.len() > kernels::PAR_CHUNK {
             os.par_iter_mut()
                 .zip(rs.par_chunks(cols))
                 .for_each(|(o, r)| one(o, r));

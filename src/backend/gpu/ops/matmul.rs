@@ -28,7 +28,8 @@ const SPLIT_MAX: usize = 32;
 /// `k` is long.
 fn k_slices(m: usize, n: usize, k: usize) -> usize {
     let tiles = m.div_ceil(TILE) * n.div_ceil(TILE);
-    if tiles >= SPLIT_TILES || k < 2 * SPLIT_MIN_K {
+    // An empty output (no rows or columns) has nothing to split.
+    if tiles == 0 || tiles >= SPLIT_TILES || k < 2 * SPLIT_MIN_K {
         return 1;
     }
     (k / SPLIT_MIN_K)
