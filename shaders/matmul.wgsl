@@ -13,8 +13,8 @@
 // sums only p in [z·kslice, (z+1)·kslice) and stores its partial C at c_base + z·c_slice
 // (a scratch buffer, no bias, no β); `sum_slices` then adds the k partials into C.
 // `matmul_narrow` is the same product on 16×128 tiles, for outputs of at most 16 rows;
-// `matmul_row` one invocation per element, for outputs of at most 4 rows; `matmul_thin`
-// one invocation per element, for split products of at most 64 elements;
+// `matmul_row` one invocation per element, for outputs of at most 4 rows and split
+// products of at most 64 elements;
 // `matmul_8x8` the wide tile with 8×8 blocks per invocation, for CPU adapters.
 
 struct MatmulParams {
@@ -282,32 +282,15 @@ fn sum_slices(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // Outputs of at most 4 rows (a regression output layer's `W V`, whose narrow tile would
-// leave at least 12 of its 16 rows idle): one invocation per element of C, 64 columns per
+// leave at least 12 of its 16 rows idle) and split products of at most 64 elements (an
+// output layer's weight gradient, whose tile would be nearly all padding): one invocation
+// per element of C, 64 columns per
 // workgroup (wid.x), one row per wid.y, a K slice per wid.z; each adds its products in
 // order, as the tiles do. A's element is the same across the workgroup, B's coalesce.
 @compute @workgroup_size(64)
 fn matmul_row(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let i = wid.y;
     let j = wid.x * 64u + lid.x;
-    let range = k_range(wid.z);
-    var acc = 0.0;
-    for (var p = range.x; p < range.y; p++) {
-        acc = fma(load_a(i, p, range.y), load_b(p, j, range.y), acc);
-    }
-    store_elem(mp.c_base + wid.z * mp.c_slice, i, j, acc);
-}
-
-// Thin products (at most 64 elements of C: an output layer's weight gradient, whose tile
-// would be nearly all padding): one invocation per element of C adds the products over
-// this workgroup's range of p, in order; the K split spreads the work over workgroups.
-@compute @workgroup_size(64)
-fn matmul_thin(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let o = lid.x;
-    if (o >= mp.m * mp.n) {
-        return;
-    }
-    let i = o / mp.n;
-    let j = o % mp.n;
     let range = k_range(wid.z);
     var acc = 0.0;
     for (var p = range.x; p < range.y; p++) {

@@ -891,7 +891,7 @@ const MM_SIZES: &[(usize, usize, usize)] = &[
     (16, 257, 129),
     (17, 63, 300),
     // A thin split NT (1 × 32 over 5000: one invocation per element) and its edge (64
-    // elements: 2 × 32; 65: 1 × 65, by `matmul_row`).
+    // elements: 2 × 32; 65: 1 × 65, by the row rule).
     (1, 32, 5000),
     (2, 32, 1000),
     (1, 65, 777),
@@ -990,7 +990,7 @@ fn weight_grad_suite<B: Backend>(be: &B, m: usize, k: usize, n: usize, seed: u64
 
 /// The GPU's weight gradient carries the bias gradient as a column of ones in the same
 /// product: it matches the CPU's two operations on every tile (wide, narrow at ≤ 16 rows,
-/// thin at ≤ 64 elements with the ones column, K split or not) and across chunks, and its
+/// ≤ 64 elements with the ones column, K split or not) and across chunks, and its
 /// `G Xᵀ` is `matmul_nt`'s, bit for bit (the ones column changes no other element).
 #[test]
 fn weight_grads_match_cpu() {
@@ -1000,7 +1000,7 @@ fn weight_grads_match_cpu() {
     let cpu = CpuBackend::<f32>::new();
     // (m rows of G, k inputs, N samples): 1; odd sizes; digits' and teacher's layers (split
     // K); output layers (narrow, and thin: 1 × (32 + 1) over 5000); the thin edge (2 ×
-    // (31 + 1) = 64 elements, 2 × (32 + 1) = 66 by `matmul_row`); 17 rows; N below the split;
+    // (31 + 1) = 64 elements, 2 × (32 + 1) = 66 by the row rule); 17 rows; N below the split;
     // empty operands.
     let sizes = [
         (1, 1, 1),

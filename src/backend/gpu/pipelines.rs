@@ -37,7 +37,6 @@ impl Src {
         }
     }
 
-    /// The module's WGSL: `shaders/common.wgsl` (shared declarations) followed by the file.
     /// Whether the module is compiled without wgpu's runtime bounds checks: only where every
     /// kernel bounds its own indices and that logic is tested at sizes off the tile
     /// (`tests/gpu_kernels.rs`: 1, 63, 65, 257, 17 rows, 65 elements, chunk boundaries).
@@ -47,6 +46,7 @@ impl Src {
         self == Src::Matmul
     }
 
+    /// The module's WGSL: `shaders/common.wgsl` (shared declarations) followed by the file.
     pub(crate) fn code(self) -> &'static str {
         macro_rules! module {
             ($file:literal) => {
@@ -115,7 +115,6 @@ pub(crate) enum K {
     MatmulNarrowNN,
     MatmulNarrowNT,
     MatmulNarrowTN,
-    MatmulThinNT,
     MatmulRowNN,
     MatmulRowNT,
     MatmulRowTN,
@@ -298,7 +297,6 @@ impl K {
             MatmulNarrowNN => (Src::Matmul, "matmul_narrow", MATMUL, NN),
             MatmulNarrowNT => (Src::Matmul, "matmul_narrow", MATMUL, NT),
             MatmulNarrowTN => (Src::Matmul, "matmul_narrow", MATMUL, TN),
-            MatmulThinNT => (Src::Matmul, "matmul_thin", MATMUL, NT),
             MatmulRowNN => (Src::Matmul, "matmul_row", MATMUL, NN),
             MatmulRowNT => (Src::Matmul, "matmul_row", MATMUL, NT),
             MatmulRowTN => (Src::Matmul, "matmul_row", MATMUL, TN),
@@ -324,7 +322,6 @@ impl K {
             K::MatmulNarrowNN => "matmul_nn_narrow",
             K::MatmulNarrowNT => "matmul_nt_narrow",
             K::MatmulNarrowTN => "matmul_tn_narrow",
-            K::MatmulThinNT => "matmul_nt_thin",
             K::MatmulRowNN => "matmul_nn_row",
             K::MatmulRowNT => "matmul_nt_row",
             K::MatmulRowTN => "matmul_tn_row",

@@ -6,9 +6,9 @@
 //! and a second kernel adds the partial products into C. An output of at most 16 rows (an
 //! output layer's classes) runs on a 16×128 tile instead of 64×64, one of at most 4 rows
 //! (a regression target) and a split product of at most 64 elements one invocation per
-//! element. CPU adapters run the 64×64 tile with
-//! 8×8 blocks per invocation (`matmul_8x8`), GPUs with 4×4 (`matmul`). A weight gradient
-//! carries its bias gradient as a last column of ones (`weight_grads`).
+//! element (`matmul_row`). CPU adapters run the 64×64 tile with 8×8 blocks per invocation
+//! (`matmul_8x8`), GPUs with 4×4 (`matmul`). A weight gradient carries its bias gradient
+//! as a last column of ones (`weight_grads`).
 
 use super::TILE;
 use crate::backend::gpu::params::{MatmulParams, ONES_COLUMN, SUM_TO_BIAS};
@@ -49,38 +49,34 @@ const ROW_COLS: usize = 64;
 
 /// The kernel for an `m`-row output of layout `kern` (one of the three wide ones), and its
 /// tile (rows, columns): one element per invocation when `m` is at most [`ROW_ROWS`], the
-/// narrow variant when `m` is at most [`NARROW_ROWS`], else the
-/// wide tile, with 8×8 blocks per invocation when `blocks_8x8` (CPU adapters).
+/// narrow variant when `m` is at most [`NARROW_ROWS`], else the wide tile, with 8×8 blocks
+/// per invocation when `blocks_8x8` (CPU adapters).
 fn tiled(kern: K, m: usize, blocks_8x8: bool) -> (K, usize, usize) {
-    if m > NARROW_ROWS {
-        let kern = match kern {
-            K::MatmulNN if blocks_8x8 => K::Matmul8x8NN,
-            K::MatmulNT if blocks_8x8 => K::Matmul8x8NT,
-            K::MatmulTN if blocks_8x8 => K::Matmul8x8TN,
-            k => k,
-        };
-        return (kern, TILE, TILE);
-    }
-    if m <= ROW_ROWS {
-        let row = match kern {
-            K::MatmulNN => K::MatmulRowNN,
-            K::MatmulNT => K::MatmulRowNT,
-            K::MatmulTN => K::MatmulRowTN,
-            k => k,
-        };
-        return (row, 1, ROW_COLS);
-    }
-    let narrow = match kern {
-        K::MatmulNN => K::MatmulNarrowNN,
-        K::MatmulNT => K::MatmulNarrowNT,
-        K::MatmulTN => K::MatmulNarrowTN,
+    // The variant of `kern`'s layout among `[NN, NT, TN]`.
+    let pick = |v: [K; 3]| match kern {
+        K::MatmulNN => v[0],
+        K::MatmulNT => v[1],
+        K::MatmulTN => v[2],
         k => k,
     };
-    (narrow, NARROW_ROWS, NARROW_COLS)
+    if m > NARROW_ROWS {
+        let kern = if blocks_8x8 {
+            pick([K::Matmul8x8NN, K::Matmul8x8NT, K::Matmul8x8TN])
+        } else {
+            kern
+        };
+        (kern, TILE, TILE)
+    } else if m <= ROW_ROWS {
+        let row = pick([K::MatmulRowNN, K::MatmulRowNT, K::MatmulRowTN]);
+        (row, 1, ROW_COLS)
+    } else {
+        let narrow = pick([K::MatmulNarrowNN, K::MatmulNarrowNT, K::MatmulNarrowTN]);
+        (narrow, NARROW_ROWS, NARROW_COLS)
+    }
 }
 
 /// A split product of at most this many output elements runs one invocation per element
-/// (`matmul_thin`: one workgroup of 64 per slice) instead of on a tile.
+/// (`matmul_row`, whatever its rows) instead of on a tile.
 const THIN_MAX: usize = 64;
 
 /// A matmul operand: its buffer, row stride and first element.
@@ -173,7 +169,8 @@ impl GpuBackend {
             mp = mp.ones_column(false);
         }
         let (kern, g) = if part <= THIN_MAX {
-            (K::MatmulThinNT, [1, 1, slices as u32])
+            let g = [n.div_ceil(ROW_COLS) as u32, m as u32, slices as u32];
+            (K::MatmulRowNT, g)
         } else {
             let (kern, tm, tn) = tiled(K::MatmulNT, m, self.caps.blocks_8x8);
             (
