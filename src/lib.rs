@@ -5,6 +5,11 @@
 //! Data flows one way: [`data`] → [`problem`] → [`solver`] → [`backend`] → kernels; results
 //! come back as a few scalars and a trained [`model::Network`].
 
+// Declared first: its `named!`, `section!`, `bail!` and `ensure!` macros serve `config`
+// and `data`.
+#[macro_use]
+mod settings;
+
 pub mod app;
 pub mod backend;
 pub mod config;

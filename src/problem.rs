@@ -7,8 +7,8 @@
 //! is shared by the ALM and the baselines.
 
 use crate::backend::{Axis, BResult, Backend, LossKind, Slot};
-use crate::config::Task;
 use crate::data::Dataset;
+use crate::data::Task;
 use crate::model::Network;
 
 /// The fixed data of a (P0) instance (method §1).

@@ -4,27 +4,15 @@
 //! depend on another key → data paths resolved → [`Config::validate`]. Each error is then
 //! located: blamed on the `--set` that gave the value, else on the file.
 
-use super::{Config, ConfigError, DataSource, Task, TeacherParams, DEFAULT_CONFIG};
+use super::{Config, ConfigError, DEFAULT_CONFIG};
+use crate::data::{settle_source, GivenKeys};
+use crate::settings::deserialize;
 use std::path::{Component, Path, PathBuf};
 use toml::{Table, Value};
 
 /// The largest config file read (a config is a page of settings; this only guards
 /// against a wrong path naming a large or endless file).
 const MAX_CONFIG_BYTES: u64 = 16 << 20;
-
-/// Each data source's keys in `[data]` besides `source`: `(name, required, keys)`, the
-/// first `required` keys required, the first key implying the source when `source` is
-/// left out (sources in this order of precedence).
-const SOURCES: [(&str, usize, &[&str]); 4] = [
-    ("teacher", 0, &["teacher"]),
-    (
-        "idx",
-        2,
-        &["images", "labels", "test_images", "test_labels"],
-    ),
-    ("npy", 2, &["x", "y", "test_x", "test_y"]),
-    ("csv", 1, &["path", "target", "test_path"]),
-];
 
 /// How relative data paths are resolved. A config file's paths are relative to the file
 /// (so a config works from any working directory); paths given with `--set` are relative
@@ -151,34 +139,9 @@ impl Origin {
         if matches!(self.base, Base::BuiltIn) {
             self.drop_builtin_data_settings(&mut table);
         }
-        let data = table.get("data").and_then(Value::as_table);
-        let has_task = data.is_some_and(|d| d.contains_key("task"));
-        let has_standardize = data.is_some_and(|d| d.contains_key("standardize"));
-        let has_standardize_targets = data.is_some_and(|d| d.contains_key("standardize_targets"));
-        let has_zero_rows = data
-            .and_then(|d| d.get("teacher")?.get("zero_rows"))
-            .is_some();
+        let given = GivenKeys::of(&table);
         let mut cfg: Config = deserialize(Value::Table(table), "")?;
-        // Defaults that depend on another key.
-        if let DataSource::Teacher(t) = &mut cfg.data.source {
-            if !has_zero_rows {
-                t.zero_rows = TeacherParams::default().zero_rows;
-                t.zero_rows.resize(t.sizes.len().saturating_sub(2), 0);
-            }
-        } else if !has_task {
-            cfg.data.task = Task::Classification;
-        }
-        let (csv, npy) = match &cfg.data.source {
-            DataSource::Csv { .. } => (true, false),
-            DataSource::Npy { .. } => (false, true),
-            _ => (false, false),
-        };
-        if !has_standardize {
-            cfg.data.standardize = csv;
-        }
-        if !has_standardize_targets {
-            cfg.data.standardize_targets = csv || npy;
-        }
+        cfg.data.source_defaults(&given);
         for (key, p) in cfg.data.source.paths_mut() {
             *p = self.resolve(key, p);
         }
@@ -248,120 +211,6 @@ impl Origin {
                     .unwrap_or_else(|| normalize(&stripped))
             }
         }
-    }
-}
-
-/// Settle `[data]`'s source before serde reads it: infer a missing tag from the keys
-/// present; check the types of every source's keys (serde reads the internally tagged,
-/// flattened source through a buffer that forgets key names); report another source's
-/// keys as a likely mistake, unless the source was switched on the command line (then the
-/// file's keys for its old source are expected leftovers, and are dropped); require the
-/// source's required paths (blank = missing) and drop blank optional ones.
-fn settle_source(table: &mut Table, switched: bool) -> Result<(), ConfigError> {
-    let missing = || {
-        ConfigError::field(
-            "data.source",
-            "missing; set source = \"csv\" | \"npy\" | \"idx\" | \"teacher\" (or data.path for a CSV file)",
-        )
-    };
-    let data = match table.get_mut("data") {
-        Some(Value::Table(d)) => d,
-        Some(_) => return Ok(()), // serde names the wrong type
-        None => return Err(missing()),
-    };
-    let source = match data.get("source") {
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => bail!("data.source" => "invalid type: {}, expected a source name", v.type_str()),
-        None => {
-            let (name, ..) = SOURCES
-                .iter()
-                .find(|(_, _, keys)| data.contains_key(keys[0]))
-                .ok_or_else(missing)?;
-            data.insert("source".into(), Value::String(name.to_string()));
-            name.to_string()
-        }
-    };
-    let Some(&(_, required, own)) = SOURCES.iter().find(|(n, ..)| *n == source) else {
-        bail!("data.source" => "unknown source `{source}`; expected csv, npy, idx or teacher");
-    };
-    for (name, _, keys) in SOURCES {
-        for &key in keys {
-            let Some(v) = data.get(key) else { continue };
-            let expected = match key {
-                "teacher" => {
-                    deserialize::<TeacherParams>(v.clone(), "data.teacher")?;
-                    None
-                }
-                _ if v.is_str() => None,
-                "target" if v.as_array().is_some_and(|a| a.iter().all(Value::is_str)) => None,
-                "target" => Some("a column name or a list of them"),
-                _ => Some("a path"),
-            };
-            if let Some(expected) = expected {
-                bail!("data.{key}" => "invalid type: {}, expected {expected}", v.type_str());
-            }
-            ensure!(name == source || switched, "data.{key}" => "not used by source = \"{source}\"");
-            if name != source {
-                data.remove(key);
-            }
-        }
-    }
-    for (i, &key) in own.iter().enumerate() {
-        let blank = data
-            .get(key)
-            .and_then(Value::as_str)
-            .map(|s| s.trim().is_empty());
-        let given = i >= required || blank == Some(false);
-        ensure!(given, "data.{key}" => "required by source = \"{source}\"");
-        if blank == Some(true) && key != "target" {
-            data.remove(key);
-        }
-    }
-    Ok(())
-}
-
-/// Deserialize `value` (found at `prefix`) with its errors as field errors.
-fn deserialize<T: serde::de::DeserializeOwned>(
-    value: Value,
-    prefix: &str,
-) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(value).map_err(|e| serde_error(prefix, e))
-}
-
-/// A serde error as a field error named by `prefix` and serde's path.
-fn serde_error(prefix: &str, e: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
-    let mut field = format!("{prefix}.{}", e.path());
-    field = field.trim_matches('.').to_string();
-    // toml appends its own, less precise "in `key`".
-    let msg = e.inner().to_string();
-    let mut msg = msg
-        .split("\nin `")
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    // A wrong type inside a list makes the list malformed: name the list, as for any
-    // other field, and the item in the message (a wrong value names the item).
-    let in_list = msg.starts_with("invalid type") && field.ends_with(']');
-    if let (true, Some((list, item))) = (in_list, field.rsplit_once('[')) {
-        msg = format!("item {}: {msg}", item.trim_end_matches(']'));
-        field = list.to_string();
-    }
-    let unknown = msg
-        .strip_prefix("unknown field `")
-        .and_then(|r| r.split_once('`'));
-    match unknown {
-        // serde's path stops at the flattened source, whose list omits the [data] settings.
-        Some((name, _)) if field == "data" => {
-            let reads = msg.split_once(", expected ").map_or("", |(_, r)| r);
-            let reads = reads.trim_start_matches("one of ");
-            let msg = format!(
-                "unknown key (neither a [data] setting nor one of the source's keys: {reads})"
-            );
-            ConfigError::field(format!("data.{name}"), msg)
-        }
-        Some(_) => ConfigError::field(field, format!("unknown key ({msg})")),
-        None => ConfigError::field(field, msg),
     }
 }
 

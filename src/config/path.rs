@@ -2,7 +2,6 @@
 //! polisher, refit λ, validation split, certificate target).
 
 use super::{ConfigError, Method};
-use serde::{Deserialize, Serialize};
 
 named! {
     /// How a selected, compacted support is refitted at `λ_r` (method §9).

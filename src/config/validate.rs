@@ -2,42 +2,15 @@
 //! its dotted field (`train.lambda: must be finite and ≥ 0, got -1`); loading then says
 //! whether the value came from the file or from `--set`.
 
-use super::{Config, ConfigError, DataSource, Task, MAX_HIDDEN};
+use super::{Config, ConfigError, Task, MAX_HIDDEN};
 use crate::backend::LossKind;
-
-/// The allowed range of a setting, declared beside its field (`section!`).
-#[derive(Clone, Copy)]
-pub(super) enum Range {
-    Positive,
-    NonNegative,
-    /// `(0, 1)`.
-    Open,
-    /// `[0, 1)`.
-    HalfOpen,
-    /// A budget: positive, `inf` meaning none.
-    Budget,
-    /// A count: at least 1.
-    Count,
-}
-
-pub(super) fn in_range(field: &str, v: f64, range: Range) -> Result<(), ConfigError> {
-    let (ok, want) = match range {
-        Range::Positive => (v.is_finite() && v > 0.0, "positive and finite"),
-        Range::NonNegative => (v.is_finite() && v >= 0.0, "finite and ≥ 0"),
-        Range::Open => (v > 0.0 && v < 1.0, "in (0, 1)"),
-        Range::HalfOpen => ((0.0..1.0).contains(&v), "in [0, 1)"),
-        Range::Budget => (v > 0.0 && !v.is_nan(), "positive (or inf for no limit)"),
-        Range::Count => (v >= 1.0, "at least 1"),
-    };
-    ensure!(ok, "{field}" => "must be {want}, got {v}");
-    Ok(())
-}
+use crate::settings::{in_range, Range};
 
 impl Config {
     /// Check every value range and cross-field rule; the first failure names its field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_model()?;
-        self.validate_data()?;
+        self.data.validate()?;
         let (m, t, a, c) = (&self.model, &self.train, &self.alm, &self.compare);
         t.check_ranges("train")?;
         a.check_ranges("alm")?;
@@ -80,74 +53,5 @@ impl Config {
             ensure!(h >= 1, "model.hidden[{i}]" => "layer width must be at least 1, got {h}");
         }
         m.check_ranges("model")
-    }
-
-    /// The rules of `[data]` and of each source.
-    fn validate_data(&self) -> Result<(), ConfigError> {
-        let task = self.data.task;
-        // Optional test files come in pairs; the missing one is named.
-        let (a, b, has_a, has_b) = match &self.data.source {
-            DataSource::Npy { test_x, test_y, .. } => (
-                "data.test_x",
-                "data.test_y",
-                test_x.is_some(),
-                test_y.is_some(),
-            ),
-            DataSource::Idx {
-                test_images: ti,
-                test_labels: tl,
-                ..
-            } => (
-                "data.test_images",
-                "data.test_labels",
-                ti.is_some(),
-                tl.is_some(),
-            ),
-            _ => ("", "", false, false),
-        };
-        let missing = if has_a { b } else { a };
-        ensure!(has_a == has_b, "{missing}" => "{a} and {b} must be given together");
-        match &self.data.source {
-            DataSource::Csv { target, .. } => {
-                let n = target.len();
-                let named = n > 0 && target.iter().all(|t| !t.trim().is_empty());
-                ensure!(named, "data.target" => "needs at least one non-empty column name");
-                let ok = task != Task::Classification || n == 1;
-                ensure!(ok, "data.target" => "classification needs exactly one label column, got {n}");
-            }
-            DataSource::Teacher(t) => {
-                let (sizes, zero_rows) = (&t.sizes, &t.zero_rows);
-                let ok = sizes.len() >= 2 && !sizes.contains(&0);
-                ensure!(ok, "data.teacher.sizes" => "needs at least two positive layer sizes (input first), got {sizes:?}");
-                let (want, got) = (sizes.len() - 2, zero_rows.len());
-                ensure!(want == got, "data.teacher.zero_rows" => "needs one count per hidden teacher layer ({want}), got {got}");
-                for (i, (&z, &w)) in zero_rows.iter().zip(&sizes[1..]).enumerate() {
-                    ensure!(z < w, "data.teacher.zero_rows[{i}]" => "must be below the layer width {w}, got {z}");
-                }
-                ensure!(t.n_train >= 1, "data.teacher.n_train" => "must be at least 1, got 0");
-                // Refused before generating, with the estimate, rather than aborted by the
-                // allocator halfway through.
-                let need = crate::data::teacher_memory_estimate(t);
-                let avail = crate::data::available_memory();
-                let limit = avail.map_or(u128::MAX, u128::from);
-                let (n_train, n_test) = (t.n_train, t.n_test);
-                ensure!(need <= limit, "data.teacher.n_train" =>
-                    "generating {n_train} + {n_test} samples needs about {} of memory, more than the {} available; use fewer samples",
-                    crate::data::human_bytes(need),
-                    crate::data::human_bytes(limit));
-                t.check_ranges("data.teacher")?;
-                let ok = task == Task::Regression;
-                ensure!(ok, "data.task" => "the teacher problem is a regression task");
-            }
-            _ => {}
-        }
-        let d = &self.data;
-        d.check_ranges("data")?;
-        if let Some(k) = d.classes {
-            ensure!(k >= 2, "data.classes" => "must be at least 2, got {k}");
-            let ok = task == Task::Classification;
-            ensure!(ok, "data.classes" => "only meaningful for classification");
-        }
-        Ok(())
     }
 }

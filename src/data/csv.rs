@@ -10,7 +10,7 @@
 use super::labels::{LabelKind, Locate, RawLabels};
 use super::limits::{escape, read_limit, read_regular};
 use super::DataError;
-use crate::config::Task;
+use super::Task;
 use std::path::Path;
 
 /// Targets as read: numbers for regression, label texts for classification.

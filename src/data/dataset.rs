@@ -2,7 +2,7 @@
 //! the preprocessing saved with a model, the loaded train/test pair, and what `eval`
 //! needs to know about a model to read data for it.
 
-use crate::config::Task;
+use super::Task;
 use ndarray::{Array2, Axis};
 
 /// Matrices hold one sample per COLUMN (the method's notation).

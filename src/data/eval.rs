@@ -8,8 +8,8 @@ use super::limits::escape_path;
 use super::sources::{
     read_csv_set, read_idx_set, read_npy_features, read_npy_set, to_columns, RawSet, RawTargets,
 };
+use super::Task;
 use super::{DataError, Dataset, EvalSpec};
-use crate::config::Task;
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
 

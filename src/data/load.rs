@@ -6,7 +6,7 @@ use super::labels::{class_warnings, one_hot, resolve_labels};
 use super::limits::{available_memory, escape, escape_path, human_bytes};
 use super::sources::{read_csv_set, read_idx_set, read_npy_set, teacher_sets, RawSet, RawTargets};
 use super::{split, DataError};
-use crate::config::{DataConfig, DataSource, Task};
+use super::{DataConfig, DataSource, Task};
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -15,7 +15,8 @@
 //! 100 make three classes), and their texts are the class names saved with a model. With
 //! `data.classes = k` integer labels are instead the class indices themselves, `0..k`.
 //!
-//! Layout: `dataset` (the types handed out), `sources` (each format read into a raw set,
+//! Layout: `settings` (the `[data]` section of a config: task, source, preprocessing,
+//! and their rules), `dataset` (the types handed out), `sources` (each format read into a raw set,
 //! with the file readers `csv`, `npy`, `idx` and the generator `teacher`), `labels` (raw
 //! labels → class indices, one-hot), `split`, `load` (read → targets → split →
 //! preprocess → describe), `eval` (one file set for a trained model) and `limits` (read
@@ -29,6 +30,7 @@ mod labels;
 mod limits;
 mod load;
 mod npy;
+mod settings;
 mod sources;
 mod split;
 mod teacher;
@@ -38,8 +40,9 @@ pub use eval::{load_for_eval, load_for_predict};
 pub use limits::{available_memory, escape, human_bytes, read_limit, MAX_READ_BYTES};
 pub(crate) use limits::{read_regular, ReadError};
 pub use load::load;
+pub(crate) use settings::{settle_source, GivenKeys};
+pub use settings::{DataConfig, DataSource, Task, TeacherParams};
 pub(crate) use split::split_indices;
-pub(crate) use teacher::memory_estimate as teacher_memory_estimate;
 
 use limits::escape_path;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 use super::labels::RawLabels;
 use super::limits::escape_path;
 use super::{csv, idx, npy, teacher, DataError};
-use crate::config::{Task, TeacherParams};
+use super::{Task, TeacherParams};
 use ndarray::{s, Array2};
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! sparse. Everything comes from one seeded ChaCha8 stream, drawn in a fixed order
 //! (per layer: weights, zero-row choice, biases; then X; then noise).
 
-use crate::config::TeacherParams;
+use super::TeacherParams;
 use ndarray::{Array1, Array2, Axis};
 use rand::Rng;
 use rand::SeedableRng;

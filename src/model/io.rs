@@ -5,7 +5,7 @@
 
 use super::{MResult, ModelError, Network, FORMAT_VERSION, META_FILE, WEIGHTS_FILE};
 use crate::backend::{Axis, LossKind};
-use crate::config::Task;
+use crate::data::Task;
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
 

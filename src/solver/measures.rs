@@ -10,7 +10,7 @@ use super::slots::{
     TEST_LOSS, TRAIN_ERRORS, TRAIN_LOSS,
 };
 use crate::backend::{BResult, Backend, LossKind};
-use crate::config::Task;
+use crate::data::Task;
 use crate::problem::{prox_mapping_sq, DeviceData, Net, Params, Spec};
 use ndarray::Array2;
 
