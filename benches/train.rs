@@ -6,8 +6,8 @@
 //! or `-- alm` for one part only). The PyTorch
 //! side runs `$SPARSE_ALM_TORCH_PYTHON` (default `python3`) when it can `import torch`;
 //! otherwise only our times are printed, and the bench says so. Every figure is the
-//! median of `ROUNDS` rounds, each round running ours and then PyTorch's, so both sides
-//! see the same machine load. Our times are the solver's own clock (measurement passes
+//! median of [`rounds`] rounds (3, or `SPARSE_ALM_BENCH_ROUNDS`), each round running ours
+//! and then PyTorch's, so both sides see the same machine load. Our times are the solver's own clock (measurement passes
 //! excluded). The ratio is our time / PyTorch's (< 1: we are faster).
 
 use sparse_alm::app::Problem;
@@ -23,8 +23,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-/// Rounds per figure (median reported).
-const ROUNDS: usize = 3;
+/// Rounds per figure (median reported): 3, or `SPARSE_ALM_BENCH_ROUNDS` (more rounds
+/// narrow a ratio on a noisy machine).
+fn rounds() -> usize {
+    std::env::var("SPARSE_ALM_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&r| r >= 1)
+        .unwrap_or(3)
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -120,7 +127,7 @@ fn epochs<B: Backend>(be: &B, py: Option<&str>) {
         run_once(be, &problem, &cfg, Method::ProxSgd, per_epoch.min(budget));
         let (mut ours, mut torch) = (Vec::new(), Vec::new());
         let ep = n_epochs.to_string();
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds() {
             ours.push(run_once(be, &problem, &cfg, Method::ProxSgd, budget).0 / n_epochs as f64);
             if let Some(py) = py {
                 torch.extend(torch_seconds(py, &[peer, &ep, "1"], "seconds_per_epoch"));
@@ -156,7 +163,7 @@ fn fullbatch<B: Backend>(be: &B, cfg: &Config, data: &LoadedData, py: Option<&st
     };
     pass();
     let (mut ours, mut torch) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         ours.push(pass());
         if let Some(py) = py {
             torch.extend(torch_seconds(py, &["fullbatch", "1"], "seconds_fullbatch"));
@@ -183,7 +190,7 @@ fn alm_vs_gd<B: Backend>(be: &B) {
         let problem = Problem::new(be, &cfg, &data.train, &data.test).expect("upload");
         run_once(be, &problem, &cfg, Method::ProxGd, 5.0);
         let (mut alm, mut gd, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds() {
             let (s, p) = run_once(be, &problem, &cfg, Method::Alm, passes);
             let a = s / p;
             let (s, p) = run_once(be, &problem, &cfg, Method::ProxGd, passes);
@@ -211,7 +218,7 @@ fn run<B: Backend>(be: &B) {
             "PyTorch: not available (no `import torch` in $SPARSE_ALM_TORCH_PYTHON or python3): our times only"
         ),
     }
-    println!("medians of {ROUNDS} rounds");
+    println!("medians of {} rounds", rounds());
     let args: Vec<String> = std::env::args().collect();
     let only = |part: &str| {
         let parts = ["epochs", "alm"];
