@@ -1,8 +1,9 @@
 //! Reading a configuration: TOML text (a file or the built-in default) → `--set`
-//! overrides → the `[data]` source settled (tag inferred, other sources' keys reported or,
-//! when the source was switched on the command line, dropped) → serde → the defaults that
-//! depend on another key → data paths resolved → [`Config::validate`]. Each error is then
-//! located: blamed on the `--set` that gave the value, else on the file.
+//! overrides → the `[data]` source settled by the data module (tag inferred, other
+//! sources' keys reported or, when the source was switched on the command line, dropped)
+//! → serde → the defaults that depend on the source → data paths resolved →
+//! [`Config::validate`]. Each error is then located: blamed on the `--set` that gave the
+//! value, else on the file.
 
 use super::{Config, ConfigError, DEFAULT_CONFIG};
 use crate::data::{settle_source, GivenKeys};
