@@ -7,8 +7,9 @@
 //! side runs `$SPARSE_ALM_TORCH_PYTHON` (default `python3`) when it can `import torch`;
 //! otherwise only our times are printed, and the bench says so. Every figure is the
 //! median of [`rounds`] rounds (3, or `SPARSE_ALM_BENCH_ROUNDS`), each round running ours
-//! and then PyTorch's, so both sides see the same machine load. Our times are the solver's own clock (measurement passes
-//! excluded). The ratio is our time / PyTorch's (< 1: we are faster).
+//! and then PyTorch's, so both sides see the same machine load. Our times are the
+//! solver's own clock (measurement passes excluded). The ratio is our time / PyTorch's
+//! (< 1: we are faster).
 
 use sparse_alm::app::Problem;
 use sparse_alm::backend::cpu::CpuBackend;

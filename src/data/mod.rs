@@ -16,11 +16,11 @@
 //! `data.classes = k` integer labels are instead the class indices themselves, `0..k`.
 //!
 //! Layout: `settings` (the `[data]` section of a config: task, source, preprocessing,
-//! and their rules), `dataset` (the types handed out), `sources` (each format read into a raw set,
-//! with the file readers `csv`, `npy`, `idx` and the generator `teacher`), `labels` (raw
-//! labels → class indices, one-hot), `split`, `load` (read → targets → split →
-//! preprocess → describe), `eval` (one file set for a trained model) and `limits` (read
-//! bounds, escaping).
+//! and their rules), `dataset` (the types handed out), `sources` (each format read into a
+//! raw set, with the file readers `csv`, `npy`, `idx` and the generator `teacher`),
+//! `labels` (raw labels → class indices, one-hot), `split`, `load` (read → targets →
+//! split → preprocess → describe), `eval` (one file set for a trained model) and `limits`
+//! (read bounds, escaping).
 
 mod csv;
 mod dataset;
