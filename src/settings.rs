@@ -76,7 +76,7 @@ macro_rules! section {
         impl $name {
             /// The ranges declared beside the fields; errors name `{section}.{field}`.
             #[allow(unused_variables)]
-            pub(crate) fn check_ranges(
+            fn check_ranges(
                 &self,
                 section: &str,
             ) -> Result<(), $crate::settings::ConfigError> {
