@@ -25,10 +25,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sparse_alm::backend::cpu::CpuBackend;
 use sparse_alm::backend::gpu::{GpuBackend, GpuOptions};
-use sparse_alm::backend::BackendError;
 use sparse_alm::backend::{
     Axis, Backend, Grads, LossKind, Moved, Residual, TrialOut, VStep, WTrial,
 };
+use sparse_alm::backend::{BackendError, NUM_SLOTS};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 // ---- adapter policy and shared backends ------------------------------------------------------
@@ -1138,10 +1138,10 @@ fn shape_mismatches_are_errors() {
     assert!(is_shape(g.gather_cols(&mut o, &a, &[0, 1, 2, 9])));
     let mut sh = g.zeros(1, 3).unwrap();
     assert!(is_shape(g.group_prox(&mut o, 0.1, Axis::Rows, &mut sh, 0)));
-    assert!(is_shape(g.constraint_value(&a, &a, &a, 0.1, 254)));
+    assert!(is_shape(g.constraint_value(&a, &a, &a, 0.1, NUM_SLOTS - 2)));
     assert!(is_shape(g.loss(&a, &b, LossKind::Squared, 0)));
     assert!(matches!(
-        g.read_slots(&[256]),
+        g.read_slots(&[NUM_SLOTS]),
         Err(BackendError::Shape { .. })
     ));
     assert!(matches!(
@@ -1162,14 +1162,14 @@ fn shape_mismatches_are_errors() {
 fn dot_into_last_slot_is_fine() {
     let Some((_l, g)) = gpu() else { return };
     let a = g.upload(Array2::from_elem((2, 3), 2.0f32).view()).unwrap();
-    g.dot(&a, &a, 255).unwrap();
-    assert_eq!(g.read_slots(&[255]).unwrap(), vec![24.0]);
+    g.dot(&a, &a, NUM_SLOTS - 1).unwrap();
+    assert_eq!(g.read_slots(&[NUM_SLOTS - 1]).unwrap(), vec![24.0]);
     assert!(matches!(
-        g.sq_norm(&a, 256),
+        g.sq_norm(&a, NUM_SLOTS),
         Err(BackendError::Shape { .. })
     ));
     assert!(matches!(
-        g.constraint_value(&a, &a, &a, 0.1, 254),
+        g.constraint_value(&a, &a, &a, 0.1, NUM_SLOTS - 2),
         Err(BackendError::Shape { .. })
     ));
 }
@@ -1317,5 +1317,197 @@ fn arena_overflow_keeps_per_dispatch_parameters() {
                 assert_eq!(o[[i, j]], x[[i, c as usize]], "gather {idx:?}");
             }
         }
+    }
+}
+
+// ---- a ladder decided on the device --------------------------------------------------------
+
+/// Put `v` into slot `s` (as the f32 a reduction would write: `⟨[v], [1]⟩`).
+fn set_slot<B: Backend>(be: &B, s: usize, v: f32) {
+    let a = up(be, &Array2::from_elem((1, 1), v));
+    let one = up(be, &Array2::from_elem((1, 1), 1.0));
+    be.dot(&a, &one, s).unwrap();
+}
+
+/// `ladder_select` over every outcome (candidate 0, candidate 1, both failed, skipped after
+/// a failed block) of W and V tests whose current values come from sums, a value slot or
+/// the host: the reports, and three pairs of `r × c`, `(r+1) × (c/2+1)` and `r × c`
+/// matrices (two go in one GPU dispatch, the third in another).
+fn ladder_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
+    use sparse_alm::backend::ladder::{LadderModel, LadderPiece, LadderTest, PieceAt};
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut outs = Vec::new();
+    let (rho, n) = (3.0f64, 50.0f64);
+    // The failed report the skipped cases chain to.
+    set_slot(be, 490, 2.0);
+    let mut case = 0;
+    for v_model in [false, true] {
+        for mode in 0..3 {
+            for outcome in 0..4 {
+                case += 1;
+                let base = 300;
+                let report = 480;
+                // Piece values: piece 0 hidden (from sums), piece 1 the output's loss.
+                let phi = [
+                    rng.random_range(-1.0..1.0f32),
+                    rng.random_range(0.5..2.0f32),
+                ];
+                let pieces = if v_model { 2 } else { 1 };
+                let mut ps = [None, None];
+                for (k, p) in ps.iter_mut().enumerate().take(pieces) {
+                    let hidden = k == 0;
+                    let now_slot = base + 10 * k;
+                    let now = match mode {
+                        0 => {
+                            if hidden {
+                                // (⟨Λ,H⟩ + ρ/2‖H‖²)/N = phi with ‖H‖² = 0.2.
+                                set_slot(be, now_slot, 0.2);
+                                set_slot(be, now_slot + 1, (n as f32) * phi[k] - 0.3);
+                            } else {
+                                set_slot(be, now_slot, phi[k]);
+                            }
+                            PieceAt::Sums(now_slot)
+                        }
+                        1 => {
+                            set_slot(be, now_slot, phi[k]);
+                            PieceAt::Value(now_slot)
+                        }
+                        _ => PieceAt::Host(phi[k] as f64),
+                    };
+                    // Candidate c's value phi + delta: −0.25 passes, +0.25 fails.
+                    let deltas = match outcome {
+                        1 => [0.25, -0.25],
+                        2 => [0.25, 0.25],
+                        _ => [-0.25, -0.25],
+                    };
+                    let mut cand = [0; 2];
+                    for (ci, d) in deltas.iter().enumerate() {
+                        let s = base + 20 + 10 * k + 4 * ci;
+                        let val = phi[k] + d / pieces as f32;
+                        if hidden {
+                            set_slot(be, s, 0.0);
+                            set_slot(be, s + 1, n as f32 * val);
+                        } else {
+                            set_slot(be, s, val);
+                        }
+                        cand[ci] = s;
+                    }
+                    *p = Some(LadderPiece { hidden, now, cand });
+                }
+                let model = if v_model {
+                    set_slot(be, base + 60, 0.1);
+                    LadderModel::V { grad_sq: base + 60 }
+                } else {
+                    set_slot(be, base + 70, 1.5);
+                    for (ci, st) in [base + 80, base + 90].into_iter().enumerate() {
+                        set_slot(be, st, 1.5);
+                        set_slot(be, st + 2, -0.01 * ci as f32);
+                        set_slot(be, st + 3, 0.5);
+                    }
+                    LadderModel::W {
+                        step: [base + 80, base + 90],
+                        penalty: PieceAt::Sums(base + 70),
+                        lambda: 0.1,
+                    }
+                };
+                let test = LadderTest {
+                    pieces: ps,
+                    model,
+                    ts: [2.0, 1.0],
+                    width: 2,
+                    rho,
+                    n,
+                    slack: 8.0 * f32::EPSILON as f64,
+                    prev: (outcome == 3).then_some(490),
+                    report,
+                };
+                let shapes = [(r, c), (r + 1, c / 2 + 1), (r, c)];
+                let mut dst: Vec<B::Mat> = shapes
+                    .iter()
+                    .map(|&(a, b)| up(be, &rand_mat(&mut rng, a, b, -1.0, 1.0)))
+                    .collect();
+                let cands: Vec<[B::Mat; 2]> = shapes
+                    .iter()
+                    .map(|&(a, b)| [0, 1].map(|_| up(be, &rand_mat(&mut rng, a, b, -1.0, 1.0))))
+                    .collect();
+                let mut pairs: Vec<(&mut B::Mat, [&B::Mat; 2])> = dst
+                    .iter_mut()
+                    .zip(&cands)
+                    .map(|(d, [c0, c1])| (d, [c0, c1]))
+                    .collect();
+                be.ladder_select(&mut pairs, &test).unwrap();
+                let rep = slots(be, &[report, report + 1, report + 2, report + 3]);
+                let label = format!("case {case} (V {v_model}, mode {mode}, outcome {outcome})");
+                let want = [0.0, 1.0, 2.0, 3.0][outcome];
+                assert_eq!(rep[0], want, "{label}: decision");
+                outs.push(out(format!("{label}: report"), rep));
+                for (i, d) in dst.iter().enumerate() {
+                    outs.push(out(format!("{label}: pair {i}"), dl(be, d)));
+                }
+            }
+        }
+    }
+    outs
+}
+
+#[test]
+fn ladder_select_matches_cpu() {
+    let Some((_l, g)) = gpu() else { return };
+    let gc = gpu_chunked().expect("chunked backend");
+    let cpu = CpuBackend::<f32>::new();
+    for (t, &(r, c)) in OP_SIZES.iter().chain(&[(64, 1437)]).enumerate() {
+        let want = ladder_suite(&cpu, r, c, 300 + t as u64);
+        let got = ladder_suite(g, r, c, 300 + t as u64);
+        compare_all(&format!("ladder_select {r}×{c}"), &got, &want);
+        let chunked = ladder_suite(gc, r, c, 300 + t as u64);
+        compare_all(&format!("chunked ladder_select {r}×{c}"), &chunked, &want);
+    }
+}
+
+/// A failed device-decided ladder voids the GPU work recorded after it until the next
+/// readback (the host redoes it), and a passed one does not.
+#[test]
+fn failed_ladder_voids_later_dispatches() {
+    use sparse_alm::backend::ladder::{LadderModel, LadderPiece, LadderTest, PieceAt};
+    let Some((_l, g)) = gpu() else { return };
+    for (pass, want) in [(true, 7.0), (false, 0.0)] {
+        set_slot(g, 300, 1.0);
+        set_slot(g, 304, if pass { 0.5 } else { 2.0 });
+        set_slot(g, 308, if pass { 0.5 } else { 2.0 });
+        set_slot(g, 312, 0.1);
+        let test = LadderTest {
+            pieces: [
+                Some(LadderPiece {
+                    hidden: false,
+                    now: PieceAt::Sums(300),
+                    cand: [304, 308],
+                }),
+                None,
+            ],
+            model: LadderModel::V { grad_sq: 312 },
+            ts: [2.0, 1.0],
+            width: 2,
+            rho: 1.0,
+            n: 10.0,
+            slack: 1e-6,
+            prev: None,
+            report: 480,
+        };
+        let mut d = g.zeros(3, 65).unwrap();
+        let c = [g.zeros(3, 65).unwrap(), g.zeros(3, 65).unwrap()];
+        g.ladder_select(&mut [(&mut d, [&c[0], &c[1]])], &test)
+            .unwrap();
+        let mut m = g.zeros(65, 257).unwrap();
+        g.fill(&mut m, 7.0).unwrap();
+        let got = dl(g, &m);
+        assert!(
+            got.iter().all(|&x| x == want),
+            "pass {pass}: {:?}",
+            &got[..3]
+        );
+        assert_eq!(slots(g, &[480])[0], if pass { 0.0 } else { 2.0 });
+        // The next submission runs unconditionally again.
+        g.fill(&mut m, 7.0).unwrap();
+        assert!(dl(g, &m).iter().all(|&x| x == 7.0));
     }
 }

@@ -321,6 +321,89 @@ fn next_sweep_reuses_the_trials_gradients_exactly() {
     }
 }
 
+/// method §6, a sweep recorded whole (`solver/inner/speculate.rs`): each block's first
+/// ladder decided by `ladder_select` instead of on the host gives the host-driven sweep's
+/// iterates, trials and residuals bit for bit, on the same backend, including sweeps where
+/// a first ladder fails and the host resumes there; with one readback per sweep when none
+/// fails. Two hidden layers and a softmax output (a V trial then moves a hidden `U` and the
+/// output), f64 and f32.
+#[test]
+fn recorded_sweeps_match_host_sweeps() {
+    fn check<F: sparse_alm::backend::cpu::Real>(loss: LossKind) {
+        let sizes = [5, 9, 7, 3];
+        let (mut spec, train, init) = problem(9, &sizes, 90, loss);
+        spec.lambda = 0.01;
+        let run = |record: bool| {
+            let be = CpuBackend::<F>::new();
+            let data = DeviceData::upload(&be, &train, &empty(&train)).unwrap();
+            let p = Params::upload(&be, &init).unwrap();
+            let mut st = Lifted::new(&be, &spec, train.n(), &p, 3.0).unwrap();
+            assert!(!st.record, "the CPU backend decides on the host by default");
+            st.init_feasible(&be, &data).unwrap();
+            st.record = record;
+            let mut reps = Vec::new();
+            let start = be.counters().readbacks;
+            let mut sweeps = 0;
+            for outer in 0..6 {
+                st.rho *= 2.0;
+                reps.push(st.sweep(&be, &data, 1, &|_| false).unwrap());
+                for _ in 0..outer + 3 {
+                    reps.push(st.next_sweep(&be, &data, 1, &|_| false).unwrap());
+                }
+                sweeps += outer + 4;
+                let (_, _) = st.constraint_norm(&be, &data.y).unwrap();
+            }
+            let reads = be.counters().readbacks - start - 6;
+            let mats: Vec<Vec<f64>> =
+                st.p.w
+                    .iter()
+                    .chain(&st.p.b)
+                    .chain(&st.v)
+                    .chain(&st.u)
+                    .map(|m| be.download(m).unwrap().iter().map(|&x| x as f64).collect())
+                    .collect();
+            let reps: Vec<(u64, usize, usize)> = reps
+                .iter()
+                .map(|r| (r.residual.to_bits(), r.trials, r.rejected_blocks))
+                .collect();
+            (mats, reps, reads, sweeps, st.passes)
+        };
+        let (host, recorded) = (run(false), run(true));
+        let name = std::any::type_name::<F>();
+        for (i, (a, b)) in host.0.iter().zip(&recorded.0).enumerate() {
+            let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(
+                same,
+                "{name} {loss:?}: matrix {i} differs between host and recorded sweeps"
+            );
+        }
+        assert_eq!(host.1, recorded.1, "{name} {loss:?}: sweep reports differ");
+        assert_eq!(
+            host.4.to_bits(),
+            recorded.4.to_bits(),
+            "{name} {loss:?}: passes differ"
+        );
+        let (reads, sweeps) = (recorded.2, recorded.3 as u64);
+        // Some first ladders failed (the host resumed), and recording still saved most
+        // readbacks (a failed ladder costs its sweep two or three more).
+        assert!(
+            reads > sweeps,
+            "{name} {loss:?}: no recorded ladder failed ({reads} readbacks, {sweeps} sweeps)"
+        );
+        assert!(
+            reads * 3 < host.2 * 2,
+            "{name} {loss:?}: recorded sweeps read back {reads} times in {sweeps} sweeps, host-driven {}",
+            host.2
+        );
+        eprintln!(
+            "{name} {loss:?}: {sweeps} sweeps, readbacks host-driven {} recorded {reads}",
+            host.2
+        );
+    }
+    check::<f64>(LossKind::Squared);
+    check::<f32>(LossKind::SoftmaxCe);
+}
+
 /// method §4: on a small teacher the ALM drives feas below 1e-4 and kkt down ≥ 100×, and
 /// returns the best (P0) it saw.
 #[test]

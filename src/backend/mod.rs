@@ -20,6 +20,7 @@
 pub mod cpu;
 mod error;
 pub mod gpu;
+pub mod ladder;
 pub mod shape;
 
 pub use error::{BResult, BackendError};
@@ -28,7 +29,7 @@ use ndarray::{Array2, ArrayView2};
 /// Index of a scalar slot in the backend's register file (`0..NUM_SLOTS`).
 pub type Slot = usize;
 /// Number of scalar slots every backend provides.
-pub const NUM_SLOTS: usize = 256;
+pub const NUM_SLOTS: usize = 512;
 
 /// Which groups the `‖·‖_{2,1}` penalty uses for a weight matrix (method §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -429,6 +430,23 @@ pub trait Backend {
     fn sq_norm(&self, a: &Self::Mat, slot: Slot) -> BResult<()>;
     /// Read the given slots in one readback.
     fn read_slots(&self, slots: &[Slot]) -> BResult<Vec<f64>>;
+
+    // ---- a ladder decided on the device (method §6, `ladder.rs`) -----------------------------
+    /// Decide `test` from the slots ([`ladder::LadderTest::decide`]), write its report into
+    /// `test.report..+REPORT_LEN`, and, when a candidate `c` passed, `dst ← cands[c]` for
+    /// every `(dst, cands)` of `pairs` (the swap the host would make); otherwise nothing
+    /// moves. GPU: in `f32`, every dispatch deciding for itself (no readback).
+    fn ladder_select(
+        &self,
+        pairs: &mut [(&mut Self::Mat, [&Self::Mat; LADDER])],
+        test: &ladder::LadderTest,
+    ) -> BResult<()>;
+    /// Whether the solver should record whole sweeps with [`Backend::ladder_select`]
+    /// instead of reading back each ladder: where a readback stalls a device queue (GPU),
+    /// not where it is a memory read (CPU).
+    fn prefers_recorded_sweeps(&self) -> bool {
+        false
+    }
 
     // ---- optimiser updates for the baselines (method §7) ---------------------------------------
     /// Adam step: `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,

@@ -466,6 +466,49 @@ pub fn sq_norm(slot: Slot) -> BResult<()> {
     slots("sq_norm", slot, 1)
 }
 
+/// [`Backend::ladder_select`]: each pair's candidates have its destination's shape; the
+/// test's width is `1..=LADDER`, every slot it reads and its report are in range, and the
+/// report is none of the slots it reads (every dispatch of a GPU decision reads them while
+/// the first writes the report).
+pub fn ladder_select<B: Backend + ?Sized>(
+    be: &B,
+    pairs: &[(&mut B::Mat, [&B::Mat; crate::backend::LADDER])],
+    test: &crate::backend::ladder::LadderTest,
+) -> BResult<()> {
+    use crate::backend::ladder::REPORT_LEN;
+    let op = "ladder_select";
+    for (dst, cands) in pairs {
+        all_like(
+            be,
+            op,
+            dst,
+            &[("candidate 0", cands[0]), ("candidate 1", cands[1])],
+        )?;
+    }
+    if !(1..=crate::backend::LADDER).contains(&test.width) {
+        return Err(err(
+            op,
+            format!(
+                "width {} outside 1..={}",
+                test.width,
+                crate::backend::LADDER
+            ),
+        ));
+    }
+    slots(op, test.report, REPORT_LEN)?;
+    let report = test.report..test.report + REPORT_LEN;
+    for s in test.reads() {
+        slots(op, s, 1)?;
+        if report.contains(&s) {
+            return Err(err(
+                op,
+                format!("slot {s} is read and also in the report {report:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// [`Backend::read_slots`]: every slot in range.
 pub fn read_slots(list: &[Slot]) -> BResult<()> {
     list.iter().try_for_each(|&s| slots("read_slots", s, 1))

@@ -8,6 +8,7 @@
 //! [`Readback`] asks for slots by these names and returns their values by the same names,
 //! so no caller indexes a readback by position.
 
+use crate::backend::ladder::{self, REPORT_LEN};
 use crate::backend::BackendError;
 use crate::backend::{BResult, Backend, Slot, LADDER, NUM_SLOTS};
 use crate::config::MAX_HIDDEN;
@@ -63,8 +64,8 @@ impl Range {
 /// Order of the three sums of `constraint_residual` / `constraint_value` (method §3):
 /// `‖H‖²`, `⟨Λ, H⟩`, `‖σ(U)‖²`. For the output layer a "piece" unit holds the loss
 /// in its first slot instead ([`LOSS`]).
-pub const H2: usize = 0;
-pub const LAM_H: usize = 1;
+pub const H2: usize = ladder::PIECE_H2;
+pub const LAM_H: usize = ladder::PIECE_LAM_H;
 pub const SIGMA2: usize = 2;
 /// The loss in the first slot of an output layer's piece unit.
 pub const LOSS: usize = 0;
@@ -76,8 +77,8 @@ pub const GDOT: usize = 0;
 pub const D2: usize = 1;
 /// Order of the four sums of `prox_step`: `group_prox`'s two ([`GROUP_SUM`],
 /// [`GROUP_ZEROS`]), then `⟨∇, Δ⟩`, `‖Δ‖²` over the block's `W` and `b`.
-pub const STEP_GDOT: usize = 2;
-pub const STEP_D2: usize = 3;
+pub const STEP_GDOT: usize = ladder::STEP_GDOT;
+pub const STEP_D2: usize = ladder::STEP_D2;
 
 // ---- the layout ------------------------------------------------------------------------------
 
@@ -153,8 +154,12 @@ pub const GD_STEP_B: Range = Range::after(GD_STEP_W, 2, MAX_LAYERS);
 /// Per layer: the sums of the trial's group prox (its penalty; zero groups unread).
 pub const GD_TRIAL_PENALTY: Range = Range::after(GD_STEP_B, 2, MAX_LAYERS);
 
+// A sweep recorded whole (`inner/speculate.rs`, one readback per sweep).
+/// Per block (`W_l` at `2l`, `V_l` at `2l + 1`): the report of its device-decided ladder.
+pub const REPORT: Range = Range::after(GD_TRIAL_PENALTY, REPORT_LEN, 2 * MAX_LAYERS);
+
 /// Every range above; the compile-time check below runs over this list.
-const ALL: [Range; 27] = [
+const ALL: [Range; 28] = [
     DISCARD,
     TRAIN_LOSS,
     TRAIN_ERRORS,
@@ -182,6 +187,7 @@ const ALL: [Range; 27] = [
     GD_STEP_W,
     GD_STEP_B,
     GD_TRIAL_PENALTY,
+    REPORT,
 ];
 
 /// True when no two ranges share a slot and all end at or before `limit`.
@@ -288,7 +294,7 @@ mod tests {
     fn layout_fits_and_ranges_are_disjoint() {
         assert!(disjoint_within(&ALL, NUM_SLOTS));
         let last = ALL.iter().map(|r| r.end()).max().unwrap();
-        assert_eq!(last, GD_TRIAL_PENALTY.end(), "ALL lists every range");
+        assert_eq!(last, REPORT.end(), "ALL lists every range");
         let total: usize = ALL.iter().map(|r| r.per * r.count).sum();
         assert_eq!(total, last, "the ranges tile 0..{last} without gaps");
     }

@@ -27,6 +27,7 @@ mod real;
 #[cfg(target_arch = "x86_64")]
 mod simd;
 
+use super::ladder::LadderTest;
 use super::{
     shape, Axis, BResult, Backend, BackendError, Counters, LossKind, Residual, Slot, TrialOut,
     VStep, WTrial, LADDER, NUM_SLOTS,
@@ -543,6 +544,27 @@ impl<F: Real> Backend for CpuBackend<F> {
         self.reads.set(self.reads.get() + 1);
         let s = self.slots.borrow();
         Ok(slots.iter().map(|&i| s[i]).collect())
+    }
+
+    fn ladder_select(
+        &self,
+        pairs: &mut [(&mut CpuMat<F>, [&CpuMat<F>; LADDER])],
+        test: &LadderTest,
+    ) -> BResult<()> {
+        shape::ladder_select(self, pairs, test)?;
+        self.tick();
+        let d = {
+            let s = self.slots.borrow();
+            test.decide(|i| s[i])
+        };
+        let report = [d.choice as f64, d.map2, d.values[0], d.values[1]];
+        self.set(test.report, &report)?;
+        if d.choice < LADDER {
+            for (dst, cands) in pairs.iter_mut() {
+                slice_mut(dst)?.copy_from_slice(slice(cands[d.choice])?);
+            }
+        }
+        Ok(())
     }
 
     fn adam_update(

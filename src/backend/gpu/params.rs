@@ -7,6 +7,7 @@
 //! and flags, and the segment walkers of `ops/` then add the geometry ([`Params::sized`],
 //! [`Params::bind`]).
 
+use crate::backend::ladder::{LadderModel, LadderTest, PieceAt};
 use bytemuck::{Pod, Zeroable};
 
 /// Uniform block of every non-matmul kernel (`struct Params` in `shaders/common.wgsl`).
@@ -165,6 +166,57 @@ impl Params {
             p.base[e] = s.slot | s.k << 16 | u32::from(s.accumulate) << 20;
             p.f[e] = s.scale0;
         }
+        p
+    }
+
+    /// `ladder_select` of `test` (the layout is in `shaders/ladder.wgsl`'s header); the
+    /// walker adds the two pairs' lengths (`rows`, `cols`).
+    pub(crate) fn ladder(test: &LadderTest) -> Self {
+        // Where a current value is: mode, slot, host value's bits.
+        let at = |a: PieceAt| match a {
+            PieceAt::Sums(s) => (0u32, s as u32, 0u32),
+            PieceAt::Value(s) => (1, s as u32, 0),
+            PieceAt::Host(v) => (2, 0, (v as f32).to_bits()),
+        };
+        let mut p = Self::plain();
+        p.part_off = test.report as u32;
+        let mut flags = (test.prev.is_some() as u32) << 1 | (test.width as u32) << 11;
+        for (k, piece) in test.pieces.iter().enumerate() {
+            let Some(piece) = piece else { continue };
+            let (mode, slot, host) = at(piece.now);
+            let (hidden_bit, mode_bit) = if k == 0 { (2, 5) } else { (4, 7) };
+            flags |= (piece.hidden as u32) << hidden_bit | mode << mode_bit;
+            if k == 1 {
+                flags |= 1 << 3;
+            }
+            p.base[k] = slot;
+            p.ld[k] = host;
+            p.base[2 + 2 * k] = piece.cand[0] as u32;
+            p.base[3 + 2 * k] = piece.cand[1] as u32;
+        }
+        match test.model {
+            LadderModel::W {
+                step,
+                penalty,
+                lambda,
+            } => {
+                let (mode, slot, host) = at(penalty);
+                flags |= 1 | mode << 9;
+                p.base[6] = step[0] as u32;
+                p.base[7] = step[1] as u32;
+                p.base[8] = slot;
+                p.ld[2] = host;
+                p.f[4] = lambda as f32;
+            }
+            LadderModel::V { grad_sq } => p.base[6] = grad_sq as u32,
+        }
+        p.base[9] = test.prev.unwrap_or(0) as u32;
+        p.flags = flags;
+        p.f[0] = test.ts[0] as f32;
+        p.f[1] = test.ts[1] as f32;
+        p.f[2] = test.rho as f32;
+        p.f[3] = test.n as f32;
+        p.f[5] = test.slack as f32;
         p
     }
 

@@ -21,6 +21,7 @@ pub(crate) enum Src {
     Loss,
     GroupProx,
     Matmul,
+    Ladder,
 }
 
 impl Src {
@@ -34,6 +35,7 @@ impl Src {
             Src::Loss => "loss.wgsl",
             Src::GroupProx => "group_prox.wgsl",
             Src::Matmul => "matmul.wgsl",
+            Src::Ladder => "ladder.wgsl",
         }
     }
 
@@ -65,6 +67,7 @@ impl Src {
             Src::Loss => module!("loss.wgsl"),
             Src::GroupProx => module!("group_prox.wgsl"),
             Src::Matmul => module!("matmul.wgsl"),
+            Src::Ladder => module!("ladder.wgsl"),
         }
     }
 }
@@ -122,6 +125,7 @@ pub(crate) enum K {
     Matmul8x8NT,
     Matmul8x8TN,
     SumSlices,
+    LadderSelect,
 }
 
 /// A kernel's definition: source, entry point, storage bindings `(binding, read_write)`
@@ -146,6 +150,19 @@ const PROX_STEP: &[(u32, bool)] = &[
     (7, R),
     (8, R),
     (3, W),
+];
+
+/// `ladder_select`'s bindings: two (state, candidate 0, candidate 1) triples, the slots,
+/// the conditional dispatch arena.
+const LADDER_SELECT: &[(u32, bool)] = &[
+    (1, W),
+    (2, R),
+    (3, R),
+    (4, W),
+    (5, R),
+    (6, R),
+    (7, W),
+    (8, W),
 ];
 
 /// The matmul kernels' bindings (A, B, C, bias) and their layouts' constants. The bias is
@@ -304,6 +321,7 @@ impl K {
             Matmul8x8NT => (Src::Matmul, "matmul_8x8", MATMUL, NT),
             Matmul8x8TN => (Src::Matmul, "matmul_8x8", MATMUL, TN),
             SumSlices => (Src::Matmul, "sum_slices", &[(1, R), (3, W), (4, W)], &[]),
+            LadderSelect => (Src::Ladder, "ladder_select", LADDER_SELECT, &[]),
         };
         KDef {
             src,

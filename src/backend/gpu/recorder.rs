@@ -24,6 +24,9 @@ pub(crate) const UNIFORM_ARENA: u64 = 1 << 20;
 pub(crate) const PART_CAP: u32 = 16384;
 /// Most bind groups kept; the cache starts over beyond it (and at every allocation).
 const BIND_CACHE: usize = 1024;
+/// Dispatches one submission can make conditional on a device-decided ladder (entries of
+/// the indirect arena, three `u32` each).
+pub(crate) const COND_CAP: u32 = 4096;
 /// Most reductions one stage-2 (`finalize`) dispatch completes.
 pub(crate) const MAX_PENDING: usize = 8;
 
@@ -56,6 +59,13 @@ pub(crate) struct State {
     pub(crate) uni_buf: wgpu::Buffer,
     pub(crate) idx_cpu: Vec<u32>,
     pub(crate) idx_buf: wgpu::Buffer,
+    /// Dispatches recorded after a device-decided ladder (`ops/ladder.rs`) until the next
+    /// submit are indirect, their workgroup counts in this arena (written at the submit
+    /// like the uniforms): a ladder that fails zeroes the counts recorded after it, so the
+    /// work the host will redo costs the device nothing.
+    pub(crate) conditional: bool,
+    pub(crate) cond_cpu: Vec<u32>,
+    pub(crate) cond_buf: wgpu::Buffer,
     /// Per-workgroup partial sums of stage-1 reductions (vec4 each).
     pub(crate) partials: wgpu::Buffer,
     /// Partials in use: those of the pending reductions and of the one being recorded.
@@ -98,6 +108,13 @@ impl State {
             uni_buf: mk("uniform arena", UNIFORM_ARENA, U::UNIFORM | U::COPY_DST),
             idx_cpu: Vec::new(),
             idx_buf: mk("gather index arena", 4096 * 4, U::STORAGE | U::COPY_DST),
+            conditional: false,
+            cond_cpu: Vec::new(),
+            cond_buf: mk(
+                "conditional dispatch arena",
+                COND_CAP as u64 * 12,
+                U::STORAGE | U::INDIRECT | U::COPY_DST,
+            ),
             partials: mk("partials", PART_CAP as u64 * 16, U::STORAGE),
             part_next: 0,
             pending: Vec::with_capacity(MAX_PENDING),
@@ -274,7 +291,15 @@ impl GpuBackend {
         };
         pass.set_pipeline(&pipe.pipeline);
         pass.set_bind_group(0, &bg, &[off as u32]);
-        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        let entry = st.cond_cpu.len() as u32 / 3;
+        if st.conditional && k != K::LadderSelect && entry < COND_CAP {
+            st.cond_cpu.extend_from_slice(&groups);
+            let pass = st.pass.as_mut().expect("the pass opened above");
+            pass.dispatch_workgroups_indirect(&st.cond_buf, entry as u64 * 12);
+        } else {
+            let pass = st.pass.as_mut().expect("the pass opened above");
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        }
         if st.batch.last() != Some(&k.name()) && st.batch.len() < 64 {
             st.batch.push(k.name());
         }
@@ -317,9 +342,11 @@ impl GpuBackend {
     /// returned naming the kernels it held.
     pub(crate) fn flush(&self, st: &mut State) -> BResult<()> {
         st.pass = None;
+        st.conditional = false;
         let Some(enc) = st.enc.take() else {
             st.uni_cpu.clear();
             st.idx_cpu.clear();
+            st.cond_cpu.clear();
             return self.errors.check("submit");
         };
         self.errors.set_current("submit");
@@ -333,12 +360,17 @@ impl GpuBackend {
             self.queue
                 .write_buffer(&st.idx_buf, 0, bytemuck::cast_slice(&st.idx_cpu));
         }
+        if !st.cond_cpu.is_empty() {
+            self.queue
+                .write_buffer(&st.cond_buf, 0, bytemuck::cast_slice(&st.cond_cpu));
+        }
         self.queue.submit([enc.finish()]);
         let e_val = pollster::block_on(s_val.pop());
         let e_int = pollster::block_on(s_int.pop());
         let e_oom = pollster::block_on(s_oom.pop());
         st.uni_cpu.clear();
         st.idx_cpu.clear();
+        st.cond_cpu.clear();
         let batch = std::mem::take(&mut st.batch);
         self.count.submits.fetch_add(1, Ordering::Relaxed);
         if let Some(e) = e_val.or(e_int).or(e_oom) {

@@ -30,10 +30,10 @@ fn messages_name_the_operand_and_both_shapes() {
         (op.as_str(), msg.as_str()),
         ("axpby", "y is 5×6, expected 3×4")
     );
-    let (op, msg) = shape_msg(be.sq_norm(&a, 256));
+    let (op, msg) = shape_msg(be.sq_norm(&a, 512));
     assert_eq!(
         (op.as_str(), msg.as_str()),
-        ("sq_norm", "slot 256 out of range (0..256)")
+        ("sq_norm", "slot 512 out of range (0..512)")
     );
 }
 
@@ -49,13 +49,13 @@ fn a_failed_check_leaves_the_outputs_untouched() {
         inv_n: 1.0,
         write: Grads::Both,
     };
-    let r = be.constraint_residual(&ones, &ones, &ones, k, &mut gu, &mut gv, 254);
+    let r = be.constraint_residual(&ones, &ones, &ones, k, &mut gu, &mut gv, 510);
     let (op, msg) = shape_msg(r);
     assert_eq!(
         (op.as_str(), msg.as_str()),
         (
             "constraint_residual",
-            "slots 254..257 out of range (0..256)"
+            "slots 510..513 out of range (0..512)"
         )
     );
     assert!(be.download(&gu).unwrap().iter().all(|&x| x == 7.0));
@@ -91,7 +91,7 @@ fn misuses<B: Backend>(be: &B) -> Vec<(String, String)> {
         shape_msg(be.gather_cols(&mut o, &a, &[0, 1])),
         shape_msg(be.gather_cols(&mut o, &a, &[0, 1, 2, 9])),
         shape_msg(be.group_prox(&mut o, 0.1, Axis::Rows, &mut sh, 0)),
-        shape_msg(be.group_norms(&a, Axis::Cols, 255)),
+        shape_msg(be.group_norms(&a, Axis::Cols, 511)),
         shape_msg(be.prox_step(
             (&mut o, &mut m, &mut z(3, 1)),
             (&a, &c),
@@ -108,7 +108,7 @@ fn misuses<B: Backend>(be: &B) -> Vec<(String, String)> {
             Axis::Rows,
             0,
         )),
-        shape_msg(be.constraint_value(&a, &a, &a, 0.1, 254)),
+        shape_msg(be.constraint_value(&a, &a, &a, 0.1, 510)),
         shape_msg(be.step_value(&mut o, &mut g, step(&b, &a), res(Grads::U), 0)),
         shape_msg(be.step_value(&mut o, &mut g, step(&a, &a), res(Grads::Both), 0)),
         shape_msg({
@@ -153,9 +153,9 @@ fn misuses<B: Backend>(be: &B) -> Vec<(String, String)> {
             be.w_trial_value_ladder(outs, [w(&a), w(&v)], (&a, &a), res(Grads::V))
         }),
         shape_msg(be.step_diff(&mut o, &a, &a, &b, 0)),
-        shape_msg(be.step_diff(&mut o, &a, &a, &a, 255)),
+        shape_msg(be.step_diff(&mut o, &a, &a, &a, 511)),
         shape_msg(be.loss(&a, &b, crate::backend::LossKind::Squared, 0)),
-        shape_msg(be.read_slots(&[256]).map(|_| ())),
+        shape_msg(be.read_slots(&[512]).map(|_| ())),
         shape_msg(be.write(&mut o, Array2::<f32>::zeros((4, 3)).view())),
         shape_msg(be.copy(&mut c, &a)),
         shape_msg(be.row_sum(&mut o, &a, 0.0)),

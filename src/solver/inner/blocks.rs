@@ -5,120 +5,199 @@
 //! ([`Known`](super::Known)). Trials go in ladders of [`LADDER`] candidate steps (`t`,
 //! `t/2`): one pass over the operands and one scalar readback for both, and the block
 //! takes the first candidate that passes, the step sequential backtracking would take.
+//! Each block is prepared (`*_prepare`: its gradients, and the test its ladders share) and
+//! its candidates written (`w_candidate*`, `v_candidates`) by the same code whether the host
+//! decides each ladder after a readback (`w_block`, `v_block`) or the device does
+//! (`w_record`, `v_record`, for a sweep recorded whole: `speculate.rs`).
 
-use super::{Candidate, Lifted, ARMIJO_SLACK_EPS, MAX_BACKTRACK};
+use super::{Candidate, Lifted, Resume, ARMIJO_SLACK_EPS, MAX_BACKTRACK};
+use crate::backend::ladder::{
+    Decision, LadderModel, LadderPiece, LadderTest, PieceAt, REPORT_VALUE,
+};
 use crate::backend::{Axis, BResult, Backend, Grads, Moved, Slot, TrialOut, VStep, WTrial, LADDER};
 use crate::problem::DeviceData;
 use crate::solver::slots::{
-    Readback, GROUP_SUM, RES, STEP_D2, STEP_GDOT, V_GRAD_SQ, V_PHI_NEXT, V_TRIAL_PHI,
-    V_TRIAL_PHI_NEXT, W_PENALTY, W_PHI, W_TRIAL_PHI, W_TRIAL_STEP,
+    Readback, RES, V_GRAD_SQ, V_PHI_NEXT, V_TRIAL_PHI, V_TRIAL_PHI_NEXT, W_PENALTY, W_PHI,
+    W_TRIAL_PHI, W_TRIAL_STEP,
 };
 
+/// A ladder's steps from its largest: `t`, `t/2`, ….
+fn ladder_steps(t: f64) -> [f64; LADDER] {
+    let mut ts = [t; LADDER];
+    for c in 1..LADDER {
+        ts[c] = 0.5 * ts[c - 1];
+    }
+    ts
+}
+
 impl<B: Backend> Lifted<B> {
-    /// One Armijo step on block `(W_l, b_l)`. Returns (moved, squared gradient mapping
-    /// `‖Δ‖²/t²` of the first trial, trials).
+    /// One Armijo step on block `(W_l, b_l)`, each ladder decided on the host. Returns
+    /// (moved, squared gradient mapping `‖Δ‖²/t²` of the first trial, trials).
     pub(super) fn w_block(
         &mut self,
         be: &B,
         data: &DeviceData<B>,
         l: usize,
     ) -> BResult<(bool, f64, usize)> {
+        let hidden = l + 1 < self.spec.layers();
+        let mut test = self.w_prepare(be, data, l)?;
+        let (mut t, mut trial, mut first_map2) = self.resume_at(self.step_w[l]);
+        let mut last = None;
+        while trial < MAX_BACKTRACK {
+            let ts = ladder_steps(t);
+            let width = test.width;
+            for (c, &t) in ts.iter().enumerate().take(width) {
+                self.w_candidate(be, l, c, t)?;
+            }
+            self.w_candidate_values(be, data, l, &ts[..width])?;
+            test.ts = ts;
+            let d = self.decide_on_host(be, &test)?;
+            first_map2.get_or_insert(d.map2);
+            if d.choice < width {
+                self.w_accept(l, d.choice, PieceAt::Host(d.values[0]));
+                self.step_w[l] = ts[d.choice];
+                return Ok((true, first_map2.unwrap_or(0.0), trial + d.choice + 1));
+            }
+            last = Some(d);
+            trial += width;
+            t = 0.5 * ts[width - 1];
+        }
+        if hidden {
+            // The point did not move: G_U (known or computed) still holds.
+            self.known.gu[l] = last.map(|d| PieceAt::Host(d.values[0]));
+        }
+        Ok((false, first_map2.unwrap_or(0.0), MAX_BACKTRACK))
+    }
+
+    /// Block `(W_l, b_l)`'s first ladder (steps `2t_last`, `t_last`) recorded with the
+    /// device's decision (report at `report`, after the report `prev` of the sweep's
+    /// previous block), the state left as if a candidate was accepted. Returns the steps.
+    pub(super) fn w_record(
+        &mut self,
+        be: &B,
+        data: &DeviceData<B>,
+        l: usize,
+        (prev, report): (Option<Slot>, Slot),
+    ) -> BResult<[f64; LADDER]> {
+        let hidden = l + 1 < self.spec.layers();
+        let mut test = self.w_prepare(be, data, l)?;
+        let ts = ladder_steps(2.0 * self.step_w[l]);
+        for (c, &t) in ts.iter().enumerate() {
+            self.w_candidate(be, l, c, t)?;
+        }
+        self.w_candidate_values(be, data, l, &ts)?;
+        test.ts = ts;
+        test.prev = prev;
+        test.report = report;
+        let [c0, c1] = &self.cand;
+        let mut pairs = vec![
+            (&mut self.p.w[l], [&c0.trial.w[l], &c1.trial.w[l]]),
+            (&mut self.p.b[l], [&c0.trial.b[l], &c1.trial.b[l]]),
+            (&mut self.u[l], [&c0.u[l], &c1.u[l]]),
+        ];
+        if hidden {
+            pairs.push((&mut self.gv[l], [&c0.gv[l], &c1.gv[l]]));
+        }
+        be.ladder_select(&mut pairs, &test)?;
+        self.w_known_after(l, PieceAt::Value(report + REPORT_VALUE));
+        Ok(ts)
+    }
+
+    /// Where a block's backtracking starts: `(t, trials, first map2)`, from `2·t_last`
+    /// or where its recorded ladder failed.
+    fn resume_at(&mut self, t_last: f64) -> (f64, usize, Option<f64>) {
+        match self.resume.take() {
+            Some(Resume { t, trials, map2 }) => (t, trials, Some(map2)),
+            None => (2.0 * t_last, 0, None),
+        }
+    }
+
+    /// Read what `test` needs and decide it on the host (one readback).
+    fn decide_on_host(&self, be: &B, test: &LadderTest) -> BResult<Decision> {
+        let mut rb = Readback::new();
+        for s in test.reads() {
+            rb.slot(s);
+        }
+        let v = rb.read(be)?;
+        Ok(test.decide(|s| v.get(s)))
+    }
+
+    /// A W block's gradients at the current point (the residual pass unless a V trial left
+    /// `G_U`; `∇W`, `∇b`; `B = ∇W·V_{l−1}` for row groups) and the test its ladders share.
+    fn w_prepare(&mut self, be: &B, data: &DeviceData<B>, l: usize) -> BResult<LadderTest> {
         let axis = self.spec.axes[l];
-        let lam = self.spec.lambda as f64;
         let hidden = l + 1 < self.spec.layers();
         // G_U from the V trial that moved this layer last, else a residual pass.
         let known = if hidden { self.known.gu[l] } else { None };
         if known.is_none() {
             self.piece_grad(be, l, &data.y, (W_PHI.slot(), self.rho), Grads::U)?;
         }
-        // The current penalty, read with the first trial's scalars.
         be.group_norms(&self.p.w[l], axis, W_PENALTY.slot())?;
-        {
-            let input = if l == 0 { &data.x } else { &self.v[l - 1] };
-            be.weight_grads(&mut self.g.w[l], &mut self.g.b[l], &self.gu[l], input)?;
+        let input = if l == 0 { &data.x } else { &self.v[l - 1] };
+        be.weight_grads(&mut self.g.w[l], &mut self.g.b[l], &self.gu[l], input)?;
+        self.passes += self.frac(l);
+        if axis == Axis::Rows {
+            be.matmul_nn(&mut self.bmat[l], &self.g.w[l], input, None, 0.0)?;
             self.passes += self.frac(l);
-            if axis == Axis::Rows {
-                be.matmul_nn(&mut self.bmat[l], &self.g.w[l], input, None, 0.0)?;
-                self.passes += self.frac(l);
-            }
         }
         // Matmul-free trials go in ladders (one pass, one readback for LADDER candidates); a
         // column-grouped layer's trial costs a matmul, so its candidates go one at a time.
         let width = if axis == Axis::Rows { LADDER } else { 1 };
-        let mut t = 2.0 * self.step_w[l];
-        let mut phi = None;
-        let mut first_map2 = None;
-        let mut trial = 0;
-        while trial < MAX_BACKTRACK {
-            let mut ts = [t; LADDER];
-            for c in 1..width {
-                ts[c] = 0.5 * ts[c - 1];
-            }
-            for (c, &t) in ts.iter().enumerate().take(width) {
-                self.w_candidate(be, l, c, t)?;
-            }
-            self.w_candidate_values(be, data, l, &ts[..width])?;
-            let mut rb = Readback::new();
-            for c in 0..width {
-                for part in [GROUP_SUM, STEP_GDOT, STEP_D2] {
-                    rb.slot(W_TRIAL_STEP.part(c, part));
-                }
-                self.ask_piece(&mut rb, l, W_TRIAL_PHI.at(c));
-            }
-            if phi.is_none() {
-                if known.is_none() {
-                    self.ask_piece(&mut rb, l, W_PHI.slot());
-                }
-                rb.slot(W_PENALTY.part(0, GROUP_SUM));
-            }
-            let v = rb.read(be)?;
-            let (phi_now, reg_old) = *phi.get_or_insert_with(|| {
-                (
-                    known.unwrap_or_else(|| self.piece(l, &v, W_PHI.slot())),
-                    lam * v.get(W_PENALTY.part(0, GROUP_SUM)),
-                )
-            });
-            // The candidates in order of decreasing step: the first that passes is the
-            // step sequential backtracking would take.
-            for (c, &t) in ts.iter().enumerate().take(width) {
-                trial += 1;
-                let phi_new = self.piece(l, &v, W_TRIAL_PHI.at(c));
-                let gd = v.get(W_TRIAL_STEP.part(c, STEP_GDOT));
-                let d2 = v.get(W_TRIAL_STEP.part(c, STEP_D2));
-                if first_map2.is_none() {
-                    first_map2 = Some(d2 / (t * t));
-                }
-                // Prox-gradient sufficient decrease on the whole block objective: smooth
-                // part by the quadratic model, plus the penalty (which the prox step never
-                // worsens against the model), so F(x⁺) ≤ F(x) is guaranteed when accepted.
-                let reg_new = lam * v.get(W_TRIAL_STEP.part(c, GROUP_SUM));
-                let model = phi_now + gd + d2 / (2.0 * t);
-                let slack = ARMIJO_SLACK_EPS * be.epsilon() * (phi_now.abs() + reg_old.abs());
-                if phi_new <= model + slack && phi_new + reg_new <= phi_now + reg_old + slack {
-                    let cand = &mut self.cand[c];
-                    std::mem::swap(&mut self.p.w[l], &mut cand.trial.w[l]);
-                    std::mem::swap(&mut self.p.b[l], &mut cand.trial.b[l]);
-                    std::mem::swap(&mut self.u[l], &mut cand.u[l]);
-                    self.step_w[l] = t;
-                    if hidden {
-                        // U_l moved: its G_U is stale; the trial wrote G_V there (rows only).
-                        self.known.gu[l] = None;
-                        self.known.gv[l] = None;
-                        if axis == Axis::Rows {
-                            std::mem::swap(&mut self.gv[l], &mut cand.gv[l]);
-                            self.known.gv[l] = Some(phi_new);
-                        }
-                    }
-                    return Ok((true, first_map2.unwrap_or(0.0), trial));
-                }
-            }
-            t = 0.5 * ts[width - 1];
+        let piece = LadderPiece {
+            hidden,
+            now: known.unwrap_or(PieceAt::Sums(W_PHI.slot())),
+            cand: [W_TRIAL_PHI.at(0), W_TRIAL_PHI.at(1)],
+        };
+        let model = LadderModel::W {
+            step: [W_TRIAL_STEP.at(0), W_TRIAL_STEP.at(1)],
+            penalty: PieceAt::Sums(W_PENALTY.slot()),
+            lambda: self.spec.lambda as f64,
+        };
+        Ok(self.ladder_test(be, [Some(piece), None], model, width))
+    }
+
+    /// A test of this state's `ρ`, `N` and slack, decided on the host (steps, previous block
+    /// and report set by the caller).
+    fn ladder_test(
+        &self,
+        be: &B,
+        pieces: [Option<LadderPiece>; 2],
+        model: LadderModel,
+        width: usize,
+    ) -> LadderTest {
+        LadderTest {
+            pieces,
+            model,
+            ts: [0.0; LADDER],
+            width,
+            rho: self.rho,
+            n: self.n as f64,
+            slack: ARMIJO_SLACK_EPS * be.epsilon(),
+            prev: None,
+            report: 0,
         }
-        if hidden {
-            // The point did not move: G_U (known or computed above) still holds.
-            self.known.gu[l] = phi.map(|p| p.0);
+    }
+
+    /// The host's swap of W candidate `c` into the state, and what it leaves known.
+    fn w_accept(&mut self, l: usize, c: usize, value: PieceAt) {
+        let hidden = l + 1 < self.spec.layers();
+        let cand = &mut self.cand[c];
+        std::mem::swap(&mut self.p.w[l], &mut cand.trial.w[l]);
+        std::mem::swap(&mut self.p.b[l], &mut cand.trial.b[l]);
+        std::mem::swap(&mut self.u[l], &mut cand.u[l]);
+        if hidden && self.spec.axes[l] == Axis::Rows {
+            std::mem::swap(&mut self.gv[l], &mut cand.gv[l]);
         }
-        Ok((false, first_map2.unwrap_or(0.0), MAX_BACKTRACK))
+        self.w_known_after(l, value);
+    }
+
+    /// After an accepted W step: `U_l` moved, so its `G_U` is stale; a row trial wrote `G_V`
+    /// there, whose piece has `value`.
+    fn w_known_after(&mut self, l: usize, value: PieceAt) {
+        if l + 1 < self.spec.layers() {
+            self.known.gu[l] = None;
+            self.known.gv[l] = (self.spec.axes[l] == Axis::Rows).then_some(value);
+        }
     }
 
     /// Candidate `c` of a W trial at step `t`: `(W, b)` one prox-gradient step from the
@@ -191,16 +270,76 @@ impl<B: Backend> Lifted<B> {
         }
     }
 
-    /// One Armijo step on block `V_l` (hidden index `l`, method §6).
+    /// One Armijo step on block `V_l` (hidden index `l`, method §6), each ladder decided
+    /// on the host.
     pub(super) fn v_block(
         &mut self,
         be: &B,
         data: &DeviceData<B>,
         l: usize,
     ) -> BResult<(bool, f64, usize)> {
+        let next_hidden = l + 2 < self.spec.layers();
+        let mut test = self.v_prepare(be, data, l)?;
+        let (mut t, mut trial, _) = self.resume_at(self.step_v[l]);
+        let mut last: Option<Decision> = None;
+        while trial < MAX_BACKTRACK {
+            let ts = ladder_steps(t);
+            self.v_candidates(be, data, l, ts, last.is_none())?;
+            test.ts = ts;
+            let d = self.decide_on_host(be, &test)?;
+            if d.choice < LADDER {
+                let values = d.values.map(PieceAt::Host);
+                self.v_accept(l, d.choice, values);
+                self.step_v[l] = ts[d.choice];
+                return Ok((true, d.map2, trial + d.choice + 1));
+            }
+            last = Some(d);
+            trial += LADDER;
+            t = 0.5 * ts[LADDER - 1];
+        }
+        if next_hidden {
+            // The point did not move: G_U of layer l + 1 (known or computed) still holds.
+            self.known.gu[l + 1] = last.map(|d| PieceAt::Host(d.values[1]));
+        }
+        Ok((false, last.map_or(0.0, |d| d.map2), MAX_BACKTRACK))
+    }
+
+    /// Block `V_l`'s first ladder recorded with the device's decision ([`Lifted::w_record`]).
+    pub(super) fn v_record(
+        &mut self,
+        be: &B,
+        data: &DeviceData<B>,
+        l: usize,
+        (prev, report): (Option<Slot>, Slot),
+    ) -> BResult<[f64; LADDER]> {
+        let next_hidden = l + 2 < self.spec.layers();
+        let mut test = self.v_prepare(be, data, l)?;
+        let ts = ladder_steps(2.0 * self.step_v[l]);
+        self.v_candidates(be, data, l, ts, true)?;
+        test.ts = ts;
+        test.prev = prev;
+        test.report = report;
+        let [c0, c1] = &self.cand;
+        let (gu, gu_next) = self.gu.split_at_mut(l + 1);
+        let mut pairs = vec![
+            (&mut self.v[l], [&c0.v[l], &c1.v[l]]),
+            (&mut self.u[l + 1], [&c0.u[l + 1], &c1.u[l + 1]]),
+            (&mut gu[l], [&c0.gu[l], &c1.gu[l]]),
+        ];
+        if next_hidden {
+            pairs.push((&mut gu_next[0], [&c0.gu[l + 1], &c1.gu[l + 1]]));
+        }
+        be.ladder_select(&mut pairs, &test)?;
+        let value = |k| PieceAt::Value(report + REPORT_VALUE + k);
+        self.v_known_after(l, [value(0), value(1)]);
+        Ok(ts)
+    }
+
+    /// A V block's gradients at the current point (residual passes unless trials left
+    /// them; `G_V = S_l/N + W_{l+1}ᵀ G_U_{l+1}`, `D = W_{l+1} G_V`) and the test its ladders
+    /// share.
+    fn v_prepare(&mut self, be: &B, data: &DeviceData<B>, l: usize) -> BResult<LadderTest> {
         let layers = self.spec.layers();
-        let n = self.n as f64;
-        let next_hidden = l + 1 < layers - 1;
         // G_V of layer l from the W trial that moved U_l last, G_U of layer l + 1 from the
         // V trial that moved it last; else residual passes. The matmul below adds to
         // `gv[l]`, so it is consumed.
@@ -214,7 +353,6 @@ impl<B: Backend> Lifted<B> {
         if known.1.is_none() {
             self.piece_grad(be, l + 1, &data.y, (V_PHI_NEXT.slot(), self.rho), Grads::U)?;
         }
-        // G_V = S_l/N + W_{l+1}ᵀ G_U_{l+1};  D = W_{l+1} G_V.
         be.matmul_tn(&mut self.gv[l], &self.p.w[l + 1], &self.gu[l + 1], 1.0)?;
         be.matmul_nn(
             &mut self.bmat[l + 1],
@@ -224,73 +362,43 @@ impl<B: Backend> Lifted<B> {
             0.0,
         )?;
         self.passes += 2.0 * self.frac(l + 1);
-        let mut t = 2.0 * self.step_v[l];
-        let mut cur = None;
-        let mut trial = 0;
-        while trial < MAX_BACKTRACK {
-            let ts = [t, 0.5 * t];
-            self.v_candidates(be, data, l, ts, cur.is_none())?;
-            let mut rb = Readback::new();
-            for c in 0..LADDER {
-                self.ask_piece(&mut rb, l, V_TRIAL_PHI.at(c));
-                self.ask_piece(&mut rb, l + 1, V_TRIAL_PHI_NEXT.at(c));
-            }
-            if cur.is_none() {
-                rb.slot(V_GRAD_SQ.slot());
-                if known.0.is_none() {
-                    self.ask_piece(&mut rb, l, RES.at(l));
-                }
-                if known.1.is_none() {
-                    self.ask_piece(&mut rb, l + 1, V_PHI_NEXT.slot());
-                }
-            }
-            let v = rb.read(be)?;
-            let (phi_l, phi_next, g2) = *cur.get_or_insert_with(|| {
-                (
-                    known.0.unwrap_or_else(|| self.piece(l, &v, RES.at(l))),
-                    known
-                        .1
-                        .unwrap_or_else(|| self.piece(l + 1, &v, V_PHI_NEXT.slot())),
-                    v.get(V_GRAD_SQ.slot()),
-                )
-            });
-            let phi = phi_l + phi_next;
-            // The first candidate that passes is the step sequential backtracking takes.
-            for (c, &t) in ts.iter().enumerate() {
-                trial += 1;
-                let (new_l, new_next) = (
-                    self.piece(l, &v, V_TRIAL_PHI.at(c)),
-                    self.piece(l + 1, &v, V_TRIAL_PHI_NEXT.at(c)),
-                );
-                let phi_new = new_l + new_next;
-                let slack = ARMIJO_SLACK_EPS * be.epsilon() * phi.abs();
-                if phi_new <= phi - 0.5 * t * g2 + slack {
-                    let cand = &mut self.cand[c];
-                    std::mem::swap(&mut self.v[l], &mut cand.v[l]);
-                    std::mem::swap(&mut self.u[l + 1], &mut cand.u[l + 1]);
-                    self.step_v[l] = t;
-                    // Both layers moved; the trial wrote G_U at the new points.
-                    std::mem::swap(&mut self.gu[l], &mut cand.gu[l]);
-                    self.known.gu[l] = Some(new_l);
-                    if next_hidden {
-                        std::mem::swap(&mut self.gu[l + 1], &mut cand.gu[l + 1]);
-                        self.known.gu[l + 1] = Some(new_next);
-                        self.known.gv[l + 1] = None;
-                    }
-                    return Ok((true, n * n * g2, trial));
-                }
-            }
-            t = 0.5 * ts[LADDER - 1];
-        }
+        let own = LadderPiece {
+            hidden: true,
+            now: known.0.unwrap_or(PieceAt::Sums(RES.at(l))),
+            cand: [V_TRIAL_PHI.at(0), V_TRIAL_PHI.at(1)],
+        };
+        let next = LadderPiece {
+            hidden: l + 2 < layers,
+            now: known.1.unwrap_or(PieceAt::Sums(V_PHI_NEXT.slot())),
+            cand: [V_TRIAL_PHI_NEXT.at(0), V_TRIAL_PHI_NEXT.at(1)],
+        };
+        let model = LadderModel::V {
+            grad_sq: V_GRAD_SQ.slot(),
+        };
+        Ok(self.ladder_test(be, [Some(own), Some(next)], model, LADDER))
+    }
+
+    /// The host's swap of V candidate `c` into the state, and what it leaves known.
+    fn v_accept(&mut self, l: usize, c: usize, values: [PieceAt; 2]) {
+        let next_hidden = l + 2 < self.spec.layers();
+        let cand = &mut self.cand[c];
+        std::mem::swap(&mut self.v[l], &mut cand.v[l]);
+        std::mem::swap(&mut self.u[l + 1], &mut cand.u[l + 1]);
+        std::mem::swap(&mut self.gu[l], &mut cand.gu[l]);
         if next_hidden {
-            // The point did not move: G_U of layer l + 1 (known or computed) still holds.
-            self.known.gu[l + 1] = cur.map(|c| c.1);
+            std::mem::swap(&mut self.gu[l + 1], &mut cand.gu[l + 1]);
         }
-        Ok((
-            false,
-            n * n * cur.map(|c| c.2).unwrap_or(0.0),
-            MAX_BACKTRACK,
-        ))
+        self.v_known_after(l, values);
+    }
+
+    /// After an accepted V step: both layers moved, and the trial wrote `G_U` at the new
+    /// points (pieces' `values`).
+    fn v_known_after(&mut self, l: usize, values: [PieceAt; 2]) {
+        self.known.gu[l] = Some(values[0]);
+        if l + 2 < self.spec.layers() {
+            self.known.gu[l + 1] = Some(values[1]);
+            self.known.gv[l + 1] = None;
+        }
     }
 
     /// The candidates of a V trial at steps `ts` (method §6): each moves `V_l` along

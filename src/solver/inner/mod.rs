@@ -19,10 +19,12 @@
 
 mod blocks;
 pub mod exact;
+mod speculate;
 
 use super::slots::{
     self, Readback, Values, DISCARD, GROUP_SUM, H2, LAGRANGIAN_PENALTY, LAM_H, LOSS, RES, SIGMA2,
 };
+use crate::backend::ladder::PieceAt;
 use crate::backend::{BResult, Backend, Grads, Residual, Slot, LADDER};
 use crate::problem::{DeviceData, Params, Spec};
 use exact::ExactWork;
@@ -65,7 +67,22 @@ pub struct Lifted<B: Backend> {
     /// Workspaces of the optional exact blocks (method §6); `None` = all blocks by
     /// proximal gradient.
     pub exact: Option<ExactWork<B>>,
+    /// Record whole sweeps, each ladder decided on the device (`speculate.rs`) where the
+    /// sweep allows it; set from [`Backend::prefers_recorded_sweeps`].
+    pub record: bool,
     known: Known,
+    /// Where the next block's backtracking starts, after a recorded ladder failed.
+    resume: Option<Resume>,
+}
+
+/// A block's backtracking resumed by the host after its first ladder, recorded with the
+/// device's decision, failed: the next step to try, the trials spent, and the first
+/// candidate's squared gradient mapping.
+#[derive(Clone, Copy, Debug)]
+struct Resume {
+    t: f64,
+    trials: usize,
+    map2: f64,
 }
 
 /// One ladder candidate's workspaces (method §6): what a trial writes, swapped into the
@@ -114,16 +131,17 @@ impl<B: Backend> Candidate<B> {
 }
 
 /// Which hidden-layer gradient workspaces hold the gradient at the current point (with
-/// the current `ρ` and `Λ`), with the value of the layer's piece there: left by the block
-/// that computed them or by the accepted trial that wrote them, and read by the next block
-/// instead of a residual pass. Within a sweep this follows the blocks; across sweeps only
-/// through [`Lifted::next_sweep`], since anything else may have changed the state.
+/// the current `ρ` and `Λ`), with where the value of the layer's piece there is (on the
+/// host, or in a recorded decision's report): left by the block that computed them or by
+/// the accepted trial that wrote them, and read by the next block instead of a residual
+/// pass. Within a sweep this follows the blocks; across sweeps only through
+/// [`Lifted::next_sweep`], since anything else may have changed the state.
 #[derive(Clone, Debug, Default)]
 struct Known {
     /// `gu[l]` holds `G_U` of hidden layer `l`.
-    gu: Vec<Option<f64>>,
+    gu: Vec<Option<PieceAt>>,
     /// `gv[l]` holds the direct `G_V = S/N` of hidden layer `l`.
-    gv: Vec<Option<f64>>,
+    gv: Vec<Option<PieceAt>>,
 }
 
 impl Known {
@@ -180,7 +198,9 @@ impl<B: Backend> Lifted<B> {
             bmat: Vec::new(),
             cand: [Candidate::new(be, spec, n)?, Candidate::new(be, spec, n)?],
             exact: None,
+            record: be.prefers_recorded_sweeps(),
             known: Known::none(layers - 1),
+            resume: None,
         };
         st.p.assign(be, p)?;
         for l in 0..layers {
@@ -405,6 +425,9 @@ impl<B: Backend> Lifted<B> {
         k: usize,
         stop: &dyn Fn(f64) -> bool,
     ) -> BResult<SweepReport> {
+        if self.can_record(k) {
+            return self.recorded_sweep(be, data, stop);
+        }
         let layers = self.spec.layers();
         let mut rep = SweepReport::default();
         let mut res2 = 0.0;

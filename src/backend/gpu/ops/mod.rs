@@ -8,6 +8,7 @@
 mod elementwise;
 mod gather;
 mod group;
+mod ladder;
 mod loss;
 mod matmul;
 mod reduce;
@@ -16,6 +17,7 @@ use super::params::Params;
 use super::pipelines::K;
 use super::storage::GpuMat;
 use super::{BResult, GpuBackend};
+use crate::backend::ladder::LadderTest;
 use crate::backend::{
     shape, step_value_ladder_in_turn, Axis, Backend, Counters, LossKind, Moved, Residual, Slot,
     TrialOut, VStep, WTrial, LADDER,
@@ -372,6 +374,19 @@ impl Backend for GpuBackend {
     fn read_slots(&self, slots: &[Slot]) -> BResult<Vec<f64>> {
         shape::read_slots(slots)?;
         self.read_slot_values(slots)
+    }
+
+    fn ladder_select(
+        &self,
+        pairs: &mut [(&mut GpuMat, [&GpuMat; LADDER])],
+        test: &LadderTest,
+    ) -> BResult<()> {
+        shape::ladder_select(self, pairs, test)?;
+        self.ladder(pairs, test)
+    }
+
+    fn prefers_recorded_sweeps(&self) -> bool {
+        true
     }
 
     fn adam_update(
