@@ -435,7 +435,10 @@ pub trait Backend {
     /// Decide `test` from the slots ([`ladder::LadderTest::decide`]), write its report into
     /// `test.report..+REPORT_LEN`, and, when a candidate `c` passed, `dst ← cands[c]` for
     /// every `(dst, cands)` of `pairs` (the swap the host would make); otherwise nothing
-    /// moves. GPU: in `f32`, every dispatch deciding for itself (no readback).
+    /// moves. GPU: in `f32`, every dispatch deciding for itself (no readback). When no
+    /// candidate passed, the work recorded after this call until the next submission
+    /// (readback, download, write, sync) may be skipped, its outputs unspecified: the
+    /// caller redoes it after reading the report (`solver/inner/speculate.rs`).
     fn ladder_select(
         &self,
         pairs: &mut [(&mut Self::Mat, [&Self::Mat; LADDER])],
