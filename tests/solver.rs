@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use sparse_alm::app::Problem;
 use sparse_alm::backend::cpu::CpuBackend;
-use sparse_alm::backend::{Axis, Backend, LossKind};
+use sparse_alm::backend::{Axis, Backend, LossKind, SweepCounters};
 use sparse_alm::config::{load_config, AlmVariant, Config, Method};
 use sparse_alm::data::Dataset;
 use sparse_alm::model::Network;
@@ -709,5 +709,39 @@ fn step_diff_is_axpby_dot_and_sq_norm_bit_for_bit() {
             (t[0].to_bits(), t[1].to_bits()),
             (s[2].to_bits(), s[3].to_bits())
         );
+    }
+}
+
+/// `--verbose`'s per-sweep counters: the ALM tallies every inner sweep the records count
+/// (warm-started or not), each with its own work (at least one readback: its residual),
+/// and a baseline has no sweeps.
+#[test]
+fn alm_tallies_its_inner_sweeps() {
+    let sizes = [8, 16, 12, 1];
+    let cfg = small_config(&sizes, 2e-3, 400.0);
+    let be = Be::new();
+    let (_, train, init) = problem(23, &sizes, 300, LossKind::Squared);
+    let problem = Problem {
+        init,
+        ..Problem::new(&be, &cfg, &train, &empty(&train)).unwrap()
+    };
+    for method in [Method::Alm, Method::WarmAlm, Method::ProxGd] {
+        let before = be.counters();
+        let mut records = Vec::new();
+        let mut sink = |r: &Record| records.push(r.clone());
+        let res = problem.run(&be, &cfg, method, &mut sink).unwrap();
+        let all = be.counters().since(before);
+        let counted: usize = records.iter().filter_map(|r| r.sweeps).sum();
+        assert_eq!(res.sweeps.sweeps as usize, counted, "{method}: sweeps");
+        let w = res.sweeps.work;
+        if method == Method::ProxGd {
+            assert_eq!(res.sweeps, SweepCounters::default(), "{method} has no sweeps");
+            continue;
+        }
+        assert!(counted >= 3, "{method}: only {counted} sweeps");
+        assert!(w.readbacks >= res.sweeps.sweeps, "{method}: {w:?}");
+        assert!(w.dispatches > 10 * res.sweeps.sweeps, "{method}: {w:?}");
+        // The outer loop (KKT measures, records, warm start) does work of its own.
+        assert!(w.dispatches < all.dispatches && w.readbacks < all.readbacks, "{method}");
     }
 }

@@ -11,7 +11,7 @@ use super::device::with_backend;
 use super::report::{counters_report, fmt_error, CompareReport, MethodFailure, MethodOutcome};
 use super::setup::{Command, RunArgs, Setup};
 use super::{io_err, Notice};
-use crate::backend::Backend;
+use crate::backend::{Backend, SweepCounters};
 use crate::config::Method;
 use crate::output::{fmt_sig, write_json};
 use crate::solver::checkpoint::{self, Checkpoints, Stop};
@@ -76,11 +76,14 @@ pub fn compare(opts: &CompareOptions, say: &mut dyn FnMut(Notice)) -> Result<Com
         cfg.compare.time_checkpoints.clone()
     };
     let records: usize = results.iter().map(|r| r.records.len()).sum();
+    let sweeps = results
+        .iter()
+        .fold(SweepCounters::default(), |t, r| t.plus(r.sweeps));
     let counters = opts
         .run
         .verbosity
         .verbose
-        .then(|| counters_report(before, after, records));
+        .then(|| counters_report(before, after, records, sweeps));
     let report = CompareReport {
         out_dir: setup.out_dir.clone(),
         device: device_name,

@@ -4,7 +4,7 @@
 //! counters line of `--verbose`.
 
 use super::io_err;
-use crate::backend::Counters;
+use crate::backend::{Counters, SweepCounters};
 use crate::config::{Config, Method, Task};
 use crate::model::ModelMeta;
 use crate::output::{fmt_sig, MetricsLog, Table};
@@ -178,18 +178,39 @@ pub(super) fn run_metrics(res: &RunResult, device: &str) -> serde_json::Value {
     })
 }
 
-/// the ALM, epoch / iteration of the baselines).
-pub(super) fn counters_report(before: Counters, after: Counters, records: usize) -> String {
-    let d = after.dispatches.saturating_sub(before.dispatches);
-    let r = after.readbacks.saturating_sub(before.readbacks);
-    let s = after.submits.saturating_sub(before.submits);
+/// The counters line of `--verbose`: the backend's work between `before` and `after`, per
+/// record (outer iteration of the ALM, epoch / iteration of the baselines), and per inner
+/// sweep of the ALM (method §6) on its own, the unit a GPU's round trips are counted in.
+pub(super) fn counters_report(
+    before: Counters,
+    after: Counters,
+    records: usize,
+    sweeps: SweepCounters,
+) -> String {
+    let all = after.since(before);
     let k = records.max(1) as f64;
-    format!(
-        "backend counters: {d} dispatches, {r} readbacks, {s} submits; per outer iteration/epoch ({records} records): {:.1} dispatches, {:.1} readbacks, {:.1} submits",
-        d as f64 / k,
-        r as f64 / k,
-        s as f64 / k
-    )
+    let mut line = format!(
+        "backend counters: {} dispatches, {} readbacks, {} submits; per outer iteration/epoch ({records} records): {:.1} dispatches, {:.1} readbacks, {:.1} submits",
+        all.dispatches,
+        all.readbacks,
+        all.submits,
+        all.dispatches as f64 / k,
+        all.readbacks as f64 / k,
+        all.submits as f64 / k
+    );
+    if sweeps.sweeps > 0 {
+        let n = sweeps.sweeps as f64;
+        let w = sweeps.work;
+        let _ = write!(
+            line,
+            "; per inner sweep ({} sweeps, their own measures included): {:.1} dispatches, {:.1} readbacks, {:.1} submits",
+            sweeps.sweeps,
+            w.dispatches as f64 / n,
+            w.readbacks as f64 / n,
+            w.submits as f64 / n
+        );
+    }
+    line
 }
 
 /// The outcome of `train`, printed by the binary.

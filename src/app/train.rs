@@ -68,7 +68,7 @@ pub fn train(opts: &TrainOptions, say: &mut dyn FnMut(Notice)) -> Result<TrainRe
         .run
         .verbosity
         .verbose
-        .then(|| counters_report(before, after, result.records.len()));
+        .then(|| counters_report(before, after, result.records.len(), result.sweeps));
     Ok(TrainReport {
         out_dir: setup.out_dir.clone(),
         device: device_name,

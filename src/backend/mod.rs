@@ -148,6 +148,51 @@ pub struct Counters {
     pub submits: u64,
 }
 
+impl Counters {
+    /// The work counted between `before` and `self` (a later reading).
+    pub fn since(self, before: Counters) -> Counters {
+        Counters {
+            dispatches: self.dispatches.saturating_sub(before.dispatches),
+            readbacks: self.readbacks.saturating_sub(before.readbacks),
+            submits: self.submits.saturating_sub(before.submits),
+        }
+    }
+
+    /// `self + other`, counter by counter.
+    pub fn plus(self, other: Counters) -> Counters {
+        Counters {
+            dispatches: self.dispatches + other.dispatches,
+            readbacks: self.readbacks + other.readbacks,
+            submits: self.submits + other.submits,
+        }
+    }
+}
+
+/// The inner sweeps' share of a run's backend work (method §6), for `--verbose`: the
+/// sweeps run and what they cost together, the sweep's own measures (its residual, the
+/// trials' values) included and the outer loop's (KKT, ‖H‖, records) not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepCounters {
+    pub sweeps: u64,
+    pub work: Counters,
+}
+
+impl SweepCounters {
+    /// Count one sweep, whose work is what the counters read `after` it less `before`.
+    pub fn add_sweep(&mut self, before: Counters, after: Counters) {
+        self.sweeps += 1;
+        self.work = self.work.plus(after.since(before));
+    }
+
+    /// Both tallies together (runs of several methods).
+    pub fn plus(self, other: SweepCounters) -> SweepCounters {
+        SweepCounters {
+            sweeps: self.sweeps + other.sweeps,
+            work: self.work.plus(other.work),
+        }
+    }
+}
+
 /// [`Backend::step_value_ladder`] as its single operations in turn: the trait's default,
 /// and where a backend's fused version does not apply.
 pub fn step_value_ladder_in_turn<B: Backend + ?Sized>(

@@ -232,11 +232,13 @@ pub fn run<B: Backend>(
                 b.spent()
             };
             // Later sweeps start from the gradients the previous one's trials left.
+            let before = be.counters();
             let rep = if sweeps == 0 {
                 st.sweep(be, data, cfg.block_steps, &stop)?
             } else {
                 st.next_sweep(be, data, cfg.block_steps, &stop)?
             };
+            rec.sweeps.add_sweep(before, be.counters());
             charge(&mut st, budget);
             sweeps += 1;
             let what = format!("the inner residual of sweep {sweeps}");

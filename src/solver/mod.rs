@@ -16,7 +16,7 @@ pub mod measures;
 pub mod prox_grad;
 pub mod slots;
 
-use crate::backend::{BResult, Backend};
+use crate::backend::{BResult, Backend, SweepCounters};
 use crate::config::{Config, Method};
 use crate::model::Network;
 use crate::problem::{DeviceData, Params, Spec};
@@ -159,6 +159,8 @@ pub struct Recorder<'a, B: Backend> {
     pub last_good: Option<Params<B>>,
     /// Where and when to write checkpoints, and the state to resume from.
     pub checkpoints: Option<Checkpoints>,
+    /// The ALM's inner sweeps and their backend work (`--verbose`).
+    pub sweeps: SweepCounters,
 }
 
 impl<'a, B: Backend> Recorder<'a, B> {
@@ -180,6 +182,7 @@ impl<'a, B: Backend> Recorder<'a, B> {
             p0_limit: f64::INFINITY,
             last_good: None,
             checkpoints: None,
+            sweeps: SweepCounters::default(),
         }
     }
 
@@ -378,6 +381,9 @@ pub struct RunResult {
     pub empty_p0: f64,
     /// The run diverged and `net` is its last finite state (`train.keep_diverged`).
     pub diverged: Option<Divergence>,
+    /// The ALM's inner sweeps and their backend work (none for the baselines; a resumed
+    /// run counts only the sweeps since the resume).
+    pub sweeps: SweepCounters,
 }
 
 impl RunResult {
@@ -517,6 +523,7 @@ pub fn train<B: Backend>(
         seconds: budget.clock.seconds(),
         empty_p0,
         diverged,
+        sweeps: rec.sweeps,
     })
 }
 
