@@ -735,13 +735,20 @@ fn alm_tallies_its_inner_sweeps() {
         assert_eq!(res.sweeps.sweeps as usize, counted, "{method}: sweeps");
         let w = res.sweeps.work;
         if method == Method::ProxGd {
-            assert_eq!(res.sweeps, SweepCounters::default(), "{method} has no sweeps");
+            assert_eq!(
+                res.sweeps,
+                SweepCounters::default(),
+                "{method} has no sweeps"
+            );
             continue;
         }
         assert!(counted >= 3, "{method}: only {counted} sweeps");
         assert!(w.readbacks >= res.sweeps.sweeps, "{method}: {w:?}");
         assert!(w.dispatches > 10 * res.sweeps.sweeps, "{method}: {w:?}");
         // The outer loop (KKT measures, records, warm start) does work of its own.
-        assert!(w.dispatches < all.dispatches && w.readbacks < all.readbacks, "{method}");
+        assert!(
+            w.dispatches < all.dispatches && w.readbacks < all.readbacks,
+            "{method}"
+        );
     }
 }
