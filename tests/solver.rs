@@ -324,8 +324,8 @@ fn next_sweep_reuses_the_trials_gradients_exactly() {
 /// method §6, a sweep recorded whole (`solver/inner/speculate.rs`): each block's first
 /// ladder decided by `ladder_select` instead of on the host gives the host-driven sweep's
 /// iterates, trials and residuals bit for bit, on the same backend, including sweeps where
-/// a first ladder fails and the host resumes there; with one readback per sweep when none
-/// fails. Two hidden layers and a softmax output (a V trial then moves a hidden `U` and the
+/// a ladder fails and recording resumes there; with one readback per sweep when none
+/// fails, and one more per failed ladder. Two hidden layers and a softmax output (a V trial then moves a hidden `U` and the
 /// output), f64 and f32.
 #[test]
 fn recorded_sweeps_match_host_sweeps() {
@@ -384,14 +384,15 @@ fn recorded_sweeps_match_host_sweeps() {
             "{name} {loss:?}: passes differ"
         );
         let (reads, sweeps) = (recorded.2, recorded.3 as u64);
-        // Some first ladders failed (the host resumed), and recording still saved most
-        // readbacks (a failed ladder costs its sweep two or three more).
+        // Some ladders failed, and recording still saved most readbacks: a failed ladder
+        // of a measured step costs its sweep one more (100 of 248 here, deterministic;
+        // 120 when the host decided every resumed block's ladders).
         assert!(
             reads > sweeps,
             "{name} {loss:?}: no recorded ladder failed ({reads} readbacks, {sweeps} sweeps)"
         );
         assert!(
-            reads * 3 < host.2 * 2,
+            reads * 12 < host.2 * 5,
             "{name} {loss:?}: recorded sweeps read back {reads} times in {sweeps} sweeps, host-driven {}",
             host.2
         );

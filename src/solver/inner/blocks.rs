@@ -69,19 +69,20 @@ impl<B: Backend> Lifted<B> {
         Ok((false, first_map2.unwrap_or(0.0), MAX_BACKTRACK))
     }
 
-    /// Block `(W_l, b_l)`'s first ladder (steps `2t_last`, `t_last`) recorded with the
-    /// device's decision (report at `report`, after the report `prev` of the sweep's
-    /// previous block), the state left as if a candidate was accepted. Returns the steps.
+    /// A ladder of block `(W_l, b_l)` from step `t` (its first: `2t_last`; or where a
+    /// failed one left off) recorded with the device's decision (report at `report`,
+    /// after the report `prev` of the sweep's previous block), the state left as if a
+    /// candidate was accepted. Returns the steps.
     pub(super) fn w_record(
         &mut self,
         be: &B,
         data: &DeviceData<B>,
-        l: usize,
+        (l, t): (usize, f64),
         (prev, report): (Option<Slot>, Slot),
     ) -> BResult<[f64; LADDER]> {
         let hidden = l + 1 < self.spec.layers();
         let mut test = self.w_prepare(be, data, l)?;
-        let ts = ladder_steps(2.0 * self.step_w[l]);
+        let ts = ladder_steps(t);
         for (c, &t) in ts.iter().enumerate() {
             self.w_candidate(be, l, c, t)?;
         }
@@ -304,17 +305,18 @@ impl<B: Backend> Lifted<B> {
         Ok((false, last.map_or(0.0, |d| d.map2), MAX_BACKTRACK))
     }
 
-    /// Block `V_l`'s first ladder recorded with the device's decision ([`Lifted::w_record`]).
+    /// A ladder of block `V_l` from step `t`, recorded with the device's decision
+    /// ([`Lifted::w_record`]).
     pub(super) fn v_record(
         &mut self,
         be: &B,
         data: &DeviceData<B>,
-        l: usize,
+        (l, t): (usize, f64),
         (prev, report): (Option<Slot>, Slot),
     ) -> BResult<[f64; LADDER]> {
         let next_hidden = l + 2 < self.spec.layers();
         let mut test = self.v_prepare(be, data, l)?;
-        let ts = ladder_steps(2.0 * self.step_v[l]);
+        let ts = ladder_steps(t);
         self.v_candidates(be, data, l, ts, true)?;
         test.ts = ts;
         test.prev = prev;

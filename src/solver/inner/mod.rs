@@ -71,13 +71,17 @@ pub struct Lifted<B: Backend> {
     /// sweep allows it; set from [`Backend::prefers_recorded_sweeps`].
     pub record: bool,
     known: Known,
-    /// Where the next block's backtracking starts, after a recorded ladder failed.
+    /// Where the next block's backtracking starts, after a recorded ladder failed (its
+    /// next ladder recorded again, or its last one decided on the host).
     resume: Option<Resume>,
+    /// Per block of the sweep (`W_l` at `2l`, `V_l` at `2l + 1`): a recorded ladder of it
+    /// has passed, so its step is a measured one, not the initial guess (`speculate.rs`).
+    stepped: Vec<bool>,
 }
 
-/// A block's backtracking resumed by the host after its first ladder, recorded with the
-/// device's decision, failed: the next step to try, the trials spent, and the first
-/// candidate's squared gradient mapping.
+/// A block's backtracking resumed after a ladder recorded with the device's decision
+/// failed: the next step to try, the trials spent, and the first candidate's squared
+/// gradient mapping (the block's term of the sweep residual).
 #[derive(Clone, Copy, Debug)]
 struct Resume {
     t: f64,
@@ -201,6 +205,7 @@ impl<B: Backend> Lifted<B> {
             record: be.prefers_recorded_sweeps(),
             known: Known::none(layers - 1),
             resume: None,
+            stepped: vec![false; 2 * layers - 1],
         };
         st.p.assign(be, p)?;
         for l in 0..layers {

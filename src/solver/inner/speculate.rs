@@ -5,23 +5,32 @@
 //! term of the sweep residual. Blocks mostly accept in their first ladder (measured on
 //! teacher: the big blocks at its second candidate in 72 and 84 of 89 steps).
 //!
-//! Where a block's first ladder failed (sequential backtracking would halve again), every
-//! later block of the sweep skipped its swap, so the state is the one that block started
-//! from; the host resumes there, with the block's third step and a readback per ladder,
-//! and records the rest of the sweep after it. The decisions are those of the host-driven sweep:
-//! the same test on the same sums (`LadderTest::decide`, which the host uses too; on the
-//! CPU backend bit for bit, in `f64`). Passes count the method's work as in the
-//! host-driven sweep: the skipped blocks' recorded work is not charged, and the resumed
-//! block's preparation is charged once.
+//! Where a block's ladder failed (sequential backtracking would halve again), every later
+//! block of the sweep skipped its swap, so the state is the one that block started from.
+//! The host records again from there: the block's next ladder (its third and fourth
+//! steps), again decided on the device, and the rest of the sweep after it, so a step
+//! that was off by a little costs one more readback, not one for the ladder and one for
+//! the rest. A step that is far off, as in a run's first sweep, fails ladder after ladder,
+//! and each time the rest of the sweep would be recorded and voided: after a block's
+//! second failed ladder, after its first while its step is still the initial guess (no
+//! ladder of it has passed yet), and for its last ladder before [`MAX_BACKTRACK`], the
+//! block backtracks on the host (`w_block`, `v_block`: a readback per ladder, decided on
+//! the host, no ladder dispatch) and recording goes on after it.
+//!
+//! The decisions are those of the host-driven sweep: the same test on the same sums
+//! (`LadderTest::decide`, which the host uses too; on the CPU backend bit for bit, in
+//! `f64`). Passes count the method's work as in the host-driven sweep: the skipped
+//! blocks' recorded work is not charged, and a resumed block's preparation is charged
+//! once.
 
-use super::{Lifted, Resume, SweepReport};
+use super::{Lifted, Resume, SweepReport, MAX_BACKTRACK};
 use crate::backend::ladder::{REPORT_DECISION, REPORT_MAP2};
 use crate::backend::{Axis, BResult, Backend, Slot, LADDER};
 use crate::problem::DeviceData;
 use crate::solver::slots::{Readback, REPORT};
 
 /// A block recorded in a sweep: `V_l` or `(W_l, b_l)`, its ladder's steps, where its
-/// report is, and the passes spent before it.
+/// report is, the passes spent before it, and the earlier failed ladders it resumes.
 #[derive(Clone, Copy, Debug)]
 struct Recorded {
     v: bool,
@@ -29,6 +38,7 @@ struct Recorded {
     ts: [f64; LADDER],
     report: Slot,
     passes: f64,
+    resumed: Option<Resume>,
 }
 
 impl<B: Backend> Lifted<B> {
@@ -65,13 +75,26 @@ impl<B: Backend> Lifted<B> {
                     .slot(b.report + REPORT_MAP2);
             }
             let vals = rb.read(be)?;
-            next = usize::MAX;
+            // Where recording goes on if every ladder read passed: after the last block
+            // recorded, unless a budget ended the sweep.
+            next = match done.last() {
+                Some(b) if !rep.stopped => 2 * b.l + usize::from(b.v) + 1,
+                _ => usize::MAX,
+            };
             for b in &done {
                 let choice = vals.get(b.report + REPORT_DECISION) as usize;
                 let map2 = vals.get(b.report + REPORT_MAP2);
+                // A W block's residual term is its first candidate's, from its first
+                // ladder; a V block's does not depend on the step.
+                let first_map2 = match b.resumed {
+                    Some(r) if !b.v => r.map2,
+                    _ => map2,
+                };
+                let before = b.resumed.map_or(0, |r| r.trials);
                 if choice < LADDER {
-                    rep.trials += choice + 1;
-                    res2 += map2;
+                    self.stepped[2 * b.l + usize::from(b.v)] = true;
+                    rep.trials += before + choice + 1;
+                    res2 += first_map2;
                     let step = if b.v {
                         &mut self.step_v
                     } else {
@@ -81,19 +104,28 @@ impl<B: Backend> Lifted<B> {
                     continue;
                 }
                 // Both candidates failed: the later blocks skipped (their work, and what
-                // they left in the workspaces, is void). This block backtracks on the host,
-                // from its third step; recording goes on after it.
+                // they left in the workspaces, is void). This block backtracks from its
+                // next step: recorded again with the rest of the sweep after it, or on the
+                // host (module comment).
                 self.known.forget();
                 self.passes = b.passes;
-                self.resume = Some(Resume {
+                let at = 2 * b.l + usize::from(b.v);
+                let resume = Resume {
                     t: 0.5 * b.ts[LADDER - 1],
-                    trials: LADDER,
-                    map2,
-                });
+                    trials: before + LADDER,
+                    map2: first_map2,
+                };
+                self.resume = Some(resume);
                 rep.stopped = false;
-                let block = if b.v { Self::v_block } else { Self::w_block };
-                self.block_steps(be, data, b.l, 1, &mut rep, &mut res2, block)?;
-                next = 2 * b.l + usize::from(b.v) + 1;
+                next = at;
+                let far = b.resumed.is_some() || !self.stepped[at];
+                if far || resume.trials + LADDER >= MAX_BACKTRACK {
+                    let block = if b.v { Self::v_block } else { Self::w_block };
+                    let rejected = rep.rejected_blocks;
+                    self.block_steps(be, data, b.l, 1, &mut rep, &mut res2, block)?;
+                    self.stepped[at] |= rep.rejected_blocks == rejected;
+                    next += 1;
+                }
                 break;
             }
         }
@@ -115,17 +147,21 @@ impl<B: Backend> Lifted<B> {
         let mut done: Vec<Recorded> = Vec::with_capacity(2 * self.spec.layers());
         for b in first..2 * self.spec.layers() - 1 {
             let (l, v) = (b / 2, b % 2 == 1);
-            if !v && stop(self.passes) {
+            // A resumed block passed its budget check when it was first recorded.
+            let resumed = if b == first { self.resume.take() } else { None };
+            if !v && resumed.is_none() && stop(self.passes) {
                 rep.stopped = true;
                 break;
             }
             let report = REPORT.at(b);
             let passes = self.passes;
             let prev = done.last().map(|r| r.report);
+            let t_last = if v { self.step_v[l] } else { self.step_w[l] };
+            let t = resumed.map_or(2.0 * t_last, |r| r.t);
             let ts = if v {
-                self.v_record(be, data, l, (prev, report))?
+                self.v_record(be, data, (l, t), (prev, report))?
             } else {
-                self.w_record(be, data, l, (prev, report))?
+                self.w_record(be, data, (l, t), (prev, report))?
             };
             done.push(Recorded {
                 v,
@@ -133,6 +169,7 @@ impl<B: Backend> Lifted<B> {
                 ts,
                 report,
                 passes,
+                resumed,
             });
         }
         Ok(done)
