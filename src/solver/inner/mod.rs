@@ -72,10 +72,11 @@ pub struct Lifted<B: Backend> {
     pub record: bool,
     known: Known,
     /// Where the next block's backtracking starts, after a recorded ladder failed (its
-    /// next ladder recorded again, or its last one decided on the host).
+    /// next ladder recorded again, or its remaining ladders decided on the host).
     resume: Option<Resume>,
-    /// Per block of the sweep (`W_l` at `2l`, `V_l` at `2l + 1`): a recorded ladder of it
-    /// has passed, so its step is a measured one, not the initial guess (`speculate.rs`).
+    /// Per block of the sweep (`W_l` at `2l`, `V_l` at `2l + 1`): a ladder of it has
+    /// passed in a recorded sweep, so its step is a measured one, not the initial guess
+    /// (`speculate.rs`).
     stepped: Vec<bool>,
 }
 
