@@ -12,10 +12,10 @@
 //! that was off by a little costs one more readback, not one for the ladder and one for
 //! the rest. A step that is far off, as in a run's first sweep, fails ladder after ladder,
 //! and each time the rest of the sweep would be recorded and voided: after a block's
-//! second failed ladder, after its first while its step is still the initial guess (no
-//! ladder of it has passed yet), and for its last ladder before [`MAX_BACKTRACK`], the
-//! block backtracks on the host (`w_block`, `v_block`: a readback per ladder, decided on
-//! the host, no ladder dispatch) and recording goes on after it.
+//! second failed ladder, or after its first while its step is still the initial guess (no
+//! ladder of it has passed yet), the block backtracks on the host (`w_block`, `v_block`:
+//! a readback per ladder, decided on the host, no ladder dispatch, and the give-up after
+//! `MAX_BACKTRACK` trials) and recording goes on after it.
 //!
 //! The decisions are those of the host-driven sweep: the same test on the same sums
 //! (`LadderTest::decide`, which the host uses too; on the CPU backend bit for bit, in
@@ -23,7 +23,7 @@
 //! blocks' recorded work is not charged, and a resumed block's preparation is charged
 //! once.
 
-use super::{Lifted, Resume, SweepReport, MAX_BACKTRACK};
+use super::{Lifted, Resume, SweepReport};
 use crate::backend::ladder::{REPORT_DECISION, REPORT_MAP2};
 use crate::backend::{Axis, BResult, Backend, Slot, LADDER};
 use crate::problem::DeviceData;
@@ -39,6 +39,13 @@ struct Recorded {
     report: Slot,
     passes: f64,
     resumed: Option<Resume>,
+}
+
+impl Recorded {
+    /// The block's place in the sweep: `W_l` at `2l`, `V_l` at `2l + 1`.
+    fn block(&self) -> usize {
+        2 * self.l + usize::from(self.v)
+    }
 }
 
 impl<B: Backend> Lifted<B> {
@@ -75,12 +82,7 @@ impl<B: Backend> Lifted<B> {
                     .slot(b.report + REPORT_MAP2);
             }
             let vals = rb.read(be)?;
-            // Where recording goes on if every ladder read passed: after the last block
-            // recorded, unless a budget ended the sweep.
-            next = match done.last() {
-                Some(b) if !rep.stopped => 2 * b.l + usize::from(b.v) + 1,
-                _ => usize::MAX,
-            };
+            next = usize::MAX;
             for b in &done {
                 let choice = vals.get(b.report + REPORT_DECISION) as usize;
                 let map2 = vals.get(b.report + REPORT_MAP2);
@@ -92,7 +94,7 @@ impl<B: Backend> Lifted<B> {
                 };
                 let before = b.resumed.map_or(0, |r| r.trials);
                 if choice < LADDER {
-                    self.stepped[2 * b.l + usize::from(b.v)] = true;
+                    self.stepped[b.block()] = true;
                     rep.trials += before + choice + 1;
                     res2 += first_map2;
                     let step = if b.v {
@@ -105,11 +107,11 @@ impl<B: Backend> Lifted<B> {
                 }
                 // Both candidates failed: the later blocks skipped (their work, and what
                 // they left in the workspaces, is void). This block backtracks from its
-                // next step: recorded again with the rest of the sweep after it, or on the
-                // host (module comment).
+                // next step: its second ladder recorded again with the rest of the sweep
+                // after it, any later one on the host (module comment).
                 self.known.forget();
                 self.passes = b.passes;
-                let at = 2 * b.l + usize::from(b.v);
+                let at = b.block();
                 let resume = Resume {
                     t: 0.5 * b.ts[LADDER - 1],
                     trials: before + LADDER,
@@ -118,8 +120,7 @@ impl<B: Backend> Lifted<B> {
                 self.resume = Some(resume);
                 rep.stopped = false;
                 next = at;
-                let far = b.resumed.is_some() || !self.stepped[at];
-                if far || resume.trials + LADDER >= MAX_BACKTRACK {
+                if b.resumed.is_some() || !self.stepped[at] {
                     let block = if b.v { Self::v_block } else { Self::w_block };
                     let rejected = rep.rejected_blocks;
                     self.block_steps(be, data, b.l, 1, &mut rep, &mut res2, block)?;
