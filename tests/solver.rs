@@ -385,8 +385,10 @@ fn recorded_sweeps_match_host_sweeps() {
         );
         let (reads, sweeps) = (recorded.2, recorded.3 as u64);
         // Some ladders failed, and recording still saved most readbacks: a failed ladder
-        // of a measured step costs its sweep one more (100 of 248 here, deterministic;
-        // 120 when the host decided every resumed block's ladders).
+        // of a measured step costs its sweep one more, and a block backtracking from its
+        // initial step up to 8 trials a readback (88 of 248 here, deterministic; 100 with a
+        // readback per ladder there, 120 when the host also decided every resumed block's
+        // ladders).
         assert!(
             reads > sweeps,
             "{name} {loss:?}: no recorded ladder failed ({reads} readbacks, {sweeps} sweeps)"

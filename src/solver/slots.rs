@@ -128,19 +128,34 @@ pub const LAGRANGIAN_PENALTY: Range = Range::after(RES, 2, MAX_LAYERS);
 pub const W_PHI: Range = Range::after(LAGRANGIAN_PENALTY, 3, 1);
 /// W block: `group_norms` of the current `W_l`.
 pub const W_PENALTY: Range = Range::after(W_PHI, 2, 1);
+/// Sets of ladder-candidate slots in the trial ranges below: a block whose step is far off
+/// records this many ladders before one readback (`inner/blocks.rs`); a ladder of set `j`
+/// writes candidate `c`'s sums at unit `j·LADDER + c` ([`cand_slots`]).
+pub const TRIAL_SETS: usize = 4;
 /// W block trial, per ladder candidate: the `prox_step` sums (the trial's penalty and
 /// its step's model terms).
-pub const W_TRIAL_STEP: Range = Range::after(W_PENALTY, 4, LADDER);
+pub const W_TRIAL_STEP: Range = Range::after(W_PENALTY, 4, LADDER * TRIAL_SETS);
 /// W block trial, per candidate: the piece sums at the trial pre-activation.
-pub const W_TRIAL_PHI: Range = Range::after(W_TRIAL_STEP, 3, LADDER);
+pub const W_TRIAL_PHI: Range = Range::after(W_TRIAL_STEP, 3, LADDER * TRIAL_SETS);
 /// V block: the current piece sums of the next layer.
 pub const V_PHI_NEXT: Range = Range::after(W_TRIAL_PHI, 3, 1);
 /// V block: `‖G_V‖²`.
 pub const V_GRAD_SQ: Range = Range::after(V_PHI_NEXT, 1, 1);
 /// V block trial, per ladder candidate: the piece sums of layer `l` and of the next
 /// layer at the trial.
-pub const V_TRIAL_PHI: Range = Range::after(V_GRAD_SQ, 3, LADDER);
-pub const V_TRIAL_PHI_NEXT: Range = Range::after(V_TRIAL_PHI, 3, LADDER);
+pub const V_TRIAL_PHI: Range = Range::after(V_GRAD_SQ, 3, LADDER * TRIAL_SETS);
+pub const V_TRIAL_PHI_NEXT: Range = Range::after(V_TRIAL_PHI, 3, LADDER * TRIAL_SETS);
+
+/// The first slots of a ladder's candidates in trial set `set` of `range`.
+pub const fn cand_slots(range: Range, set: usize) -> [Slot; LADDER] {
+    let mut s = [0; LADDER];
+    let mut c = 0;
+    while c < LADDER {
+        s[c] = range.at(set * LADDER + c);
+        c += 1;
+    }
+    s
+}
 
 // The Armijo proximal-gradient step on (P0) (`prox_grad.rs`, one readback per trial),
 // taken by prox-GD, prox-APG and the ALM's P0 steps.

@@ -17,8 +17,8 @@ use crate::backend::ladder::{
 use crate::backend::{Axis, BResult, Backend, Grads, Moved, Slot, TrialOut, VStep, WTrial, LADDER};
 use crate::problem::DeviceData;
 use crate::solver::slots::{
-    Readback, RES, V_GRAD_SQ, V_PHI_NEXT, V_TRIAL_PHI, V_TRIAL_PHI_NEXT, W_PENALTY, W_PHI,
-    W_TRIAL_PHI, W_TRIAL_STEP,
+    cand_slots, Readback, RES, V_GRAD_SQ, V_PHI_NEXT, V_TRIAL_PHI, V_TRIAL_PHI_NEXT, W_PENALTY,
+    W_PHI, W_TRIAL_PHI, W_TRIAL_STEP,
 };
 
 /// A ladder's steps from its largest: `t`, `t/2`, ….
@@ -28,6 +28,35 @@ fn ladder_steps(t: f64) -> [f64; LADDER] {
         ts[c] = 0.5 * ts[c - 1];
     }
     ts
+}
+
+/// The tests of `count` ladders in turn from step `*t` (each from half the last step of
+/// the one before; `*t` left where the next would start), ladder `j` reading its
+/// candidates' sums from trial set `j` (`slots::TRIAL_SETS`). The host records them all
+/// and decides them in order after one readback: where a step is far off (a run's first
+/// sweep) that is one readback for up to `2·TRIAL_SETS` trials instead of one per ladder.
+fn ladder_sets(test: &LadderTest, t: &mut f64, count: usize) -> Vec<LadderTest> {
+    (0..count)
+        .map(|j| {
+            let mut tj = *test;
+            tj.ts = ladder_steps(*t);
+            *t = 0.5 * tj.ts[tj.width - 1];
+            // The ranges the trials write their sums to (`w_ladder`, `v_candidates`).
+            let ranges = match &mut tj.model {
+                LadderModel::W { step, .. } => {
+                    *step = cand_slots(W_TRIAL_STEP, j);
+                    [W_TRIAL_PHI, W_TRIAL_PHI]
+                }
+                LadderModel::V { .. } => [V_TRIAL_PHI, V_TRIAL_PHI_NEXT],
+            };
+            for (p, r) in tj.pieces.iter_mut().zip(ranges) {
+                if let Some(p) = p {
+                    p.cand = cand_slots(r, j);
+                }
+            }
+            tj
+        })
+        .collect()
 }
 
 impl<B: Backend> Lifted<B> {
@@ -40,27 +69,31 @@ impl<B: Backend> Lifted<B> {
         l: usize,
     ) -> BResult<(bool, f64, usize)> {
         let hidden = l + 1 < self.spec.layers();
-        let mut test = self.w_prepare(be, data, l)?;
-        let (mut t, mut trial, mut first_map2) = self.resume_at(self.step_w[l]);
+        let test = self.w_prepare(be, data, l)?;
+        let width = test.width;
+        let (mut t, mut trial, mut first_map2, ladders) = self.resume_at(self.step_w[l], width);
         let mut last = None;
         while trial < MAX_BACKTRACK {
-            let ts = ladder_steps(t);
-            let width = test.width;
-            for (c, &t) in ts.iter().enumerate().take(width) {
-                self.w_candidate(be, l, c, t)?;
+            let tests = ladder_sets(&test, &mut t, ladders.min((MAX_BACKTRACK - trial) / width));
+            for (j, test) in tests.iter().enumerate() {
+                self.w_ladder(be, data, l, &test.ts[..width], j)?;
             }
-            self.w_candidate_values(be, data, l, &ts[..width])?;
-            test.ts = ts;
-            let d = self.decide_on_host(be, &test)?;
-            first_map2.get_or_insert(d.map2);
-            if d.choice < width {
-                self.w_accept(l, d.choice, PieceAt::Host(d.values[0]));
-                self.step_w[l] = ts[d.choice];
-                return Ok((true, first_map2.unwrap_or(0.0), trial + d.choice + 1));
+            for (j, d) in self.decide_on_host(be, &tests)?.into_iter().enumerate() {
+                first_map2.get_or_insert(d.map2);
+                let ts = tests[j].ts;
+                if d.choice < width {
+                    if j + 1 < tests.len() {
+                        // A later ladder overwrote the candidates: write this one again
+                        // (the same operations on the same state: the same bits).
+                        self.w_ladder(be, data, l, &ts[..width], j)?;
+                    }
+                    self.w_accept(l, d.choice, PieceAt::Host(d.values[0]));
+                    self.step_w[l] = ts[d.choice];
+                    return Ok((true, first_map2.unwrap_or(0.0), trial + d.choice + 1));
+                }
+                last = Some(d);
+                trial += width;
             }
-            last = Some(d);
-            trial += width;
-            t = 0.5 * ts[width - 1];
         }
         if hidden {
             // The point did not move: G_U (known or computed) still holds.
@@ -83,10 +116,7 @@ impl<B: Backend> Lifted<B> {
         let hidden = l + 1 < self.spec.layers();
         let mut test = self.w_prepare(be, data, l)?;
         let ts = ladder_steps(t);
-        for (c, &t) in ts.iter().enumerate() {
-            self.w_candidate(be, l, c, t)?;
-        }
-        self.w_candidate_values(be, data, l, &ts)?;
+        self.w_ladder(be, data, l, &ts, 0)?;
         test.ts = ts;
         test.prev = prev;
         test.report = report;
@@ -104,23 +134,31 @@ impl<B: Backend> Lifted<B> {
         Ok(ts)
     }
 
-    /// Where a block's backtracking starts: `(t, trials, first map2)`, from `2·t_last`
-    /// or where its recorded ladder failed.
-    fn resume_at(&mut self, t_last: f64) -> (f64, usize, Option<f64>) {
-        match self.resume.take() {
-            Some(Resume { t, trials, map2 }) => (t, trials, Some(map2)),
-            None => (2.0 * t_last, 0, None),
-        }
+    /// Where a block's backtracking starts: `(t, trials, first map2, ladders per
+    /// readback)`, from `2·t_last` or where its recorded ladder failed. Only a ladder of
+    /// [`LADDER`] candidates goes several to a readback.
+    fn resume_at(&mut self, t_last: f64, width: usize) -> (f64, usize, Option<f64>, usize) {
+        let (t, trials, map2, ladders) = match self.resume.take() {
+            Some(Resume {
+                t,
+                trials,
+                map2,
+                ladders,
+            }) => (t, trials, map2, ladders),
+            None => (2.0 * t_last, 0, None, 1),
+        };
+        let ladders = if width == LADDER { ladders.max(1) } else { 1 };
+        (t, trials, map2, ladders)
     }
 
-    /// Read what `test` needs and decide it on the host (one readback).
-    fn decide_on_host(&self, be: &B, test: &LadderTest) -> BResult<Decision> {
+    /// Read what `tests` need and decide each on the host (one readback).
+    fn decide_on_host(&self, be: &B, tests: &[LadderTest]) -> BResult<Vec<Decision>> {
         let mut rb = Readback::new();
-        for s in test.reads() {
+        for s in tests.iter().flat_map(LadderTest::reads) {
             rb.slot(s);
         }
         let v = rb.read(be)?;
-        Ok(test.decide(|s| v.get(s)))
+        Ok(tests.iter().map(|test| test.decide(|s| v.get(s))).collect())
     }
 
     /// A W block's gradients at the current point (the residual pass unless a V trial left
@@ -147,10 +185,10 @@ impl<B: Backend> Lifted<B> {
         let piece = LadderPiece {
             hidden,
             now: known.unwrap_or(PieceAt::Sums(W_PHI.slot())),
-            cand: [W_TRIAL_PHI.at(0), W_TRIAL_PHI.at(1)],
+            cand: cand_slots(W_TRIAL_PHI, 0),
         };
         let model = LadderModel::W {
-            step: [W_TRIAL_STEP.at(0), W_TRIAL_STEP.at(1)],
+            step: cand_slots(W_TRIAL_STEP, 0),
             penalty: PieceAt::Sums(W_PENALTY.slot()),
             lambda: self.spec.lambda as f64,
         };
@@ -201,10 +239,27 @@ impl<B: Backend> Lifted<B> {
         }
     }
 
+    /// A W ladder at steps `ts` with its sums in trial set `set` ([`ladder_sets`]): its
+    /// candidates and their values.
+    fn w_ladder(
+        &mut self,
+        be: &B,
+        data: &DeviceData<B>,
+        l: usize,
+        ts: &[f64],
+        set: usize,
+    ) -> BResult<()> {
+        let slots = cand_slots(W_TRIAL_STEP, set);
+        for (c, &t) in ts.iter().enumerate() {
+            self.w_candidate(be, l, c, t, slots[c])?;
+        }
+        self.w_candidate_values(be, data, l, ts, set)
+    }
+
     /// Candidate `c` of a W trial at step `t`: `(W, b)` one prox-gradient step from the
-    /// current point, with its penalty's sums and its step's model terms (into
+    /// current point, with its penalty's sums and its step's model terms (into `slot`, of
     /// [`W_TRIAL_STEP`]).
-    fn w_candidate(&mut self, be: &B, l: usize, c: usize, t: f64) -> BResult<()> {
+    fn w_candidate(&mut self, be: &B, l: usize, c: usize, t: f64, slot: Slot) -> BResult<()> {
         let (axis, lam) = (self.spec.axes[l], self.spec.lambda as f64);
         let (p, g, cand) = (&self.p, &self.g, &mut self.cand[c]);
         let new = (
@@ -214,29 +269,30 @@ impl<B: Backend> Lifted<B> {
         );
         let (old, grad) = ((&p.w[l], &p.b[l]), (&g.w[l], &g.b[l]));
         let steps = (t as f32, (lam * t) as f32);
-        let slot = W_TRIAL_STEP.at(c);
         be.prox_step(new, old, grad, steps, axis, slot)
     }
 
     /// The smooth part's value at the W trial's candidates (steps `ts`, candidate `c`'s
-    /// sums into `W_TRIAL_PHI.at(c)`), and for a hidden layer's row trials the `G_V` each
-    /// candidate's point gives.
+    /// sums into trial set `set` of [`W_TRIAL_PHI`]), and for a hidden layer's row trials
+    /// the `G_V` each candidate's point gives.
     fn w_candidate_values(
         &mut self,
         be: &B,
         data: &DeviceData<B>,
         l: usize,
         ts: &[f64],
+        set: usize,
     ) -> BResult<()> {
         let hidden = l + 1 < self.spec.layers();
+        let phi = cand_slots(W_TRIAL_PHI, set);
         match self.spec.axes[l] {
             // A hidden layer's trials are written, valued and their G_V written in one pass.
             Axis::Rows if hidden => {
                 let r = self.residual(self.rho, Grads::V);
                 let (u, b_old, bmat) = (&self.u[l], &self.p.b[l], &self.bmat[l]);
                 let [c0, c1] = &mut self.cand;
-                let (w0, o0) = c0.w_trial(l, (u, b_old, bmat), ts[0], W_TRIAL_PHI.at(0));
-                let (w1, o1) = c1.w_trial(l, (u, b_old, bmat), ts[1], W_TRIAL_PHI.at(1));
+                let (w0, o0) = c0.w_trial(l, (u, b_old, bmat), ts[0], phi[0]);
+                let (w1, o1) = c1.w_trial(l, (u, b_old, bmat), ts[1], phi[1]);
                 be.w_trial_value_ladder([o0, o1], [w0, w1], (&self.v[l], &self.lam[l]), r)
             }
             Axis::Rows => {
@@ -252,7 +308,7 @@ impl<B: Backend> Lifted<B> {
                         t as f32,
                     )?;
                     let u = &self.cand[c].u[l];
-                    self.piece_value(be, l, u, None, &data.y, W_TRIAL_PHI.at(c))?;
+                    self.piece_value(be, l, u, None, &data.y, phi[c])?;
                 }
                 Ok(())
             }
@@ -264,7 +320,7 @@ impl<B: Backend> Lifted<B> {
                     be.matmul_nn(&mut cand.u[l], &cand.trial.w[l], input, b, 0.0)?;
                     self.passes += self.frac(l);
                     let u = &self.cand[c].u[l];
-                    self.piece_value(be, l, u, None, &data.y, W_TRIAL_PHI.at(c))?;
+                    self.piece_value(be, l, u, None, &data.y, phi[c])?;
                 }
                 Ok(())
             }
@@ -280,23 +336,31 @@ impl<B: Backend> Lifted<B> {
         l: usize,
     ) -> BResult<(bool, f64, usize)> {
         let next_hidden = l + 2 < self.spec.layers();
-        let mut test = self.v_prepare(be, data, l)?;
-        let (mut t, mut trial, _) = self.resume_at(self.step_v[l]);
+        let test = self.v_prepare(be, data, l)?;
+        let (mut t, mut trial, _, ladders) = self.resume_at(self.step_v[l], LADDER);
         let mut last: Option<Decision> = None;
         while trial < MAX_BACKTRACK {
-            let ts = ladder_steps(t);
-            self.v_candidates(be, data, l, ts, last.is_none())?;
-            test.ts = ts;
-            let d = self.decide_on_host(be, &test)?;
-            if d.choice < LADDER {
-                let values = d.values.map(PieceAt::Host);
-                self.v_accept(l, d.choice, values);
-                self.step_v[l] = ts[d.choice];
-                return Ok((true, d.map2, trial + d.choice + 1));
+            let tests = ladder_sets(&test, &mut t, ladders.min((MAX_BACKTRACK - trial) / LADDER));
+            for (j, test) in tests.iter().enumerate() {
+                // `‖G_V‖²` with the block's first ladder (it does not depend on the step).
+                let grad_sq = last.is_none() && j == 0;
+                self.v_candidates(be, data, l, test.ts, (j, grad_sq))?;
             }
-            last = Some(d);
-            trial += LADDER;
-            t = 0.5 * ts[LADDER - 1];
+            for (j, d) in self.decide_on_host(be, &tests)?.into_iter().enumerate() {
+                let ts = tests[j].ts;
+                if d.choice < LADDER {
+                    if j + 1 < tests.len() {
+                        // A later ladder overwrote the candidates ([`Lifted::w_block`]).
+                        self.v_candidates(be, data, l, ts, (j, false))?;
+                    }
+                    let values = d.values.map(PieceAt::Host);
+                    self.v_accept(l, d.choice, values);
+                    self.step_v[l] = ts[d.choice];
+                    return Ok((true, d.map2, trial + d.choice + 1));
+                }
+                last = Some(d);
+                trial += LADDER;
+            }
         }
         if next_hidden {
             // The point did not move: G_U of layer l + 1 (known or computed) still holds.
@@ -317,7 +381,7 @@ impl<B: Backend> Lifted<B> {
         let next_hidden = l + 2 < self.spec.layers();
         let mut test = self.v_prepare(be, data, l)?;
         let ts = ladder_steps(t);
-        self.v_candidates(be, data, l, ts, true)?;
+        self.v_candidates(be, data, l, ts, (0, true))?;
         test.ts = ts;
         test.prev = prev;
         test.report = report;
@@ -367,12 +431,12 @@ impl<B: Backend> Lifted<B> {
         let own = LadderPiece {
             hidden: true,
             now: known.0.unwrap_or(PieceAt::Sums(RES.at(l))),
-            cand: [V_TRIAL_PHI.at(0), V_TRIAL_PHI.at(1)],
+            cand: cand_slots(V_TRIAL_PHI, 0),
         };
         let next = LadderPiece {
             hidden: l + 2 < layers,
             now: known.1.unwrap_or(PieceAt::Sums(V_PHI_NEXT.slot())),
-            cand: [V_TRIAL_PHI_NEXT.at(0), V_TRIAL_PHI_NEXT.at(1)],
+            cand: cand_slots(V_TRIAL_PHI_NEXT, 0),
         };
         let model = LadderModel::V {
             grad_sq: V_GRAD_SQ.slot(),
@@ -404,18 +468,22 @@ impl<B: Backend> Lifted<B> {
     }
 
     /// The candidates of a V trial at steps `ts` (method §6): each moves `V_l` along
-    /// `−G_V` and `U_{l+1}` along `−W_{l+1}G_V`, and sums the two pieces there
-    /// (`V_TRIAL_PHI.at(c)`, `V_TRIAL_PHI_NEXT.at(c)`), writing each moved layer's `G_U`;
-    /// with `grad_sq`, also `‖G_V‖²` into [`V_GRAD_SQ`].
+    /// `−G_V` and `U_{l+1}` along `−W_{l+1}G_V`, and sums the two pieces there (trial set
+    /// `set` of [`V_TRIAL_PHI`] and [`V_TRIAL_PHI_NEXT`]), writing each moved layer's
+    /// `G_U`; with `grad_sq`, also `‖G_V‖²` into [`V_GRAD_SQ`].
     fn v_candidates(
         &mut self,
         be: &B,
         data: &DeviceData<B>,
         l: usize,
         ts: [f64; LADDER],
-        grad_sq: bool,
+        (set, grad_sq): (usize, bool),
     ) -> BResult<()> {
         let next_hidden = l + 2 < self.spec.layers();
+        let (phi, phi_next) = (
+            cand_slots(V_TRIAL_PHI, set),
+            cand_slots(V_TRIAL_PHI_NEXT, set),
+        );
         let a = ts.map(|t| -(t as f32));
         let r = self.residual(self.rho, Grads::U);
         let [c0, c1] = &mut self.cand;
@@ -424,12 +492,12 @@ impl<B: Backend> Lifted<B> {
             TrialOut {
                 out: &mut c0.v[l],
                 grad: &mut c0.gu[l],
-                slot: V_TRIAL_PHI.at(0),
+                slot: phi[0],
             },
             TrialOut {
                 out: &mut c1.v[l],
                 grad: &mut c1.gu[l],
-                slot: V_TRIAL_PHI.at(1),
+                slot: phi[1],
             },
         ];
         let steps = a.map(|a| VStep {
@@ -447,12 +515,12 @@ impl<B: Backend> Lifted<B> {
                 TrialOut {
                     out: &mut c0.u[l + 1],
                     grad: &mut c0.gu[l + 1],
-                    slot: V_TRIAL_PHI_NEXT.at(0),
+                    slot: phi_next[0],
                 },
                 TrialOut {
                     out: &mut c1.u[l + 1],
                     grad: &mut c1.gu[l + 1],
-                    slot: V_TRIAL_PHI_NEXT.at(1),
+                    slot: phi_next[1],
                 },
             ];
             let steps = a.map(|a| VStep {
@@ -469,7 +537,7 @@ impl<B: Backend> Lifted<B> {
                 let out = &mut self.cand[c].u[l + 1];
                 be.axpby(out, 1.0, &self.u[l + 1], a, &self.bmat[l + 1])?;
                 let loss = self.spec.loss;
-                be.loss(out, &data.y, loss, V_TRIAL_PHI_NEXT.at(c))?;
+                be.loss(out, &data.y, loss, phi_next[c])?;
             }
             Ok(())
         }

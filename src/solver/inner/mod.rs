@@ -80,14 +80,18 @@ pub struct Lifted<B: Backend> {
     stepped: Vec<bool>,
 }
 
-/// A block's backtracking resumed after a ladder recorded with the device's decision
-/// failed: the next step to try, the trials spent, and the first candidate's squared
-/// gradient mapping (the block's term of the sweep residual).
+/// Where a block's backtracking starts in a recorded sweep, after a ladder recorded with
+/// the device's decision failed or where the step is still the initial guess: the next
+/// step to try, the trials spent, the first candidate's squared gradient mapping (the
+/// block's term of the sweep residual; `None` before any ladder), and, when the host
+/// decides the rest, how many ladders it records before each readback
+/// (`slots::TRIAL_SETS` where the step is far off: `speculate.rs`).
 #[derive(Clone, Copy, Debug)]
 struct Resume {
     t: f64,
     trials: usize,
-    map2: f64,
+    map2: Option<f64>,
+    ladders: usize,
 }
 
 /// One ladder candidate's workspaces (method §6): what a trial writes, swapped into the

@@ -10,12 +10,13 @@
 //! The host records again from there: the block's next ladder (its third and fourth
 //! steps), again decided on the device, and the rest of the sweep after it, so a step
 //! that was off by a little costs one more readback, not one for the ladder and one for
-//! the rest. A step that is far off, as in a run's first sweep, fails ladder after ladder,
-//! and each time the rest of the sweep would be recorded and voided: after a block's
-//! second failed ladder, or after its first while its step is still the initial guess (no
-//! ladder of it has passed yet), the block backtracks on the host (`w_block`, `v_block`:
-//! a readback per ladder, decided on the host, no ladder dispatch, and the give-up after
-//! `MAX_BACKTRACK` trials) and recording goes on after it.
+//! the rest. A step that is far off, as in a run's first sweep, would fail ladder after
+//! ladder, and each time the rest of the sweep would be recorded and voided: a block whose
+//! step is still the initial guess (no ladder of it has passed yet; recording stops before
+//! it), and a block after its second failed ladder, backtracks on the host (`w_block`,
+//! `v_block`: `TRIAL_SETS` ladders recorded before each readback and decided on the host in
+//! order, no ladder dispatch, and the give-up after `MAX_BACKTRACK` trials), and recording
+//! goes on after it. On digits' first sweep that is 5 readbacks for 33 trials, not 18.
 //!
 //! The decisions are those of the host-driven sweep: the same test on the same sums
 //! (`LadderTest::decide`, which the host uses too; on the CPU backend bit for bit, in
@@ -27,7 +28,7 @@ use super::{Lifted, Resume, SweepReport};
 use crate::backend::ladder::{REPORT_DECISION, REPORT_MAP2};
 use crate::backend::{Axis, BResult, Backend, Slot, LADDER};
 use crate::problem::DeviceData;
-use crate::solver::slots::{Readback, REPORT};
+use crate::solver::slots::{Readback, REPORT, TRIAL_SETS};
 
 /// A block recorded in a sweep: `V_l` or `(W_l, b_l)`, its ladder's steps, where its
 /// report is, the passes spent before it, and the earlier failed ladders it resumes.
@@ -72,7 +73,25 @@ impl<B: Backend> Lifted<B> {
         // Blocks in sweep order: W_l at 2l, V_l at 2l + 1.
         let mut next = 0;
         while next < 2 * self.spec.layers() - 1 {
-            let done = self.record_from(be, data, next, stop, &mut rep)?;
+            if self.resume.is_none() && !self.stepped[next] {
+                // The block's step is still the initial guess: the host backtracks.
+                let (l, v) = (next / 2, next % 2 == 1);
+                if !v && stop(self.passes) {
+                    rep.stopped = true;
+                    break;
+                }
+                let t_last = if v { self.step_v[l] } else { self.step_w[l] };
+                self.resume = Some(Resume {
+                    t: 2.0 * t_last,
+                    trials: 0,
+                    map2: None,
+                    ladders: TRIAL_SETS,
+                });
+                self.host_block(be, data, next, &mut rep, &mut res2)?;
+                next += 1;
+                continue;
+            }
+            let (done, until) = self.record_from(be, data, next, stop, &mut rep)?;
             if done.is_empty() {
                 break;
             }
@@ -82,14 +101,14 @@ impl<B: Backend> Lifted<B> {
                     .slot(b.report + REPORT_MAP2);
             }
             let vals = rb.read(be)?;
-            next = usize::MAX;
+            next = until;
             for b in &done {
                 let choice = vals.get(b.report + REPORT_DECISION) as usize;
                 let map2 = vals.get(b.report + REPORT_MAP2);
                 // A W block's residual term is its first candidate's, from its first
                 // ladder; a V block's does not depend on the step.
                 let first_map2 = match b.resumed {
-                    Some(r) if !b.v => r.map2,
+                    Some(r) if !b.v => r.map2.unwrap_or(map2),
                     _ => map2,
                 };
                 let before = b.resumed.map_or(0, |r| r.trials);
@@ -112,19 +131,19 @@ impl<B: Backend> Lifted<B> {
                 self.known.forget();
                 self.passes = b.passes;
                 let at = b.block();
+                // Far off: the host backtracks, several ladders to a readback.
+                let far = b.resumed.is_some() || !self.stepped[at];
                 let resume = Resume {
                     t: 0.5 * b.ts[LADDER - 1],
                     trials: before + LADDER,
-                    map2: first_map2,
+                    map2: Some(first_map2),
+                    ladders: if far { TRIAL_SETS } else { 1 },
                 };
                 self.resume = Some(resume);
                 rep.stopped = false;
                 next = at;
-                if b.resumed.is_some() || !self.stepped[at] {
-                    let block = if b.v { Self::v_block } else { Self::w_block };
-                    let rejected = rep.rejected_blocks;
-                    self.block_steps(be, data, b.l, 1, &mut rep, &mut res2, block)?;
-                    self.stepped[at] |= rep.rejected_blocks == rejected;
+                if far {
+                    self.host_block(be, data, at, &mut rep, &mut res2)?;
                     next += 1;
                 }
                 break;
@@ -134,9 +153,31 @@ impl<B: Backend> Lifted<B> {
         Ok(rep)
     }
 
+    /// Block `at` of the sweep backtracked on the host from `self.resume`; a block that
+    /// moved has a measured step.
+    fn host_block(
+        &mut self,
+        be: &B,
+        data: &DeviceData<B>,
+        at: usize,
+        rep: &mut SweepReport,
+        res2: &mut f64,
+    ) -> BResult<()> {
+        let block = if at % 2 == 1 {
+            Self::v_block
+        } else {
+            Self::w_block
+        };
+        let rejected = rep.rejected_blocks;
+        self.block_steps(be, data, at / 2, 1, rep, res2, block)?;
+        self.stepped[at] |= rep.rejected_blocks == rejected;
+        Ok(())
+    }
+
     /// Record the sweep's blocks from block `first` on (each W block after the layer's
-    /// budget check, as the host-driven sweep makes it); `rep.stopped` when a budget ended
-    /// the sweep.
+    /// budget check, as the host-driven sweep makes it), up to the first later block whose
+    /// step is still the initial guess; `rep.stopped` when a budget ended the sweep. Also
+    /// returns the block after the last recorded one, or `usize::MAX` at the sweep's end.
     fn record_from(
         &mut self,
         be: &B,
@@ -144,10 +185,13 @@ impl<B: Backend> Lifted<B> {
         first: usize,
         stop: &dyn Fn(f64) -> bool,
         rep: &mut SweepReport,
-    ) -> BResult<Vec<Recorded>> {
+    ) -> BResult<(Vec<Recorded>, usize)> {
         let mut done: Vec<Recorded> = Vec::with_capacity(2 * self.spec.layers());
         for b in first..2 * self.spec.layers() - 1 {
             let (l, v) = (b / 2, b % 2 == 1);
+            if b > first && !self.stepped[b] {
+                return Ok((done, b));
+            }
             // A resumed block passed its budget check when it was first recorded.
             let resumed = if b == first { self.resume.take() } else { None };
             if !v && resumed.is_none() && stop(self.passes) {
@@ -173,6 +217,6 @@ impl<B: Backend> Lifted<B> {
                 resumed,
             });
         }
-        Ok(done)
+        Ok((done, usize::MAX))
     }
 }
