@@ -313,14 +313,14 @@ impl<B: Backend> Lifted<B> {
                 Ok(())
             }
             Axis::Cols => {
-                for c in 0..ts.len() {
+                for (c, &slot) in phi.iter().enumerate().take(ts.len()) {
                     let input = if l == 0 { &data.x } else { &self.v[l - 1] };
                     let cand = &mut self.cand[c];
                     let b = Some(&cand.trial.b[l]);
                     be.matmul_nn(&mut cand.u[l], &cand.trial.w[l], input, b, 0.0)?;
                     self.passes += self.frac(l);
                     let u = &self.cand[c].u[l];
-                    self.piece_value(be, l, u, None, &data.y, phi[c])?;
+                    self.piece_value(be, l, u, None, &data.y, slot)?;
                 }
                 Ok(())
             }
