@@ -2,8 +2,9 @@
 // twin of `decide` (which the host also uses) and says why. Every invocation decides from
 // the slots; the first writes the block's report; when a candidate passed, every invocation
 // copies its share of that candidate into the state: o0 ← x0 or y0 (`rows` elements),
-// o1 ← x1 or y1 (`cols` elements), each operand one whole column chunk; when none passed,
-// it voids the dispatches recorded after it (`later`).
+// o1 ← x1 or y1 (`cols`), o2 ← x2 or y2 (`ld2.x`), o3 ← x3 or y3 (`ld2.y`), each operand
+// one whole column chunk; when none passed, it voids the dispatches recorded after it
+// (`later`).
 // Uniform (`params::Params::ladder`): part_off = report slot; flags: bit 0 W model (else V),
 // bit 1 has a previous report, bit 2 piece 0 hidden, bit 3 piece 1 present, bit 4 piece 1
 // hidden, bits 5-6 / 7-8 / 9-10 where piece 0's / piece 1's / the penalty's current value is
@@ -19,11 +20,17 @@
 @group(0) @binding(4) var<storage, read_write> o1: array<f32>;
 @group(0) @binding(5) var<storage, read> x1: array<f32>;
 @group(0) @binding(6) var<storage, read> y1: array<f32>;
-@group(0) @binding(7) var<storage, read_write> slots: array<f32>;
+@group(0) @binding(7) var<storage, read_write> o2: array<f32>;
+@group(0) @binding(8) var<storage, read> x2: array<f32>;
+@group(0) @binding(9) var<storage, read> y2: array<f32>;
+@group(0) @binding(10) var<storage, read_write> o3: array<f32>;
+@group(0) @binding(11) var<storage, read> x3: array<f32>;
+@group(0) @binding(12) var<storage, read> y3: array<f32>;
+@group(0) @binding(13) var<storage, read_write> slots: array<f32>;
 // The workgroup counts (x, y, z) of the dispatches recorded after this one, which are
 // indirect (`recorder.rs`): a failed ladder zeroes entries ld1.x..ld1.y, and the work the
 // host will redo after its readback costs nothing.
-@group(0) @binding(8) var<storage, read_write> later: array<u32>;
+@group(0) @binding(14) var<storage, read_write> later: array<u32>;
 
 const FAILED: u32 = 2u;
 
@@ -136,13 +143,19 @@ fn ladder_select(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         return;
     }
     let first = d.choice == 0u;
-    let n = max(p.rows, p.cols);
+    let n = max(max(p.rows, p.cols), max(p.ld2.x, p.ld2.y));
     for (var k = gid.x; k < n; k += stride) {
         if (k < p.rows) {
             o0[k] = select(y0[k], x0[k], first);
         }
         if (k < p.cols) {
             o1[k] = select(y1[k], x1[k], first);
+        }
+        if (k < p.ld2.x) {
+            o2[k] = select(y2[k], x2[k], first);
+        }
+        if (k < p.ld2.y) {
+            o3[k] = select(y3[k], x3[k], first);
         }
     }
 }

@@ -1331,8 +1331,8 @@ fn set_slot<B: Backend>(be: &B, s: usize, v: f32) {
 
 /// `ladder_select` over every outcome (candidate 0, candidate 1, both failed, skipped after
 /// a failed block) of W and V tests whose current values come from sums, a value slot or
-/// the host: the reports, and three pairs of `r × c`, `(r+1) × (c/2+1)` and `r × c`
-/// matrices (two go in one GPU dispatch, the third in another).
+/// the host: the reports, and five pairs of `r × c`, `(r+1) × (c/2+1)`, `r × c`, `1 × c`
+/// and `(r+2) × 1` matrices (four go in one GPU dispatch, the fifth in another).
 fn ladder_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     use sparse_alm::backend::ladder::{LadderModel, LadderPiece, LadderTest, PieceAt};
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -1421,7 +1421,7 @@ fn ladder_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
                     prev: (outcome == 3).then_some(490),
                     report,
                 };
-                let shapes = [(r, c), (r + 1, c / 2 + 1), (r, c)];
+                let shapes = [(r, c), (r + 1, c / 2 + 1), (r, c), (1, c), (r + 2, 1)];
                 let mut dst: Vec<B::Mat> = shapes
                     .iter()
                     .map(|&(a, b)| up(be, &rand_mat(&mut rng, a, b, -1.0, 1.0)))

@@ -6,8 +6,9 @@ use super::{BResult, GpuBackend};
 use crate::backend::BackendError;
 use std::fmt;
 
-/// Storage buffers one kernel binds at most (`shaders/residual.wgsl:w_trial_value`).
-const MIN_STORAGE_BUFFERS: u32 = 10;
+/// Storage buffers one kernel binds at most (`shaders/ladder.wgsl:ladder_select`: four
+/// pairs of a block's copies, so that a block's decision is one dispatch).
+const MIN_STORAGE_BUFFERS: u32 = 14;
 
 /// How to pick the GPU. Every field is optional; [`GpuOptions::from_env`] reads the
 /// standard wgpu environment variables.

@@ -152,7 +152,7 @@ const PROX_STEP: &[(u32, bool)] = &[
     (3, W),
 ];
 
-/// `ladder_select`'s bindings: two (state, candidate 0, candidate 1) triples, the slots,
+/// `ladder_select`'s bindings: four (state, candidate 0, candidate 1) triples, the slots,
 /// the conditional dispatch arena.
 const LADDER_SELECT: &[(u32, bool)] = &[
     (1, W),
@@ -162,7 +162,13 @@ const LADDER_SELECT: &[(u32, bool)] = &[
     (5, R),
     (6, R),
     (7, W),
-    (8, W),
+    (8, R),
+    (9, R),
+    (10, W),
+    (11, R),
+    (12, R),
+    (13, W),
+    (14, W),
 ];
 
 /// The matmul kernels' bindings (A, B, C, bias) and their layouts' constants. The bias is

@@ -1,5 +1,6 @@
 //! The walker of `shaders/ladder.wgsl`: a ladder decided on the device (method §6,
-//! `backend/ladder.rs`). Pairs go two per dispatch, chunk by chunk (a destination and its
+//! `backend/ladder.rs`). Pairs go four per dispatch (a block moves three or four: one
+//! dispatch per block), chunk by chunk (a destination and its
 //! candidates have one shape, hence one chunking); every dispatch decides for itself from
 //! the same slots, so the decision needs no dispatch of its own. A ladder that fails also
 //! zeroes the workgroup counts of the dispatches recorded after it (they are conditional,
@@ -12,6 +13,9 @@ use crate::backend::gpu::storage::GpuMat;
 use crate::backend::gpu::{lock, BResult, GpuBackend};
 use crate::backend::ladder::LadderTest;
 use crate::backend::LADDER;
+
+/// (state, candidate 0, candidate 1) pairs one `ladder_select` dispatch copies.
+const PAIRS_PER_DISPATCH: usize = 4;
 
 impl GpuBackend {
     pub(super) fn ladder(
@@ -30,36 +34,38 @@ impl GpuBackend {
         let dummy = st.dummy.clone();
         let slots = st.slots.clone();
         let cond = st.cond_buf.clone();
-        for two in pairs.chunks(2) {
-            let chunks = two.iter().map(|(d, _)| d.chunks.len()).max().unwrap_or(0);
+        for group in pairs.chunks(PAIRS_PER_DISPATCH) {
+            let chunks = group.iter().map(|(d, _)| d.chunks.len()).max().unwrap_or(0);
             for k in 0..chunks {
                 // Per pair: (state, candidate 0, candidate 1) buffers of chunk k, and the
                 // length; an absent pair (or chunk) copies nothing.
                 let part = |i: usize| {
-                    two.get(i).and_then(|(d, c)| {
+                    group.get(i).and_then(|(d, c)| {
                         let len = d.rows * d.chunks.get(k)?.cols;
                         let b = |m: &GpuMat| m.chunks[k].buf.clone();
                         Some(([b(d), b(c[0]), b(c[1])], len))
                     })
                 };
-                let (a, b) = (part(0), part(1));
-                let Some(any) = a.clone().or_else(|| b.clone()) else {
+                let parts: [_; PAIRS_PER_DISPATCH] = std::array::from_fn(part);
+                let Some(any) = parts.iter().flatten().next().cloned() else {
                     continue;
                 };
-                // An absent pair writes the dummy and reads the present pair's candidates
+                // An absent pair writes the dummy and reads a present pair's candidates
                 // (read-only bindings may repeat a buffer; a written one may not).
-                let fill = |p: Option<([wgpu::Buffer; 3], usize)>| {
+                let filled = parts.map(|p| {
                     p.unwrap_or_else(|| {
                         let [_, x, y] = any.0.clone();
                         ([dummy.clone(), x, y], 0)
                     })
-                };
-                let ((ba, na), (bb, nb)) = (fill(a), fill(b));
-                let p = params.sized(na, nb);
-                let bufs = [
-                    &ba[0], &ba[1], &ba[2], &bb[0], &bb[1], &bb[2], &slots, &cond,
-                ];
-                let n = na.max(nb).max(1);
+                });
+                let lens = filled.each_ref().map(|f| f.1);
+                let mut p = params.sized(lens[0], lens[1]);
+                p.ld[8] = lens[2] as u32;
+                p.ld[9] = lens[3] as u32;
+                let mut bufs: Vec<&wgpu::Buffer> = filled.iter().flat_map(|f| &f.0).collect();
+                bufs.push(&slots);
+                bufs.push(&cond);
+                let n = lens.into_iter().max().unwrap_or(0).max(1);
                 let groups = [
                     n.div_ceil(super::WG).min(self.caps.ew_x).max(1) as u32,
                     1,
