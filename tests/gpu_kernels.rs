@@ -697,6 +697,50 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
     });
     outs.push(out("loss_grad softmax-ce G", dl(be, &g)));
 
+    // the output layer's trials, written and valued in one pass (method §6): W trials from
+    // U = the logits (or x) with B = y, V trials U + a·D with D = y; against the CPU's
+    // w_trial_preact / axpby followed by loss
+    let (bo, bn, sh) = (
+        up(be, &rand_mat(&mut rng, r, 1, -1.0, 1.0)),
+        up(be, &rand_mat(&mut rng, r, 1, -1.0, 1.0)),
+        up(be, &rand_mat(&mut rng, r, 1, 0.0, 1.0)),
+    );
+    for (kind, u, target, slot) in [
+        (LossKind::Squared, &dx, &dy, 54),
+        (LossKind::SoftmaxCe, &dlog, &doh, 55),
+    ] {
+        let name = format!("{kind:?}");
+        let mut o = up(be, &Array2::from_elem((r, c), f32::NAN));
+        let w = WTrial {
+            u,
+            b_old: &bo,
+            b_new: &bn,
+            bmat: &dy,
+            shrink: &sh,
+            t: 0.37,
+        };
+        be.w_trial_loss(&mut o, w, target, kind, slot).unwrap();
+        outs.push(out(format!("w_trial_loss {name} point"), dl(be, &o)));
+        let w_loss = slots(be, &[slot]);
+        let mut o = up(be, &Array2::from_elem((r, c), f32::NAN));
+        be.step_loss(&mut o, (u, -0.6, &dy), target, kind, slot)
+            .unwrap();
+        outs.push(out(format!("step_loss {name} point"), dl(be, &o)));
+        let v_loss = slots(be, &[slot]);
+        let mag = if kind == LossKind::Squared {
+            // (ŷ − y)² over r·c terms, each below 20 (|ŷ| ≤ 3.4, |y| ≤ 1), over N = c.
+            20.0 * r as f64
+        } else {
+            ce_mag + 8.0
+        };
+        outs.push(Out {
+            name: format!("w_trial_loss / step_loss {name} loss"),
+            vals: vec![w_loss[0], v_loss[0]],
+            mag: vec![mag, mag],
+            n: nt,
+        });
+    }
+
     // count_errors with many ties (values quantised to 3 levels): first index wins
     let q = x.mapv(|v| (v * 1.5).round());
     let q2 = y.mapv(|v| (v * 1.5).round());

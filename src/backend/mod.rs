@@ -464,6 +464,43 @@ pub trait Backend {
         g: &mut Self::Mat,
         slot: Slot,
     ) -> BResult<()>;
+    /// The output layer's W trial in one pass (method §6): `out` ← the pre-activation
+    /// [`Backend::w_trial_preact`] writes, and `slot` ← its loss as [`Backend::loss`] sums it.
+    /// The default runs the two in turn (the CPU twin of `shaders/loss.wgsl:w_trial_loss_*`).
+    fn w_trial_loss(
+        &self,
+        out: &mut Self::Mat,
+        w: WTrial<'_, Self::Mat>,
+        y: &Self::Mat,
+        kind: LossKind,
+        slot: Slot,
+    ) -> BResult<()> {
+        let WTrial {
+            u,
+            b_old,
+            b_new,
+            bmat,
+            shrink,
+            t,
+        } = w;
+        self.w_trial_preact(out, u, b_old, b_new, bmat, shrink, t)?;
+        self.loss(out, y, kind, slot)
+    }
+    /// The output layer's V trial in one pass (method §6): `out ← base + a·dir` (as
+    /// [`Backend::axpby`] with `1, a`), and `slot` ← its loss as [`Backend::loss`] sums it.
+    /// The default runs the two in turn (the CPU twin of `shaders/loss.wgsl:step_loss_*`).
+    #[allow(clippy::too_many_arguments)]
+    fn step_loss(
+        &self,
+        out: &mut Self::Mat,
+        (base, a, dir): (&Self::Mat, f32, &Self::Mat),
+        y: &Self::Mat,
+        kind: LossKind,
+        slot: Slot,
+    ) -> BResult<()> {
+        self.axpby(out, 1.0, base, a, dir)?;
+        self.loss(out, y, kind, slot)
+    }
     /// `slot` ← number of columns whose argmax differs between `yhat` and `y` (first index
     /// wins ties, both sides).
     fn count_errors(&self, yhat: &Self::Mat, y: &Self::Mat, slot: Slot) -> BResult<()>;

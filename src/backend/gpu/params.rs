@@ -146,6 +146,12 @@ impl Params {
         Self::scalars(&[inv_n])
     }
 
+    /// The output layer's trial losses (`w_trial_loss_*`, `step_loss_*`): `f0.x = 1/N`,
+    /// `f0.y` = the W trial's step `t` or the V trial's `a`.
+    pub(crate) fn trial_loss(inv_n: f32, t: f32) -> Self {
+        Self::scalars(&[inv_n, t])
+    }
+
     /// `row_sum`: `out` is operand 1 at offset 0 with stride 1; `f0.x = β`, added only when
     /// non-zero.
     pub(crate) fn row_sum(beta: f32) -> Self {

@@ -100,6 +100,10 @@ pub(crate) enum K {
     LossGradSq,
     LossCe,
     LossGradCe,
+    WTrialLossSq,
+    WTrialLossCe,
+    StepLossSq,
+    StepLossCe,
     CountErrors,
     RowSq,
     ColSq,
@@ -151,6 +155,20 @@ const PROX_STEP: &[(u32, bool)] = &[
     (8, R),
     (3, W),
 ];
+
+/// The output layer's trial losses (`shaders/loss.wgsl`): U, Y, the trial point, B or D,
+/// then (W trials) b_old, b_new, the shrink factors, and the partials.
+const W_TRIAL_LOSS: &[(u32, bool)] = &[
+    (5, R),
+    (2, R),
+    (7, W),
+    (6, R),
+    (8, R),
+    (9, R),
+    (10, R),
+    (4, W),
+];
+const STEP_LOSS: &[(u32, bool)] = &[(5, R), (2, R), (7, W), (6, R), (4, W)];
 
 /// `ladder_select`'s bindings: four (state, candidate 0, candidate 1) triples, the slots,
 /// the conditional dispatch arena.
@@ -297,6 +315,10 @@ impl K {
                 &[(1, R), (2, R), (3, W), (4, W)],
                 &[],
             ),
+            WTrialLossSq => (Src::Loss, "w_trial_loss_sq", W_TRIAL_LOSS, &[]),
+            WTrialLossCe => (Src::Loss, "w_trial_loss_ce", W_TRIAL_LOSS, &[]),
+            StepLossSq => (Src::Loss, "step_loss_sq", STEP_LOSS, &[]),
+            StepLossCe => (Src::Loss, "step_loss_ce", STEP_LOSS, &[]),
             CountErrors => (Src::Loss, "count_errors", &[(1, R), (2, R), (4, W)], &[]),
             RowSq => (Src::GroupProx, "row_sq", &[(1, W), (2, W)], &[]),
             ColSq => (Src::GroupProx, "col_sq", &[(1, W), (2, W)], &[]),

@@ -295,20 +295,20 @@ impl<B: Backend> Lifted<B> {
                 let (w1, o1) = c1.w_trial(l, (u, b_old, bmat), ts[1], phi[1]);
                 be.w_trial_value_ladder([o0, o1], [w0, w1], (&self.v[l], &self.lam[l]), r)
             }
+            // The output layer's trials: each written and its loss summed in one pass.
             Axis::Rows => {
                 for (c, &t) in ts.iter().enumerate() {
+                    let (u, b_old, bmat) = (&self.u[l], &self.p.b[l], &self.bmat[l]);
                     let cand = &mut self.cand[c];
-                    be.w_trial_preact(
-                        &mut cand.u[l],
-                        &self.u[l],
-                        &self.p.b[l],
-                        &cand.trial.b[l],
-                        &self.bmat[l],
-                        &cand.shrink[l],
-                        t as f32,
-                    )?;
-                    let u = &self.cand[c].u[l];
-                    self.piece_value(be, l, u, None, &data.y, phi[c])?;
+                    let w = WTrial {
+                        u,
+                        b_old,
+                        b_new: &cand.trial.b[l],
+                        bmat,
+                        shrink: &cand.shrink[l],
+                        t: t as f32,
+                    };
+                    be.w_trial_loss(&mut cand.u[l], w, &data.y, self.spec.loss, phi[c])?;
                 }
                 Ok(())
             }
@@ -533,11 +533,11 @@ impl<B: Backend> Lifted<B> {
             });
             be.step_value_ladder(outs, steps, r, None)
         } else {
+            // The output layer: each candidate written and its loss summed in one pass.
             for (c, a) in a.into_iter().enumerate() {
                 let out = &mut self.cand[c].u[l + 1];
-                be.axpby(out, 1.0, &self.u[l + 1], a, &self.bmat[l + 1])?;
-                let loss = self.spec.loss;
-                be.loss(out, &data.y, loss, phi_next[c])?;
+                let step = (&self.u[l + 1], a, &self.bmat[l + 1]);
+                be.step_loss(out, step, &data.y, self.spec.loss, phi_next[c])?;
             }
             Ok(())
         }

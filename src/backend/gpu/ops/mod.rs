@@ -336,6 +336,56 @@ impl Backend for GpuBackend {
         self.loss_reduce(&[yhat, y, g], kind, slot)
     }
 
+    fn w_trial_loss(
+        &self,
+        out: &mut GpuMat,
+        w: WTrial<'_, GpuMat>,
+        y: &GpuMat,
+        kind: LossKind,
+        slot: Slot,
+    ) -> BResult<()> {
+        shape::w_trial_preact(self, out, w.u, w.b_old, w.b_new, w.bmat, w.shrink)?;
+        shape::loss(self, out, y, slot)?;
+        let (k, per_column) = match kind {
+            LossKind::Squared => (K::WTrialLossSq, false),
+            LossKind::SoftmaxCe => (K::WTrialLossCe, true),
+        };
+        let inv_n = 1.0 / out.cols.max(1) as f32;
+        self.reduce_rows(
+            k,
+            &[w.u, y, out, w.bmat],
+            &[w.b_old, w.b_new, w.shrink],
+            Params::trial_loss(inv_n, w.t),
+            Sums::mean(slot, inv_n),
+            per_column,
+        )
+    }
+
+    fn step_loss(
+        &self,
+        out: &mut GpuMat,
+        (base, a, dir): (&GpuMat, f32, &GpuMat),
+        y: &GpuMat,
+        kind: LossKind,
+        slot: Slot,
+    ) -> BResult<()> {
+        shape::axpby(self, out, base, dir)?;
+        shape::loss(self, out, y, slot)?;
+        let (k, per_column) = match kind {
+            LossKind::Squared => (K::StepLossSq, false),
+            LossKind::SoftmaxCe => (K::StepLossCe, true),
+        };
+        let inv_n = 1.0 / out.cols.max(1) as f32;
+        self.reduce_rows(
+            k,
+            &[base, y, out, dir],
+            &[],
+            Params::trial_loss(inv_n, a),
+            Sums::mean(slot, inv_n),
+            per_column,
+        )
+    }
+
     fn count_errors(&self, yhat: &GpuMat, y: &GpuMat, slot: Slot) -> BResult<()> {
         shape::count_errors(self, yhat, y, slot)?;
         let sums = Sums::at(slot, 1);
