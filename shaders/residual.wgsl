@@ -14,6 +14,9 @@
 // w_trial_value:       operands 0 U, 1 V, 2 Λ, 3 out, 4 B, 5 grad; per-row vectors 6 b_old,
 //                      7 b_new, 8 shrink (index i · ld); f0 = (t, α, ρ, inv_n), flags as
 //                      step_value.
+// w_trial_value_pair:  w_trial_value's operands and scalars for candidate 0, f1.x =
+//                      candidate 1's step, its point into out1, its gradient into grad1,
+//                      its b_new and shrink in b_new1 and shrink1.
 // Operand k's (i, j) is at base_k + i * ld_k + j (base0 = operands 0–3, base1 = 4–7,
 // base2 = 8).
 
@@ -30,6 +33,8 @@
 @group(0) @binding(11) var<storage, read> shrink: array<f32>;
 @group(0) @binding(12) var<storage, read_write> out1: array<f32>;
 @group(0) @binding(13) var<storage, read_write> grad1: array<f32>;
+@group(0) @binding(14) var<storage, read> b_new1: array<f32>;
+@group(0) @binding(15) var<storage, read> shrink1: array<f32>;
 
 // Sums `val` over the workgroup; invocation 0 stores it as this workgroup's partial.
 fn reduce_to_partial(id: WgIds, val: vec4<f32>) {
@@ -202,6 +207,52 @@ fn step_value_pair(id: WgIds) {
                 e0 = elem_of(m0, x, ll, al);
                 e1 = elem_of(m1, x, ll, al);
             }
+            gv[k] = trial_grad(e0, rho, al, inv_n);
+            grad1[k] = trial_grad(e1, rho, al, inv_n);
+            acc0 += elem_sums(e0);
+            acc1 += elem_sums(e1);
+        }
+    }
+    let r0 = wg_reduce(id.lid.x, acc0);
+    let r1 = wg_reduce(id.lid.x, acc1);
+    if (id.lid.x == 0u) {
+        partials[partial_slot(p.part_off, id)] = r0;
+        partials[partial_slot(p.part_off + id.nwg.x * id.nwg.y, id)] = r1;
+    }
+}
+
+// A hidden layer's W trial with two candidates (steps f0.x and f1.x, method §6) in one pass
+// over the operands they share (U, V, Λ, B, b_old): each written and valued as
+// w_trial_value writes it, candidate 0 into gu and gv, candidate 1 into out1 and grad1. The
+// matrices are one chunk of the same shape, at base0.x + i * ld0.x + j; the per-row vectors
+// (one chunk, r × 1) at i. Partials as step_value_pair's.
+@compute @workgroup_size(256)
+fn w_trial_value_pair(id: WgIds) {
+    let t0 = p.f0.x;
+    let t1 = p.f1.x;
+    let al = p.f0.y;
+    let rho = p.f0.z;
+    let inv_n = p.f0.w;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
+        let bo = b_old[i];
+        let bn0 = b_new[i];
+        let bn1 = b_new1[i];
+        let s0 = shrink[i];
+        let s1 = shrink1[i];
+        for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
+            let k = p.base0.x + i * p.ld0.x + j;
+            let uu = u[k];
+            let b = dir[k];
+            let vv = v[k];
+            let ll = lam[k];
+            let m0 = w_trial_of(uu, b, s0, bo, bn0, t0);
+            let m1 = w_trial_of(uu, b, s1, bo, bn1, t1);
+            gu[k] = m0;
+            out1[k] = m1;
+            let e0 = elem_of(m0, vv, ll, al);
+            let e1 = elem_of(m1, vv, ll, al);
             gv[k] = trial_grad(e0, rho, al, inv_n);
             grad1[k] = trial_grad(e1, rho, al, inv_n);
             acc0 += elem_sums(e0);

@@ -136,6 +136,14 @@ impl Params {
         p
     }
 
+    /// `w_trial_value_pair`: [`Params::w_trial_value`] of candidate 0, `f1.x` = candidate
+    /// 1's step.
+    pub(crate) fn w_trial_value_pair(t: [f32; 2], r: crate::backend::Residual) -> Self {
+        let mut p = Self::w_trial_value(t[0], r);
+        p.f[4] = t[1];
+        p
+    }
+
     /// `multiplier_update`: `f0 = (ρ, α)`.
     pub(crate) fn multiplier_update(rho: f32, alpha: f32) -> Self {
         Self::scalars(&[rho, alpha])

@@ -319,6 +319,35 @@ impl Backend for GpuBackend {
         )
     }
 
+    fn w_trial_value_ladder(
+        &self,
+        outs: [TrialOut<'_, GpuMat>; LADDER],
+        trials: [WTrial<'_, GpuMat>; LADDER],
+        v_lam: (&GpuMat, &GpuMat),
+        r: Residual,
+    ) -> BResult<()> {
+        shape::w_trial_value_ladder(self, &outs, &trials, v_lam, &r)?;
+        let one_chunk = |m: &GpuMat| m.chunks.len() == 1;
+        let [w0, w1] = &trials;
+        let shared = [w0.u, w0.bmat, v_lam.0, v_lam.1];
+        let written = outs.iter().all(|o| one_chunk(o.out) && one_chunk(o.grad));
+        if !(shared.into_iter().all(one_chunk) && written) {
+            // Chunked operands: the candidates one by one.
+            for (o, trial) in outs.into_iter().zip(trials) {
+                self.w_trial_value(o.out, o.grad, trial, v_lam, r, o.slot)?;
+            }
+            return Ok(());
+        }
+        let [o0, o1] = outs;
+        let mats = [
+            w0.u, v_lam.0, v_lam.1, &*o0.out, w0.bmat, &*o0.grad, &*o1.out, &*o1.grad, w0.b_old,
+            w0.b_new, w0.shrink, w1.b_new, w1.shrink,
+        ];
+        let p = Params::w_trial_value_pair([w0.t, w1.t], r);
+        let sums = [Sums::at(o0.slot, 3), Sums::at(o1.slot, 3)];
+        self.reduce_pair(K::WTrialValuePair, &mats, p, sums)
+    }
+
     fn loss(&self, yhat: &GpuMat, y: &GpuMat, kind: LossKind, slot: Slot) -> BResult<()> {
         shape::loss(self, yhat, y, slot)?;
         self.loss_reduce(&[yhat, y], kind, slot)
