@@ -294,3 +294,125 @@ fn prox_step_rows_thread(id: WgIds) {
     }
     reduce_to_partial(id, acc);
 }
+
+// ---- both candidates of a W ladder in one pass over (w_old, gw, b_old, gb) -----------------
+// Candidate 0 as prox_step_rows writes it (w, scr, b_new, threshold f0.x, −t in f0.y),
+// candidate 1 into w1, scr1, b_new1 (threshold f0.z, −t in f0.w); partials: candidate 0's at
+// part_off + workgroup, candidate 1's after all of candidate 0's.
+@group(0) @binding(9) var<storage, read_write> w1: array<f32>;
+@group(0) @binding(10) var<storage, read_write> scr1: array<f32>;
+@group(0) @binding(11) var<storage, read_write> b_new1: array<f32>;
+
+// shrink_factor(n, true) with threshold thr.
+fn shrink_at(n: f32, thr: f32) -> f32 {
+    var f = 0.0;
+    if (n > thr) {
+        f = 1.0 - thr / n;
+    }
+    return f;
+}
+
+// Element k of both candidates (factors f0, f1): written, and its terms of (⟨g, Δ⟩, ‖Δ‖²)
+// for candidate 0 (x, y) and candidate 1 (z, w).
+fn step_write_pair(k: u32, f0: f32, f1: f32) -> vec4<f32> {
+    let wo = w_old[k];
+    let g = gw[k];
+    let nw0 = (1.0 * wo + p.f0.y * g) * f0;
+    let nw1 = (1.0 * wo + p.f0.w * g) * f1;
+    w[k] = nw0;
+    w1[k] = nw1;
+    let d0 = 1.0 * nw0 + -1.0 * wo;
+    let d1 = 1.0 * nw1 + -1.0 * wo;
+    return vec4<f32>(g * d0, d0 * d0, g * d1, d1 * d1);
+}
+
+// Row i's end for both candidates (norms n0, n1 before the prox): factors, bias steps, and
+// each candidate's group stats and bias terms.
+fn step_row_end_pair(i: u32, n0: f32, f0: f32, n1: f32, f1: f32) -> array<vec4<f32>, 2> {
+    scr[i] = f0;
+    scr1[i] = f1;
+    let bo = b_old[i];
+    let g = gb[i];
+    let bn0 = 1.0 * bo + p.f0.y * g;
+    let bn1 = 1.0 * bo + p.f0.w * g;
+    b_new[i] = bn0;
+    b_new1[i] = bn1;
+    let d0 = 1.0 * bn0 + -1.0 * bo;
+    let d1 = 1.0 * bn1 + -1.0 * bo;
+    return array<vec4<f32>, 2>(
+        vec4<f32>(group_stat(n0 * f0).xy, g * d0, d0 * d0),
+        vec4<f32>(group_stat(n1 * f1).xy, g * d1, d1 * d1),
+    );
+}
+
+fn store_pair(id: WgIds, acc0: vec4<f32>, acc1: vec4<f32>) {
+    let r0 = wg_reduce(id.lid.x, acc0);
+    let r1 = wg_reduce(id.lid.x, acc1);
+    if (id.lid.x == 0u) {
+        partials[partial_slot(p.part_off, id)] = r0;
+        partials[partial_slot(p.part_off + id.nwg.x * id.nwg.y, id)] = r1;
+    }
+}
+
+// One workgroup per row (grid-stride over rows in x).
+@compute @workgroup_size(256)
+fn prox_step_rows_pair(id: WgIds) {
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    for (var i = id.wid.x; i < p.rows; i += id.nwg.x) {
+        var s0 = 0.0;
+        var s1 = 0.0;
+        for (var j = id.lid.x; j < p.cols; j += WG) {
+            let k = iw(i, j);
+            let a0 = 1.0 * w_old[k] + p.f0.y * gw[k];
+            let a1 = 1.0 * w_old[k] + p.f0.w * gw[k];
+            s0 += a0 * a0;
+            s1 += a1 * a1;
+        }
+        let n = sqrt(wg_reduce(id.lid.x, vec4<f32>(s0, s1, 0.0, 0.0)).xy);
+        let f0 = shrink_at(n.x, p.f0.x);
+        let f1 = shrink_at(n.y, p.f0.z);
+        for (var j = id.lid.x; j < p.cols; j += WG) {
+            let t = step_write_pair(iw(i, j), f0, f1);
+            acc0 += vec4<f32>(0.0, 0.0, t.xy);
+            acc1 += vec4<f32>(0.0, 0.0, t.zw);
+        }
+        if (id.lid.x == 0u) {
+            let e = step_row_end_pair(i, n.x, f0, n.y, f1);
+            acc0 += e[0];
+            acc1 += e[1];
+        }
+    }
+    store_pair(id, acc0, acc1);
+}
+
+// One invocation per row (CPU adapters, as prox_step_rows_thread).
+@compute @workgroup_size(256)
+fn prox_step_rows_thread_pair(id: WgIds) {
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    for (var i = grid_x(id); i < p.rows; i += grid_stride_x(id)) {
+        var s0 = 0.0;
+        var s1 = 0.0;
+        for (var j = 0u; j < p.cols; j++) {
+            let k = iw(i, j);
+            let a0 = 1.0 * w_old[k] + p.f0.y * gw[k];
+            let a1 = 1.0 * w_old[k] + p.f0.w * gw[k];
+            s0 += a0 * a0;
+            s1 += a1 * a1;
+        }
+        let n0 = sqrt(s0);
+        let n1 = sqrt(s1);
+        let f0 = shrink_at(n0, p.f0.x);
+        let f1 = shrink_at(n1, p.f0.z);
+        for (var j = 0u; j < p.cols; j++) {
+            let t = step_write_pair(iw(i, j), f0, f1);
+            acc0 += vec4<f32>(0.0, 0.0, t.xy);
+            acc1 += vec4<f32>(0.0, 0.0, t.zw);
+        }
+        let e = step_row_end_pair(i, n0, f0, n1, f1);
+        acc0 += e[0];
+        acc1 += e[1];
+    }
+    store_pair(id, acc0, acc1);
+}

@@ -811,17 +811,47 @@ fn prox_step_outs<B: Backend>(
     let ((gw_mag, dw_mag), (gb_mag, db_mag)) = (bound(w, &gw), bound(&b, &gb));
     let sl = slots(be, &[44, 45, 46, 47]);
     let mag = vec![sl[0], 0.0, gw_mag + gb_mag, dw_mag + db_mag];
-    vec![
+    let mut outs = vec![
         out(format!("prox_step {axis:?} W"), dl(be, &nw)),
         out(format!("prox_step {axis:?} b"), dl(be, &nb)),
         out(format!("prox_step {axis:?} shrink"), dl(be, &shrink)),
         Out {
             name: format!("prox_step {axis:?} slots"),
             vals: sl,
-            mag,
+            mag: mag.clone(),
             n: r * c,
         },
-    ]
+    ];
+    // ... a ladder's two candidates (one pass over the shared operands on the GPU)
+    let mut m: Vec<B::Mat> = [(r, c), (r, 1), (sr, sc), (r, c), (r, 1), (sr, sc)]
+        .iter()
+        .map(|&d| up(be, &Array2::from_elem(d, f32::NAN)))
+        .collect();
+    let [n0w, n0b, n0s, n1w, n1b, n1s] = &mut m[..] else {
+        unreachable!()
+    };
+    be.prox_step_ladder(
+        [(n0w, n0b, n0s), (n1w, n1b, n1s)],
+        (&dw, &db),
+        (&dgw, &dgb),
+        [steps, (0.15, 0.15 * thresh)],
+        axis,
+        [70, 74],
+    )
+    .unwrap();
+    for (q, mat) in m.iter().enumerate() {
+        outs.push(out(format!("prox_step_ladder {axis:?} {q}"), dl(be, mat)));
+    }
+    let sl = slots(be, &[70, 71, 72, 73, 74, 75, 76, 77]);
+    let mut mag2 = mag.clone();
+    mag2.extend(&mag);
+    outs.push(Out {
+        name: format!("prox_step_ladder {axis:?} slots"),
+        vals: sl,
+        mag: mag2,
+        n: r * c,
+    });
+    outs
 }
 
 /// The CPU's `prox_step` is the operations it stands for, in turn, bit for bit: axpby,

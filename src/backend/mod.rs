@@ -404,6 +404,25 @@ pub trait Backend {
         axis: Axis,
         slot: Slot,
     ) -> BResult<()>;
+    /// A W ladder's candidates (method §6): candidate `c` is what [`Backend::prox_step`]
+    /// with `t_thresh[c]` into `new[c]` and `slots[c]` writes, bit for bit. The default
+    /// runs them one by one (the CPU twin); a backend overrides it to read the operands the
+    /// candidates share once.
+    #[allow(clippy::type_complexity)]
+    fn prox_step_ladder(
+        &self,
+        new: [(&mut Self::Mat, &mut Self::Mat, &mut Self::Mat); LADDER],
+        old: (&Self::Mat, &Self::Mat),
+        grad: (&Self::Mat, &Self::Mat),
+        t_thresh: [(f32, f32); LADDER],
+        axis: Axis,
+        slots: [Slot; LADDER],
+    ) -> BResult<()> {
+        for ((new, tt), slot) in new.into_iter().zip(t_thresh).zip(slots) {
+            self.prox_step(new, old, grad, tt, axis, slot)?;
+        }
+        Ok(())
+    }
     /// `slot` ← `Σ‖group‖₂`, `slot+1` ← number of groups that are exactly zero.
     fn group_norms(&self, w: &Self::Mat, axis: Axis, slot: Slot) -> BResult<()>;
     /// The matmul-free W-trial pre-activation of method §6 (row groups):

@@ -261,6 +261,11 @@ impl Params {
         Self::scalars(&[thresh, -t])
     }
 
+    /// The prox-step pair kernels: candidate `c`'s threshold and `−t` in `f[2c]`, `f[2c+1]`.
+    pub(crate) fn prox_step_pair(t: [f32; 2], thresh: [f32; 2]) -> Self {
+        Self::scalars(&[thresh[0], -t[0], thresh[1], -t[1]])
+    }
+
     /// `prox_factor` over `groups` squared norms: `f0.x` = threshold.
     pub(crate) fn prox_factor(groups: usize, thresh: f32) -> Self {
         Self::scalars(&[thresh]).sized(groups, 0)

@@ -117,6 +117,8 @@ pub(crate) enum K {
     ColsFused,
     ProxStepRows,
     ProxStepRowsThread,
+    ProxStepRowsPair,
+    ProxStepRowsThreadPair,
     MatmulNN,
     MatmulNT,
     MatmulTN,
@@ -154,6 +156,22 @@ const PROX_STEP: &[(u32, bool)] = &[
     (6, W),
     (7, R),
     (8, R),
+    (3, W),
+];
+
+/// The prox-step pair kernels: `PROX_STEP`'s candidate 0 and operands, then candidate 1's
+/// `W`, factors and `b`, then the partials.
+const PROX_STEP_PAIR: &[(u32, bool)] = &[
+    (1, W),
+    (2, W),
+    (4, R),
+    (5, R),
+    (6, W),
+    (7, R),
+    (8, R),
+    (9, W),
+    (10, W),
+    (11, W),
     (3, W),
 ];
 
@@ -358,6 +376,13 @@ impl K {
             ColsFused => (Src::GroupProx, "cols_fused", &[(1, W), (2, W), (3, W)], &[]),
             ProxStepRows => (Src::GroupProx, "prox_step_rows", PROX_STEP, &[]),
             ProxStepRowsThread => (Src::GroupProx, "prox_step_rows_thread", PROX_STEP, &[]),
+            ProxStepRowsPair => (Src::GroupProx, "prox_step_rows_pair", PROX_STEP_PAIR, &[]),
+            ProxStepRowsThreadPair => (
+                Src::GroupProx,
+                "prox_step_rows_thread_pair",
+                PROX_STEP_PAIR,
+                &[],
+            ),
             MatmulNN => (Src::Matmul, "matmul", MATMUL, NN),
             MatmulNT => (Src::Matmul, "matmul", MATMUL, NT),
             MatmulTN => (Src::Matmul, "matmul", MATMUL, TN),

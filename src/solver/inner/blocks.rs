@@ -250,8 +250,19 @@ impl<B: Backend> Lifted<B> {
         set: usize,
     ) -> BResult<()> {
         let slots = cand_slots(W_TRIAL_STEP, set);
-        for (c, &t) in ts.iter().enumerate() {
-            self.w_candidate(be, l, c, t, slots[c])?;
+        if let &[t0, t1] = ts {
+            // Both candidates in one pass over the shared operands.
+            let (axis, lam) = (self.spec.axes[l], self.spec.lambda as f64);
+            let steps = [t0, t1].map(|t| (t as f32, (lam * t) as f32));
+            let [c0, c1] = &mut self.cand;
+            let new = [c0, c1].map(|c| (&mut c.trial.w[l], &mut c.trial.b[l], &mut c.shrink[l]));
+            let (p, g) = (&self.p, &self.g);
+            let (old, grad) = ((&p.w[l], &p.b[l]), (&g.w[l], &g.b[l]));
+            be.prox_step_ladder(new, old, grad, steps, axis, slots)?;
+        } else {
+            for (c, &t) in ts.iter().enumerate() {
+                self.w_candidate(be, l, c, t, slots[c])?;
+            }
         }
         self.w_candidate_values(be, data, l, ts, set)
     }

@@ -275,6 +275,31 @@ impl Backend for GpuBackend {
         self.diff_sums(&[[&*w_new, w, gw], [&*b_new, b, gb]], slot + 2)
     }
 
+    fn prox_step_ladder(
+        &self,
+        new: [(&mut GpuMat, &mut GpuMat, &mut GpuMat); LADDER],
+        (w, b): (&GpuMat, &GpuMat),
+        (gw, gb): (&GpuMat, &GpuMat),
+        t_thresh: [(f32, f32); LADDER],
+        axis: Axis,
+        slots: [Slot; LADDER],
+    ) -> BResult<()> {
+        for ((nw, nb, ns), &slot) in new.iter().zip(&slots) {
+            shape::prox_step(self, (nw, nb, ns), (w, b), (gw, gb), axis, slot)?;
+        }
+        let one = |m: &GpuMat| m.chunks.len() == 1;
+        let shared = [w, b, gw, gb].into_iter().all(one);
+        let written = new.iter().all(|(a, b, c)| one(a) && one(b) && one(c));
+        if axis == Axis::Rows && shared && written {
+            let new = new.map(|(a, b, c)| (&*a, &*b, &*c));
+            return self.prox_step_rows_pair(new, (w, b), (gw, gb), t_thresh, slots);
+        }
+        for ((new, tt), slot) in new.into_iter().zip(t_thresh).zip(slots) {
+            self.prox_step(new, (w, b), (gw, gb), tt, axis, slot)?;
+        }
+        Ok(())
+    }
+
     fn group_norms(&self, w: &GpuMat, axis: Axis, slot: Slot) -> BResult<()> {
         shape::group_norms(slot)?;
         self.norm_groups(w, axis, slot)
