@@ -10,7 +10,8 @@
 //                      f0 = (a, α, moved_v, ρ), f1.x = inv_n; flags bit 1: grad is G_V,
 //                      else G_U (the one gradient a trial writes).
 // step_value_pair:     step_value's operands and scalars for candidate 0, f1.y = candidate
-//                      1's step, its point into out1 and its gradient into grad1.
+//                      1's step, its point into out1 and its gradient into grad1;
+//                      candidate 0's fourth sum is ‖dir‖².
 // w_trial_value:       operands 0 U, 1 V, 2 Λ, 3 out, 4 B, 5 grad; per-row vectors 6 b_old,
 //                      7 b_new, 8 shrink (index i · ld); f0 = (t, α, ρ, inv_n), flags as
 //                      step_value.
@@ -209,7 +210,7 @@ fn step_value_pair(id: WgIds) {
             }
             gv[k] = trial_grad(e0, rho, al, inv_n);
             grad1[k] = trial_grad(e1, rho, al, inv_n);
-            acc0 += elem_sums(e0);
+            acc0 += elem_sums(e0) + vec4<f32>(0.0, 0.0, 0.0, d * d);
             acc1 += elem_sums(e1);
         }
     }

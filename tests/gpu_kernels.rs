@@ -570,7 +570,14 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
         let trio = |c: &[f64]| [c[0], 0.5 * (lam2 + c[0]), c[2]];
         [trio(&sl[0..3]), trio(&sl[3..6])].concat()
     };
-    for (moved, base, slot) in [(Moved::V, &dx, 70), (Moved::U, &dy, 80)] {
+    // The third case has the solver's slot layout, `‖dir‖²` as candidate 0's fourth sum
+    // (the GPU then sums it in the same pass).
+    for (moved, base, slot, fused) in [
+        (Moved::V, &dx, 70, false),
+        (Moved::U, &dy, 80, false),
+        (Moved::V, &dx, 100, true),
+    ] {
+        let second = if fused { slot + 4 } else { slot + 3 };
         let mut m: [B::Mat; 4] = std::array::from_fn(|_| nan());
         let [o0, g0, o1, g1] = &mut m;
         let step = |a| VStep {
@@ -590,10 +597,14 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
             TrialOut {
                 out: o1,
                 grad: g1,
-                slot: slot + 3,
+                slot: second,
             },
         ];
-        let dir_sq = (moved == Moved::V).then_some(slot + 6);
+        let dir_sq = match (moved, fused) {
+            (Moved::V, true) => Some(slot + 3),
+            (Moved::V, false) => Some(slot + 6),
+            _ => None,
+        };
         be.step_value_ladder(
             outs2,
             [step(-0.7), step(-0.35)],
@@ -604,7 +615,10 @@ fn op_suite<B: Backend>(be: &B, r: usize, c: usize, seed: u64) -> Vec<Out> {
         for (q, mat) in m.iter().enumerate() {
             outs.push(out(format!("step_value_ladder {moved:?} {q}"), dl(be, mat)));
         }
-        let want: Vec<usize> = (slot..slot + 6).chain(dir_sq).collect();
+        let want: Vec<usize> = (slot..slot + 3)
+            .chain(second..second + 3)
+            .chain(dir_sq)
+            .collect();
         let sl = slots(be, &want);
         let mut mag = pair_mag(&sl);
         mag.extend(sl.get(6).copied());

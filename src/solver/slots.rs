@@ -139,11 +139,13 @@ pub const W_TRIAL_STEP: Range = Range::after(W_PENALTY, 4, LADDER * TRIAL_SETS);
 pub const W_TRIAL_PHI: Range = Range::after(W_TRIAL_STEP, 3, LADDER * TRIAL_SETS);
 /// V block: the current piece sums of the next layer.
 pub const V_PHI_NEXT: Range = Range::after(W_TRIAL_PHI, 3, 1);
-/// V block: `‖G_V‖²`.
-pub const V_GRAD_SQ: Range = Range::after(V_PHI_NEXT, 1, 1);
 /// V block trial, per ladder candidate: the piece sums of layer `l` and of the next
 /// layer at the trial.
-pub const V_TRIAL_PHI: Range = Range::after(V_GRAD_SQ, 3, LADDER * TRIAL_SETS);
+/// Each unit holds a fourth slot: in trial set 0's candidate 0, `‖G_V‖²` ([`V_GRAD_SQ`]),
+/// next to that candidate's sums so that a backend may sum it in the same pass.
+pub const V_TRIAL_PHI: Range = Range::after(V_PHI_NEXT, 4, LADDER * TRIAL_SETS);
+/// V block: `‖G_V‖²` (written with the block's first ladder).
+pub const V_GRAD_SQ: Slot = V_TRIAL_PHI.part(0, 3);
 pub const V_TRIAL_PHI_NEXT: Range = Range::after(V_TRIAL_PHI, 3, LADDER * TRIAL_SETS);
 
 /// The first slots of a ladder's candidates in trial set `set` of `range`.
@@ -174,7 +176,7 @@ pub const GD_TRIAL_PENALTY: Range = Range::after(GD_STEP_B, 2, MAX_LAYERS);
 pub const REPORT: Range = Range::after(GD_TRIAL_PENALTY, REPORT_LEN, 2 * MAX_LAYERS);
 
 /// Every range above; the compile-time check below runs over this list.
-const ALL: [Range; 28] = [
+const ALL: [Range; 27] = [
     DISCARD,
     TRAIN_LOSS,
     TRAIN_ERRORS,
@@ -194,7 +196,6 @@ const ALL: [Range; 28] = [
     W_TRIAL_STEP,
     W_TRIAL_PHI,
     V_PHI_NEXT,
-    V_GRAD_SQ,
     V_TRIAL_PHI,
     V_TRIAL_PHI_NEXT,
     GD_LOSS,

@@ -449,9 +449,7 @@ impl<B: Backend> Lifted<B> {
             now: known.1.unwrap_or(PieceAt::Sums(V_PHI_NEXT.slot())),
             cand: cand_slots(V_TRIAL_PHI_NEXT, 0),
         };
-        let model = LadderModel::V {
-            grad_sq: V_GRAD_SQ.slot(),
-        };
+        let model = LadderModel::V { grad_sq: V_GRAD_SQ };
         Ok(self.ladder_test(be, [Some(own), Some(next)], model, LADDER))
     }
 
@@ -519,7 +517,7 @@ impl<B: Backend> Lifted<B> {
             other: &self.u[l],
             lam: &self.lam[l],
         });
-        let grad_sq = grad_sq.then(|| V_GRAD_SQ.slot());
+        let grad_sq = grad_sq.then_some(V_GRAD_SQ);
         be.step_value_ladder(outs, steps, r, grad_sq)?;
         if next_hidden {
             let outs = [

@@ -215,7 +215,12 @@ impl Backend for GpuBackend {
             return step_value_ladder_in_turn(self, outs, steps, r, dir_sq);
         }
         shape::step_value_ladder(self, &outs, &steps, &r, dir_sq)?;
-        if let Some(slot) = dir_sq {
+        // `‖dir‖²` is the kernel's fourth sum of candidate 0: where the caller wants it
+        // right after that candidate's three (and candidate 1's are elsewhere), it costs no
+        // dispatch of its own.
+        let fourth = outs[0].slot + 3;
+        let fused = dir_sq == Some(fourth) && !(outs[1].slot..outs[1].slot + 3).contains(&fourth);
+        if let (Some(slot), false) = (dir_sq, fused) {
             self.sq_norm(steps[0].dir, slot)?;
         }
         let ([o0, o1], [s0, s1]) = (outs, steps);
@@ -223,7 +228,10 @@ impl Backend for GpuBackend {
             s0.base, s0.other, s0.lam, &*o0.out, s0.dir, &*o0.grad, &*o1.out, &*o1.grad,
         ];
         let p = Params::step_value_pair([s0.a, s1.a], s0.moved == Moved::V, r);
-        let sums = [Sums::at(o0.slot, 3), Sums::at(o1.slot, 3)];
+        let sums = [
+            Sums::at(o0.slot, if fused { 4 } else { 3 }),
+            Sums::at(o1.slot, 3),
+        ];
         self.reduce_pair(K::StepValuePair, &mats, p, sums)
     }
 
