@@ -153,6 +153,13 @@ fn v_point(i: u32, j: u32) -> f32 {
     return tu[iu(i, j)] + p.f0.y * tb[ib(i, j)];
 }
 
+// Writes trial point m at (i, j) and returns its squared-loss term.
+fn put_sq(i: u32, j: u32, m: f32) -> f32 {
+    tout[io(i, j)] = m;
+    let r = m - yt[it(i, j)];
+    return r * r;
+}
+
 // ce_column of the trial point column j: (logsumexp, cross-entropy term).
 fn ce_out_column(j: u32) -> vec2<f32> {
     var mx = tout[io(0u, j)];
@@ -178,10 +185,7 @@ fn w_trial_loss_sq(id: WgIds) {
     var s = 0.0;
     for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
         for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
-            let m = w_point(i, j);
-            tout[io(i, j)] = m;
-            let r = m - yt[it(i, j)];
-            s += r * r;
+            s += put_sq(i, j, w_point(i, j));
         }
     }
     reduce_to_partial(id, vec4<f32>(s, 0.0, 0.0, 0.0));
@@ -192,10 +196,7 @@ fn step_loss_sq(id: WgIds) {
     var s = 0.0;
     for (var i = id.wid.y; i < p.rows; i += id.nwg.y) {
         for (var j = grid_x(id); j < p.cols; j += grid_stride_x(id)) {
-            let m = v_point(i, j);
-            tout[io(i, j)] = m;
-            let r = m - yt[it(i, j)];
-            s += r * r;
+            s += put_sq(i, j, v_point(i, j));
         }
     }
     reduce_to_partial(id, vec4<f32>(s, 0.0, 0.0, 0.0));

@@ -214,6 +214,12 @@ fn step_value_pair(id: WgIds) {
             acc1 += elem_sums(e1);
         }
     }
+    store_pair(id, acc0, acc1);
+}
+
+// A pair kernel's partials: candidate 0's at part_off + workgroup, candidate 1's after all
+// of candidate 0's.
+fn store_pair(id: WgIds, acc0: vec4<f32>, acc1: vec4<f32>) {
     let r0 = wg_reduce(id.lid.x, acc0);
     let r1 = wg_reduce(id.lid.x, acc1);
     if (id.lid.x == 0u) {
@@ -260,10 +266,5 @@ fn w_trial_value_pair(id: WgIds) {
             acc1 += elem_sums(e1);
         }
     }
-    let r0 = wg_reduce(id.lid.x, acc0);
-    let r1 = wg_reduce(id.lid.x, acc1);
-    if (id.lid.x == 0u) {
-        partials[partial_slot(p.part_off, id)] = r0;
-        partials[partial_slot(p.part_off + id.nwg.x * id.nwg.y, id)] = r1;
-    }
+    store_pair(id, acc0, acc1);
 }

@@ -249,38 +249,25 @@ impl<B: Backend> Lifted<B> {
         ts: &[f64],
         set: usize,
     ) -> BResult<()> {
+        // Each candidate: `(W, b)` one prox-gradient step from the current point, with its
+        // penalty's sums and its step's model terms (into `W_TRIAL_STEP`).
         let slots = cand_slots(W_TRIAL_STEP, set);
+        let (axis, lam) = (self.spec.axes[l], self.spec.lambda as f64);
+        let step = |t: f64| (t as f32, (lam * t) as f32);
+        let (p, g) = (&self.p, &self.g);
+        let (old, grad) = ((&p.w[l], &p.b[l]), (&g.w[l], &g.b[l]));
         if let &[t0, t1] = ts {
             // Both candidates in one pass over the shared operands.
-            let (axis, lam) = (self.spec.axes[l], self.spec.lambda as f64);
-            let steps = [t0, t1].map(|t| (t as f32, (lam * t) as f32));
             let [c0, c1] = &mut self.cand;
-            let new = [c0, c1].map(|c| (&mut c.trial.w[l], &mut c.trial.b[l], &mut c.shrink[l]));
-            let (p, g) = (&self.p, &self.g);
-            let (old, grad) = ((&p.w[l], &p.b[l]), (&g.w[l], &g.b[l]));
-            be.prox_step_ladder(new, old, grad, steps, axis, slots)?;
+            let new = [c0.prox_out(l), c1.prox_out(l)];
+            be.prox_step_ladder(new, old, grad, [step(t0), step(t1)], axis, slots)?;
         } else {
             for (c, &t) in ts.iter().enumerate() {
-                self.w_candidate(be, l, c, t, slots[c])?;
+                let new = self.cand[c].prox_out(l);
+                be.prox_step(new, old, grad, step(t), axis, slots[c])?;
             }
         }
         self.w_candidate_values(be, data, l, ts, set)
-    }
-
-    /// Candidate `c` of a W trial at step `t`: `(W, b)` one prox-gradient step from the
-    /// current point, with its penalty's sums and its step's model terms (into `slot`, of
-    /// [`W_TRIAL_STEP`]).
-    fn w_candidate(&mut self, be: &B, l: usize, c: usize, t: f64, slot: Slot) -> BResult<()> {
-        let (axis, lam) = (self.spec.axes[l], self.spec.lambda as f64);
-        let (p, g, cand) = (&self.p, &self.g, &mut self.cand[c]);
-        let new = (
-            &mut cand.trial.w[l],
-            &mut cand.trial.b[l],
-            &mut cand.shrink[l],
-        );
-        let (old, grad) = ((&p.w[l], &p.b[l]), (&g.w[l], &g.b[l]));
-        let steps = (t as f32, (lam * t) as f32);
-        be.prox_step(new, old, grad, steps, axis, slot)
     }
 
     /// The smooth part's value at the W trial's candidates (steps `ts`, candidate `c`'s
@@ -554,6 +541,15 @@ impl<B: Backend> Lifted<B> {
 }
 
 impl<B: Backend> Candidate<B> {
+    /// Where a W trial's prox step of layer `l` goes: `(W, b)` and the shrink factors.
+    fn prox_out(&mut self, l: usize) -> (&mut B::Mat, &mut B::Mat, &mut B::Mat) {
+        (
+            &mut self.trial.w[l],
+            &mut self.trial.b[l],
+            &mut self.shrink[l],
+        )
+    }
+
     /// This candidate's W trial of layer `l` at step `t` from the state's `(U, b, B)`
     /// (`state`), and where its point, `G_V` and sums (at `slot`) go.
     fn w_trial<'a>(
