@@ -508,7 +508,6 @@ pub trait Backend {
     /// The output layer's V trial in one pass (method §6): `out ← base + a·dir` (as
     /// [`Backend::axpby`] with `1, a`), and `slot` ← its loss as [`Backend::loss`] sums it.
     /// The default runs the two in turn (the CPU twin of `shaders/loss.wgsl:step_loss_*`).
-    #[allow(clippy::too_many_arguments)]
     fn step_loss(
         &self,
         out: &mut Self::Mat,

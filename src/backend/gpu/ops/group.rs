@@ -9,7 +9,7 @@ use crate::backend::gpu::params::Params;
 use crate::backend::gpu::pipelines::K;
 use crate::backend::gpu::recorder::{State, MAX_PENDING, PART_CAP};
 use crate::backend::gpu::storage::{segments, GpuMat};
-use crate::backend::gpu::{lock, BResult, GpuBackend};
+use crate::backend::gpu::{kernel_err, lock, BResult, GpuBackend};
 use crate::backend::{Axis, Slot};
 
 impl GpuBackend {
@@ -186,6 +186,10 @@ impl GpuBackend {
             (K::ProxStepRowsPair, [g as u32, 1, 1])
         };
         let n = g[0];
+        if 2 * n > PART_CAP {
+            let msg = format!("2 × {n} partial sums exceed the capacity {PART_CAP}");
+            return Err(kernel_err(k.name(), msg));
+        }
         // Both candidates' partials and pending sums must fit before any stage 2.
         if st.part_next + 2 * n > PART_CAP || st.pending.len() + 2 > MAX_PENDING {
             self.finalize_pending(&mut st)?;
