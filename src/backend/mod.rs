@@ -193,6 +193,40 @@ impl SweepCounters {
     }
 }
 
+/// [`Backend::prox_step_ladder`] as its single operations in turn: the trait's default,
+/// and where a backend's fused version does not apply.
+#[allow(clippy::type_complexity)]
+pub fn prox_step_ladder_in_turn<B: Backend + ?Sized>(
+    be: &B,
+    new: [(&mut B::Mat, &mut B::Mat, &mut B::Mat); LADDER],
+    old: (&B::Mat, &B::Mat),
+    grad: (&B::Mat, &B::Mat),
+    t_thresh: [(f32, f32); LADDER],
+    axis: Axis,
+    slots: [Slot; LADDER],
+) -> BResult<()> {
+    for ((new, tt), slot) in new.into_iter().zip(t_thresh).zip(slots) {
+        be.prox_step(new, old, grad, tt, axis, slot)?;
+    }
+    Ok(())
+}
+
+/// [`Backend::w_trial_value_ladder`] as its single operations in turn: the trait's
+/// default, and where a backend's fused version does not apply.
+pub fn w_trial_value_ladder_in_turn<B: Backend + ?Sized>(
+    be: &B,
+    outs: [TrialOut<'_, B::Mat>; LADDER],
+    trials: [WTrial<'_, B::Mat>; LADDER],
+    v_lam: (&B::Mat, &B::Mat),
+    r: Residual,
+) -> BResult<()> {
+    shape::w_trial_value_ladder(be, &outs, &trials, v_lam, &r)?;
+    for (o, trial) in outs.into_iter().zip(trials) {
+        be.w_trial_value(o.out, o.grad, trial, v_lam, r, o.slot)?;
+    }
+    Ok(())
+}
+
 /// [`Backend::step_value_ladder`] as its single operations in turn: the trait's default,
 /// and where a backend's fused version does not apply.
 pub fn step_value_ladder_in_turn<B: Backend + ?Sized>(
@@ -418,10 +452,7 @@ pub trait Backend {
         axis: Axis,
         slots: [Slot; LADDER],
     ) -> BResult<()> {
-        for ((new, tt), slot) in new.into_iter().zip(t_thresh).zip(slots) {
-            self.prox_step(new, old, grad, tt, axis, slot)?;
-        }
-        Ok(())
+        prox_step_ladder_in_turn(self, new, old, grad, t_thresh, axis, slots)
     }
     /// `slot` ← `Σ‖group‖₂`, `slot+1` ← number of groups that are exactly zero.
     fn group_norms(&self, w: &Self::Mat, axis: Axis, slot: Slot) -> BResult<()>;
@@ -464,11 +495,7 @@ pub trait Backend {
         v_lam: (&Self::Mat, &Self::Mat),
         r: Residual,
     ) -> BResult<()> {
-        shape::w_trial_value_ladder(self, &outs, &trials, v_lam, &r)?;
-        for (o, trial) in outs.into_iter().zip(trials) {
-            self.w_trial_value(o.out, o.grad, trial, v_lam, r, o.slot)?;
-        }
-        Ok(())
+        w_trial_value_ladder_in_turn(self, outs, trials, v_lam, r)
     }
 
     // ---- losses (method §1) -------------------------------------------------------------------

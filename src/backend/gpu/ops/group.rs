@@ -7,9 +7,9 @@ use super::reduce::{Red, Sums};
 use super::{grid, WG};
 use crate::backend::gpu::params::Params;
 use crate::backend::gpu::pipelines::K;
-use crate::backend::gpu::recorder::{State, MAX_PENDING, PART_CAP};
+use crate::backend::gpu::recorder::State;
 use crate::backend::gpu::storage::{segments, GpuMat};
-use crate::backend::gpu::{kernel_err, lock, BResult, GpuBackend};
+use crate::backend::gpu::{lock, BResult, GpuBackend};
 use crate::backend::{Axis, Slot};
 
 impl GpuBackend {
@@ -177,7 +177,6 @@ impl GpuBackend {
         t_thresh: [(f32, f32); 2],
         slots: [Slot; 2],
     ) -> BResult<()> {
-        let mut st = lock(&self.st);
         let (k, g) = if self.caps.thread_per_row {
             let g = w.rows.div_ceil(WG).min(self.caps.rows);
             (K::ProxStepRowsThreadPair, [g as u32, 1, 1])
@@ -185,32 +184,13 @@ impl GpuBackend {
             let g = w.rows.min(self.caps.rows).min(4096);
             (K::ProxStepRowsPair, [g as u32, 1, 1])
         };
-        let n = g[0];
-        if 2 * n > PART_CAP {
-            let msg = format!("2 × {n} partial sums exceed the capacity {PART_CAP}");
-            return Err(kernel_err(k.name(), msg));
-        }
-        // Both candidates' partials and pending sums must fit before any stage 2.
-        if st.part_next + 2 * n > PART_CAP || st.pending.len() + 2 > MAX_PENDING {
-            self.finalize_pending(&mut st)?;
-        }
         let ts = t_thresh.map(|x| x.0);
         let thr = t_thresh.map(|x| x.1);
         let mut p = Params::prox_step_pair(ts, thr).sized(w.rows, w.cols);
         p.bind(0, 0, w.cols);
-        p.part_off = st.part_next;
         let [(w0, b0, s0), (w1, b1, s1)] = new;
-        let partials = st.partials.clone();
-        let mut bufs = [w0, s0, w, gw, b0, b, gb, w1, s1, b1]
-            .map(|m| &m.chunks[0].buf)
-            .to_vec();
-        bufs.push(&partials);
-        self.dispatch(&mut st, k, bytemuck::bytes_of(&p), &bufs, g)?;
-        for s in slots {
-            st.part_next += n;
-            self.finalize(&mut st, &mut Red::new(Sums::at(s, 4)))?;
-        }
-        Ok(())
+        let bufs = [w0, s0, w, gw, b0, b, gb, w1, s1, b1].map(|m| &m.chunks[0].buf);
+        self.pair_dispatch(k, p, &bufs, g, slots.map(|s| Sums::at(s, 4)))
     }
 
     /// `slot ← Σ‖group‖₂`, `slot+1 ←` number of zero groups.

@@ -19,8 +19,8 @@ use super::storage::GpuMat;
 use super::{BResult, GpuBackend};
 use crate::backend::ladder::LadderTest;
 use crate::backend::{
-    shape, step_value_ladder_in_turn, Axis, Backend, Counters, LossKind, Moved, Residual, Slot,
-    TrialOut, VStep, WTrial, LADDER,
+    prox_step_ladder_in_turn, shape, step_value_ladder_in_turn, w_trial_value_ladder_in_turn, Axis,
+    Backend, Counters, LossKind, Moved, Residual, Slot, TrialOut, VStep, WTrial, LADDER,
 };
 use ndarray::{Array2, ArrayView2};
 use reduce::Sums;
@@ -302,10 +302,8 @@ impl Backend for GpuBackend {
             let new = new.map(|(a, b, c)| (&*a, &*b, &*c));
             return self.prox_step_rows_pair(new, (w, b), (gw, gb), t_thresh, slots);
         }
-        for ((new, tt), slot) in new.into_iter().zip(t_thresh).zip(slots) {
-            self.prox_step(new, (w, b), (gw, gb), tt, axis, slot)?;
-        }
-        Ok(())
+        // Column groups or chunked matrices: the candidates one by one.
+        prox_step_ladder_in_turn(self, new, (w, b), (gw, gb), t_thresh, axis, slots)
     }
 
     fn group_norms(&self, w: &GpuMat, axis: Axis, slot: Slot) -> BResult<()> {
@@ -359,18 +357,15 @@ impl Backend for GpuBackend {
         v_lam: (&GpuMat, &GpuMat),
         r: Residual,
     ) -> BResult<()> {
-        shape::w_trial_value_ladder(self, &outs, &trials, v_lam, &r)?;
         let one_chunk = |m: &GpuMat| m.chunks.len() == 1;
         let [w0, w1] = &trials;
         let shared = [w0.u, w0.bmat, v_lam.0, v_lam.1];
         let written = outs.iter().all(|o| one_chunk(o.out) && one_chunk(o.grad));
         if !(shared.into_iter().all(one_chunk) && written) {
             // Chunked operands: the candidates one by one.
-            for (o, trial) in outs.into_iter().zip(trials) {
-                self.w_trial_value(o.out, o.grad, trial, v_lam, r, o.slot)?;
-            }
-            return Ok(());
+            return w_trial_value_ladder_in_turn(self, outs, trials, v_lam, r);
         }
+        shape::w_trial_value_ladder(self, &outs, &trials, v_lam, &r)?;
         let [o0, o1] = outs;
         let mats = [
             w0.u, v_lam.0, v_lam.1, &*o0.out, w0.bmat, &*o0.grad, &*o1.out, &*o1.grad, w0.b_old,
@@ -408,19 +403,9 @@ impl Backend for GpuBackend {
     ) -> BResult<()> {
         shape::w_trial_preact(self, out, w.u, w.b_old, w.b_new, w.bmat, w.shrink)?;
         shape::loss(self, out, y, slot)?;
-        let (k, per_column) = match kind {
-            LossKind::Squared => (K::WTrialLossSq, false),
-            LossKind::SoftmaxCe => (K::WTrialLossCe, true),
-        };
-        let inv_n = 1.0 / out.cols.max(1) as f32;
-        self.reduce_rows(
-            k,
-            &[w.u, y, out, w.bmat],
-            &[w.b_old, w.b_new, w.shrink],
-            Params::trial_loss(inv_n, w.t),
-            Sums::mean(slot, inv_n),
-            per_column,
-        )
+        let kernels = (K::WTrialLossSq, K::WTrialLossCe);
+        let rows_of = [w.b_old, w.b_new, w.shrink];
+        self.trial_loss_reduce(kernels, kind, &[w.u, y, out, w.bmat], &rows_of, w.t, slot)
     }
 
     fn step_loss(
@@ -433,19 +418,8 @@ impl Backend for GpuBackend {
     ) -> BResult<()> {
         shape::axpby(self, out, base, dir)?;
         shape::loss(self, out, y, slot)?;
-        let (k, per_column) = match kind {
-            LossKind::Squared => (K::StepLossSq, false),
-            LossKind::SoftmaxCe => (K::StepLossCe, true),
-        };
-        let inv_n = 1.0 / out.cols.max(1) as f32;
-        self.reduce_rows(
-            k,
-            &[base, y, out, dir],
-            &[],
-            Params::trial_loss(inv_n, a),
-            Sums::mean(slot, inv_n),
-            per_column,
-        )
+        let kernels = (K::StepLossSq, K::StepLossCe);
+        self.trial_loss_reduce(kernels, kind, &[base, y, out, dir], &[], a, slot)
     }
 
     fn count_errors(&self, yhat: &GpuMat, y: &GpuMat, slot: Slot) -> BResult<()> {

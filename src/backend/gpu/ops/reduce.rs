@@ -180,25 +180,40 @@ impl GpuBackend {
         params: Params,
         sums: [Sums; 2],
     ) -> BResult<()> {
-        let mut st = lock(&self.st);
         let (rows, cols) = (mats[0].rows, mats[0].cols);
         let g = grid(cols, rows, self.caps.red_x, self.caps.red_y);
+        let mut p = params.sized(rows, cols);
+        p.bind(0, 0, cols);
+        let bufs: Vec<&wgpu::Buffer> = mats.iter().map(|m| &m.chunks[0].buf).collect();
+        self.pair_dispatch(kern, p, &bufs, g, sums)
+    }
+
+    /// One dispatch of a two-candidate stage 1 over `bufs` (the partials bound after them)
+    /// on grid `g`: candidate 0's partials, then candidate 1's after all of them, the two
+    /// sums then pending for `sums[0]` and `sums[1]`.
+    pub(super) fn pair_dispatch(
+        &self,
+        kern: K,
+        mut p: Params,
+        bufs: &[&wgpu::Buffer],
+        g: [u32; 3],
+        sums: [Sums; 2],
+    ) -> BResult<()> {
+        let mut st = lock(&self.st);
         let n = g[0] * g[1] * g[2];
-        // Both candidates' partials and pending sums must fit before any stage 2.
-        if st.part_next + 2 * n > PART_CAP || st.pending.len() + 2 > MAX_PENDING {
-            self.finalize_pending(&mut st)?;
-        }
         if 2 * n > PART_CAP {
             let msg = format!("2 × {n} partial sums exceed the capacity {PART_CAP}");
             return Err(kernel_err(kern.name(), msg));
         }
-        let mut p = params.sized(rows, cols);
-        p.bind(0, 0, cols);
+        // Both candidates' partials and pending sums must fit before any stage 2.
+        if st.part_next + 2 * n > PART_CAP || st.pending.len() + 2 > MAX_PENDING {
+            self.finalize_pending(&mut st)?;
+        }
         p.part_off = st.part_next;
         let partials = st.partials.clone();
-        let mut bufs: Vec<&wgpu::Buffer> = mats.iter().map(|m| &m.chunks[0].buf).collect();
-        bufs.push(&partials);
-        self.dispatch(&mut st, kern, bytemuck::bytes_of(&p), &bufs, g)?;
+        let mut all = bufs.to_vec();
+        all.push(&partials);
+        self.dispatch(&mut st, kern, bytemuck::bytes_of(&p), &all, g)?;
         for s in sums {
             st.part_next += n;
             self.finalize(&mut st, &mut Red::new(s))?;
