@@ -80,6 +80,20 @@ fn gpu_shaped() -> Option<&'static GpuBackend> {
     .as_ref()
 }
 
+/// A fourth backend without subgroup operations: on lavapipe its matmuls run on
+/// `matmul_8x8` (the fallback of CPU adapters without 8-lane subgroups) instead of
+/// `matmul_sg`.
+fn gpu_fallback() -> Option<&'static GpuBackend> {
+    static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        open(GpuOptions {
+            no_subgroups: true,
+            ..GpuOptions::from_env()
+        })
+    })
+    .as_ref()
+}
+
 // ---- comparison ---------------------------------------------------------------------------------
 
 /// One output of a suite: a matrix (row-major) or a few slots, with what the tolerance
@@ -1085,6 +1099,7 @@ fn weight_grads_match_cpu() {
     let Some((_l, g)) = gpu() else { return };
     let gc = gpu_chunked().expect("chunked backend");
     let gs = gpu_shaped().expect("backend");
+    let gf = gpu_fallback().expect("backend");
     let cpu = CpuBackend::<f32>::new();
     // (m rows of G, k inputs, N samples): 1; odd sizes; digits' and teacher's layers (split
     // K); output layers (narrow, and thin: 1 × (32 + 1) over 5000); the thin edge (2 ×
@@ -1111,7 +1126,12 @@ fn weight_grads_match_cpu() {
     for (t, &(m, k, n)) in sizes.iter().enumerate() {
         let seed = 400 + t as u64;
         let want = weight_grad_suite(&cpu, m, k, n, seed);
-        for (name, be) in [("gpu", g), ("chunked", gc), ("gpu-shaped", gs)] {
+        for (name, be) in [
+            ("gpu", g),
+            ("chunked", gc),
+            ("gpu-shaped", gs),
+            ("fallback", gf),
+        ] {
             let got = weight_grad_suite(be, m, k, n, seed);
             compare_all(&format!("{name} weight grads {m}×{k}×{n}"), &got, &want);
             let same = got[0]
@@ -1188,20 +1208,33 @@ fn gpu_launch_shapes_match_cpu() {
             &op_suite(&cpu, r, c, 11),
         );
     }
-    // GPUs run the wide tile with 4×4 blocks per invocation, CPU adapters with 8×8: each
-    // element adds the same products in the same order, so the bits agree.
+    // GPUs run the wide tile with 4×4 blocks per invocation, CPU adapters with 8×8, or
+    // with 8-lane subgroups `matmul_sg`: each element adds the same products in the same
+    // order, so the bits agree.
+    let gf = gpu_fallback().expect("backend");
+    eprintln!(
+        "matmul kernels: default {}, gpu-shaped {}, fallback {}",
+        g.wide_matmul(),
+        gs.wide_matmul(),
+        gf.wide_matmul()
+    );
+    assert_eq!(gs.wide_matmul(), "matmul");
+    assert_ne!(gf.wide_matmul(), "matmul_sg");
     for (t, &(m, k, n)) in MM_SIZES.iter().enumerate() {
         let seed = 300 + t as u64;
-        let shaped = matmul_suite(gs, m, k, n, seed);
-        let name = format!("gpu-shaped matmul {m}×{k}×{n}");
-        compare_all(&name, &shaped, &matmul_suite(&cpu, m, k, n, seed));
-        for (a, b) in shaped.iter().zip(matmul_suite(g, m, k, n, seed)) {
-            let same = a
-                .vals
-                .iter()
-                .zip(&b.vals)
-                .all(|(x, y)| x.to_bits() == y.to_bits());
-            assert!(same, "{name}: {} differs from the default shapes'", a.name);
+        let base = matmul_suite(g, m, k, n, seed);
+        for (label, be) in [("gpu-shaped", gs), ("fallback", gf)] {
+            let other = matmul_suite(be, m, k, n, seed);
+            let name = format!("{label} matmul {m}×{k}×{n}");
+            compare_all(&name, &other, &matmul_suite(&cpu, m, k, n, seed));
+            for (a, b) in other.iter().zip(&base) {
+                let same = a
+                    .vals
+                    .iter()
+                    .zip(&b.vals)
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "{name}: {} differs from the default shapes'", a.name);
+            }
         }
     }
 }

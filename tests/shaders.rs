@@ -1,12 +1,20 @@
 //! Every shader module parses and validates with naga (the WGSL front end wgpu itself uses).
 //! A module is `shaders/common.wgsl` (shared declarations) followed by one `shaders/*.wgsl`
-//! file, composed exactly as `src/backend/gpu/pipelines.rs` does with `concat!`. The directory
-//! is enumerated, so new shaders are covered automatically.
+//! file (after the file it extends, see [`EXTENDS`]), composed exactly as
+//! `src/backend/gpu/pipelines.rs` does with `concat!`. The directory is enumerated, so new
+//! shaders are covered automatically. A module validates without subgroup operations unless
+//! it is listed in [`SUBGROUP_FILES`] (compiled only on devices that have them).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 const COMMON: &str = "common.wgsl";
+
+/// Kernel files composed after another kernel file, whose declarations they use.
+const EXTENDS: &[(&str, &str)] = &[("matmul_sg.wgsl", "matmul.wgsl")];
+
+/// Kernel files that use subgroup operations.
+const SUBGROUP_FILES: &[&str] = &["matmul_sg.wgsl"];
 
 fn shader_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("shaders")
@@ -34,23 +42,39 @@ fn name(path: &Path) -> String {
     path.file_name().unwrap().to_string_lossy().to_string()
 }
 
-/// `common.wgsl` followed by the file, as `Src::code` composes them.
+/// `common.wgsl` followed by the file (after the one it extends), as `Src::code` composes
+/// them.
 fn composed(path: &Path) -> String {
-    read(&shader_dir().join(COMMON)) + &read(path)
+    let mut src = read(&shader_dir().join(COMMON));
+    if let Some((_, base)) = EXTENDS.iter().find(|(f, _)| *f == name(path)) {
+        src += &read(&shader_dir().join(base));
+    }
+    src + &read(path)
 }
 
 /// Parse and validate; the error text points into `src` (labelled `label`).
-fn validate(src: &str, label: &str) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
+fn validate(
+    src: &str,
+    label: &str,
+    subgroups: bool,
+) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
     let module = naga::front::wgsl::parse_str(src).map_err(|e| {
         format!(
             "{label}: parse error\n{}",
             e.emit_to_string_with_path(src, label)
         )
     })?;
-    let mut validator = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::empty(),
-    );
+    let caps = if subgroups {
+        naga::valid::Capabilities::SUBGROUP
+    } else {
+        naga::valid::Capabilities::empty()
+    };
+    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
+    if subgroups {
+        validator
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
+    }
     let info = validator
         .validate(&module)
         .map_err(|e| format!("{label}: validation error\n{}", e.emit_to_string(src)))?;
@@ -63,7 +87,8 @@ fn modules() -> Vec<(String, naga::Module, naga::valid::ModuleInfo)> {
     let mut failures = Vec::new();
     for path in shader_files() {
         let label = format!("{COMMON} + {}", name(&path));
-        match validate(&composed(&path), &label) {
+        let subgroups = SUBGROUP_FILES.contains(&name(&path).as_str());
+        match validate(&composed(&path), &label, subgroups) {
             Ok((m, info)) => out.push((name(&path), m, info)),
             Err(e) => failures.push(e),
         }
@@ -82,7 +107,7 @@ fn modules() -> Vec<(String, naga::Module, naga::valid::ModuleInfo)> {
 #[test]
 fn common_validates_alone() {
     let src = read(&shader_dir().join(COMMON));
-    let (module, _) = validate(&src, COMMON).unwrap_or_else(|e| panic!("{e}"));
+    let (module, _) = validate(&src, COMMON, false).unwrap_or_else(|e| panic!("{e}"));
     assert!(module.entry_points.is_empty(), "{COMMON} has entry points");
     for (_, g) in module.global_variables.iter() {
         assert!(
@@ -163,8 +188,11 @@ fn every_shader_is_referenced_by_the_kernel_table() {
         read(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/backend/gpu/pipelines.rs"));
     for path in shader_files() {
         let name = name(&path);
+        let quoted = format!("\"{name}\"");
         assert!(
-            kernels.contains(&format!("module!(\"{name}\")")),
+            kernels
+                .lines()
+                .any(|l| l.contains("module!(") && l.contains(&quoted)),
             "shaders/{name} is not composed into a module in src/backend/gpu/pipelines.rs"
         );
     }

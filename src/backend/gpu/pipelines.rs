@@ -21,6 +21,9 @@ pub(crate) enum Src {
     Loss,
     GroupProx,
     Matmul,
+    /// `matmul.wgsl` and `matmul_sg.wgsl` in one module, which uses subgroup operations
+    /// and is compiled only on a device that has them (`GridCaps::wide`).
+    MatmulSg,
     Ladder,
 }
 
@@ -35,6 +38,7 @@ impl Src {
             Src::Loss => "loss.wgsl",
             Src::GroupProx => "group_prox.wgsl",
             Src::Matmul => "matmul.wgsl",
+            Src::MatmulSg => "matmul_sg.wgsl",
             Src::Ladder => "ladder.wgsl",
         }
     }
@@ -45,16 +49,17 @@ impl Src {
     /// The matmul tiles check each load and store themselves, so the injected checks only
     /// cost time in the innermost loop. `GpuOptions::shader_checks` turns them back on.
     fn trusted(self) -> bool {
-        self == Src::Matmul
+        matches!(self, Src::Matmul | Src::MatmulSg)
     }
 
-    /// The module's WGSL: `shaders/common.wgsl` (shared declarations) followed by the file.
+    /// The module's WGSL: `shaders/common.wgsl` (shared declarations) followed by the file
+    /// (or files: a kernel file that extends another follows it).
     pub(crate) fn code(self) -> &'static str {
         macro_rules! module {
-            ($file:literal) => {
+            ($($file:literal),+) => {
                 concat!(
                     include_str!("../../../shaders/common.wgsl"),
-                    include_str!(concat!("../../../shaders/", $file))
+                    $(include_str!(concat!("../../../shaders/", $file))),+
                 )
             };
         }
@@ -67,6 +72,7 @@ impl Src {
             Src::Loss => module!("loss.wgsl"),
             Src::GroupProx => module!("group_prox.wgsl"),
             Src::Matmul => module!("matmul.wgsl"),
+            Src::MatmulSg => module!("matmul.wgsl", "matmul_sg.wgsl"),
             Src::Ladder => module!("ladder.wgsl"),
         }
     }
@@ -131,6 +137,9 @@ pub(crate) enum K {
     Matmul8x8NN,
     Matmul8x8NT,
     Matmul8x8TN,
+    MatmulSgNN,
+    MatmulSgNT,
+    MatmulSgTN,
     SumSlices,
     LadderSelect,
 }
@@ -395,6 +404,9 @@ impl K {
             Matmul8x8NN => (Src::Matmul, "matmul_8x8", MATMUL, NN),
             Matmul8x8NT => (Src::Matmul, "matmul_8x8", MATMUL, NT),
             Matmul8x8TN => (Src::Matmul, "matmul_8x8", MATMUL, TN),
+            MatmulSgNN => (Src::MatmulSg, "matmul_sg", MATMUL, NN),
+            MatmulSgNT => (Src::MatmulSg, "matmul_sg", MATMUL, NT),
+            MatmulSgTN => (Src::MatmulSg, "matmul_sg", MATMUL, TN),
             SumSlices => (Src::Matmul, "sum_slices", &[(1, R), (3, W), (4, W)], &[]),
             LadderSelect => (Src::Ladder, "ladder_select", LADDER_SELECT, &[]),
         };
@@ -421,6 +433,9 @@ impl K {
             K::Matmul8x8NN => "matmul_nn_8x8",
             K::Matmul8x8NT => "matmul_nt_8x8",
             K::Matmul8x8TN => "matmul_tn_8x8",
+            K::MatmulSgNN => "matmul_nn_sg",
+            K::MatmulSgNT => "matmul_nt_sg",
+            K::MatmulSgTN => "matmul_tn_sg",
             k => k.def().entry,
         }
     }

@@ -7,10 +7,13 @@
 //! output layer's classes) runs on a 16×128 tile instead of 64×64, one of at most 4 rows
 //! (a regression target) and a split product of at most 64 elements one invocation per
 //! element (`matmul_row`). CPU adapters run the 64×64 tile with 8×8 blocks per invocation
-//! (`matmul_8x8`), GPUs with 4×4 (`matmul`). A weight gradient carries its bias gradient
-//! as a last column of ones (`weight_grads`).
+//! (`matmul_8x8`), GPUs with 4×4 (`matmul`); a CPU adapter with 8-lane subgroups
+//! (lavapipe) runs every product on `matmul_sg` (`shaders/matmul_sg.wgsl`). All of them
+//! add each element's products in the same order, so they agree bit for bit. A weight
+//! gradient carries its bias gradient as a last column of ones (`weight_grads`).
 
 use super::TILE;
+use crate::backend::gpu::adapter::WideTile;
 use crate::backend::gpu::params::{MatmulParams, ONES_COLUMN, SUM_TO_BIAS};
 use crate::backend::gpu::pipelines::K;
 use crate::backend::gpu::recorder::State;
@@ -47,11 +50,16 @@ const NARROW_COLS: usize = 128;
 const ROW_ROWS: usize = 4;
 const ROW_COLS: usize = 64;
 
+/// `matmul_sg`'s tile (rows, columns): one subgroup of 8 lanes.
+const SG_ROWS: usize = 16;
+const SG_COLS: usize = 32;
+
 /// The kernel for an `m`-row output of layout `kern` (one of the three wide ones), and its
-/// tile (rows, columns): one element per invocation when `m` is at most [`ROW_ROWS`], the
-/// narrow variant when `m` is at most [`NARROW_ROWS`], else the wide tile, with 8×8 blocks
-/// per invocation when `blocks_8x8` (CPU adapters).
-fn tiled(kern: K, m: usize, blocks_8x8: bool) -> (K, usize, usize) {
+/// tile (rows, columns): on a CPU adapter with 8-lane subgroups `matmul_sg` for every
+/// output; else one element per invocation when `m` is at most [`ROW_ROWS`], the narrow
+/// variant when `m` is at most [`NARROW_ROWS`], and the wide tile (with 8×8 blocks per
+/// invocation on CPU adapters) above.
+fn tiled(kern: K, m: usize, wide: WideTile) -> (K, usize, usize) {
     // The variant of `kern`'s layout among `[NN, NT, TN]`.
     let pick = |v: [K; 3]| match kern {
         K::MatmulNN => v[0],
@@ -59,8 +67,11 @@ fn tiled(kern: K, m: usize, blocks_8x8: bool) -> (K, usize, usize) {
         K::MatmulTN => v[2],
         k => k,
     };
-    if m > NARROW_ROWS {
-        let kern = if blocks_8x8 {
+    if wide == WideTile::Subgroup8 {
+        let sg = pick([K::MatmulSgNN, K::MatmulSgNT, K::MatmulSgTN]);
+        (sg, SG_ROWS, SG_COLS)
+    } else if m > NARROW_ROWS {
+        let kern = if wide == WideTile::Cpu8x8 {
             pick([K::Matmul8x8NN, K::Matmul8x8NT, K::Matmul8x8TN])
         } else {
             kern
@@ -102,7 +113,7 @@ impl GpuBackend {
             return Ok(());
         }
         let maxg = self.limits.max_compute_workgroups_per_dimension as usize;
-        let (kern, tm, tn) = tiled(kern, m, self.caps.blocks_8x8);
+        let (kern, tm, tn) = tiled(kern, m, self.caps.wide);
         let (bm, bn) = (maxg * tm, maxg * tn);
         let dummy = st.dummy.clone();
         let bias_buf = bias.unwrap_or(&dummy);
@@ -168,11 +179,11 @@ impl GpuBackend {
         if sum.is_some() {
             mp = mp.ones_column(false);
         }
-        let (kern, g) = if part <= THIN_MAX {
+        let (kern, g) = if part <= THIN_MAX && self.caps.wide != WideTile::Subgroup8 {
             let g = [n.div_ceil(ROW_COLS) as u32, m as u32, slices as u32];
             (K::MatmulRowNT, g)
         } else {
-            let (kern, tm, tn) = tiled(K::MatmulNT, m, self.caps.blocks_8x8);
+            let (kern, tm, tn) = tiled(K::MatmulNT, m, self.caps.wide);
             (
                 kern,
                 [n.div_ceil(tn) as u32, m.div_ceil(tm) as u32, slices as u32],
