@@ -28,7 +28,8 @@ const SPLIT_MIN_K: usize = 256;
 const SPLIT_MAX: usize = 32;
 
 /// K slices for an `m × n` output over `k`: 1 (no split) unless the output has few tiles and
-/// `k` is long.
+/// `k` is long. Tiles are counted at 64×64 whichever kernel runs (also `matmul_sg`'s
+/// 16×32), so every kernel splits a product alike and gives the same bits.
 fn k_slices(m: usize, n: usize, k: usize) -> usize {
     let tiles = m.div_ceil(TILE) * n.div_ceil(TILE);
     // An empty output (no rows or columns) has nothing to split.
