@@ -237,6 +237,7 @@ fn run<B: Backend>(be: &B) {
 fn main() {
     // As the binary does: this thread drives the solver and takes its share of the loops.
     sparse_alm::backend::cpu::adopt_current_thread();
+    sparse_alm::backend::cpu::retain_freed_memory();
     let gpu = std::env::args().any(|a| a == "gpu" || a == "--device=gpu");
     if gpu {
         match GpuBackend::new(GpuOptions::from_env()) {

@@ -510,6 +510,8 @@ fn main() -> ExitCode {
     // This thread runs the solver: it takes its share of the CPU backend's parallel loops
     // (before any other parallel work, so the pool is built this way).
     sparse_alm::backend::cpu::adopt_current_thread();
+    // Fits in one process (`path`, `compare`) reuse each other's freed pages.
+    sparse_alm::backend::cpu::retain_freed_memory();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<PipeClosed>().is_some() => ExitCode::SUCCESS,

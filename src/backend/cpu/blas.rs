@@ -19,7 +19,28 @@
 //! reached 145–185 GFLOP/s on the Fashion-MNIST minibatch shapes against 100–137 for the
 //! split (each part repacked the whole weight matrix and waited on a sleeping rayon
 //! worker), a prox-SGD epoch took 0.76 s instead of 1.13 s, and ALM passes got cheaper
-//! too (its elementwise loops are rayon's; OpenBLAS's workers spin only briefly).
+//! too (its elementwise loops are rayon's). The two pools must not fight over the cores
+//! between calls, though (next paragraph).
+//!
+//! **Idle workers sleep soon.** OpenBLAS's idle workers spin (calling `sched_yield`) for
+//! `2^OPENBLAS_THREAD_TIMEOUT` cycles before they sleep, 2^28 by default: about 0.1 s,
+//! so between the ALM's matmuls they never slept. On 2 cores the spinning worker then
+//! shared the second core with rayon's worker through every elementwise loop of a sweep:
+//! profiled on the teacher ALM (`perf`, 3000 passes), OpenBLAS's worker spent 2010 samples
+//! spinning and rayon's worker did 1676 samples of the loops' work against the solver
+//! thread's 3359. So, unless the user set `OPENBLAS_THREAD_TIMEOUT`, the workers are
+//! restarted before `main` with an idle spin of 2^[`IDLE_SPIN_LOG2`] cycles (some
+//! microseconds: back-to-back matmuls still find the worker awake, an elementwise loop
+//! does not share its core with it). With the shorter spin the same run's spinning fell
+//! to 359–402 samples and rayon's worker did 2262–2422 samples of the loops against the
+//! solver thread's 2704–3158 (two runs), with the same iterates. A
+//! worker that did fall asleep costs a wake-up at the next threaded call, so products
+//! below [`SMALL_GEMM_MACS`] multiply-adds run on the calling thread alone (timed on
+//! digits, whose minibatch products are below it: prox-SGD 300 passes in 0.20–0.24 s
+//! before this change, 0.21–0.22 s with both, 0.23–0.26 s with the short spin alone). A
+//! product's last bits can depend on OpenBLAS's thread count, so such a product may now
+//! differ in its last bits from before; with `OPENBLAS_NUM_THREADS=1` results are the
+//! same as before, bit for bit.
 //!
 //! **The solver's thread in rayon's pool.** A parallel loop called from a thread outside
 //! the pool hands the whole loop to the pool's workers, wakes them (they fall asleep
@@ -82,6 +103,53 @@ extern "C" fn pick_core() {
     }
 }
 
+/// log2 of the cycles an idle OpenBLAS worker spins before it sleeps (module comment).
+pub const IDLE_SPIN_LOG2: u32 = 16;
+
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static SHORT_SPIN: extern "C" fn() = short_spin;
+
+/// Runs before `main`, single-threaded apart from OpenBLAS's idle workers: unless the user
+/// set `OPENBLAS_THREAD_TIMEOUT`, restart OpenBLAS's workers with an idle spin of
+/// 2^[`IDLE_SPIN_LOG2`] cycles (module comment). OpenBLAS reads the variable only when it
+/// starts its threads, so it is set, read (`openblas_read_env`), the workers are stopped and
+/// started again (`blas_thread_shutdown_`, `blas_thread_init`: what OpenBLAS's own fork
+/// handler does), and the variable is removed, so child processes see the user's
+/// environment. The functions are looked up by name: a build without them is left alone.
+#[cfg(target_os = "linux")]
+extern "C" fn short_spin() {
+    use std::ffi::{c_char, c_int, c_void, CStr};
+    extern "C" {
+        fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+    }
+    const VAR: &str = "OPENBLAS_THREAD_TIMEOUT";
+    if std::env::var_os(VAR).is_some() {
+        return;
+    }
+    // SAFETY: `RTLD_DEFAULT` (null) searches the loaded objects; the names are C strings.
+    let sym = |name: &CStr| unsafe { dlsym(std::ptr::null_mut(), name.as_ptr()) };
+    let (read_env, stop, start) = (
+        sym(c"openblas_read_env"),
+        sym(c"blas_thread_shutdown_"),
+        sym(c"blas_thread_init"),
+    );
+    if read_env.is_null() || stop.is_null() || start.is_null() {
+        return;
+    }
+    std::env::set_var(VAR, IDLE_SPIN_LOG2.to_string());
+    // SAFETY: OpenBLAS's `void openblas_read_env(void)`, `int blas_thread_shutdown_(void)`
+    // and `int blas_thread_init(void)`, called before any BLAS call and before any thread
+    // other than OpenBLAS's own idle workers exists.
+    unsafe {
+        std::mem::transmute::<*mut c_void, extern "C" fn()>(read_env)();
+        std::mem::transmute::<*mut c_void, extern "C" fn() -> c_int>(stop)();
+        std::mem::transmute::<*mut c_void, extern "C" fn() -> c_int>(start)();
+    }
+    std::env::remove_var(VAR);
+}
+
 /// The kernel family OpenBLAS is running (e.g. "SkylakeX").
 pub fn core_name() -> String {
     // SAFETY: OpenBLAS returns a pointer to a static NUL-terminated string.
@@ -112,6 +180,26 @@ pub fn adopt_current_thread() -> bool {
         .use_current_thread()
         .build_global()
         .is_ok()
+}
+
+/// Products of fewer multiply-adds than this run on the calling thread alone (module
+/// comment).
+pub const SMALL_GEMM_MACS: usize = 1 << 21;
+
+/// Run `f` (one BLAS call) on the calling thread alone when the product is small
+/// ([`SMALL_GEMM_MACS`]): waking a sleeping worker for it costs about what its half of the
+/// work saves.
+pub fn sized<R>(macs: usize, f: impl FnOnce() -> R) -> R {
+    let n = threads();
+    if macs >= SMALL_GEMM_MACS || n <= 1 {
+        return f();
+    }
+    // SAFETY: OpenBLAS's global thread count; only the solver's thread calls BLAS.
+    unsafe { openblas_set_num_threads(1) };
+    let r = f();
+    // SAFETY: as above, restored.
+    unsafe { openblas_set_num_threads(n as std::os::raw::c_int) };
+    r
 }
 
 /// The number of threads OpenBLAS runs a large call on.

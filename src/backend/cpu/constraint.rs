@@ -2,11 +2,11 @@
 //! slices: the residual (gradients and the three sums `‖H‖², ⟨Λ,H⟩, ‖σ(U)‖²`), the value
 //! (the sums alone), and the two trial kernels that write a moved point and value it in
 //! the same pass (`step_value` for a V trial, `w_trial_value` for a W trial). Each runs in
-//! the [`PAR_CHUNK`] pieces of `kernels.rs`, so a fused kernel's sums are those of the
-//! separate kernels, bit for bit; the `f32` residual and value have AVX2 versions in
-//! `simd.rs`.
+//! the [`piece_len`] pieces of `kernels.rs`, so a fused kernel's sums are those of the
+//! separate kernels, bit for bit; for `f32` the residual, the value and the two-candidate
+//! ladders have AVX2 / AVX-512 versions in `simd.rs`.
 
-use super::kernels::{add, dsigma, lane_total, sigma, sq_chunk, LANES, PAR_CHUNK};
+use super::kernels::{add, dsigma, lane_total, piece_len, sigma, sq_chunk, LANES};
 use super::Real;
 use crate::backend::Grads;
 use rayon::prelude::*;
@@ -121,15 +121,16 @@ pub fn constraint_residual<F: Real>(
 ) -> [f64; 3] {
     let n = us.len();
     let (vs, ls, gus, gvs) = (&vs[..n], &ls[..n], &mut gus[..n], &mut gvs[..n]);
-    if n <= PAR_CHUNK {
+    let piece = piece_len(n);
+    if n <= piece {
         return residual_chunk([us, vs, ls], k, [gus, gvs]);
     }
     let parts: Vec<[f64; 3]> = us
-        .par_chunks(PAR_CHUNK)
-        .zip(vs.par_chunks(PAR_CHUNK))
-        .zip(ls.par_chunks(PAR_CHUNK))
-        .zip(gus.par_chunks_mut(PAR_CHUNK))
-        .zip(gvs.par_chunks_mut(PAR_CHUNK))
+        .par_chunks(piece)
+        .zip(vs.par_chunks(piece))
+        .zip(ls.par_chunks(piece))
+        .zip(gus.par_chunks_mut(piece))
+        .zip(gvs.par_chunks_mut(piece))
         .map(|((((u, v), l), gu), gv)| residual_chunk([u, v, l], k, [gu, gv]))
         .collect();
     parts.into_iter().fold([0.0; 3], add)
@@ -236,7 +237,7 @@ fn step_value_chunk<F: Real>(out: &mut [F], g: &mut [F], s: Step<'_, F>) -> [f64
 }
 
 /// [`Backend::step_value`](crate::backend::Backend::step_value): chunks of
-/// [`PAR_CHUNK`] as [`constraint_value`] takes them, so the sums are the ones
+/// [`piece_len`] as [`constraint_value`] takes them, so the sums are the ones
 /// `axpby` followed by `constraint_value` gives, and `g` what `constraint_residual`
 /// writes at the moved point, bit for bit.
 pub fn step_value<F: Real>(out: &mut [F], g: &mut [F], s: Step<'_, F>) -> [f64; 3] {
@@ -246,14 +247,15 @@ pub fn step_value<F: Real>(out: &mut [F], g: &mut [F], s: Step<'_, F>) -> [f64; 
         let chunk = s.at(lo, lo + o.len());
         step_value_chunk(o, g, chunk)
     };
-    if n <= PAR_CHUNK {
+    let piece = piece_len(n);
+    if n <= piece {
         return part(0, out, g);
     }
     let parts: Vec<[f64; 3]> = out
-        .par_chunks_mut(PAR_CHUNK)
-        .zip(g.par_chunks_mut(PAR_CHUNK))
+        .par_chunks_mut(piece)
+        .zip(g.par_chunks_mut(piece))
         .enumerate()
-        .map(|(c, (o, g))| part(c * PAR_CHUNK, o, g))
+        .map(|(c, (o, g))| part(c * piece, o, g))
         .collect();
     parts.into_iter().fold([0.0; 3], add)
 }
@@ -261,7 +263,7 @@ pub fn step_value<F: Real>(out: &mut [F], g: &mut [F], s: Step<'_, F>) -> [f64; 
 /// One candidate's outputs of a ladder trial: the point and the gradient written there.
 pub type Out<'a, F> = (&'a mut [F], &'a mut [F]);
 
-/// Run `chunk(lo, [out₀, grad₀], [out₁, grad₁])` over the [`PAR_CHUNK`] pieces of two
+/// Run `chunk(lo, [out₀, grad₀], [out₁, grad₁])` over the [`piece_len`] pieces of two
 /// candidates' outputs (in parallel when there is more than one) and add the pieces' `K`
 /// sums in chunk order: the pieces and the order of [`step_value`] and
 /// [`w_trial_value`], so each candidate's sums are theirs, bit for bit.
@@ -271,16 +273,17 @@ fn ladder_chunks<F: Real, const K: usize>(
 ) -> [f64; K] {
     let n = o0.len();
     let (g0, o1, g1) = (&mut g0[..n], &mut o1[..n], &mut g1[..n]);
-    if n <= PAR_CHUNK {
+    let piece = piece_len(n);
+    if n <= piece {
         return chunk(0, (o0, g0), (o1, g1));
     }
     let parts: Vec<[f64; K]> = o0
-        .par_chunks_mut(PAR_CHUNK)
-        .zip(g0.par_chunks_mut(PAR_CHUNK))
-        .zip(o1.par_chunks_mut(PAR_CHUNK))
-        .zip(g1.par_chunks_mut(PAR_CHUNK))
+        .par_chunks_mut(piece)
+        .zip(g0.par_chunks_mut(piece))
+        .zip(o1.par_chunks_mut(piece))
+        .zip(g1.par_chunks_mut(piece))
         .enumerate()
-        .map(|(c, (((o0, g0), o1), g1))| chunk(c * PAR_CHUNK, (o0, g0), (o1, g1)))
+        .map(|(c, (((o0, g0), o1), g1))| chunk(c * piece, (o0, g0), (o1, g1)))
         .collect();
     parts.into_iter().fold([0.0; K], add)
 }
@@ -298,13 +301,15 @@ pub fn step_value_ladder<F: Real>(
 ) -> ([[f64; 3]; 2], f64) {
     let sums = ladder_chunks(outs, |lo, (o0, g0), (o1, g1)| {
         let chunk = s.at(lo, lo + o0.len());
-        // Moving V, the candidates share U's σ and σ': one hand-vectorised pass for both.
-        let fast = (s.moved_v && s.k.write != Grads::V)
-            .then(|| {
-                let (bd, ul) = ((chunk.base, chunk.dir), (chunk.other, chunk.ls));
-                F::fast_step_pair_v(bd, ul, a, s.k, [&mut *o0, &mut *o1], [&mut *g0, &mut *g1])
-            })
-            .flatten();
+        // One hand-vectorised pass for both candidates where there is one (writing G_U);
+        // moving V, they also share U's σ and σ'.
+        let (bd, ol) = ((chunk.base, chunk.dir), (chunk.other, chunk.ls));
+        let (outs, grads) = ([&mut *o0, &mut *o1], [&mut *g0, &mut *g1]);
+        let fast = match (s.k.write, s.moved_v) {
+            (Grads::V, _) => None,
+            (_, true) => F::fast_step_pair_v(bd, ol, a, s.k, outs, grads),
+            (_, false) => F::fast_step_pair_u(bd, ol, a, s.k, outs, grads),
+        };
         let [[x0, x1, x2], [y0, y1, y2]] = fast.unwrap_or_else(|| {
             [
                 step_value_chunk(o0, g0, Step { a: a[0], ..chunk }),
@@ -360,22 +365,21 @@ fn row_segment<F: Real>(out: &mut [F], us: &[F], bs: &[F], row: (F, F, F, F)) {
     simd_dispatch!(row_imp::<F>(out: &mut [F], us: &[F], bs: &[F], row: (F, F, F, F)) -> ())
 }
 
-/// `Backend::w_trial_preact` over flat row-major slices, in [`PAR_CHUNK`] pieces.
+/// `Backend::w_trial_preact` over flat row-major slices, in [`piece_len`] pieces.
 pub fn w_trial_preact<F: Real>(out: &mut [F], us: &[F], bs: &[F], r: TrialRows<'_, F>) {
     let n = out.len();
     let (us, bs) = (&us[..n], &bs[..n]);
-    if n <= PAR_CHUNK {
+    let piece = piece_len(n);
+    if n <= piece {
         return w_trial_rows(out, 0, us, bs, r);
     }
-    out.par_chunks_mut(PAR_CHUNK)
-        .enumerate()
-        .for_each(|(c, o)| {
-            let lo = c * PAR_CHUNK;
-            w_trial_rows(o, lo, &us[lo..lo + o.len()], &bs[lo..lo + o.len()], r);
-        });
+    out.par_chunks_mut(piece).enumerate().for_each(|(c, o)| {
+        let lo = c * piece;
+        w_trial_rows(o, lo, &us[lo..lo + o.len()], &bs[lo..lo + o.len()], r);
+    });
 }
 
-/// `Backend::w_trial_value` over flat row-major slices: each [`PAR_CHUNK`] piece of the
+/// `Backend::w_trial_value` over flat row-major slices: each [`piece_len`] piece of the
 /// trial pre-activation is written and then its residual taken while in cache (the value
 /// sums and the gradient `k.write` names, into `g`); the pieces are those of
 /// [`constraint_value`], so the sums equal its sums over the written `out`, bit for bit.
@@ -390,17 +394,18 @@ pub fn w_trial_value<F: Real>(
 ) -> [f64; 3] {
     let n = out.len();
     let (us, bs, vs, ls, g) = (&us[..n], &bs[..n], &vs[..n], &ls[..n], &mut g[..n]);
+    let piece = piece_len(n);
     let chunk = |c: usize, o: &mut [F], g: &mut [F]| {
-        let (lo, hi) = (c * PAR_CHUNK, c * PAR_CHUNK + o.len());
+        let (lo, hi) = (c * piece, c * piece + o.len());
         w_trial_rows(o, lo, &us[lo..hi], &bs[lo..hi], r);
         residual_one([o, &vs[lo..hi], &ls[lo..hi]], k, g)
     };
-    if n <= PAR_CHUNK {
+    if n <= piece {
         return chunk(0, out, g);
     }
     let parts: Vec<[f64; 3]> = out
-        .par_chunks_mut(PAR_CHUNK)
-        .zip(g.par_chunks_mut(PAR_CHUNK))
+        .par_chunks_mut(piece)
+        .zip(g.par_chunks_mut(piece))
         .enumerate()
         .map(|(c, (o, g))| chunk(c, o, g))
         .collect();
@@ -421,10 +426,19 @@ pub fn w_trial_value_ladder<F: Real>(
     let sums = ladder_chunks(outs, |lo, (o0, g0), (o1, g1)| {
         let hi = lo + o0.len();
         let (us, bs, vs, ls) = (&us[lo..hi], &bs[lo..hi], &vs[lo..hi], &ls[lo..hi]);
-        w_trial_rows(o0, lo, us, bs, rows[0]);
-        let [x0, x1, x2] = residual_one([o0, vs, ls], k, g0);
-        w_trial_rows(o1, lo, us, bs, rows[1]);
-        let [y0, y1, y2] = residual_one([o1, vs, ls], k, g1);
+        // Writing G_V (a hidden layer's trial), one hand-vectorised pass for both.
+        let fast = (k.write == Grads::V)
+            .then(|| {
+                let (outs, grads) = ([&mut *o0, &mut *o1], [&mut *g0, &mut *g1]);
+                F::fast_w_trial_pair_v((us, bs), (vs, ls), (lo, rows), k, outs, grads)
+            })
+            .flatten();
+        let [[x0, x1, x2], [y0, y1, y2]] = fast.unwrap_or_else(|| {
+            w_trial_rows(o0, lo, us, bs, rows[0]);
+            let x = residual_one([o0, vs, ls], k, g0);
+            w_trial_rows(o1, lo, us, bs, rows[1]);
+            [x, residual_one([o1, vs, ls], k, g1)]
+        });
         [x0, x1, x2, y0, y1, y2]
     });
     let [x0, x1, x2, y0, y1, y2] = sums;

@@ -12,8 +12,8 @@
 //! additions in the same order (Rust never contracts `a·b + c` into an FMA by itself), so
 //! the result does not depend on which copy ran.
 //!
-//! Large arrays are split into [`PAR_CHUNK`]-element pieces run on rayon's pool, whose
-//! partial sums are added in chunk order, so a result does not depend on the number of
+//! Large arrays are split into pieces of [`piece_len`] elements run on rayon's pool, whose
+//! partial sums are added in piece order, so a result does not depend on the number of
 //! threads. Matmuls run on OpenBLAS's own threads (`blas.rs`), never inside this pool.
 
 use super::Real;
@@ -21,9 +21,23 @@ use rayon::prelude::*;
 
 /// Independent accumulators per sum (8 `f64` = one AVX-512 register).
 pub const LANES: usize = 8;
-/// Elements per parallel task: below this, a loop runs on the calling thread (a pool
-/// hand-off costs a few microseconds, a 64k-element pass about as much).
+/// Elements per parallel task, at most: below this, a loop runs on the calling thread (a
+/// pool hand-off costs a few microseconds, a 64k-element pass about as much).
 pub const PAR_CHUNK: usize = 1 << 16;
+
+/// The length of the pieces an `n`-element loop is split into: `n` itself up to
+/// [`PAR_CHUNK`], else an even number of equal pieces (a multiple of [`LANES`], the last
+/// one shorter) of at most `PAR_CHUNK`. Equal pieces in an even number keep two threads
+/// equally busy: a teacher layer (320,000 elements) in 64k pieces was five pieces, one
+/// thread's three against the other's two, and a 160,000-element layer two against one.
+/// The pieces depend only on `n`, so results do not depend on the thread count.
+pub fn piece_len(n: usize) -> usize {
+    if n <= PAR_CHUNK {
+        return n.max(1);
+    }
+    let pieces = 2 * n.div_ceil(2 * PAR_CHUNK);
+    n.div_ceil(pieces).next_multiple_of(LANES)
+}
 
 /// `K` sums over `0..n` of the slices named in `[reads]` and `[writes]` (all at least `n`
 /// long): the body computes element `i`'s `K` terms (and may write the `writes` at `i`).
@@ -118,18 +132,19 @@ pub fn dsigma<F: Real>(u: F, alpha: F) -> F {
     }
 }
 
-/// Chunks of `PAR_CHUNK` elements, in parallel when there is more than one.
+/// Pieces of [`piece_len`] elements, in parallel when there is more than one.
 macro_rules! par_sum {
     ($n:expr, $k:literal, |$lo:ident, $hi:ident| $body:expr) => {{
         let n: usize = $n;
-        if n <= PAR_CHUNK {
+        let piece = piece_len(n);
+        if n <= piece {
             let ($lo, $hi) = (0usize, n);
             $body
         } else {
-            let parts: Vec<[f64; $k]> = (0..n.div_ceil(PAR_CHUNK))
+            let parts: Vec<[f64; $k]> = (0..n.div_ceil(piece))
                 .into_par_iter()
                 .map(|c| {
-                    let ($lo, $hi) = (c * PAR_CHUNK, ((c + 1) * PAR_CHUNK).min(n));
+                    let ($lo, $hi) = (c * piece, ((c + 1) * piece).min(n));
                     $body
                 })
                 .collect();
@@ -253,12 +268,13 @@ pub fn map3<F: Real>(out: &mut [F], x: &[F], y: &[F], f: impl Fn(F, F, F) -> F +
             o[i] = f(o[i], x[i], y[i]);
         }
     };
-    if n <= PAR_CHUNK {
+    let piece = piece_len(n);
+    if n <= piece {
         one(out, x, y);
     } else {
-        out.par_chunks_mut(PAR_CHUNK)
-            .zip(x.par_chunks(PAR_CHUNK))
-            .zip(y.par_chunks(PAR_CHUNK))
+        out.par_chunks_mut(piece)
+            .zip(x.par_chunks(piece))
+            .zip(y.par_chunks(piece))
             .for_each(|((o, x), y)| one(o, x, y));
     }
 }
@@ -273,11 +289,12 @@ pub fn map2<F: Real>(out: &mut [F], x: &[F], f: impl Fn(F, F) -> F + Sync) {
             o[i] = f(o[i], x[i]);
         }
     };
-    if n <= PAR_CHUNK {
+    let piece = piece_len(n);
+    if n <= piece {
         one(out, x);
     } else {
-        out.par_chunks_mut(PAR_CHUNK)
-            .zip(x.par_chunks(PAR_CHUNK))
+        out.par_chunks_mut(piece)
+            .zip(x.par_chunks(piece))
             .for_each(|(o, x)| one(o, x));
     }
 }
@@ -289,9 +306,41 @@ pub fn map1<F: Real>(out: &mut [F], f: impl Fn(F) -> F + Sync) {
             *v = f(*v);
         }
     };
-    if out.len() <= PAR_CHUNK {
+    let piece = piece_len(out.len());
+    if out.len() <= piece {
         one(out);
     } else {
-        out.par_chunks_mut(PAR_CHUNK).for_each(one);
+        out.par_chunks_mut(piece).for_each(one);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pieces are whole `LANES` blocks of at most `PAR_CHUNK`, one piece up to `PAR_CHUNK`,
+    /// else an even number of equal pieces (the last one shorter by less than a block per
+    /// piece); the teacher layers' sizes split evenly over two threads.
+    #[test]
+    fn pieces_are_even_and_equal() {
+        assert_eq!(piece_len(0), 1);
+        for n in [1usize, 63, 65, 257, PAR_CHUNK] {
+            assert_eq!(piece_len(n), n, "{n}");
+        }
+        for n in [
+            PAR_CHUNK + 1,
+            160_000,
+            320_000,
+            2 * PAR_CHUNK + 7,
+            15_360_000,
+        ] {
+            let p = piece_len(n);
+            let count = n.div_ceil(p);
+            assert!(p <= PAR_CHUNK && p.is_multiple_of(LANES), "{n}: {p}");
+            assert_eq!(count % 2, 0, "{n}: {count} pieces of {p}");
+            let last = n - (count - 1) * p;
+            assert!(last + count * LANES > p, "{n}: last piece {last} of {p}");
+        }
+        assert_eq!((piece_len(320_000), piece_len(160_000)), (53_336, 40_000));
     }
 }

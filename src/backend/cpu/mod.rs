@@ -16,6 +16,7 @@
 
 mod blas;
 mod gather;
+mod heap;
 #[macro_use]
 mod kernels;
 mod constraint;
@@ -33,6 +34,7 @@ use super::{
     VStep, WTrial, LADDER, NUM_SLOTS,
 };
 pub use blas::adopt_current_thread;
+pub use heap::retain_freed_memory;
 use kernels::{dsigma, sigma};
 use loss::{argmax, loss_and_grad};
 use ndarray::{Array2, ArrayView2, Zip};

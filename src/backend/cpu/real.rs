@@ -2,7 +2,7 @@
 //! tests), with the conversions the loops need and the hand-vectorised kernels a type may
 //! bring (`simd.rs`: `f32` with AVX2 or AVX-512).
 
-use super::constraint::{GradsOut, ResidualScalars, Uvl};
+use super::constraint::{GradsOut, ResidualScalars, TrialRows, Uvl};
 #[cfg(target_arch = "x86_64")]
 use super::simd;
 use num_traits::{Float, FromPrimitive, ToPrimitive};
@@ -66,6 +66,30 @@ pub trait Real:
     ) -> Option<[[f64; 3]; 2]> {
         None
     }
+    /// Two V-trial candidates that move `U` and write `G_U`, as
+    /// [`Real::fast_step_pair_v`].
+    fn fast_step_pair_u(
+        _base_dir: (&[Self], &[Self]),
+        _vs_ls: (&[Self], &[Self]),
+        _a: [Self; 2],
+        _k: ResidualScalars<Self>,
+        _outs: [&mut [Self]; 2],
+        _grads: [&mut [Self]; 2],
+    ) -> Option<[[f64; 3]; 2]> {
+        None
+    }
+    /// Two W-trial candidates writing `G_V` (`constraint::w_trial_value_ladder`) on the
+    /// chunk at flat position `lo`, as [`Real::fast_residual`].
+    fn fast_w_trial_pair_v(
+        _us_bs: (&[Self], &[Self]),
+        _vs_ls: (&[Self], &[Self]),
+        _lo_rows: (usize, [TrialRows<'_, Self>; 2]),
+        _k: ResidualScalars<Self>,
+        _outs: [&mut [Self]; 2],
+        _grads: [&mut [Self]; 2],
+    ) -> Option<[[f64; 3]; 2]> {
+        None
+    }
 }
 impl Real for f32 {
     #[cfg(target_arch = "x86_64")]
@@ -90,6 +114,28 @@ impl Real for f32 {
         grads: [&mut [f32]; 2],
     ) -> Option<[[f64; 3]; 2]> {
         widest!(step_pair_v(bd, ul, a, k, outs, grads))
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn fast_step_pair_u(
+        bd: (&[f32], &[f32]),
+        vl: (&[f32], &[f32]),
+        a: [f32; 2],
+        k: ResidualScalars<f32>,
+        outs: [&mut [f32]; 2],
+        grads: [&mut [f32]; 2],
+    ) -> Option<[[f64; 3]; 2]> {
+        widest!(step_pair_u(bd, vl, a, k, outs, grads))
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn fast_w_trial_pair_v(
+        ub: (&[f32], &[f32]),
+        vl: (&[f32], &[f32]),
+        lo_rows: (usize, [TrialRows<'_, f32>; 2]),
+        k: ResidualScalars<f32>,
+        outs: [&mut [f32]; 2],
+        grads: [&mut [f32]; 2],
+    ) -> Option<[[f64; 3]; 2]> {
+        widest!(w_trial_pair_v(ub, vl, lo_rows, k, outs, grads))
     }
 }
 impl Real for f64 {}

@@ -1,23 +1,30 @@
-//! Hand-vectorised versions of the two `f32` reductions the ALM's inner sweep spends most
-//! of its elementwise time in (method §3 and §6: the fused constraint residual of every
-//! block gradient and the constraint value of every Armijo trial). The compiler's own
+//! Hand-vectorised versions of the `f32` reductions the ALM's inner sweep spends most of
+//! its elementwise time in (method §3 and §6: the fused constraint residual of every block
+//! gradient, the constraint value, and the three paired trial kernels that write both
+//! candidates of a ladder and value them in one pass: a V trial moving `V`
+//! (`step_pair_v`) or `U` (`step_pair_u`), and a hidden layer's W trial
+//! (`w_trial_pair_v`)). The compiler's own
 //! vectorisation of `constraint.rs` mixes the three sums into shuffles and spills; here one
 //! block of 8 elements is one `__m256`, and each sum's 8 `f64` lanes are two `__m256d`
 //! (`avx2`) or one `__m512d` (`avx512`, where the CPU has AVX-512F). The kernels do more
 //! arithmetic than they move memory (on the teacher problem's layers, a pass ran at the
 //! same speed from L2 as from L3), and most of it is the `f64` side: widening 8 lanes
-//! and one product and sum take one instruction each with `__m512d`, three and two with
+//! and adding one product take one instruction each with `__m512d`, three and two with
 //! `__m256d`.
 //!
 //! Bit for bit the same as `constraint.rs`, on either layout: element `i` goes to lane
-//! `i % 8`, each term is computed in `f32` then widened exactly as there, products and
-//! sums are separate instructions (no FMA), the tail runs the same scalar formula
+//! `i % 8`, each term is computed in `f32` then widened exactly as there, each product is
+//! added with one fused multiply-add (the same bits as the generic loop's product then
+//! sum: both factors are widened `f32`, so their product, at most 48 significant bits and
+//! far from `f64`'s range limits, is exact, and `fma` rounds only the sum; one instruction
+//! instead of two), the tail runs the same scalar formula
 //! (`residual_elem`, `value_elem`) into the same lanes, and the lanes are added in the
-//! same pairwise order. A unit test compares them at odd sizes.
+//! same pairwise order. Unit tests compare them at odd sizes (here, and the ladders against
+//! the single operations in `constraint/tests.rs`).
 //!
 //! Only compiled for x86-64; the callers use the widest layout [`isa`] reports.
 
-use super::constraint::{residual_elem, value_elem, GradsOut, ResidualScalars, Uvl};
+use super::constraint::{residual_elem, value_elem, GradsOut, ResidualScalars, TrialRows, Uvl};
 use super::kernels::{lane_total, LANES};
 use crate::backend::Grads;
 use std::arch::is_x86_feature_detected;
@@ -32,7 +39,7 @@ fn finish<const K: usize>(acc: Lanes<K>) -> [f64; K] {
 }
 
 /// The widest of this module's instruction sets the CPU has (the standard library caches
-/// the answer), `None` without AVX2.
+/// the answer), `None` without AVX2 and FMA (AVX-512F implies FMA).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
     /// Two `__m256d` per sum.
@@ -44,7 +51,7 @@ pub enum Isa {
 pub fn isa() -> Option<Isa> {
     if is_x86_feature_detected!("avx512f") {
         Some(Isa::Avx512)
-    } else if is_x86_feature_detected!("avx2") {
+    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         Some(Isa::Avx2)
     } else {
         None
@@ -80,12 +87,43 @@ fn broadcast(k: ResidualScalars<f32>) -> (__m256, __m256, __m256) {
     )
 }
 
+/// Five rows of 8 `f32` as vectors.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load5(a: [[f32; LANES]; 5]) -> [__m256; 5] {
+    [
+        load(&a[0], 0),
+        load(&a[1], 0),
+        load(&a[2], 0),
+        load(&a[3], 0),
+        load(&a[4], 0),
+    ]
+}
+
 /// σ(u) for 8 lanes: `u` where `u > 0`, else `α·u` (NaN and −0 as the scalar `sigma`).
 #[inline]
 #[target_feature(enable = "avx2")]
 fn sigma8(u: __m256, al: __m256) -> (__m256, __m256) {
     let pos = _mm256_cmp_ps::<_CMP_GT_OQ>(u, _mm256_setzero_ps());
     (_mm256_blendv_ps(_mm256_mul_ps(al, u), u, pos), pos)
+}
+
+/// Each lane's row scalars of the 8 elements from flat position `p` of a W trial's
+/// `cols`-wide rows, `[b_old, shrink₀, shrink₁, b_new₀, b_new₁]`; with `cols = 0`, row `p`'s
+/// in every lane.
+#[inline]
+#[allow(clippy::needless_range_loop)] // lane `j` of five arrays
+fn row_lanes(p: usize, cols: usize, rows: &[TrialRows<'_, f32>; 2]) -> [[f32; LANES]; 5] {
+    let mut a = [[0.0f32; LANES]; 5];
+    for j in 0..LANES {
+        let r = (p + j).checked_div(cols).unwrap_or(p);
+        a[0][j] = rows[0].b_old[r];
+        a[1][j] = rows[0].shrink[r];
+        a[2][j] = rows[1].shrink[r];
+        a[3][j] = rows[0].b_new[r];
+        a[4][j] = rows[1].b_new[r];
+    }
+    a
 }
 
 /// The residual and value kernels for one accumulator layout: `$acc` holds the 8 `f64`
@@ -229,6 +267,163 @@ macro_rules! constraint_kernels {
             sums.map(finish)
         }
 
+        /// Two candidates of a V trial that moves `U` (`constraint::step_value_ladder`
+        /// without `moved_v`, writing `G_U`) on one chunk: candidate `c` writes `out[c] ←
+        /// base + a[c]·dir` and the residual's `G_U` at `(out[c], vs, ls)` into `gu[c]`,
+        /// and sums its three value sums. The operands are loaded once for both (and `Λ`
+        /// widened once); unlike [`step_pair_v`], `σ(U)` moves with each candidate. The
+        /// other slices are at least `base.len()` long.
+        #[target_feature(enable = $feature)]
+        pub fn step_pair_u(
+            (base, dir): (&[f32], &[f32]),
+            (vs, ls): (&[f32], &[f32]),
+            a: [f32; 2],
+            k: ResidualScalars<f32>,
+            [o0, o1]: [&mut [f32]; 2],
+            [g0, g1]: [&mut [f32]; 2],
+        ) -> [[f64; 3]; 2] {
+            let n = base.len();
+            let full = n - n % LANES;
+            let (alv, rhov, invv) = broadcast(k);
+            let (one, neg) = (_mm256_set1_ps(1.0), _mm256_set1_ps(-0.0));
+            let av = [_mm256_set1_ps(a[0]), _mm256_set1_ps(a[1])];
+            let mut acc: [$acc; 6] = [$zero; 6];
+            let mut i = 0;
+            while i < full {
+                let (b, d, v, l) = (load(base, i), load(dir, i), load(vs, i), load(ls, i));
+                let lw = widen(l);
+                for (c, (out, gu)) in [(&mut *o0, &mut *g0), (&mut *o1, &mut *g1)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    // 1·base is exact: `one * base + a * dir` of the generic loop.
+                    let u = _mm256_add_ps(b, _mm256_mul_ps(av[c], d));
+                    store(out, i, u);
+                    let (su, pos) = sigma8(u, alv);
+                    let hv = _mm256_sub_ps(v, su);
+                    let sv = _mm256_add_ps(l, _mm256_mul_ps(rhov, hv));
+                    let ds = _mm256_blendv_ps(alv, one, pos);
+                    let prod = _mm256_xor_ps(_mm256_mul_ps(sv, ds), neg);
+                    store(gu, i, _mm256_mul_ps(prod, invv));
+                    let (h, sw) = (widen(hv), widen(su));
+                    mul_add(&mut acc[3 * c], h, h);
+                    mul_add(&mut acc[3 * c + 1], lw, h);
+                    mul_add(&mut acc[3 * c + 2], sw, sw);
+                }
+                i += LANES;
+            }
+            let lanes = spill(acc);
+            let mut sums = [
+                [lanes[0], lanes[1], lanes[2]],
+                [lanes[3], lanes[4], lanes[5]],
+            ];
+            for j in full..n {
+                for (c, (out, gu)) in [(&mut *o0, &mut *g0), (&mut *o1, &mut *g1)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    out[j] = 1.0 * base[j] + a[c] * dir[j];
+                    let (o, terms) = residual_elem(out[j], vs[j], ls[j], k);
+                    gu[j] = o[0];
+                    for (lane, t) in sums[c].iter_mut().zip(terms) {
+                        lane[j - full] += t;
+                    }
+                }
+            }
+            sums.map(finish)
+        }
+
+        /// Two candidates of a W trial (`constraint::w_trial_value_ladder` writing `G_V`)
+        /// on one chunk that starts at flat position `lo` of the row-major matrix:
+        /// candidate `c` writes its pre-activation (`constraint::w_trial_rows`' formula)
+        /// into `out[c]` and the residual's `G_V` at `(out[c], vs, ls)` into `gv[c]`, and
+        /// sums its three value sums. The operands are loaded once for both and `U − b_old`
+        /// computed once. A block of 8 inside one row broadcasts that row's scalars; a
+        /// block across a row boundary gathers each lane's (`row_lanes`). The other slices
+        /// are at least `us.len()` long.
+        #[target_feature(enable = $feature)]
+        pub fn w_trial_pair_v(
+            (us, bs): (&[f32], &[f32]),
+            (vs, ls): (&[f32], &[f32]),
+            (lo, rows): (usize, [TrialRows<'_, f32>; 2]),
+            k: ResidualScalars<f32>,
+            [o0, o1]: [&mut [f32]; 2],
+            [g0, g1]: [&mut [f32]; 2],
+        ) -> [[f64; 3]; 2] {
+            let n = us.len();
+            let full = n - n % LANES;
+            let cols = rows[0].cols.max(1);
+            let (alv, rhov, invv) = broadcast(k);
+            let tv = [_mm256_set1_ps(rows[0].t), _mm256_set1_ps(rows[1].t)];
+            let mut acc: [$acc; 6] = [$zero; 6];
+            // The row of chunk position `i`, the position where the next row starts, and
+            // the row's [b_old, shrink₀, shrink₁, b_new₀, b_new₁] in every lane.
+            let mut row = lo / cols;
+            let mut next = (row + 1) * cols - lo;
+            let mut splat = if full > 0 {
+                load5(row_lanes(row, 0, &rows))
+            } else {
+                [_mm256_setzero_ps(); 5]
+            };
+            let mut i = 0;
+            while i < full {
+                if i >= next {
+                    while i >= next {
+                        row += 1;
+                        next += cols;
+                    }
+                    splat = load5(row_lanes(row, 0, &rows));
+                }
+                let r = if i + LANES <= next {
+                    splat
+                } else {
+                    load5(row_lanes(lo + i, cols, &rows))
+                };
+                let (u, b, v, l) = (load(us, i), load(bs, i), load(vs, i), load(ls, i));
+                let lw = widen(l);
+                let ub = _mm256_sub_ps(u, r[0]);
+                for (c, (out, gv)) in [(&mut *o0, &mut *g0), (&mut *o1, &mut *g1)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    // `s·((u − b_old) − t·b) + b_new`, in the generic loop's order.
+                    let inner = _mm256_sub_ps(ub, _mm256_mul_ps(tv[c], b));
+                    let pre = _mm256_add_ps(_mm256_mul_ps(r[1 + c], inner), r[3 + c]);
+                    store(out, i, pre);
+                    let (su, _) = sigma8(pre, alv);
+                    let hv = _mm256_sub_ps(v, su);
+                    let sv = _mm256_add_ps(l, _mm256_mul_ps(rhov, hv));
+                    store(gv, i, _mm256_mul_ps(sv, invv));
+                    let (h, sw) = (widen(hv), widen(su));
+                    mul_add(&mut acc[3 * c], h, h);
+                    mul_add(&mut acc[3 * c + 1], lw, h);
+                    mul_add(&mut acc[3 * c + 2], sw, sw);
+                }
+                i += LANES;
+            }
+            let lanes = spill(acc);
+            let mut sums = [
+                [lanes[0], lanes[1], lanes[2]],
+                [lanes[3], lanes[4], lanes[5]],
+            ];
+            for j in full..n {
+                let q = (lo + j) / cols;
+                for (c, (out, gv)) in [(&mut *o0, &mut *g0), (&mut *o1, &mut *g1)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let rc = &rows[c];
+                    out[j] = rc.shrink[q] * (us[j] - rc.b_old[q] - rc.t * bs[j]) + rc.b_new[q];
+                    let (o, terms) = residual_elem(out[j], vs[j], ls[j], k);
+                    gv[j] = o[1];
+                    for (lane, t) in sums[c].iter_mut().zip(terms) {
+                        lane[j - full] += t;
+                    }
+                }
+            }
+            sums.map(finish)
+        }
+
         /// `constraint::constraint_value` on one chunk, for `f32`. The other slices are at
         /// least `us.len()` long.
         #[target_feature(enable = $feature)]
@@ -275,12 +470,12 @@ pub mod avx2 {
         ]
     }
 
-    /// `acc += a·b` lane-wise, the product rounded before the sum (no FMA).
+    /// `acc += a·b` lane-wise for widened `f32` factors (exact product: module comment).
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn mul_add(acc: &mut Acc, a: Acc, b: Acc) {
-        acc[0] = _mm256_add_pd(acc[0], _mm256_mul_pd(a[0], b[0]));
-        acc[1] = _mm256_add_pd(acc[1], _mm256_mul_pd(a[1], b[1]));
+        acc[0] = _mm256_fmadd_pd(a[0], b[0], acc[0]);
+        acc[1] = _mm256_fmadd_pd(a[1], b[1], acc[1]);
     }
 
     /// The lanes of `K` vector accumulators as arrays.
@@ -298,7 +493,7 @@ pub mod avx2 {
         out
     }
 
-    constraint_kernels!("avx2", Acc, [_mm256_setzero_pd(); 2]);
+    constraint_kernels!("avx2,fma", Acc, [_mm256_setzero_pd(); 2]);
 }
 
 /// The kernels with each sum's 8 lanes in one `__m512d`.
@@ -314,11 +509,11 @@ pub mod avx512 {
         _mm512_cvtps_pd(v)
     }
 
-    /// `acc += a·b` lane-wise, the product rounded before the sum (no FMA).
+    /// `acc += a·b` lane-wise for widened `f32` factors (exact product: module comment).
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn mul_add(acc: &mut Acc, a: Acc, b: Acc) {
-        *acc = _mm512_add_pd(*acc, _mm512_mul_pd(a, b));
+        *acc = _mm512_fmadd_pd(a, b, *acc);
     }
 
     /// The lanes of `K` vector accumulators as arrays.
