@@ -305,11 +305,9 @@ pub fn step_value_ladder<F: Real>(
         // moving V, they also share U's σ and σ'.
         let (bd, ol) = ((chunk.base, chunk.dir), (chunk.other, chunk.ls));
         let (outs, grads) = ([&mut *o0, &mut *o1], [&mut *g0, &mut *g1]);
-        let fast = match (s.k.write, s.moved_v) {
-            (Grads::V, _) => None,
-            (_, true) => F::fast_step_pair_v(bd, ol, a, s.k, outs, grads),
-            (_, false) => F::fast_step_pair_u(bd, ol, a, s.k, outs, grads),
-        };
+        let fast = (s.k.write != Grads::V)
+            .then(|| F::fast_step_pair(s.moved_v, bd, ol, a, s.k, outs, grads))
+            .flatten();
         let [[x0, x1, x2], [y0, y1, y2]] = fast.unwrap_or_else(|| {
             [
                 step_value_chunk(o0, g0, Step { a: a[0], ..chunk }),

@@ -10,12 +10,12 @@ use num_traits::{Float, FromPrimitive, ToPrimitive};
 /// `simd::<layout>::$f(args)` for the widest layout this CPU has (`None`: no AVX2).
 #[cfg(target_arch = "x86_64")]
 macro_rules! widest {
-    ($f:ident($($a:expr),*)) => {
+    ($f:ident $(::<$g:tt>)? ($($a:expr),*)) => {
         // SAFETY: `simd::isa` reports what the CPU has.
         Some(unsafe {
             match simd::isa()? {
-                simd::Isa::Avx512 => simd::avx512::$f($($a),*),
-                simd::Isa::Avx2 => simd::avx2::$f($($a),*),
+                simd::Isa::Avx512 => simd::avx512::$f $(::<$g>)? ($($a),*),
+                simd::Isa::Avx2 => simd::avx2::$f $(::<$g>)? ($($a),*),
             }
         })
     };
@@ -54,23 +54,13 @@ pub trait Real:
     fn fast_value(_us: &[Self], _vs: &[Self], _ls: &[Self], _al: Self) -> Option<[f64; 3]> {
         None
     }
-    /// A hand-vectorised chunk of two V-trial candidates that move `V` and write `G_U`
-    /// (`constraint::step_value_ladder`), as [`Real::fast_residual`].
-    fn fast_step_pair_v(
+    /// A hand-vectorised chunk of two V-trial candidates writing `G_U`
+    /// (`constraint::step_value_ladder`; `moved_v`: the step moves `V`, `other` is `U`),
+    /// as [`Real::fast_residual`].
+    fn fast_step_pair(
+        _moved_v: bool,
         _base_dir: (&[Self], &[Self]),
-        _us_ls: (&[Self], &[Self]),
-        _a: [Self; 2],
-        _k: ResidualScalars<Self>,
-        _outs: [&mut [Self]; 2],
-        _grads: [&mut [Self]; 2],
-    ) -> Option<[[f64; 3]; 2]> {
-        None
-    }
-    /// Two V-trial candidates that move `U` and write `G_U`, as
-    /// [`Real::fast_step_pair_v`].
-    fn fast_step_pair_u(
-        _base_dir: (&[Self], &[Self]),
-        _vs_ls: (&[Self], &[Self]),
+        _other_ls: (&[Self], &[Self]),
         _a: [Self; 2],
         _k: ResidualScalars<Self>,
         _outs: [&mut [Self]; 2],
@@ -105,26 +95,20 @@ impl Real for f32 {
         widest!(value(us, vs, ls, al))
     }
     #[cfg(target_arch = "x86_64")]
-    fn fast_step_pair_v(
+    fn fast_step_pair(
+        moved_v: bool,
         bd: (&[f32], &[f32]),
-        ul: (&[f32], &[f32]),
+        ol: (&[f32], &[f32]),
         a: [f32; 2],
         k: ResidualScalars<f32>,
         outs: [&mut [f32]; 2],
         grads: [&mut [f32]; 2],
     ) -> Option<[[f64; 3]; 2]> {
-        widest!(step_pair_v(bd, ul, a, k, outs, grads))
-    }
-    #[cfg(target_arch = "x86_64")]
-    fn fast_step_pair_u(
-        bd: (&[f32], &[f32]),
-        vl: (&[f32], &[f32]),
-        a: [f32; 2],
-        k: ResidualScalars<f32>,
-        outs: [&mut [f32]; 2],
-        grads: [&mut [f32]; 2],
-    ) -> Option<[[f64; 3]; 2]> {
-        widest!(step_pair_u(bd, vl, a, k, outs, grads))
+        if moved_v {
+            widest!(step_pair::<true>(bd, ol, a, k, outs, grads))
+        } else {
+            widest!(step_pair::<false>(bd, ol, a, k, outs, grads))
+        }
     }
     #[cfg(target_arch = "x86_64")]
     fn fast_w_trial_pair_v(

@@ -2,7 +2,7 @@
 //! its elementwise time in (method §3 and §6: the fused constraint residual of every block
 //! gradient, the constraint value, and the three paired trial kernels that write both
 //! candidates of a ladder and value them in one pass: a V trial moving `V`
-//! (`step_pair_v`) or `U` (`step_pair_u`), and a hidden layer's W trial
+//! or `U` (`step_pair`), and a hidden layer's W trial
 //! (`w_trial_pair_v`)). The compiler's own
 //! vectorisation of `constraint.rs` mixes the three sums into shuffles and spills; here one
 //! block of 8 elements is one `__m256`, and each sum's 8 `f64` lanes are two `__m256d`
@@ -200,16 +200,17 @@ macro_rules! constraint_kernels {
             }
         }
 
-        /// Two candidates of a V trial that moves `V` (`constraint::step_value_ladder` with
-        /// `moved_v`, writing `G_U`) on one chunk: candidate `c` writes `out[c] ← base +
-        /// a[c]·dir` and the residual's `G_U` at `(us, out[c], ls)` into `gu[c]`, and sums
-        /// its three value sums. What the candidates share is loaded and computed once: the
-        /// operands, `σ(U)` and `σ'(U)` (`U` does not move), `Λ` widened and `‖σ(U)‖²`.
+        /// Two candidates of a V trial (`constraint::step_value_ladder`, writing `G_U`) on
+        /// one chunk: candidate `c` writes `out[c] ← base + a[c]·dir`, which is `V` when
+        /// `MOVED_V` (`other` is then `U`) and `U` otherwise (`other` is `V`), the
+        /// residual's `G_U` at the moved point into `gu[c]`, and sums its three value sums.
+        /// What the candidates share is loaded and computed once: the operands, `Λ`
+        /// widened, and when `V` moves `σ(U)`, `σ'(U)` and `‖σ(U)‖²` (`U` does not move).
         /// The other slices are at least `base.len()` long.
         #[target_feature(enable = $feature)]
-        pub fn step_pair_v(
+        pub fn step_pair<const MOVED_V: bool>(
             (base, dir): (&[f32], &[f32]),
-            (us, ls): (&[f32], &[f32]),
+            (other, ls): (&[f32], &[f32]),
             a: [f32; 2],
             k: ResidualScalars<f32>,
             [o0, o1]: [&mut [f32]; 2],
@@ -220,110 +221,61 @@ macro_rules! constraint_kernels {
             let (alv, rhov, invv) = broadcast(k);
             let (one, neg) = (_mm256_set1_ps(1.0), _mm256_set1_ps(-0.0));
             let av = [_mm256_set1_ps(a[0]), _mm256_set1_ps(a[1])];
-            // Per candidate ‖H‖², ⟨Λ,H⟩; the shared ‖σ(U)‖².
-            let mut acc: [$acc; 5] = [$zero; 5];
+            // Per candidate ‖H‖², ⟨Λ,H⟩, ‖σ(U)‖² (moving V, only the first ‖σ(U)‖²).
+            let mut acc: [$acc; 6] = [$zero; 6];
             let mut i = 0;
             while i < full {
-                let (u, l, b, d) = (load(us, i), load(ls, i), load(base, i), load(dir, i));
-                let (su, pos) = sigma8(u, alv);
-                let ds = _mm256_blendv_ps(alv, one, pos);
-                let (lw, s) = (widen(l), widen(su));
-                mul_add(&mut acc[4], s, s);
+                let (b, d, o, l) = (load(base, i), load(dir, i), load(other, i), load(ls, i));
+                let lw = widen(l);
+                // σ(U) and σ'(U) of the unmoved U.
+                let (mut su, mut ds) = (o, o);
+                if MOVED_V {
+                    let pos;
+                    (su, pos) = sigma8(o, alv);
+                    ds = _mm256_blendv_ps(alv, one, pos);
+                    let s = widen(su);
+                    mul_add(&mut acc[2], s, s);
+                }
                 for (c, (out, gu)) in [(&mut *o0, &mut *g0), (&mut *o1, &mut *g1)]
                     .into_iter()
                     .enumerate()
                 {
                     // 1·base is exact: `one * base + a * dir` of the generic loop.
-                    let v = _mm256_add_ps(b, _mm256_mul_ps(av[c], d));
-                    store(out, i, v);
+                    let m = _mm256_add_ps(b, _mm256_mul_ps(av[c], d));
+                    store(out, i, m);
+                    let v = if MOVED_V { m } else { o };
+                    if !MOVED_V {
+                        let pos;
+                        (su, pos) = sigma8(m, alv);
+                        ds = _mm256_blendv_ps(alv, one, pos);
+                        let s = widen(su);
+                        mul_add(&mut acc[3 * c + 2], s, s);
+                    }
                     let hv = _mm256_sub_ps(v, su);
                     let sv = _mm256_add_ps(l, _mm256_mul_ps(rhov, hv));
                     let prod = _mm256_xor_ps(_mm256_mul_ps(sv, ds), neg);
                     store(gu, i, _mm256_mul_ps(prod, invv));
                     let h = widen(hv);
-                    mul_add(&mut acc[2 * c], h, h);
-                    mul_add(&mut acc[2 * c + 1], lw, h);
-                }
-                i += LANES;
-            }
-            let lanes = spill(acc);
-            let mut sums = [
-                [lanes[0], lanes[1], lanes[4]],
-                [lanes[2], lanes[3], lanes[4]],
-            ];
-            for j in full..n {
-                for (c, (out, gu)) in [(&mut *o0, &mut *g0), (&mut *o1, &mut *g1)]
-                    .into_iter()
-                    .enumerate()
-                {
-                    out[j] = 1.0 * base[j] + a[c] * dir[j];
-                    let (o, terms) = residual_elem(us[j], out[j], ls[j], k);
-                    gu[j] = o[0];
-                    for (lane, t) in sums[c].iter_mut().zip(terms) {
-                        lane[j - full] += t;
-                    }
-                }
-            }
-            sums.map(finish)
-        }
-
-        /// Two candidates of a V trial that moves `U` (`constraint::step_value_ladder`
-        /// without `moved_v`, writing `G_U`) on one chunk: candidate `c` writes `out[c] ←
-        /// base + a[c]·dir` and the residual's `G_U` at `(out[c], vs, ls)` into `gu[c]`,
-        /// and sums its three value sums. The operands are loaded once for both (and `Λ`
-        /// widened once); unlike [`step_pair_v`], `σ(U)` moves with each candidate. The
-        /// other slices are at least `base.len()` long.
-        #[target_feature(enable = $feature)]
-        pub fn step_pair_u(
-            (base, dir): (&[f32], &[f32]),
-            (vs, ls): (&[f32], &[f32]),
-            a: [f32; 2],
-            k: ResidualScalars<f32>,
-            [o0, o1]: [&mut [f32]; 2],
-            [g0, g1]: [&mut [f32]; 2],
-        ) -> [[f64; 3]; 2] {
-            let n = base.len();
-            let full = n - n % LANES;
-            let (alv, rhov, invv) = broadcast(k);
-            let (one, neg) = (_mm256_set1_ps(1.0), _mm256_set1_ps(-0.0));
-            let av = [_mm256_set1_ps(a[0]), _mm256_set1_ps(a[1])];
-            let mut acc: [$acc; 6] = [$zero; 6];
-            let mut i = 0;
-            while i < full {
-                let (b, d, v, l) = (load(base, i), load(dir, i), load(vs, i), load(ls, i));
-                let lw = widen(l);
-                for (c, (out, gu)) in [(&mut *o0, &mut *g0), (&mut *o1, &mut *g1)]
-                    .into_iter()
-                    .enumerate()
-                {
-                    // 1·base is exact: `one * base + a * dir` of the generic loop.
-                    let u = _mm256_add_ps(b, _mm256_mul_ps(av[c], d));
-                    store(out, i, u);
-                    let (su, pos) = sigma8(u, alv);
-                    let hv = _mm256_sub_ps(v, su);
-                    let sv = _mm256_add_ps(l, _mm256_mul_ps(rhov, hv));
-                    let ds = _mm256_blendv_ps(alv, one, pos);
-                    let prod = _mm256_xor_ps(_mm256_mul_ps(sv, ds), neg);
-                    store(gu, i, _mm256_mul_ps(prod, invv));
-                    let (h, sw) = (widen(hv), widen(su));
                     mul_add(&mut acc[3 * c], h, h);
                     mul_add(&mut acc[3 * c + 1], lw, h);
-                    mul_add(&mut acc[3 * c + 2], sw, sw);
                 }
                 i += LANES;
             }
             let lanes = spill(acc);
-            let mut sums = [
-                [lanes[0], lanes[1], lanes[2]],
-                [lanes[3], lanes[4], lanes[5]],
-            ];
+            let shared = if MOVED_V { lanes[2] } else { lanes[5] };
+            let mut sums = [[lanes[0], lanes[1], lanes[2]], [lanes[3], lanes[4], shared]];
             for j in full..n {
                 for (c, (out, gu)) in [(&mut *o0, &mut *g0), (&mut *o1, &mut *g1)]
                     .into_iter()
                     .enumerate()
                 {
                     out[j] = 1.0 * base[j] + a[c] * dir[j];
-                    let (o, terms) = residual_elem(out[j], vs[j], ls[j], k);
+                    let (u, v) = if MOVED_V {
+                        (other[j], out[j])
+                    } else {
+                        (out[j], other[j])
+                    };
+                    let (o, terms) = residual_elem(u, v, ls[j], k);
                     gu[j] = o[0];
                     for (lane, t) in sums[c].iter_mut().zip(terms) {
                         lane[j - full] += t;
@@ -673,8 +625,12 @@ mod tests {
                 // SAFETY: `layouts` lists only what the CPU has.
                 let sums = unsafe {
                     match isa {
-                        Isa::Avx2 => super::avx2::step_pair_v(bd, ul, a, k, [o0, o1], [g0, g1]),
-                        Isa::Avx512 => super::avx512::step_pair_v(bd, ul, a, k, [o0, o1], [g0, g1]),
+                        Isa::Avx2 => {
+                            super::avx2::step_pair::<true>(bd, ul, a, k, [o0, o1], [g0, g1])
+                        }
+                        Isa::Avx512 => {
+                            super::avx512::step_pair::<true>(bd, ul, a, k, [o0, o1], [g0, g1])
+                        }
                     }
                 };
                 for c in 0..2 {
