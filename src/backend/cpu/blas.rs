@@ -172,10 +172,16 @@ pub fn set_threads() {
     });
 }
 
+/// Set by [`adopt_current_thread`]: one thread drives the solver and makes every BLAS call,
+/// so [`sized`] may change OpenBLAS's global thread count around a call.
+static ONE_DRIVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Make the calling thread worker 0 of rayon's global pool (module comment). Call it
-/// before any parallel work, from the thread that will drive the solver; `false` when the
-/// global pool already exists (then nothing changes).
+/// before any parallel work, from the thread that will drive the solver (and make every
+/// BLAS call: small products then run on it alone, [`sized`]); `false` when the global pool
+/// already exists (then the pool is left as it is).
 pub fn adopt_current_thread() -> bool {
+    ONE_DRIVER.store(true, std::sync::atomic::Ordering::Relaxed);
     rayon::ThreadPoolBuilder::new()
         .use_current_thread()
         .build_global()
@@ -188,13 +194,17 @@ pub const SMALL_GEMM_MACS: usize = 1 << 21;
 
 /// Run `f` (one BLAS call) on the calling thread alone when the product is small
 /// ([`SMALL_GEMM_MACS`]): waking a sleeping worker for it costs about what its half of the
-/// work saves.
+/// work saves. Only in a process with one driving thread ([`adopt_current_thread`]: the
+/// binary, the benches): the count is global, and a product another thread started
+/// meanwhile would run on one thread too, whose last bits can differ (a test process runs
+/// tests on several threads at once).
 pub fn sized<R>(macs: usize, f: impl FnOnce() -> R) -> R {
     let n = threads();
-    if macs >= SMALL_GEMM_MACS || n <= 1 {
+    let driver = ONE_DRIVER.load(std::sync::atomic::Ordering::Relaxed);
+    if macs >= SMALL_GEMM_MACS || n <= 1 || !driver {
         return f();
     }
-    // SAFETY: OpenBLAS's global thread count; only the solver's thread calls BLAS.
+    // SAFETY: OpenBLAS's global thread count, set only by the one thread that calls BLAS.
     unsafe { openblas_set_num_threads(1) };
     let r = f();
     // SAFETY: as above, restored.
