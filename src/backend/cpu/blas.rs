@@ -33,14 +33,10 @@
 //! microseconds: back-to-back matmuls still find the worker awake, an elementwise loop
 //! does not share its core with it). With the shorter spin the same run's spinning fell
 //! to 359–402 samples and rayon's worker did 2262–2422 samples of the loops against the
-//! solver thread's 2704–3158 (two runs), with the same iterates. A
-//! worker that did fall asleep costs a wake-up at the next threaded call, so products
-//! below [`SMALL_GEMM_MACS`] multiply-adds run on the calling thread alone (timed on
-//! digits, whose minibatch products are below it: prox-SGD 300 passes in 0.20–0.24 s
-//! before this change, 0.21–0.22 s with both, 0.23–0.26 s with the short spin alone). A
-//! product's last bits can depend on OpenBLAS's thread count, so such a product may now
-//! differ in its last bits from before; with `OPENBLAS_NUM_THREADS=1` results are the
-//! same as before, bit for bit.
+//! solver thread's 2704–3158 (two runs), with the same iterates. A worker that did fall
+//! asleep costs a wake-up at the next threaded call: side by side, 2^14 made a Fashion
+//! prox-SGD epoch slower than 2^16 (684–738 ms against 596–606), and 2^18 gained least on
+//! the teacher ALM.
 //!
 //! **The solver's thread in rayon's pool.** A parallel loop called from a thread outside
 //! the pool hands the whole loop to the pool's workers, wakes them (they fall asleep
@@ -172,44 +168,14 @@ pub fn set_threads() {
     });
 }
 
-/// Set by [`adopt_current_thread`]: one thread drives the solver and makes every BLAS call,
-/// so [`sized`] may change OpenBLAS's global thread count around a call.
-static ONE_DRIVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// Make the calling thread worker 0 of rayon's global pool (module comment). Call it
-/// before any parallel work, from the thread that will drive the solver (and make every
-/// BLAS call: small products then run on it alone, [`sized`]); `false` when the global pool
-/// already exists (then the pool is left as it is).
+/// before any parallel work, from the thread that will drive the solver; `false` when the
+/// global pool already exists (then nothing changes).
 pub fn adopt_current_thread() -> bool {
-    ONE_DRIVER.store(true, std::sync::atomic::Ordering::Relaxed);
     rayon::ThreadPoolBuilder::new()
         .use_current_thread()
         .build_global()
         .is_ok()
-}
-
-/// Products of fewer multiply-adds than this run on the calling thread alone (module
-/// comment).
-pub const SMALL_GEMM_MACS: usize = 1 << 21;
-
-/// Run `f` (one BLAS call) on the calling thread alone when the product is small
-/// ([`SMALL_GEMM_MACS`]): waking a sleeping worker for it costs about what its half of the
-/// work saves. Only in a process with one driving thread ([`adopt_current_thread`]: the
-/// binary, the benches): the count is global, and a product another thread started
-/// meanwhile would run on one thread too, whose last bits can differ (a test process runs
-/// tests on several threads at once).
-pub fn sized<R>(macs: usize, f: impl FnOnce() -> R) -> R {
-    let n = threads();
-    let driver = ONE_DRIVER.load(std::sync::atomic::Ordering::Relaxed);
-    if macs >= SMALL_GEMM_MACS || n <= 1 || !driver {
-        return f();
-    }
-    // SAFETY: OpenBLAS's global thread count, set only by the one thread that calls BLAS.
-    unsafe { openblas_set_num_threads(1) };
-    let r = f();
-    // SAFETY: as above, restored.
-    unsafe { openblas_set_num_threads(n as std::os::raw::c_int) };
-    r
 }
 
 /// The number of threads OpenBLAS runs a large call on.

@@ -4,7 +4,6 @@
 //! BLAS the transpose flag. OpenBLAS splits a product over the output, never over the
 //! reduction, so each output element is one dot product in one fixed order.
 
-use super::blas::sized;
 use super::Real;
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
@@ -12,26 +11,15 @@ use ndarray::Array2;
 /// `C ← A·B + beta·C`. With `beta = 0`, `C` is not read (BLAS's contract), so NaN in it
 /// does not propagate.
 pub fn nn<F: Real>(c: &mut Array2<F>, a: &Array2<F>, b: &Array2<F>, beta: F) {
-    sized(macs(c, a.ncols()), || {
-        general_mat_mul(F::one(), a, b, beta, c)
-    });
+    general_mat_mul(F::one(), a, b, beta, c);
 }
 
 /// `C ← A·Bᵀ + beta·C`.
 pub fn nt<F: Real>(c: &mut Array2<F>, a: &Array2<F>, b: &Array2<F>, beta: F) {
-    sized(macs(c, a.ncols()), || {
-        general_mat_mul(F::one(), a, &b.t(), beta, c)
-    });
+    general_mat_mul(F::one(), a, &b.t(), beta, c);
 }
 
 /// `C ← Aᵀ·B + beta·C`.
 pub fn tn<F: Real>(c: &mut Array2<F>, a: &Array2<F>, b: &Array2<F>, beta: F) {
-    sized(macs(c, a.nrows()), || {
-        general_mat_mul(F::one(), &a.t(), b, beta, c)
-    });
-}
-
-/// Multiply-adds of a product into `c` over a reduction of length `k`.
-fn macs<F>(c: &Array2<F>, k: usize) -> usize {
-    c.len().saturating_mul(k)
+    general_mat_mul(F::one(), &a.t(), b, beta, c);
 }
