@@ -217,7 +217,7 @@ fn step_imp<F: Real>(out: &mut [F], base: &[F], a: F, dir: &[F]) {
 }
 
 /// `out ← 1·base + a·dir`, vectorised by the compiler ([`simd_dispatch`]).
-fn step_axpy<F: Real>(out: &mut [F], base: &[F], a: F, dir: &[F]) {
+pub(super) fn step_axpy<F: Real>(out: &mut [F], base: &[F], a: F, dir: &[F]) {
     simd_dispatch!(step_imp::<F>(out: &mut [F], base: &[F], a: F, dir: &[F]) -> ())
 }
 
@@ -333,8 +333,15 @@ pub struct TrialRows<'a, F> {
 }
 
 /// The W trial's pre-activation at flat positions `lo..lo + out.len()`: the one
-/// definition of the formula, for `w_trial_preact` and `w_trial_value`.
-fn w_trial_rows<F: Real>(out: &mut [F], lo: usize, us: &[F], bs: &[F], r: TrialRows<'_, F>) {
+/// definition of the formula, for `w_trial_preact`, `w_trial_value` and the tails of
+/// `simd::w_trial_pair_v`.
+pub(super) fn w_trial_rows<F: Real>(
+    out: &mut [F],
+    lo: usize,
+    us: &[F],
+    bs: &[F],
+    r: TrialRows<'_, F>,
+) {
     let n = out.len();
     let (us, bs) = (&us[..n], &bs[..n]);
     let mut k = 0;

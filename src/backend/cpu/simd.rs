@@ -24,7 +24,9 @@
 //!
 //! Only compiled for x86-64; the callers use the widest layout [`isa`] reports.
 
-use super::constraint::{residual_elem, value_elem, GradsOut, ResidualScalars, TrialRows, Uvl};
+use super::constraint::{
+    residual_elem, step_axpy, value_elem, w_trial_rows, GradsOut, ResidualScalars, TrialRows, Uvl,
+};
 use super::kernels::{lane_total, LANES};
 use crate::backend::Grads;
 use std::arch::is_x86_feature_detected;
@@ -264,12 +266,14 @@ macro_rules! constraint_kernels {
             let lanes = spill(acc);
             let shared = if MOVED_V { lanes[2] } else { lanes[5] };
             let mut sums = [[lanes[0], lanes[1], lanes[2]], [lanes[3], lanes[4], shared]];
+            for (c, out) in [&mut *o0, &mut *o1].into_iter().enumerate() {
+                step_axpy(&mut out[full..n], &base[full..], a[c], &dir[full..]);
+            }
             for j in full..n {
                 for (c, (out, gu)) in [(&mut *o0, &mut *g0), (&mut *o1, &mut *g1)]
                     .into_iter()
                     .enumerate()
                 {
-                    out[j] = 1.0 * base[j] + a[c] * dir[j];
                     let (u, v) = if MOVED_V {
                         (other[j], out[j])
                     } else {
@@ -358,14 +362,20 @@ macro_rules! constraint_kernels {
                 [lanes[0], lanes[1], lanes[2]],
                 [lanes[3], lanes[4], lanes[5]],
             ];
+            for (c, out) in [&mut *o0, &mut *o1].into_iter().enumerate() {
+                w_trial_rows(
+                    &mut out[full..n],
+                    lo + full,
+                    &us[full..],
+                    &bs[full..],
+                    rows[c],
+                );
+            }
             for j in full..n {
-                let q = (lo + j) / cols;
                 for (c, (out, gv)) in [(&mut *o0, &mut *g0), (&mut *o1, &mut *g1)]
                     .into_iter()
                     .enumerate()
                 {
-                    let rc = &rows[c];
-                    out[j] = rc.shrink[q] * (us[j] - rc.b_old[q] - rc.t * bs[j]) + rc.b_new[q];
                     let (o, terms) = residual_elem(out[j], vs[j], ls[j], k);
                     gv[j] = o[1];
                     for (lane, t) in sums[c].iter_mut().zip(terms) {
